@@ -1,0 +1,34 @@
+"""Exceptions raised by g2d-edge. Every one of them says what the user can do about it."""
+from __future__ import annotations
+
+
+class G2DError(Exception):
+    """Base class of every error g2d-edge raises on purpose."""
+
+
+class ImageReadError(G2DError):
+    """An image file is missing, unreadable or not an image, or an array is not a valid BGR frame."""
+
+
+class NoFaceError(G2DError):
+    """No face was found where one was required (enrolment, verification)."""
+
+
+class ModelError(G2DError):
+    """A model file (ONNX, TensorRT engine, sidecar) is missing, corrupt or does not match this build."""
+
+
+class BackendUnavailableError(ModelError):
+    """The requested inference backend cannot run here (a package or a GPU is missing)."""
+
+
+class InputError(G2DError, ValueError):
+    """A batch or argument handed to the SDK has the wrong dtype, shape or value."""
+
+
+class GalleryError(G2DError):
+    """A gallery is empty, corrupt, or was made with another model's embedding space."""
+
+
+class CaptureError(G2DError):
+    """A frame source (camera, file, URL, folder) cannot be opened or has ended for good."""

@@ -1,0 +1,1 @@
+"""G2D training pipeline: data preparation, mask synthesis, the network, the greedy stages, evaluation."""
