@@ -1,0 +1,29 @@
+"""Export tools: a trained G2D network -> ONNX graph (+ sidecar) -> TensorRT engines.
+
+    from export import export_onnx, build_engine, TrtBuildOptions
+    export_onnx("runs/x/classifier/final.pt", "g2d-edge-s.onnx")
+    build_engine("g2d-edge-s.onnx", options=TrtBuildOptions(precision="fp16"))
+
+Names are resolved lazily: `export.onnx` needs torch (training extras) while `export.tensorrt` needs only
+TensorRT + pycuda, so a deployment box can build engines without torch.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "export_onnx": "export.onnx", "ParityOptions": "export.onnx", "ParityReport": "export.onnx",
+    "verify_parity": "export.onnx", "build_sidecar": "export.onnx",
+    "build_engine": "export.tensorrt", "build_engine_if_missing": "export.tensorrt",
+    "TrtBuildOptions": "export.tensorrt", "engine_cache_path": "export.tensorrt",
+    "ExportError": "export.errors", "ParityError": "export.errors", "EngineBuildError": "export.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -1,0 +1,378 @@
+"""`g2d-export trt`: ONNX graph -> TensorRT engine (FP32, FP16 or INT8) + engine sidecar.
+
+* Optimisation profile on the batch axis: min 1, opt `opt_batch`, max `max_batch`.
+* Timing cache: layer timings are stored in a file (per GPU and TensorRT release) and reused by later builds.
+* INT8: implicit quantisation with an `IInt8EntropyCalibrator2` fed with aligned faces (a folder of photos, detected
+  and aligned by the SDK's own pipeline, or an .npz cache from `g2d-train prepare`); the calibration cache is saved
+  and reused (its name carries the ONNX's hash, so a re-exported model is recalibrated). FP16 is enabled alongside
+  INT8 for layers that do not quantise.
+* The new engine is checked against ONNX Runtime (CPU, FP32) on real or synthetic faces before it is written:
+  embedding cosine >= 0.9999 (fp32), 0.999 (fp16), 0.98 (int8); otherwise `ParityError`.
+* Sidecar `<engine>.json`: the ONNX sidecar plus `engine` = {tensorrt, gpu, compute_capability, precision,
+  min/opt/max batch, onnx, onnx_sha256, parity ...}; the runtime compares it with the machine before loading.
+
+TensorRT 8.6 and 10.x are supported (named-tensor API). TensorRT 11 removed the FP16/INT8 builder flags (strongly
+typed networks only): there only FP32 engines are built here.
+
+Needs `tensorrt` + `pycuda` and an NVIDIA GPU, but not torch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+
+from g2d_edge.align import ALIGNED_SIZE
+from g2d_edge.backends.base import file_sha256, writable_dir
+from g2d_edge.backends.tensorrt import (PRECISIONS, GpuInfo, current_gpu, engine_cache_candidates, engine_cache_path,
+                                        import_tensorrt, trt_logger)
+from g2d_edge.backends.tensorrt import _release, _slug
+from g2d_edge.errors import ModelError
+from g2d_edge.sidecar import ModelSidecar, sidecar_path_for
+
+from .errors import EngineBuildError, ParityError
+from .faces import DEFAULT_FACE_CACHE, load_cached_faces, load_calibration_faces, synthetic_faces
+
+__all__ = ["TrtBuildOptions", "build_engine", "build_engine_if_missing", "engine_cache_path", "default_engine_path",
+           "verify_engine", "PARITY_MIN_COSINE"]
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+#: Smallest acceptable embedding cosine between an engine and ONNX Runtime FP32, per precision.
+PARITY_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
+
+
+@dataclass
+class TrtBuildOptions:
+    """How an engine is built.
+
+    precision: "fp32" | "fp16" | "int8" (INT8 needs `calib_data` or an existing calibration cache).
+    min_batch / opt_batch / max_batch: the optimisation profile of the batch axis (kernels are tuned for opt).
+    workspace_mib: builder scratch memory limit.
+    timing_cache: file of layer timings (default: next to the ONNX, per GPU and TensorRT release).
+    calib_data: folder of face photos, or .npz/.npy of aligned faces, for INT8 calibration.
+    calib_cache: calibration cache file (default: next to the ONNX, named after the ONNX's hash).
+    calib_batch / calib_max_faces: calibration batch size and number of faces used.
+    optimization_level: TensorRT builder optimisation level 0..5 (None = TensorRT's default, 3).
+    device: CUDA device index.
+    verify / min_cosine: compare the engine with ONNX Runtime before writing it; None = PARITY_MIN_COSINE[precision].
+    verify_faces: .npz of aligned faces for that check (default: calibration faces, the CelebA cache, or synthetic).
+    """
+
+    precision: str = "fp16"
+    min_batch: int = 1
+    opt_batch: int = 8
+    max_batch: int = 32
+    workspace_mib: int = 1024
+    timing_cache: Optional[Path] = None
+    calib_data: Optional[Path] = None
+    calib_cache: Optional[Path] = None
+    calib_batch: int = 16
+    calib_max_faces: int = 512
+    optimization_level: Optional[int] = None
+    device: int = 0
+    verify: bool = True
+    min_cosine: Optional[float] = None
+    verify_faces: Optional[Path] = None
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EngineBuildError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
+            raise EngineBuildError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {self.min_batch}, "
+                                   f"{self.opt_batch}, {self.max_batch}")
+        if self.calib_batch < 1 or self.calib_max_faces < self.calib_batch:
+            raise EngineBuildError("need calib_batch >= 1 and calib_max_faces >= calib_batch")
+        if self.optimization_level is not None and not 0 <= self.optimization_level <= 5:
+            raise EngineBuildError(f"optimization_level must be 0..5, got {self.optimization_level}")
+
+
+def default_engine_path(onnx_path: PathLike, precision: str, device: int = 0) -> Path:
+    """The engine path `build_engine` uses when none is given: the cache name `load_backend` looks for."""
+    trt, _ = import_tensorrt()
+    gpu = current_gpu(device)
+    return engine_cache_path(onnx_path, gpu.name, trt.__version__, precision)
+
+
+def default_timing_cache(onnx_path: Path, gpu: GpuInfo, trt_version: str) -> Path:
+    release = ".".join(str(n) for n in _release(trt_version))
+    folder = writable_dir(onnx_path.parent, "engines")
+    return folder / f"{onnx_path.stem}.{_slug(gpu.name)}.trt{release}.trtcache"
+
+
+def default_calib_cache(onnx_path: Path) -> Path:
+    folder = writable_dir(onnx_path.parent, "engines")
+    return folder / f"{onnx_path.stem}.{file_sha256(onnx_path)[:12]}.int8.calib"
+
+
+# --------------------------------------------------------------------------------------------------- calibrator
+def make_calibrator(trt: Any, cuda: Any, faces: Optional[np.ndarray], batch: int, cache_path: Path):
+    """An IInt8EntropyCalibrator2 feeding `faces` (uint8 (N,112,112,3)) in batches of `batch`; it reads the cache at
+    `cache_path` when present (then TensorRT asks for no batch) and writes it after calibrating."""
+
+    class FaceCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.faces = faces
+            self.batch = int(batch)
+            self.index = 0
+            self.cache_path = Path(cache_path)
+            self.device = None
+            if faces is not None:
+                self.device = cuda.mem_alloc(self.batch * ALIGNED_SIZE * ALIGNED_SIZE * 3)
+                self.progress = _progress(len(faces) // self.batch)
+
+        def get_batch_size(self) -> int:
+            return self.batch
+
+        def get_batch(self, names, *args):  # TensorRT passes the input names
+            if self.faces is None or self.index + self.batch > len(self.faces):
+                return None
+            chunk = np.ascontiguousarray(self.faces[self.index:self.index + self.batch])
+            cuda.memcpy_htod(self.device, chunk)
+            self.index += self.batch
+            self.progress.update(1)
+            return [int(self.device)]
+
+        def read_calibration_cache(self):
+            if self.cache_path.is_file():
+                log.info("INT8: reusing calibration cache %s", self.cache_path)
+                return self.cache_path.read_bytes()
+            return None
+
+        def write_calibration_cache(self, cache) -> None:
+            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
+            tmp.write_bytes(bytes(cache))
+            tmp.replace(self.cache_path)
+            log.info("INT8: calibration cache written to %s", self.cache_path)
+
+        def free(self) -> None:
+            if self.device is not None:
+                self.device.free()
+                self.device = None
+                self.progress.close()
+
+    return FaceCalibrator()
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="INT8 calibration", unit="batch")
+
+
+# ------------------------------------------------------------------------------------------------------- build
+def _network_flags(trt: Any) -> int:
+    """Explicit batch: a flag before TensorRT 10, the only mode (flag deprecated) from 10 on."""
+    if _release(trt.__version__)[0] < 10:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    return 0
+
+
+def _parse_onnx(trt: Any, network: Any, onnx_path: Path) -> None:
+    parser = trt.OnnxParser(network, trt_logger())
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineBuildError(f"TensorRT cannot parse {onnx_path}: {' | '.join(errors) or 'no details'}; "
+                               "re-export it with `g2d-export onnx` (opset 17) and check the TensorRT version")
+
+
+def _shape(batch: int):
+    return (batch, ALIGNED_SIZE, ALIGNED_SIZE, 3)
+
+
+def build_engine(onnx_path: PathLike, engine_path: Optional[PathLike] = None,
+                 options: Optional[TrtBuildOptions] = None) -> ModelSidecar:
+    """Build a TensorRT engine from an exported ONNX model; writes the engine and its sidecar, returns the sidecar.
+
+    engine_path: default `default_engine_path(onnx, precision)` (the cache name that `load_backend` finds).
+    Raises EngineBuildError (parse/build failure, bad options), ParityError (engine disagrees with ONNX Runtime),
+    ModelError (missing ONNX or sidecar), BackendUnavailableError (no TensorRT/pycuda/GPU).
+    """
+    options = options or TrtBuildOptions()
+    options.validate()
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ModelError(f"ONNX model not found: {onnx_path}; export one with `g2d-export onnx`")
+    onnx_sidecar = ModelSidecar.load(sidecar_path_for(onnx_path))
+    trt, cuda = import_tensorrt()
+    gpu = current_gpu(options.device)
+    if options.precision != "fp32" and not hasattr(trt.BuilderFlag, "FP16"):
+        raise EngineBuildError(f"TensorRT {trt.__version__} has no FP16/INT8 builder flags (strongly typed networks "
+                               "only); build --precision fp32, or install TensorRT 10: pip install 'tensorrt>=10,<11'")
+    engine_path = Path(engine_path) if engine_path else default_engine_path(onnx_path, options.precision,
+                                                                            options.device)
+    if engine_path.suffix != ".engine":
+        raise EngineBuildError(f"engine path must end in .engine, got {engine_path}")
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    timing_path = Path(options.timing_cache) if options.timing_cache else default_timing_cache(
+        onnx_path, gpu, trt.__version__)
+    calib_path = Path(options.calib_cache) if options.calib_cache else default_calib_cache(onnx_path)
+
+    calib_faces: Optional[np.ndarray] = None
+    if options.precision == "int8":
+        if options.calib_data is not None:
+            calib_faces = load_calibration_faces(options.calib_data, options.calib_max_faces)
+            if len(calib_faces) < options.calib_batch:
+                raise EngineBuildError(f"only {len(calib_faces)} calibration faces in {options.calib_data}, fewer "
+                                       f"than one batch of {options.calib_batch}")
+            log.info("INT8: %d calibration faces from %s", len(calib_faces), options.calib_data)
+        elif not calib_path.is_file():
+            raise EngineBuildError("INT8 needs calibration faces: pass --calib FOLDER|NPZ (about 500 aligned faces "
+                                   f"of the deployment population), or an existing calibration cache ({calib_path})")
+
+    ctx = cuda.Device(options.device).retain_primary_context()
+    ctx.push()
+    calibrator = None
+    try:
+        logger = trt_logger()
+        logger.errors = []
+        builder = trt.Builder(logger)
+        network = builder.create_network(_network_flags(trt))
+        _parse_onnx(trt, network, onnx_path)
+        name = network.get_input(0).name
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mib) << 20)
+        if options.optimization_level is not None:
+            config.builder_optimization_level = int(options.optimization_level)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(name, _shape(options.min_batch), _shape(options.opt_batch), _shape(options.max_batch))
+        config.add_optimization_profile(profile)
+        if options.precision in ("fp16", "int8"):
+            if not getattr(builder, "platform_has_fast_fp16", True):
+                log.warning("%s has no fast FP16; the fp16 engine may not be faster than fp32", gpu.name)
+            config.set_flag(trt.BuilderFlag.FP16)
+        if options.precision == "int8":
+            if not getattr(builder, "platform_has_fast_int8", True):
+                log.warning("%s has no fast INT8; the int8 engine may not be faster", gpu.name)
+            config.set_flag(trt.BuilderFlag.INT8)
+            calibrator = make_calibrator(trt, cuda, calib_faces, options.calib_batch, calib_path)
+            config.int8_calibrator = calibrator
+            calib_profile = builder.create_optimization_profile()
+            cb = _shape(options.calib_batch)
+            calib_profile.set_shape(name, cb, cb, cb)
+            config.set_calibration_profile(calib_profile)
+        timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
+        config.set_timing_cache(timing, ignore_mismatch=False)
+
+        log.info("building %s engine from %s (batch %d..%d, opt %d) on %s, TensorRT %s", options.precision,
+                 onnx_path.name, options.min_batch, options.max_batch, options.opt_batch, gpu.name, trt.__version__)
+        start = time.perf_counter()
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise EngineBuildError(f"TensorRT failed to build the {options.precision} engine: "
+                                   f"{' | '.join(logger.errors[-5:]) or 'see the log above'}")
+        log.info("engine built in %.1f s", time.perf_counter() - start)
+        _atomic_write(timing_path, bytes(config.get_timing_cache().serialize()))
+        engine_bytes = bytes(serialized)
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+        ctx.pop()
+        ctx.detach()
+
+    engine_info: Dict[str, Any] = {
+        "tensorrt": trt.__version__, "gpu": gpu.name, "compute_capability": gpu.compute_capability,
+        "precision": options.precision, "min_batch": options.min_batch, "opt_batch": options.opt_batch,
+        "max_batch": options.max_batch, "onnx": onnx_path.name, "onnx_sha256": file_sha256(onnx_path),
+        "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "workspace_mib": options.workspace_mib,
+        "calibration": ({"source": str(options.calib_data) if options.calib_data else f"cache {calib_path.name}",
+                         "faces": 0 if calib_faces is None else int(len(calib_faces))}
+                        if options.precision == "int8" else None),
+    }
+    sidecar = replace(onnx_sidecar, engine=engine_info)
+    tmp_engine = engine_path.with_name(f".{engine_path.stem}.{os.getpid()}.tmp.engine")
+    try:
+        tmp_engine.write_bytes(engine_bytes)
+        if options.verify:
+            faces = _verification_faces(options, calib_faces)
+            report = verify_engine(tmp_engine, onnx_path, faces, sidecar, options.device)
+            threshold = options.min_cosine if options.min_cosine is not None else PARITY_MIN_COSINE[options.precision]
+            engine_info["parity"] = {"reference": "onnxruntime-cpu-fp32", **report, "threshold": threshold}
+            log.info("engine vs ONNX Runtime: cosine min %.5f mean %.5f, max |dlogits| %.3g on %d faces",
+                     report["min_cosine"], report["mean_cosine"], report["max_abs_logits_diff"], report["num_faces"])
+            if report["min_cosine"] < threshold:
+                raise ParityError(f"the {options.precision} engine disagrees with the ONNX model (embedding cosine "
+                                  f"{report['min_cosine']:.5f} < {threshold}); nothing was written. "
+                                  + ("Calibrate with more, deployment-like faces (--calib) or use fp16."
+                                     if options.precision == "int8" else "Try --precision fp32."), report)
+        tmp_engine.replace(engine_path)
+    finally:
+        if tmp_engine.exists():
+            tmp_engine.unlink()
+    sidecar = replace(onnx_sidecar, engine=engine_info)
+    sidecar.save(sidecar_path_for(engine_path))
+    log.info("wrote %s (%.1f MB) + %s", engine_path, engine_path.stat().st_size / 1e6,
+             sidecar_path_for(engine_path).name)
+    return sidecar
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _verification_faces(options: TrtBuildOptions, calib_faces: Optional[np.ndarray], count: int = 32) -> np.ndarray:
+    if options.verify_faces is not None:
+        return load_calibration_faces(options.verify_faces, count)
+    if calib_faces is not None and len(calib_faces):
+        return calib_faces[:count]
+    try:
+        return load_cached_faces(DEFAULT_FACE_CACHE, count)
+    except (FileNotFoundError, ValueError, OSError):
+        return synthetic_faces(count, np.random.default_rng(0))
+
+
+def verify_engine(engine_path: PathLike, onnx_path: PathLike, faces: np.ndarray,
+                  sidecar: Optional[ModelSidecar] = None, device: int = 0) -> Dict[str, float]:
+    """Embedding cosine / logit difference between an engine and its ONNX model in ONNX Runtime (CPU, FP32)."""
+    from g2d_edge.backends.onnxruntime import OnnxRuntimeBackend, OrtOptions
+    from g2d_edge.backends.tensorrt import TensorRTBackend, TrtRuntimeOptions
+
+    reference = OnnxRuntimeBackend(onnx_path, OrtOptions(providers=["cpu"]))
+    engine = TensorRTBackend(engine_path, TrtRuntimeOptions(device=device), sidecar=sidecar)
+    try:
+        ref_emb, ref_logits = reference.infer(faces)
+        emb, logits = engine.infer(faces)
+    finally:
+        engine.close()
+        reference.close()
+    cos = (ref_emb * emb).sum(1)
+    diff = float(np.abs(ref_logits - logits).max()) if logits.size else 0.0
+    return {"min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()), "max_abs_logits_diff": diff,
+            "num_faces": int(len(faces))}
+
+
+def build_engine_if_missing(onnx_path: PathLike, precision: str = "fp16", max_batch: int = 32,
+                            calib_data: Optional[PathLike] = None, device: int = 0,
+                            options: Optional[TrtBuildOptions] = None) -> Path:
+    """The engine for `onnx_path` on this GPU / TensorRT / precision: the cached one if it exists and matches the
+    current ONNX, else a freshly built one (next to the model, or in the user cache when that folder is read-only).
+    Used by `load_backend(..., build_engine=True)`."""
+    from g2d_edge.backends import find_cached_engine
+
+    onnx_path = Path(onnx_path)
+    cached = find_cached_engine(onnx_path, precision, device)
+    if cached is not None:
+        return cached
+    base = options or TrtBuildOptions()
+    options = replace(base, precision=precision, max_batch=int(max_batch), opt_batch=min(base.opt_batch,
+                      int(max_batch)), min_batch=1, device=device,
+                      calib_data=Path(calib_data) if calib_data else base.calib_data)
+    trt, _ = import_tensorrt()
+    gpu = current_gpu(device)
+    primary, fallback = engine_cache_candidates(onnx_path, gpu.name, trt.__version__, precision)
+    target = primary if os.access(primary.parent, os.W_OK) else fallback
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("no cached %s engine for %s on %s: building %s (takes a few minutes once)", precision, onnx_path.name,
+             gpu.name, target)
+    build_engine(onnx_path, target, options)
+    return target
+

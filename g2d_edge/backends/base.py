@@ -1,0 +1,196 @@
+"""The inference-backend protocol and the input checks every backend shares.
+
+A backend runs the exported graph: a batch of aligned 112x112 faces (uint8, NHWC, BGR, exactly as
+`g2d_edge.align.align_face` makes them) in, L2-normalised embeddings and classifier logits out. Pre-processing
+(colour conversion, scaling) lives inside the graph, so every backend takes the same raw crops.
+
+Backends subclass `BaseBackend`, which validates the batch, returns empty outputs for an empty batch, splits batches
+larger than `max_batch` into chunks and renormalises the embeddings (reduced-precision engines drift off the unit
+sphere by ~1e-3). A subclass implements only `_run(faces)` for one chunk of at most `max_batch` faces.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Protocol, Tuple, Union, runtime_checkable
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from ..sidecar import InputSpec, ModelSidecar, sidecar_path_for
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the SDK needs from an inference runtime.
+
+    name: "tensorrt" | "onnxruntime" | "torch".
+    sidecar: the model's metadata (embedding space, threshold, class names ...).
+    max_batch: the largest batch one call to the runtime takes; `infer` splits larger batches itself.
+    """
+
+    name: str
+    sidecar: ModelSidecar
+    max_batch: int
+
+    def infer(self, faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(N, 112, 112, 3) uint8 BGR -> (embeddings (N, D) float32 unit-norm, logits (N, C) float32)."""
+        ...
+
+    def warmup(self) -> None:
+        """Run the model once or twice so that the first real call is not slowed by lazy initialisation."""
+        ...
+
+
+def check_faces(faces: np.ndarray, spec: Optional[InputSpec] = None) -> np.ndarray:
+    """Validate a batch of aligned faces and return it C-contiguous.
+
+    Raises InputError (saying what to do) for a non-array, a wrong dtype or a shape other than (N, H, W, C)
+    of the model's input spec (112x112x3 by default). A single face (H, W, C) is *not* promoted silently: the caller
+    must say `faces[None]`, so that a batch of one and a mistake cannot be confused.
+    """
+    spec = spec or InputSpec()
+    expected = (spec.height, spec.width, spec.channels)
+    if not isinstance(faces, np.ndarray):
+        raise InputError(f"faces must be a numpy array of shape (N, {spec.height}, {spec.width}, {spec.channels}), "
+                         f"got {type(faces).__name__}")
+    if faces.dtype != np.dtype(spec.dtype):
+        raise InputError(f"faces must be {spec.dtype} {spec.color} crops (as g2d_edge.align.align_face returns), got "
+                         f"dtype {faces.dtype}; do not normalise them yourself, the model does it")
+    if faces.ndim == 3 and faces.shape == expected:
+        raise InputError(f"faces must be a batch (N, {spec.height}, {spec.width}, {spec.channels}); got a single "
+                         "face: pass faces[None]")
+    if faces.ndim != 4 or faces.shape[1:] != expected:
+        raise InputError(f"faces must have shape (N, {spec.height}, {spec.width}, {spec.channels}) ({spec.layout}, "
+                         f"{spec.color}, aligned with g2d_edge.align.align_face), got {faces.shape}")
+    return np.ascontiguousarray(faces)
+
+
+def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise L2 normalisation in float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, eps)
+
+
+def check_model_file(path: PathLike, suffixes: Iterable[str], what: str) -> Path:
+    """Return `path` as a Path if it is a non-empty file with one of `suffixes`, else raise ModelError."""
+    path = Path(path)
+    suffixes = tuple(suffixes)
+    if not path.is_file():
+        raise ModelError(f"{what} not found: {path}; export one with `g2d-export onnx` (and `g2d-export trt` for a "
+                         "TensorRT engine) or pass the path of an existing model")
+    if path.suffix.lower() not in suffixes:
+        raise ModelError(f"{path} is not a {what} (expected a file ending in {' or '.join(suffixes)})")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{what} {path} is empty (an interrupted copy or export?); export or copy it again")
+    return path
+
+
+def load_sidecar(model_path: PathLike) -> ModelSidecar:
+    """The sidecar JSON next to a model file; ModelError with a hint when missing or malformed."""
+    return ModelSidecar.load(sidecar_path_for(model_path))
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def user_cache_dir() -> Path:
+    """Where g2d-edge caches built engines when the model's folder is read-only: $G2D_EDGE_CACHE, else
+    $XDG_CACHE_HOME/g2d-edge, else ~/.cache/g2d-edge."""
+    env = os.environ.get("G2D_EDGE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base).expanduser() if base else Path.home() / ".cache") / "g2d-edge"
+
+
+def writable_dir(preferred: Path, fallback_name: str) -> Path:
+    """`preferred` (created if needed) when it is writable, else `user_cache_dir() / fallback_name`."""
+    preferred = Path(preferred)
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        if os.access(preferred, os.W_OK):
+            return preferred
+    except OSError:
+        pass
+    fallback = user_cache_dir() / fallback_name
+    fallback.mkdir(parents=True, exist_ok=True)
+    log.info("%s is not writable; caching in %s instead", preferred, fallback)
+    return fallback
+
+
+class BaseBackend:
+    """Shared behaviour of the concrete backends: input checks, empty batches, chunking, renormalisation."""
+
+    name: str = "base"
+
+    def __init__(self, sidecar: ModelSidecar, max_batch: int) -> None:
+        if max_batch < 1:
+            raise InputError(f"max_batch must be >= 1, got {max_batch}")
+        self.sidecar = sidecar
+        self.max_batch = int(max_batch)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.sidecar.embedding_dim)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.sidecar.num_classes)
+
+    def infer(self, faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Embeddings and logits of a batch of aligned faces.
+
+        faces: (N, 112, 112, 3) uint8 BGR (non-contiguous arrays are copied). N may be 0 (empty outputs) or larger
+        than `max_batch` (the batch is run in chunks of `max_batch`, in order).
+        Returns (embeddings (N, D) float32, each row unit-norm; logits (N, C) float32).
+        """
+        faces = check_faces(faces, self.sidecar.input)
+        n = faces.shape[0]
+        if n == 0:
+            return (np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, self.num_classes), np.float32))
+        embs, logits = [], []
+        for start in range(0, n, self.max_batch):
+            chunk = faces[start:start + self.max_batch]
+            e, lg = self._run(chunk)
+            embs.append(np.asarray(e, dtype=np.float32).reshape(len(chunk), self.embedding_dim))
+            logits.append(np.asarray(lg, dtype=np.float32).reshape(len(chunk), self.num_classes))
+        emb = embs[0] if len(embs) == 1 else np.concatenate(embs)
+        lg = logits[0] if len(logits) == 1 else np.concatenate(logits)
+        return l2_normalise(emb), lg
+
+    def warmup(self) -> None:
+        """Run a batch of 1 and, when allowed, a batch of `min(8, max_batch)` black faces."""
+        spec = self.sidecar.input
+        for n in sorted({1, min(8, self.max_batch)}):
+            self._run(np.zeros((n, spec.height, spec.width, spec.channels), np.uint8))
+        log.debug("%s backend warmed up", self.name)
+
+    def _run(self, faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        """Run one validated, contiguous chunk of 1..max_batch faces."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release runtime resources (GPU buffers, sessions). Safe to call twice."""
+
+    def __enter__(self) -> "BaseBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.sidecar.name!r}, max_batch={self.max_batch})"

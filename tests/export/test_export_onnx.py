@@ -1,0 +1,177 @@
+"""g2d-export onnx: graph contract, parity with PyTorch (and its failure), sidecar, checkpoint input, CLI."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export.cli import main as export_main
+from export.errors import ExportError, ParityError
+from export.onnx import (ParityOptions, embedding_space_id, export_onnx, parity_batches, verify_parity,
+                         weights_sha256)
+from g2d_edge.sidecar import ModelSidecar, sidecar_path_for
+from train.model import InferenceModel
+
+FAST = ParityOptions(num_real=4, num_synthetic=4, num_random=3)
+
+
+def _corrupt(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Add noise to the largest float initializer (a conv / linear weight)."""
+    init = max((t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT),
+               key=lambda t: int(np.prod(t.dims)))
+    w = onnx.numpy_helper.to_array(init).copy()
+    w += np.random.default_rng(0).normal(0, 2 * (w.std() + 1e-3), w.shape).astype(w.dtype)
+    init.CopyFrom(onnx.numpy_helper.from_array(w, init.name))
+    return model
+
+
+def test_tiny_model_graph_contract(tiny_onnx_model: Path):
+    model = onnx.load(str(tiny_onnx_model))
+    onnx.checker.check_model(model, full_check=True)
+    (inp,) = model.graph.input
+    assert inp.name == "faces" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [112, 112, 3]
+    assert [o.name for o in model.graph.output] == ["embedding", "logits"]
+    props = {p.key: p.value for p in model.metadata_props}
+    sidecar = ModelSidecar.load(sidecar_path_for(tiny_onnx_model))
+    assert props["embedding_space"] == sidecar.embedding_space
+    assert props["weights_sha256"] == sidecar.weights_sha256
+
+
+def test_sidecar_contents_and_round_trip(tiny_onnx_model: Path):
+    TINY_CLASS_NAMES = ["alice", "bob", "carol", "dave", "erin"]  # noqa: N806 - as in tests/conftest.py
+    path = sidecar_path_for(tiny_onnx_model)
+    sidecar = ModelSidecar.load(path)
+    assert sidecar.name == "tiny"
+    assert sidecar.embedding_dim == 512 and sidecar.num_classes == len(TINY_CLASS_NAMES)
+    assert sidecar.class_names == TINY_CLASS_NAMES
+    assert sidecar.threshold == pytest.approx(0.42)
+    assert sidecar.trained_on == "random weights (tests)"
+    assert sidecar.data_summary == {"identities": 5}
+    assert sidecar.config["encoder"] == "edge" and sidecar.config["num_classes"] == 5
+    for key in ("torch", "onnx", "onnxruntime", "onnxslim", "opset"):
+        assert sidecar.versions[key]
+    assert sidecar.versions["opset"] == "17"
+    assert sidecar.engine is None
+    assert len(sidecar.weights_sha256) == 64 and sidecar.embedding_space.startswith("g2d-edge-512d-")
+    assert ModelSidecar.from_dict(json.loads(path.read_text())) == sidecar
+    # the checkpoint next to it gives the same hashes
+    from train.checkpoint import load_model
+
+    model, _ = load_model(tiny_onnx_model.with_suffix(".pt"))
+    assert weights_sha256(model) == sidecar.weights_sha256
+    assert embedding_space_id(model) == sidecar.embedding_space
+
+
+def test_embedding_space_ignores_classifier_but_weights_hash_does_not(make_tiny_model):
+    a, b = make_tiny_model(5), make_tiny_model(5)
+    with torch.no_grad():
+        b.classifier.weight.add_(1.0)
+    assert embedding_space_id(a) == embedding_space_id(b)
+    assert weights_sha256(a) != weights_sha256(b)
+    c = make_tiny_model(5, seed=1)
+    assert embedding_space_id(a) != embedding_space_id(c)
+
+
+def test_export_in_memory_model_matches_pytorch(tmp_path: Path, make_tiny_model):
+    model = make_tiny_model(3)
+    was = model.training
+    out = tmp_path / "m.onnx"
+    sidecar = export_onnx(model, out, meta={"class_names": ["a", "b", "c"]}, parity=FAST)
+    assert out.is_file() and sidecar_path_for(out).is_file()
+    assert sidecar.threshold == 0.5  # default when the meta has none
+    assert model.training == was  # the caller's model is not modified
+    # independent re-check on the written file, at batch sizes 1, 3 and 7
+    rng = np.random.default_rng(5)
+    batches = [(f"b{n}", rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)) for n in (1, 3, 7)]
+    report = verify_parity(out, InferenceModel(model), batches)
+    assert report.passed, report.summary()
+    assert report.min_cosine >= 0.9999 and report.num_faces == 11
+
+
+def test_export_without_classifier(tmp_path: Path, make_tiny_model):
+    import onnxruntime as ort
+
+    out = tmp_path / "noclf.onnx"
+    sidecar = export_onnx(make_tiny_model(0), out, parity=FAST)
+    assert sidecar.num_classes == 0 and sidecar.class_names == []
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    emb, logits = sess.run(None, {"faces": np.zeros((2, 112, 112, 3), np.uint8)})
+    assert emb.shape == (2, 512) and logits.shape == (2, 0)
+
+
+def test_parity_failure_is_detected_and_nothing_written(tmp_path: Path, make_tiny_model, monkeypatch):
+    import export.onnx as export_onnx_mod
+
+    real_simplify = export_onnx_mod.simplify_graph
+    monkeypatch.setattr(export_onnx_mod, "simplify_graph", lambda m: _corrupt(real_simplify(m)))
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ParityError) as info:
+        export_onnx(make_tiny_model(5), out, parity=FAST)
+    assert "cosine" in str(info.value) and info.value.report is not None
+    assert info.value.report.min_cosine < 0.9999 and not info.value.report.passed
+    assert not out.exists() and not sidecar_path_for(out).exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_verify_parity_flags_a_corrupted_file(tiny_onnx_model: Path, tmp_path: Path):
+    from train.checkpoint import load_model
+
+    bad = tmp_path / "bad.onnx"
+    onnx.save(_corrupt(onnx.load(str(tiny_onnx_model))), str(bad))
+    model, _ = load_model(tiny_onnx_model.with_suffix(".pt"))
+    batches = parity_batches(FAST)
+    assert verify_parity(tiny_onnx_model, InferenceModel(model), batches).passed
+    report = verify_parity(bad, InferenceModel(model), batches)
+    assert not report.passed and report.failures
+
+
+def test_parity_batches_include_synthetic_and_real_faces(tmp_path: Path):
+    cache = tmp_path / "faces.npz"
+    np.savez(cache, images=np.full((6, 112, 112, 3), 7, np.uint8))
+    batches = dict(parity_batches(ParityOptions(real_faces=cache, num_real=4, num_synthetic=2, num_random=3)))
+    assert set(batches) == {"random-1", "random-3", "synthetic-2", "real-4"}
+    assert (batches["real-4"] == 7).all()
+    no_real = dict(parity_batches(ParityOptions(real_faces=tmp_path / "missing.npz")))
+    assert not any(k.startswith("real") for k in no_real)
+
+
+def test_class_name_mismatch_and_bad_inputs(tmp_path: Path, make_tiny_model):
+    with pytest.raises(ExportError, match="class names"):
+        export_onnx(make_tiny_model(5), tmp_path / "m.onnx", meta={"class_names": ["a", "b"]}, parity=FAST)
+    with pytest.raises(ExportError, match=r"\.onnx"):
+        export_onnx(make_tiny_model(5), tmp_path / "m.bin", parity=FAST)
+    with pytest.raises(ExportError, match="not found"):
+        export_onnx(tmp_path / "missing.pt", tmp_path / "m.onnx", parity=FAST)
+    with pytest.raises(ExportError):
+        export_onnx(object(), tmp_path / "m.onnx", parity=FAST)
+
+
+def test_cli_onnx_success_and_failure(tiny_onnx_model: Path, tmp_path: Path, monkeypatch, capsys):
+    ckpt = tmp_path / "ck.pt"
+    shutil.copy(tiny_onnx_model.with_suffix(".pt"), ckpt)
+    out = tmp_path / "cli.onnx"
+    assert export_main(["onnx", str(ckpt), "-o", str(out), "--no-real-faces", "--threshold", "0.3"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["num_classes"] == 5
+    sidecar = ModelSidecar.load(out.with_suffix(".json"))
+    assert sidecar.threshold == pytest.approx(0.3) and sidecar.name == "cli"
+    # same weights as the fixture's export: same identity
+    assert sidecar.embedding_space == ModelSidecar.load(tiny_onnx_model.with_suffix(".json")).embedding_space
+
+    import export.onnx as export_onnx_mod
+
+    real_simplify = export_onnx_mod.simplify_graph
+    monkeypatch.setattr(export_onnx_mod, "simplify_graph", lambda m: _corrupt(real_simplify(m)))
+    assert export_main(["onnx", str(ckpt), "-o", str(tmp_path / "bad.onnx"), "--no-real-faces"]) == 1
+    assert not (tmp_path / "bad.onnx").exists()
+    assert export_main(["onnx", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.onnx")]) == 1
+    with pytest.raises(SystemExit) as info:
+        export_main(["onnx", str(ckpt)])  # -o missing
+    assert info.value.code == 2
