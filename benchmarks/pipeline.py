@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""End-to-end pipeline benchmark: frames per second and time per stage at 1, 4 and 16 faces per frame.
+
+Stages: capture (time the loop waits on the threaded `Capture` for the next frame: JPEG frames read from a folder,
+decoded ahead on the reader thread, as a camera would deliver them), detection (MediaPipe BlazeFace), alignment,
+inference (all faces of a frame in one backend call) and matching (cosine top-1 over a gallery).
+
+Test frames are built from real photos: N face photos of different people from ../shared/data/celeba-train tiled into
+one frame (1x1, 2x2, 4x4). The photos the detector is most confident about are used, so that the N faces are really
+found; the table reports how many faces were found per frame. The gallery holds those people plus random filler
+identities (`--gallery-size`).
+
+    python benchmarks/pipeline.py                          # shipped model, CPU (+ GPU when present), Markdown
+    python benchmarks/pipeline.py --model m.onnx --json    # JSON on stdout
+    python benchmarks/pipeline.py --backends cpu --faces 1,4 --frames 30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(REPO))
+
+from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
+                      RecognizerOptions)
+from g2d_edge.errors import G2DError  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
+STAGES = ("capture", "detection", "alignment", "inference", "matching")
+
+
+@dataclass
+class Row:
+    """One line of the result table."""
+
+    config: str
+    backend: str
+    device: str
+    faces_per_frame: int
+    faces_found: float
+    frames: int
+    fps: float
+    capture_ms: float
+    detection_ms: float
+    alignment_ms: float
+    inference_ms: float
+    matching_ms: float
+    total_ms: float
+
+
+def machine_info() -> Dict[str, Any]:
+    """CPU model, core counts, GPU (if any) and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = None
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+        except (OSError, subprocess.TimeoutExpired):
+            gpu = None
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    for mod in ("onnxruntime", "mediapipe", "tensorrt"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "gpu": gpu,
+            "os": f"{platform.system()} {platform.release()}", "versions": versions}
+
+
+def gpu_available() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
+
+
+def pick_photos(data: Path, count: int, detector: FaceDetector) -> List[np.ndarray]:
+    """One photo each of up to `count` people, those the detector finds most confidently, best first."""
+    people = sorted(p for p in data.iterdir() if p.is_dir())
+    scored: List[Tuple[float, np.ndarray]] = []
+    for person in people[: max(count * 3, count + 8)]:
+        for path in sorted(person.glob("*.jpg"))[:2]:
+            image = cv2.imread(str(path))
+            found = detector.detect(image) if image is not None else []
+            if len(found) == 1:
+                scored.append((found[0].score, image))
+                break
+    scored.sort(key=lambda s: -s[0])
+    if len(scored) < count:
+        raise SystemExit(f"only {len(scored)} usable photos in {data}; need {count}")
+    return [im for _, im in scored[:count]]
+
+
+def tile(photos: Sequence[np.ndarray], cell: int) -> np.ndarray:
+    """Photos side by side in a square grid (ceil(sqrt(N)) per row), each resized to cell x cell."""
+    side = int(np.ceil(np.sqrt(len(photos))))
+    frame = np.zeros((side * cell, side * cell, 3), np.uint8)
+    for i, photo in enumerate(photos):
+        r, c = divmod(i, side)
+        frame[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = cv2.resize(photo, (cell, cell))
+    return frame
+
+
+def build_frames(photos: List[np.ndarray], n_faces: int, distinct: int, cell: int) -> List[np.ndarray]:
+    """`distinct` frames of `n_faces` tiled photos, rotating through the photo list."""
+    frames = []
+    for k in range(distinct):
+        chosen = [photos[(k * n_faces + i) % len(photos)] for i in range(n_faces)]
+        frames.append(tile(chosen, cell))
+    return frames
+
+
+def fill_gallery(rec: Recognizer, frames: List[np.ndarray], size: int, seed: int = 0) -> None:
+    """The people in the frames (one template per face found) plus random filler identities up to `size`."""
+    gallery = rec.gallery
+    gallery.clear()
+    for fi, frame in enumerate(frames):
+        for j, face in enumerate(rec.identify(frame)):
+            gallery.add(f"person-{fi}-{j}", face.embedding)
+    rng = np.random.default_rng(seed)
+    missing = max(0, size - len(gallery))
+    if missing:
+        filler = rng.standard_normal((missing * 3, rec.embedding_dim)).astype(np.float32)
+        for i in range(missing):
+            gallery.add(f"filler-{i}", filler[i * 3:(i + 1) * 3])
+
+
+def run_config(config: str, args: argparse.Namespace, photos: List[np.ndarray]) -> List[Row]:
+    if config == "cpu":
+        backend, options = "onnxruntime", {"providers": ["cpu"], "intra_op_threads": args.threads}
+    else:
+        backend, options = args.gpu_backend, {}
+    rec = Recognizer(model=args.model, backend=backend,
+                     options=RecognizerOptions(detector=DetectorOptions(model=args.detector)), **options)
+    device = getattr(rec.backend, "provider", None) or rec.backend.name
+    rows = []
+    try:
+        for n_faces in args.faces:
+            frames = build_frames(photos, n_faces, args.distinct, args.cell)
+            fill_gallery(rec, frames, args.gallery_size)
+            with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
+                for i in range(args.frames + args.warmup):
+                    cv2.imwrite(str(Path(tmp) / f"{i:06d}.jpg"), frames[i % len(frames)],
+                                [cv2.IMWRITE_JPEG_QUALITY, 90])
+                rows.append(measure(rec, Path(tmp), args, config, device, n_faces))
+    finally:
+        rec.close()
+    return rows
+
+
+def measure(rec: Recognizer, folder: Path, args: argparse.Namespace, config: str, device: str,
+            n_faces: int) -> Row:
+    totals = {s: 0.0 for s in STAGES}
+    found = 0
+    done = 0
+    with Capture(folder, CaptureOptions(drop_frames=False)) as cap:
+        for _ in range(args.warmup):
+            frame = cap.read(timeout=30)
+            if frame is None:
+                raise SystemExit("capture ended during warm-up")
+            rec.identify(frame.image)
+        start = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            frame = cap.read(timeout=30)
+            t1 = time.perf_counter()
+            if frame is None:
+                break
+            faces = rec.identify(frame.image)
+            totals["capture"] += t1 - t0
+            for stage, seconds in rec.last_timings.items():
+                totals[stage] += seconds
+            found += len(faces)
+            done += 1
+        wall = time.perf_counter() - start
+    per = {s: 1000.0 * totals[s] / max(done, 1) for s in STAGES}
+    return Row(config=config, backend=rec.backend.name, device=device, faces_per_frame=n_faces,
+               faces_found=found / max(done, 1), frames=done, fps=done / max(wall, 1e-9),
+               capture_ms=per["capture"], detection_ms=per["detection"], alignment_ms=per["alignment"],
+               inference_ms=per["inference"], matching_ms=per["matching"], total_ms=1000.0 * wall / max(done, 1))
+
+
+def markdown(rows: List[Row], machine: Dict[str, Any], args: argparse.Namespace, model_name: str) -> str:
+    gpu = f", GPU {machine['gpu']}" if machine["gpu"] else ", no GPU"
+    lines = [f"### g2d-edge pipeline: {model_name}", "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable){gpu}; "
+             f"{machine['os']}; onnxruntime {machine['versions'].get('onnxruntime', '?')}, "
+             f"mediapipe {machine['versions'].get('mediapipe', '?')}.",
+             f"Detector: BlazeFace {args.detector} range; gallery of {args.gallery_size} identities; ONNX Runtime CPU "
+             f"threads: {args.threads or 'default'}; "
+             f"{args.frames} frames per row; times are means per frame in ms.", "",
+             "| config | runs on | faces/frame | found | FPS | capture | detection | alignment | inference | "
+             "matching | total |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.config} | {r.device} | {r.faces_per_frame} | {r.faces_found:.1f} | {r.fps:.1f} | "
+                     f"{r.capture_ms:.2f} | {r.detection_ms:.2f} | {r.alignment_ms:.2f} | {r.inference_ms:.2f} | "
+                     f"{r.matching_ms:.2f} | {r.total_ms:.2f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="g2d-edge end-to-end pipeline benchmark")
+    p.add_argument("--model", default=None, help="model file (.onnx / .engine); default: the shipped model")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of real photos, one sub-folder per person")
+    p.add_argument("--faces", default="1,4,16", help="faces per frame, comma separated (default 1,4,16)")
+    p.add_argument("--backends", default=None,
+                   help="comma separated: cpu (ONNX Runtime CPU) and/or gpu; default: cpu, plus gpu when present")
+    p.add_argument("--gpu-backend", default="auto", help="backend for the gpu config: auto, tensorrt, onnxruntime")
+    p.add_argument("--threads", type=int, default=0,
+                   help="ONNX Runtime CPU threads (0: its default, one per core). On small CPUs 1 can be faster "
+                        "overall: idle ORT threads keep spinning and slow the detector and the matching")
+    p.add_argument("--detector", choices=("short", "full"), default="full",
+                   help="BlazeFace range (default full: 16 faces in one frame are small)")
+    p.add_argument("--frames", type=int, default=60, help="timed frames per row")
+    p.add_argument("--warmup", type=int, default=5, help="untimed frames per row")
+    p.add_argument("--distinct", type=int, default=4, help="different frames per row (cycled)")
+    p.add_argument("--cell", type=int, default=144, help="pixels per tiled photo")
+    p.add_argument("--gallery-size", type=int, default=1000, help="identities in the gallery")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    args = p.parse_args(argv)
+    try:
+        args.faces = [int(x) for x in args.faces.split(",") if x.strip()]
+    except ValueError:
+        p.error("--faces takes comma-separated integers, e.g. 1,4,16")
+    if args.backends is None:
+        suffix = Path(args.model).suffix.lower() if args.model else ".onnx"
+        args.backends = (["gpu"] if suffix == ".engine" else ["cpu"] + (["gpu"] if gpu_available() else []))
+    else:
+        args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        bad = [b for b in args.backends if b not in ("cpu", "gpu")]
+        if bad:
+            p.error(f"--backends takes cpu and/or gpu, got {bad}")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if not args.data.is_dir():
+        print(f"pipeline benchmark: photo folder not found: {args.data} (pass --data)", file=sys.stderr)
+        return 1
+    try:
+        with FaceDetector(DetectorOptions(model=args.detector)) as detector:
+            photos = pick_photos(args.data, max(args.faces) * args.distinct, detector)
+        rows: List[Row] = []
+        model_name = ""
+        for config in args.backends:
+            rows += run_config(config, args, photos)
+        if args.model is None:
+            model_name = "shipped model g2d-edge-s"
+        else:
+            model_name = Path(args.model).name
+    except G2DError as exc:
+        print(f"pipeline benchmark: error: {exc}", file=sys.stderr)
+        return 1
+    machine = machine_info()
+    if args.json:
+        print(json.dumps({"model": model_name, "machine": machine, "detector": args.detector, "threads": args.threads,
+                          "gallery_size": args.gallery_size, "rows": [asdict(r) for r in rows]}, indent=2))
+    else:
+        print(markdown(rows, machine, args, model_name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""`g2d` command line: a thin skin over the Python API.
+
+    g2d enroll NAME PHOTO... --gallery people.npz      # Recognizer.enroll + Gallery.save
+    g2d identify FRAME.jpg --gallery people.npz        # Recognizer.identify
+    g2d verify A.jpg B.jpg                             # Recognizer.verify
+    g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
+
+Every command takes --json for machine-readable output. Errors the user can fix (G2DError) print one line to stderr
+and exit with status 1; bad arguments exit with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from typing import Any, Dict, Iterator, Optional, Sequence
+
+from .errors import G2DError, GalleryError
+
+log = logging.getLogger("g2d_edge.cli")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model file (.onnx or .engine); default: the shipped model")
+    p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, tensorrt")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="cosine threshold for 'same person' (default: gallery's, else the model's)")
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="g2d", description="Masked-face recognition on the edge (g2d-edge).")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"g2d-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("enroll", help="add a person to a gallery from photos")
+    p.add_argument("name", help="the person's name")
+    p.add_argument("images", nargs="+", help="photos of the person (one face each; the largest face is used)")
+    p.add_argument("--gallery", required=True, help="gallery file (.npz) or directory; created if missing")
+    p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing")
+    _model_args(p)
+    _common_args(p)
+
+    p = sub.add_parser("identify", help="name every face in an image")
+    p.add_argument("image")
+    p.add_argument("--gallery", required=True, help="gallery made with `g2d enroll`")
+    p.add_argument("--top-k", type=int, default=1, help="candidates listed per face (default 1)")
+    _model_args(p)
+    _common_args(p)
+
+    p = sub.add_parser("verify", help="are the faces of two images the same person?")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    _model_args(p)
+    _common_args(p)
+
+    g = sub.add_parser("gallery", help="list or edit a gallery")
+    gsub = g.add_subparsers(dest="action", metavar="ACTION")
+    gsub.required = True
+    p = gsub.add_parser("list", help="enrolled people and their template counts")
+    p.add_argument("--gallery", required=True)
+    _common_args(p)
+    p = gsub.add_parser("remove", help="remove a person")
+    p.add_argument("name")
+    p.add_argument("--gallery", required=True)
+    _common_args(p)
+    p = gsub.add_parser("rename", help="rename a person")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--gallery", required=True)
+    _common_args(p)
+    return parser
+
+
+def _recognizer(args: argparse.Namespace, gallery: Any = None) -> Any:
+    from .recognizer import Recognizer, RecognizerOptions
+
+    opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1))
+    return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts)
+
+
+def _emit(args: argparse.Namespace, payload: Dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        print(text)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .gallery import Gallery
+
+    gallery = Gallery.open(args.gallery)
+    rec = _recognizer(args, gallery)
+    try:
+        result = rec.enroll(args.name, args.images, skip_failed=args.skip_failed)
+        path = rec.save_gallery()
+    finally:
+        rec.close()
+    payload = {"name": result.name, "added": result.added, "templates": result.templates,
+               "skipped": [{"image": i, "reason": r} for i, r in result.skipped], "gallery": str(path),
+               "identities": len(gallery)}
+    text = (f"enrolled {result.name}: {result.added} photo(s) added ({result.templates} template(s) in total); "
+            f"gallery {path} now holds {len(gallery)} people")
+    for image, reason in result.skipped:
+        text += f"\n  skipped {image}: {reason}"
+    _emit(args, payload, text)
+    return 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from .gallery import Gallery
+    from .io import read_image
+
+    gallery = Gallery.load(args.gallery)
+    if len(gallery) == 0:
+        raise GalleryError(f"gallery {gallery.path} is empty: enrol people first with "
+                           f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
+    image = read_image(args.image)  # before loading the model: a typo in the path fails fast
+    rec = _recognizer(args, gallery)
+    try:
+        faces = rec.identify(image)
+        threshold = rec.threshold
+    finally:
+        rec.close()
+    payload = {"image": args.image, "threshold": threshold, "faces": [f.to_dict() for f in faces]}
+    lines = [f"{args.image}: {len(faces)} face(s)"]
+    for i, f in enumerate(faces):
+        x1, y1, x2, y2 = (int(round(float(v))) for v in f.box)
+        who = f.name if f.name is not None else "unknown"
+        score = "n/a" if f.score is None else f"{f.score:.3f}"
+        lines.append(f"  #{i} {who} (score {score}, threshold {threshold:.3f}) box {x1},{y1},{x2},{y2}")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    rec = _recognizer(args)
+    try:
+        same, score = rec.verify(args.image_a, args.image_b)
+        threshold = rec.threshold
+    finally:
+        rec.close()
+    payload = {"image_a": args.image_a, "image_b": args.image_b, "same": bool(same), "score": score,
+               "threshold": threshold}
+    _emit(args, payload, f"{'same person' if same else 'different people'} "
+                         f"(score {score:.3f}, threshold {threshold:.3f})")
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    from .gallery import Gallery
+
+    gallery = Gallery.load(args.gallery)
+    if args.action == "list":
+        people = [{"name": i.name, "templates": i.templates} for i in gallery.identities()]
+        payload = {"gallery": str(gallery.path), "embedding_space": gallery.embedding_space,
+                   "model_name": gallery.model_name, "threshold": gallery.threshold, "identities": people}
+        lines = [f"{gallery.path}: {len(people)} people, {gallery.num_templates} templates"]
+        lines += [f"  {p['name']}  ({p['templates']} templates)" for p in people]
+        _emit(args, payload, "\n".join(lines))
+        return 0
+    if args.action == "remove":
+        removed = gallery.remove(args.name)
+        gallery.save()
+        _emit(args, {"removed": args.name, "templates": removed, "identities": len(gallery)},
+              f"removed {args.name} ({removed} templates); {len(gallery)} people left")
+        return 0
+    gallery.rename(args.old, args.new)
+    gallery.save()
+    _emit(args, {"renamed": args.old, "to": args.new}, f"renamed {args.old} to {args.new}")
+    return 0
+
+
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery}
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
+    """Hide what native libraries (MediaPipe's TFLite / absl start-up chatter) write straight to file descriptor 2,
+    while Python's own stderr (our logging and error line) still reaches the terminal."""
+    if not enabled or sys.stderr is not sys.__stderr__:  # already redirected (tests, wrappers): leave it alone
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters, some IDEs)
+        yield
+        return
+    old_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(old_stderr, "encoding", None) or "utf-8",
+                           errors="backslashreplace")
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr.close()
+        sys.stderr = old_stderr
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `g2d` console script and `python -m g2d_edge`. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    with _quiet_native_stderr(enabled=not args.verbose):
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+        try:
+            return COMMANDS[args.command](args)
+        except G2DError as exc:
+            print(f"g2d: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("g2d: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            logging.getLogger().handlers.clear()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

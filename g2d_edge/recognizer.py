@@ -1,0 +1,517 @@
+"""`Recognizer`: detect -> align -> embed -> match, for photos, frames and live streams.
+
+    rec = Recognizer()                                  # the model shipped in the package
+    rec.enroll("alice", ["alice1.jpg", "alice2.jpg"])   # several templates per person
+    for r in rec.identify(frame):                       # frame: HxWx3 uint8 BGR, as OpenCV gives it
+        print(r.name, r.score, r.box)
+
+Every face of a frame is embedded in one backend call. Two running modes, as in MediaPipe:
+`RunningMode.IMAGE` (independent frames, `identify`) and `RunningMode.STREAM` (`identify_stream(frame, timestamp_ms)`
+hands frames to a worker thread; when frames arrive faster than they are processed the newest one wins and the
+older pending one is dropped; results arrive through `result_callback` or `latest_result()`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .align import ALIGNED_SIZE, align_face
+from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
+from .errors import G2DError, ImageReadError, InputError, ModelError, NoFaceError
+from .gallery import Gallery, Match, check_identity_name
+from .io import ImageLike, describe, load_image
+from .sidecar import ModelSidecar
+from .slot import LatestSlot
+
+log = logging.getLogger(__name__)
+
+#: The model shipped inside the package, used when `Recognizer(model=None)`.
+SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "g2d-edge-s.onnx"
+
+
+class RunningMode(str, Enum):
+    """IMAGE: every call is an independent frame. STREAM: frames of one video/camera, newest frame wins."""
+
+    IMAGE = "image"
+    STREAM = "stream"
+
+
+@dataclass(frozen=True, eq=False)
+class Recognition:
+    """One face found in a frame (an immutable record, like insightface's `Face`).
+
+    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: (6, 2) float32 detector keypoints (eyes, nose tip,
+    mouth centre, ears; see `g2d_edge.detect.KEYPOINT_NAMES`). det_score: detector confidence.
+    embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
+    threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
+    the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
+    Arrays are read-only.
+    """
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    det_score: float
+    embedding: np.ndarray
+    name: Optional[str] = None
+    score: Optional[float] = None
+    matches: Tuple[Match, ...] = ()
+
+    @property
+    def is_known(self) -> bool:
+        """True when the face was matched to an enrolled identity."""
+        return self.name is not None
+
+    def to_dict(self, include_embedding: bool = False) -> Dict[str, Any]:
+        """JSON-ready dict (boxes and keypoints as lists of floats)."""
+        out: Dict[str, Any] = {
+            "box": [round(float(v), 2) for v in self.box],
+            "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
+            "det_score": round(float(self.det_score), 4),
+            "name": self.name,
+            "score": None if self.score is None else round(float(self.score), 4),
+            "matches": [{"name": m.name, "score": round(float(m.score), 4)} for m in self.matches],
+        }
+        if include_embedding:
+            out["embedding"] = [float(v) for v in self.embedding]
+        return out
+
+
+class VerifyResult(NamedTuple):
+    """Result of `Recognizer.verify`: unpacks as `(same, score)`."""
+
+    same: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    """What `Recognizer.enroll` did: templates added, the identity's template count now, images skipped (with why)."""
+
+    name: str
+    added: int
+    templates: int
+    skipped: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class StreamResult:
+    """A stream-mode result: the recognitions of the frame submitted at `timestamp_ms` (and that frame)."""
+
+    timestamp_ms: int
+    recognitions: Tuple[Recognition, ...]
+    frame: np.ndarray
+
+
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """How a `Recognizer` behaves.
+
+    detector: face-detector options (model "short"/"full", min_confidence, max_faces, ...).
+    threshold: cosine similarity from which a face is given a name; None uses the gallery's threshold if it has
+        one, else the model sidecar's calibrated threshold.
+    top_k: how many candidate identities each `Recognition.matches` lists.
+    min_face_size: smallest face (box width in pixels) to recognise; None keeps `detector.min_face_size`.
+        Tiny faces give unreliable embeddings.
+    running_mode: IMAGE or STREAM (see `RunningMode`).
+    result_callback: STREAM mode only: called with each `StreamResult` from the worker thread.
+    warmup: run one dummy batch through the backend at start-up (first-call latency out of the way).
+    """
+
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    threshold: Optional[float] = None
+    top_k: int = 1
+    min_face_size: Optional[int] = None
+    running_mode: RunningMode = RunningMode.IMAGE
+    result_callback: Optional[Callable[[StreamResult], None]] = None
+    warmup: bool = True
+
+
+ModelLike = Union[None, str, os.PathLike, Any]
+GalleryLike = Union[None, Gallery, str, os.PathLike]
+
+
+def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Any:
+    """Open a model: None -> the shipped model; a path -> `g2d_edge.backends.load_backend`; a ready backend object
+    (anything with `.infer` and `.sidecar`) is returned as is.
+
+    Raises:
+        ModelError: the shipped model is missing, the file does not exist, or it is not a loadable model.
+    """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        if hasattr(model, "infer") and hasattr(model, "sidecar"):
+            return model
+        raise ModelError(f"model must be a path to an .onnx/.engine file or a backend object, "
+                         f"got {type(model).__name__}")
+    if model is None:
+        if not SHIPPED_MODEL.is_file():
+            raise ModelError(
+                f"the model shipped with g2d-edge ({SHIPPED_MODEL.name}) is not installed in this build "
+                f"(looked in {SHIPPED_MODEL.parent}). Pass a model explicitly: Recognizer(model='path/to/model.onnx') "
+                "or `--model path/to/model.onnx` on the g2d command line; export one with `g2d-export onnx` "
+                "(its .json sidecar must sit next to it).")
+        model = SHIPPED_MODEL
+    path = Path(model)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
+    from .backends import load_backend  # lazy: pulls in onnxruntime / tensorrt
+
+    try:
+        return load_backend(path, backend, **backend_options)
+    except G2DError:
+        raise
+    except Exception as exc:  # a runtime's own error for a bad file: say which file and what to do
+        raise ModelError(f"cannot load model {path} with backend {backend!r}: {type(exc).__name__}: {exc}. "
+                         "Is it a model exported by g2d-export (ONNX graph or TensorRT engine)?") from exc
+
+
+class Recognizer:
+    """Face recognition on BGR frames: detection (MediaPipe BlazeFace), alignment (shared 112x112 aligner),
+    embedding (ONNX Runtime / TensorRT backend), and gallery matching.
+
+    Args:
+        model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the shipped model,
+            or a ready backend object.
+        backend: "auto" (by file suffix and what is installed), "onnxruntime", "tensorrt", ...
+        gallery: a `Gallery`, a gallery path (loaded if it exists, else created empty and saved there by
+            `save_gallery()`), or None for a new in-memory gallery. A gallery made with another model is refused
+            (GalleryError).
+        options: `RecognizerOptions`.
+        **backend_options: passed to `g2d_edge.backends.load_backend`.
+
+    Not for concurrent use from several threads except through stream mode; one Recognizer per thread otherwise.
+    """
+
+    def __init__(self, model: ModelLike = None, backend: str = "auto", gallery: GalleryLike = None,
+                 options: Optional[RecognizerOptions] = None, **backend_options: Any) -> None:
+        self.options = options or RecognizerOptions()
+        if self.options.top_k < 1:
+            raise InputError(f"RecognizerOptions.top_k must be at least 1, got {self.options.top_k}")
+        if not isinstance(self.options.running_mode, RunningMode):
+            raise InputError(f"running_mode must be a RunningMode, got {self.options.running_mode!r}")
+        if self.options.result_callback is not None and self.options.running_mode is not RunningMode.STREAM:
+            raise InputError("result_callback is only called in RunningMode.STREAM; set running_mode too")
+        _check_threshold(self.options.threshold)
+        self.backend = load_model_backend(model, backend, **backend_options)
+        self.sidecar: ModelSidecar = self.backend.sidecar
+        det_opts = self.options.detector
+        if self.options.min_face_size is not None:
+            det_opts = dataclasses.replace(det_opts, min_face_size=int(self.options.min_face_size))
+        self.detector = FaceDetector(det_opts)
+        try:
+            self._gallery = self._attach(gallery)
+        except BaseException:
+            self.detector.close()
+            raise
+        self._threshold: Optional[float] = self.options.threshold
+        self._lock = threading.RLock()  # detector and backend are used by one thread at a time
+        self._warned_empty = False
+        #: seconds spent per stage by the last identify call: detection, alignment, inference, matching
+        self.last_timings: Dict[str, float] = {}
+        self._stream: Optional[_StreamWorker] = None
+        self._last_ts: Optional[int] = None
+        if self.options.warmup:
+            self.backend.warmup()
+        log.info("recognizer ready: model %s (%s backend), gallery %r, threshold %.3f", self.sidecar.name,
+                 getattr(self.backend, "name", "?"), self._gallery, self.threshold)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def gallery(self) -> Gallery:
+        """The gallery faces are matched against. Assigning a Gallery or a path attaches it (model check included)."""
+        return self._gallery
+
+    @gallery.setter
+    def gallery(self, value: GalleryLike) -> None:
+        self._gallery = self._attach(value)
+        self._warned_empty = False
+
+    @property
+    def threshold(self) -> float:
+        """Cosine similarity from which a face gets a name: the value set here or in the options, else the
+        gallery's own threshold, else the model's calibrated threshold (sidecar)."""
+        if self._threshold is not None:
+            return float(self._threshold)
+        if self._gallery.threshold is not None:
+            return float(self._gallery.threshold)
+        return float(self.sidecar.threshold)
+
+    @threshold.setter
+    def threshold(self, value: Optional[float]) -> None:
+        _check_threshold(value)
+        self._threshold = None if value is None else float(value)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.sidecar.embedding_dim)
+
+    # ------------------------------------------------------------------ core API
+    def embed(self, aligned_faces: np.ndarray) -> np.ndarray:
+        """Embeddings of aligned 112x112 BGR uint8 faces: (N,112,112,3) -> (N, D), or one (112,112,3) -> (D,)."""
+        faces = np.asarray(aligned_faces)
+        single = faces.ndim == 3
+        if single:
+            faces = faces[None]
+        if faces.ndim != 4 or faces.shape[1:] != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
+            raise InputError(f"aligned faces must be (N, {ALIGNED_SIZE}, {ALIGNED_SIZE}, 3) or "
+                             f"({ALIGNED_SIZE}, {ALIGNED_SIZE}, 3), got {faces.shape}; align with "
+                             "g2d_edge.align.align_face")
+        if faces.dtype != np.uint8:
+            raise InputError(f"aligned faces must be uint8 BGR, got {faces.dtype}")
+        emb = self._infer(faces)
+        return emb[0] if single else emb
+
+    def detect(self, frame: np.ndarray) -> List[Detection]:
+        """Faces in a BGR frame (largest first), without recognition."""
+        with self._lock:
+            return self.detector.detect(frame)
+
+    def identify(self, frame: np.ndarray) -> List[Recognition]:
+        """Recognise every face in one BGR uint8 frame (largest face first).
+
+        Faces whose best gallery score is below `threshold` (and all faces, when the gallery is empty) get
+        `name=None`. Per-stage times of this call are left in `last_timings`.
+        """
+        frame = check_bgr_frame(frame)
+        with self._lock:
+            recognitions, timings = self._analyse(frame)
+        self.last_timings = timings
+        return recognitions
+
+    def identify_stream(self, frame: np.ndarray, timestamp_ms: int) -> None:
+        """STREAM mode: submit a frame for recognition without waiting; the newest submitted frame wins.
+
+        The frame is copied. Results are delivered to `options.result_callback` (on the worker thread) and kept
+        for `latest_result()`. Timestamps (milliseconds) must increase from call to call.
+        """
+        if self.options.running_mode is not RunningMode.STREAM:
+            raise InputError("identify_stream needs RecognizerOptions(running_mode=RunningMode.STREAM); "
+                             "use identify(frame) for independent images")
+        frame = check_bgr_frame(frame)
+        ts = int(timestamp_ms)
+        if self._last_ts is not None and ts <= self._last_ts:
+            raise InputError(f"stream timestamps must increase: got {ts} ms after {self._last_ts} ms")
+        self._last_ts = ts
+        if self._stream is None:
+            self._stream = _StreamWorker(self)
+        self._stream.submit(frame.copy(), ts)
+
+    def latest_result(self) -> Optional[StreamResult]:
+        """STREAM mode: the most recent finished `StreamResult`, or None before the first one."""
+        return self._stream.latest if self._stream is not None else None
+
+    def wait_stream(self, timeout: Optional[float] = None) -> bool:
+        """STREAM mode: wait until every submitted frame has been processed or dropped. False on timeout."""
+        return self._stream.wait_idle(timeout) if self._stream is not None else True
+
+    @property
+    def stream_stats(self) -> Dict[str, int]:
+        """STREAM mode counters: frames submitted, processed, and dropped because a newer one arrived."""
+        if self._stream is None:
+            return {"submitted": 0, "processed": 0, "dropped": 0}
+        return self._stream.stats()
+
+    def enroll(self, name: str, images: Union[ImageLike, Sequence[ImageLike]], *,
+               skip_failed: bool = False) -> EnrollResult:
+        """Add a person to the gallery from one or more photos (paths or BGR arrays) or frames.
+
+        The largest face of each image is detected, aligned and embedded (all in one backend call); each becomes
+        one template of `name`. An image that cannot be read or has no face raises ImageReadError / NoFaceError
+        naming it, unless `skip_failed=True` (then it is skipped, logged and listed in `EnrollResult.skipped`).
+        The gallery is changed in memory; call `save_gallery()` (or `gallery.save()`) to persist it.
+        """
+        name = check_identity_name(name)  # before any work: a bad name fails fast
+        items = _as_image_list(images)
+        if not items:
+            raise InputError(f"no images given to enrol {name!r}")
+        faces: List[np.ndarray] = []
+        skipped: List[Tuple[str, str]] = []
+        for i, item in enumerate(items):
+            label = describe(item, i)
+            try:
+                faces.append(self._largest_aligned_face(item, label))
+            except (ImageReadError, NoFaceError, InputError) as exc:
+                if not skip_failed:
+                    raise
+                log.warning("enrol %s: skipping %s", name, exc)
+                skipped.append((label, str(exc)))
+        if not faces:
+            raise NoFaceError(f"none of the {len(items)} image(s) given for {name!r} has a usable face; "
+                              "use photos where the face is clearly visible")
+        embeddings = self._infer(np.stack(faces))
+        total = self._gallery.add(name, embeddings)
+        log.info("enrolled %s: %d template(s) added, %d skipped", name, len(faces), len(skipped))
+        return EnrollResult(name=name, added=len(faces), templates=total, skipped=tuple(skipped))
+
+    def verify(self, image_a: ImageLike, image_b: ImageLike) -> VerifyResult:
+        """Are the (largest) faces of two images the same person? Returns `(same, score)`, score = cosine similarity.
+
+        Raises NoFaceError naming the image without a face, ImageReadError for an unreadable one.
+        """
+        faces = [self._largest_aligned_face(img, describe(img, i)) for i, img in enumerate((image_a, image_b))]
+        emb = self._infer(np.stack(faces))
+        score = float(np.dot(emb[0], emb[1]))
+        return VerifyResult(same=score >= self.threshold, score=score)
+
+    def save_gallery(self, path: Optional[Union[str, os.PathLike]] = None) -> Path:
+        """Save the gallery (atomically) to `path` or to where it was loaded from."""
+        return self._gallery.save(path)
+
+    def close(self) -> None:
+        """Stop the stream worker (if any) and release the detector."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self.detector.close()
+
+    def __enter__(self) -> "Recognizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _attach(self, gallery: GalleryLike) -> Gallery:
+        if gallery is None:
+            gallery = Gallery()
+        elif isinstance(gallery, (str, os.PathLike)):
+            gallery = Gallery.open(gallery)
+        elif not isinstance(gallery, Gallery):
+            raise InputError(f"gallery must be a Gallery, a path or None, got {type(gallery).__name__}")
+        gallery.bind(self.sidecar.embedding_space, int(self.sidecar.embedding_dim), self.sidecar.name)
+        return gallery
+
+    def _infer(self, faces: np.ndarray) -> np.ndarray:
+        if faces.shape[0] == 0:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        with self._lock:
+            emb, _ = self.backend.infer(np.ascontiguousarray(faces))
+        return np.asarray(emb, dtype=np.float32)
+
+    def _largest_aligned_face(self, image: ImageLike, label: str) -> np.ndarray:
+        try:
+            frame = load_image(image)
+        except InputError as exc:
+            raise InputError(f"{label}: {exc}") from exc
+        with self._lock:
+            detections = self.detector.detect(frame)
+        if not detections:
+            raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible "
+                              "and at least ~40 px wide")
+        return align_face(frame, detections[0].keypoints)
+
+    def _analyse(self, frame: np.ndarray) -> Tuple[List[Recognition], Dict[str, float]]:
+        t0 = time.perf_counter()
+        detections = self.detector.detect(frame)
+        t1 = time.perf_counter()
+        if detections:
+            aligned = np.stack([align_face(frame, d.keypoints) for d in detections])
+        else:
+            aligned = np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE, 3), dtype=np.uint8)
+        t2 = time.perf_counter()
+        embeddings = self._infer(aligned)
+        embeddings.setflags(write=False)
+        t3 = time.perf_counter()
+        if detections and len(self._gallery) == 0 and not self._warned_empty:
+            log.warning("the gallery is empty: every face is reported as unknown (name=None); "
+                        "enrol people with Recognizer.enroll or `g2d enroll`")
+            self._warned_empty = True
+        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if detections else []
+        threshold = self.threshold
+        results = []
+        for det, emb, matches in zip(detections, embeddings, candidates):
+            best = matches[0] if matches else None
+            box = np.array(det.box, dtype=np.float32)
+            kps = np.array(det.keypoints, dtype=np.float32)
+            box.setflags(write=False)
+            kps.setflags(write=False)
+            results.append(Recognition(
+                box=box, keypoints=kps, det_score=float(det.score), embedding=emb,
+                name=best.name if best is not None and best.score >= threshold else None,
+                score=best.score if best is not None else None, matches=tuple(matches)))
+        t4 = time.perf_counter()
+        return results, {"detection": t1 - t0, "alignment": t2 - t1, "inference": t3 - t2, "matching": t4 - t3}
+
+
+def _check_threshold(value: Optional[float]) -> None:
+    if value is not None and not (-1.0 <= float(value) <= 1.0):
+        raise InputError(f"threshold is a cosine similarity in [-1, 1], got {value}")
+
+
+def _as_image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:
+    if isinstance(images, (str, os.PathLike, np.ndarray)):
+        return [images]
+    try:
+        return list(images)
+    except TypeError:
+        raise InputError(f"images must be a path, a BGR array or a list of them, got {type(images).__name__}") \
+            from None
+
+
+class _StreamWorker:
+    """The STREAM-mode worker thread: takes the newest submitted frame, recognises it, publishes the result."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self._rec = recognizer
+        self._slot: LatestSlot[Tuple[np.ndarray, int]] = LatestSlot()
+        self._done_cond = threading.Condition()
+        self._done = 0  # frames taken and finished (successfully or not)
+        self.processed = 0
+        self.latest: Optional[StreamResult] = None
+        self._thread = threading.Thread(target=self._run, name="g2d-stream", daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: np.ndarray, timestamp_ms: int) -> None:
+        if self._slot.put((frame, timestamp_ms)):
+            log.debug("stream: dropped an older pending frame for the one at %d ms", timestamp_ms)
+
+    def stats(self) -> Dict[str, int]:
+        return {"submitted": self._slot.put_count, "processed": self.processed, "dropped": self._slot.dropped}
+
+    def wait_idle(self, timeout: Optional[float] = None) -> bool:
+        """Every submitted frame is either dropped (replaced by a newer one) or finished by the worker."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._done_cond:
+            while self._done + self._slot.dropped < self._slot.put_count:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._done_cond.wait(0.05 if remaining is None else min(0.05, remaining))
+        return True
+
+    def close(self) -> None:
+        self._slot.close()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        callback = self._rec.options.result_callback
+        while True:
+            item = self._slot.get()
+            if item is None:  # closed and nothing left
+                return
+            frame, ts = item
+            try:
+                with self._rec._lock:
+                    recognitions, timings = self._rec._analyse(frame)
+                self._rec.last_timings = timings
+                result = StreamResult(timestamp_ms=ts, recognitions=tuple(recognitions), frame=frame)
+                self.latest = result
+                self.processed += 1
+                if callback is not None:
+                    callback(result)
+            except Exception:  # keep the stream alive; the error is the caller's to see in the log
+                log.exception("stream: recognition of the frame at %d ms failed", ts)
+            finally:
+                with self._done_cond:
+                    self._done += 1
+                    self._done_cond.notify_all()

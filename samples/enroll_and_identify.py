@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""The API in ten lines: enrol everyone in PEOPLE_DIR (one sub-folder of photos each), then name the faces in PHOTO.
+
+    python samples/enroll_and_identify.py PEOPLE_DIR PHOTO [MODEL.onnx]
+"""
+import sys
+from pathlib import Path
+
+import cv2
+
+from g2d_edge import Recognizer, annotate, read_image
+from g2d_edge.io import list_images
+
+people_dir, photo = Path(sys.argv[1]), read_image(sys.argv[2])
+rec = Recognizer(model=sys.argv[3] if len(sys.argv) > 3 else None)  # None: the model shipped with g2d-edge
+for person in sorted(p for p in people_dir.iterdir() if p.is_dir()):
+    rec.enroll(person.name, list_images(person), skip_failed=True)  # several photos -> several templates
+faces = rec.identify(photo)
+for face in faces:
+    print(face.name or "unknown", face.score, face.box.astype(int).tolist())  # score: cosine to the best match
+cv2.imwrite("identified.jpg", annotate(photo, faces))

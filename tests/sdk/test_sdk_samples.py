@@ -1,0 +1,100 @@
+"""Samples and the pipeline benchmark run end to end on real photos (subprocesses, as a user would run them)."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from sdk_helpers import REPO, read, tile, write_video
+
+
+def run(args, cwd, timeout=180):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env.pop("DISPLAY", None)
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def people_dir(tmp_path_factory, people):
+    root = tmp_path_factory.mktemp("people")
+    for name, photos in people.items():
+        (root / name).mkdir()
+        for p in photos[:2]:
+            (root / name / p.name).write_bytes(p.read_bytes())
+    return root
+
+
+def test_webcam_sample_headless_on_a_video(tmp_path, tiny_onnx_model, people, people_dir):
+    photos = [read(p[0]) for p in people.values()]
+    frames = []
+    for i in range(12):  # a 'camera' panning over the people
+        frame = np.full((240, 320, 3), 60, np.uint8)
+        x = 10 + 10 * i
+        frame[40:184, x:x + 144] = photos[i % len(photos)]
+        frames.append(frame)
+    video = write_video(tmp_path / "camera.avi", frames, fps=12)
+    out = tmp_path / "annotated.avi"
+    res = run([REPO / "samples" / "webcam.py", "--source", video, "--enroll", people_dir, "--model", tiny_onnx_model,
+               "--headless", "--output", out, "--max-frames", "10"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "10 frames" in res.stdout and f"wrote {out}" in res.stdout
+    for name in people:
+        assert f"enrolled {name}: 2 photo(s)" in res.stdout
+    cap = cv2.VideoCapture(str(out))
+    written = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        written.append(image)
+    cap.release()
+    assert len(written) == 10 and written[0].shape == (240, 320, 3)
+    # annotations were drawn: the output differs from the input around the face
+    assert np.abs(written[0].astype(int) - frames[0]).mean() > 1.0
+
+
+def test_webcam_sample_needs_headless_without_display(tmp_path, tiny_onnx_model):
+    res = run([REPO / "samples" / "webcam.py", "--source", tmp_path, "--model", tiny_onnx_model], cwd=tmp_path)
+    assert res.returncode == 1 and "--headless" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_enroll_and_identify_sample(tmp_path, tiny_onnx_model, people, people_dir):
+    group = tmp_path / "group.jpg"
+    cv2.imwrite(str(group), tile([read(p[0]) for p in people.values()], cell=200))
+    res = run([REPO / "samples" / "enroll_and_identify.py", people_dir, group, tiny_onnx_model], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == len(people)
+    # every tile is an enrolled photo, so every face is named after its own person
+    assert {line.split()[0] for line in lines} == set(people)
+    assert (tmp_path / "identified.jpg").is_file()
+
+
+def test_pipeline_benchmark_json(tmp_path, tiny_onnx_model, celeba_dir):
+    res = run([REPO / "benchmarks" / "pipeline.py", "--model", tiny_onnx_model, "--data", celeba_dir, "--faces",
+               "1,4", "--frames", "4", "--warmup", "1", "--distinct", "2", "--gallery-size", "50",
+               "--backends", "cpu", "--json"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
+    rows = report["rows"]
+    assert [r["faces_per_frame"] for r in rows] == [1, 4]
+    for r in rows:
+        assert r["frames"] == 4 and r["fps"] > 0 and r["backend"] == "onnxruntime"
+        assert r["faces_found"] == pytest.approx(r["faces_per_frame"], abs=1.0)
+        stages = [r[f"{s}_ms"] for s in ("capture", "detection", "alignment", "inference", "matching")]
+        assert all(v >= 0 for v in stages) and r["detection_ms"] > 0 and r["inference_ms"] > 0
+        assert sum(stages) <= r["total_ms"] * 1.05
+
+
+def test_runtime_does_not_import_torch(tmp_path):
+    code = ("import sys, g2d_edge, g2d_edge.cli, g2d_edge.capture, g2d_edge.draw, g2d_edge.gallery, "
+            "g2d_edge.recognizer, g2d_edge.backends; "
+            "bad = [m for m in ('torch', 'train', 'export') if m in sys.modules]; "
+            "assert not bad, bad; print('ok')")
+    res = run(["-c", code], cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
