@@ -1,0 +1,526 @@
+"""The G2D network: generative encoder -> discriminative reformer -> feature classifier.
+
+Three separate modules, composed by :class:`G2DModel`:
+
+* **encoder** (generative): turns a 112x112 face into a descriptor map ``(N, C, h, w)``. It is pretrained with an
+  inpainting decoder (:func:`build_decoder`) on masked faces, then finetuned.
+  ``"paper"`` is the ICT-style transformer encoder of the G2D paper (patch embedding, learned positional embeddings,
+  pre-norm transformer blocks), ``"edge"`` a light inverted-residual CNN for Jetson-class devices.
+* **reformer** (discriminative): a few conv layers on the descriptor map, a global depthwise conv (GDC) pooling and a
+  linear + BN projection to an L2-normalised embedding. Trained by relation distillation from a face-recognition
+  teacher.
+* **classifier**: one ``nn.Linear(embedding_dim, num_classes)``; the softmax lives in the loss / at inference.
+
+:class:`Preprocess` turns the SDK's uint8 NHWC BGR crops into the float NCHW RGB ``[-1, 1]`` tensor the model takes;
+it is used by the training data path *and* inside the exported graph, so both see identical numbers.
+
+The exported network (Preprocess + encoder + reformer + classifier) uses only plain ops that TensorRT supports (Cast,
+Transpose, Gather, Conv, BatchNormalization, Relu / PRelu, MatMul / Gemm, LayerNormalization, Softmax, Erf, Reshape) and
+exports to ONNX opset 17 with a dynamic batch axis via the TorchScript exporter::
+
+    torch.onnx.export(InferenceModel(model).eval(), (uint8_faces,), path, input_names=["faces"],
+                      output_names=["embedding", "logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={"faces": {0: "batch"}, "embedding": {0: "batch"}, "logits": {0: "batch"}})
+
+(torch 2.13's default dynamo exporter needs the ``onnxscript`` package, which is not a dependency.)
+
+FLOP convention: :func:`count_flops` reports what ``torch.utils.flop_counter.FlopCounterMode`` counts: 2 FLOPs per
+multiply-add of convolutions, linear layers and matmuls (BN, activations, softmax, pooling are not counted).
+:func:`count_macs` is half of it (multiply-accumulates, the figure papers such as MobileFaceNet quote).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from g2d_edge.align import ALIGNED_SIZE
+from g2d_edge.errors import InputError
+
+__all__ = [
+    "ENCODERS",
+    "ACTIVATIONS",
+    "ModelConfig",
+    "Preprocess",
+    "EdgeEncoder",
+    "TransformerEncoder",
+    "Reformer",
+    "InpaintDecoder",
+    "G2DModel",
+    "InferenceModel",
+    "build_encoder",
+    "build_reformer",
+    "build_model",
+    "build_decoder",
+    "l2_normalize",
+    "count_parameters",
+    "count_flops",
+    "count_macs",
+]
+
+ENCODERS = ("edge", "paper")
+ACTIVATIONS = ("prelu", "relu", "relu6")
+
+# --------------------------------------------------------------------------------------------------------- config
+@dataclass
+class ModelConfig:
+    """Architecture of a G2D network. Plain ints / floats / strs / lists only, so ``asdict`` round-trips via YAML/JSON.
+
+    Use :meth:`preset` for the named configurations (``"tiny"``, ``"tiny-paper"``, ``"edge"``, ``"paper"``).
+    """
+
+    encoder: str = "edge"  #: "edge" (light CNN, Jetson-class) | "paper" (ICT-style transformer encoder)
+    embedding_dim: int = 512  #: size of the L2-normalised face embedding
+    num_classes: int = 0  #: classifier outputs; 0 = no classifier (logits have shape (N, 0))
+    activation: str = "relu"  #: "relu" | "prelu" | "relu6" (conv parts; the transformer uses GELU). PReLU costs
+    #: ~50 % more CPU training time than ReLU on this network.
+    descriptor_channels: int = 256  #: channels C of the encoder's descriptor map (N, C, h, w)
+    # edge encoder
+    edge_channels: list[int] = field(default_factory=lambda: [24, 48, 96, 160])  #: stem (56 px), stages 28/14/7 px
+    width: float = 1.0  #: multiplier of edge_channels (rounded to multiples of 8)
+    edge_depths: list[int] = field(default_factory=lambda: [2, 4, 2])  #: layers per stage: stride-2 conv + IR blocks
+    expansion: int = 3  #: expansion ratio of the inverted-residual blocks
+    # paper (transformer) encoder
+    patch_size: int = 8  #: 112 / patch_size tokens per side (8 -> 14x14 tokens)
+    transformer_dim: int = 256
+    transformer_depth: int = 8
+    transformer_heads: int = 8
+    mlp_ratio: float = 4.0
+    # reformer
+    reformer_channels: int = 256
+    reformer_blocks: int = 2
+    dropout: float = 0.0  #: dropout before the embedding projection (training only)
+    # inpainting decoder (training only)
+    decoder_channels: int = 128
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- presets / serialisation ----------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+        """A named configuration, with optional field overrides.
+
+        ``"tiny"``: a ~40k-parameter edge CNN for tests; ``"tiny-paper"``: a one-block transformer for tests;
+        ``"edge"``: the shipped Jetson-class model; ``"paper"``: the ICT-style transformer encoder of the paper.
+        """
+        presets: dict[str, dict[str, Any]] = {
+            "edge": {},
+            "paper": {"encoder": "paper", "activation": "prelu"},
+            "tiny": {
+                "encoder": "edge", "width": 0.25, "edge_depths": [1, 2, 1], "expansion": 2,
+                "descriptor_channels": 32, "reformer_channels": 32, "reformer_blocks": 1, "decoder_channels": 16,
+            },
+            "tiny-paper": {
+                "encoder": "paper", "patch_size": 8, "transformer_dim": 24, "transformer_depth": 1,
+                "transformer_heads": 2, "mlp_ratio": 2.0, "descriptor_channels": 32, "reformer_channels": 32,
+                "reformer_blocks": 1, "decoder_channels": 16,
+            },
+        }
+        if name not in presets:
+            raise InputError(f"unknown model preset {name!r}; choose one of {sorted(presets)}")
+        values = {**presets[name], **overrides}
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        """Build a config from ``asdict(cfg)`` output (e.g. loaded from YAML/JSON); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}")
+        return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict (``dataclasses.asdict``)."""
+        return asdict(self)
+
+    # -- derived ----------------------------------------------------------------------------------------------------
+    @property
+    def descriptor_size(self) -> int:
+        """Side h = w of the encoder's descriptor map (7 for ``edge``, 112 / patch_size for ``paper``)."""
+        if self.encoder == "edge":
+            return ALIGNED_SIZE // 16
+        return ALIGNED_SIZE // self.patch_size
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` naming the offending field if the configuration cannot be built."""
+        if self.encoder not in ENCODERS:
+            raise InputError(f"ModelConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.activation not in ACTIVATIONS:
+            raise InputError(f"ModelConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        positive = ("embedding_dim", "descriptor_channels", "expansion", "transformer_dim", "transformer_depth",
+                    "transformer_heads", "reformer_channels", "decoder_channels")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.num_classes < 0 or self.reformer_blocks < 0:
+            raise InputError("ModelConfig.num_classes and reformer_blocks must be >= 0")
+        if not self.width > 0 or not self.mlp_ratio > 0:
+            raise InputError("ModelConfig.width and mlp_ratio must be > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        depths, channels = list(self.edge_depths), list(self.edge_channels)
+        if len(depths) != 3 or any(int(d) < 1 for d in depths):
+            raise InputError(f"ModelConfig.edge_depths must be 3 ints >= 1 (layers at 28, 14, 7 px), got {depths!r}")
+        if len(channels) != 4 or any(int(c) < 1 for c in channels):
+            raise InputError(f"ModelConfig.edge_channels must be 4 ints >= 1 (stem, 28, 14, 7 px), got {channels!r}")
+        p = self.patch_size
+        if p < 2 or p & (p - 1) or ALIGNED_SIZE % p:
+            raise InputError(f"ModelConfig.patch_size must be a power of two dividing {ALIGNED_SIZE}, got {p!r}")
+        if self.transformer_dim % self.transformer_heads:
+            raise InputError(f"ModelConfig.transformer_dim ({self.transformer_dim}) must be divisible by "
+                             f"transformer_heads ({self.transformer_heads})")
+
+
+# ------------------------------------------------------------------------------------------------------ building blocks
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor`` (at least ``divisor``), as MobileNets do."""
+    return max(divisor, int(value + divisor / 2) // divisor * divisor)
+
+
+def _activation(kind: str, channels: int) -> nn.Module:
+    if kind == "prelu":
+        return nn.PReLU(channels)
+    if kind == "relu6":
+        return nn.ReLU6(inplace=True)
+    return nn.ReLU(inplace=True)
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv2d (no bias) + BatchNorm2d + optional activation."""
+
+    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int] = 3, stride: int = 1, groups: int = 1,
+                 activation: Optional[str] = "prelu") -> None:
+        k = (kernel, kernel) if isinstance(kernel, int) else kernel
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, k, stride, (k[0] // 2, k[1] // 2), groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if activation is not None:
+            layers.append(_activation(activation, cout))
+        super().__init__(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand -> 3x3 depthwise (stride) -> 1x1 linear projection, residual when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int, activation: str) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(ConvBNAct(cin, hidden, 1, activation=activation))
+        layers += [ConvBNAct(hidden, hidden, 3, stride, groups=hidden, activation=activation),
+                   ConvBNAct(hidden, cout, 1, activation=None)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+        if self.residual:  # start as identity: deep stacks train faster from scratch
+            nn.init.zeros_(self.block[-1][1].weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """Row-wise L2 normalisation of (N, D) with plain ops (Mul, ReduceSum, Max, Sqrt, Div) for clean ONNX/TensorRT."""
+    return x / torch.sqrt((x * x).sum(dim=1, keepdim=True).clamp_min(eps))
+
+
+def _init_conv_bn_linear(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------------------------------------- encoders
+class EdgeEncoder(nn.Module):
+    """Light CNN encoder: 3x3 conv stem (stride 2, 56 px), then three stages at 28, 14 and 7 px, each a dense 3x3
+    stride-2 conv (cheap to train on CPU, fast on GPUs) followed by ``depth - 1`` inverted-residual blocks, and a 1x1
+    head to ``descriptor_channels``. Output: (N, descriptor_channels, 7, 7)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        act = cfg.activation
+        c_stem, *c_stages = (_make_divisible(c * cfg.width) for c in cfg.edge_channels)
+        layers: list[nn.Module] = [ConvBNAct(3, c_stem, 3, 2, activation=act)]  # 112 -> 56
+        cin = c_stem
+        for cout, depth in zip(c_stages, cfg.edge_depths):  # 56 -> 28 -> 14 -> 7
+            layers.append(ConvBNAct(cin, cout, 3, 2, activation=act))
+            layers += [InvertedResidual(cout, cout, 1, cfg.expansion, act) for _ in range(int(depth) - 1)]
+            cin = cout
+        layers.append(ConvBNAct(cin, cfg.descriptor_channels, 1, activation=act))
+        self.features = nn.Sequential(*layers)
+        self.out_channels = cfg.descriptor_channels
+        self.out_size = cfg.descriptor_size
+        _init_conv_bn_linear(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, 112, 112) -> (N, C, 7, 7)."""
+        return self.features(x)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention written with MatMul / Softmax (no fused kernels) for clean ONNX/TensorRT export."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, length, dim = x.shape
+        qkv = self.qkv(x).reshape(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = torch.softmax(torch.matmul(q * self.scale, k.transpose(-2, -1)), dim=-1)
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(n, length, dim)
+        return self.proj(out)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: x + MHSA(LN(x)); x + MLP(LN(x)) with GELU."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TransformerEncoder(nn.Module):
+    """ICT-style transformer encoder (the G2D paper's generative encoder): non-overlapping patch embedding of the
+    112x112 face, learned positional embeddings, pre-norm transformer blocks, LayerNorm + linear to
+    ``descriptor_channels``; tokens are reshaped to a descriptor map (N, C, 112/p, 112/p)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.grid = cfg.descriptor_size
+        dim = cfg.transformer_dim
+        self.patch_embed = nn.Conv2d(3, dim, cfg.patch_size, cfg.patch_size)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid * self.grid, dim))
+        self.blocks = nn.Sequential(*(TransformerBlock(dim, cfg.transformer_heads, cfg.mlp_ratio)
+                                      for _ in range(cfg.transformer_depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, cfg.descriptor_channels)
+        self.out_channels = cfg.descriptor_channels
+        self.out_size = self.grid
+        _init_conv_bn_linear(self)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, 112, 112) -> (N, C, 112/p, 112/p)."""
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (N, L, D)
+        tokens = self.head(self.norm(self.blocks(tokens)))  # (N, L, C)
+        return tokens.transpose(1, 2).reshape(x.shape[0], self.out_channels, self.grid, self.grid)
+
+
+# ----------------------------------------------------------------------------------------------- reformer / decoder
+class Reformer(nn.Module):
+    """Discriminative reformer: 1x1 conv, ``blocks`` inverted-residual blocks (stride 2 while the map is larger than
+    7x7), global depthwise conv (GDC) pooling, dropout, linear + BN1d to ``embedding_dim``, L2 normalisation.
+
+    Like every BatchNorm network it needs batches of at least 2 in training mode.
+    """
+
+    def __init__(self, in_channels: int, in_size: int, channels: int, blocks: int, embedding_dim: int,
+                 dropout: float = 0.0, activation: str = "relu") -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ConvBNAct(in_channels, channels, 1, activation=activation)]
+        size = in_size
+        for _ in range(blocks):
+            stride = 2 if size > 7 and size % 2 == 0 else 1
+            layers.append(InvertedResidual(channels, channels, stride, 2, activation))
+            size //= stride
+        self.features = nn.Sequential(*layers)
+        self.gdc = nn.Sequential(nn.Conv2d(channels, channels, size, groups=channels, bias=False),  # global DW conv
+                                 nn.BatchNorm2d(channels))
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, embedding_dim, bias=False)
+        self.bn = nn.BatchNorm1d(embedding_dim)
+        _init_conv_bn_linear(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, h, w) descriptors -> (N, embedding_dim) unit-norm embeddings."""
+        x = self.gdc(self.features(x)).flatten(1)
+        return l2_normalize(self.bn(self.fc(self.dropout(x))))
+
+
+class InpaintDecoder(nn.Module):
+    """Inpainting decoder for the generative pretraining stage: 1x1 conv, then nearest x2 upsampling + 3x3 conv-BN-act
+    with channels halving (floor ``channels / 8``, at least 8) until 56 px, then a 3x3 conv to 12 channels, pixel
+    shuffle to RGB at 112 px and tanh (no layer runs at 112 px: cheap to train on CPU).
+    Output: (N, 3, 112, 112) in [-1, 1]."""
+
+    def __init__(self, in_channels: int, in_size: int, channels: int, activation: str = "relu") -> None:
+        super().__init__()
+        ups = math.log2(ALIGNED_SIZE / in_size)
+        if ups != int(ups) or ups < 1:
+            raise InputError(f"decoder input size {in_size} does not reach {ALIGNED_SIZE} by doubling")
+        layers: list[nn.Module] = [ConvBNAct(in_channels, channels, 1, activation=activation)]
+        c, floor = channels, max(8, channels // 8)
+        for _ in range(int(ups) - 1):
+            nxt = max(floor, c // 2)
+            layers += [nn.Upsample(scale_factor=2.0, mode="nearest"), ConvBNAct(c, nxt, 3, activation=activation)]
+            c = nxt
+        layers += [nn.Conv2d(c, 12, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh()]  # 12 channels -> 3 at twice the size
+        self.layers = nn.Sequential(*layers)
+        _init_conv_bn_linear(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, h, w) descriptors -> (N, 3, 112, 112) reconstruction in [-1, 1]."""
+        return self.layers(x)
+
+
+# -------------------------------------------------------------------------------------------------- whole networks
+class Preprocess(nn.Module):
+    """uint8 NHWC BGR (N, 112, 112, 3) -> float32 NCHW RGB in [-1, 1]: ``(x - 127.5) / 127.5``.
+
+    Pure tensor ops (Cast first, so TensorRT only sees uint8 at the input; Transpose, Gather, Mul, Sub).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("bgr_to_rgb", torch.tensor([2, 1, 0], dtype=torch.long), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.to(torch.float32).permute(0, 3, 1, 2)
+        return x.index_select(1, self.bgr_to_rgb) * (1.0 / 127.5) - 1.0
+
+
+class G2DModel(nn.Module):
+    """Encoder -> reformer -> classifier. Attributes ``.encoder``, ``.reformer``, ``.classifier`` (nn.Linear, or
+    None when ``num_classes == 0``) and ``.config`` (a copy of the :class:`ModelConfig`, kept in sync)."""
+
+    def __init__(self, cfg: ModelConfig, encoder: nn.Module, reformer: nn.Module,
+                 classifier: Optional[nn.Linear] = None) -> None:
+        super().__init__()
+        self.config = copy.deepcopy(cfg)
+        self.encoder = encoder
+        self.reformer = reformer
+        self.classifier = classifier
+
+    def embed(self, x: Tensor) -> Tensor:
+        """x float NCHW RGB in [-1, 1] -> (N, embedding_dim) L2-normalised embedding."""
+        return self.reformer(self.encoder(x))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x float NCHW RGB in [-1, 1] -> (embedding (N, D) unit-norm, logits (N, num_classes); (N, 0) if none)."""
+        emb = self.embed(x)
+        logits = self.classifier(emb) if self.classifier is not None else emb[:, :0]
+        return emb, logits
+
+    def set_num_classes(self, num_classes: int, weight: Optional[Tensor] = None) -> None:
+        """Replace the classifier by a fresh ``nn.Linear(embedding_dim, num_classes)`` (None for 0 classes).
+
+        ``weight`` (num_classes, embedding_dim), e.g. the class-mean embeddings, initialises the weights (bias 0),
+        which makes a prototype classifier from the first step.
+        """
+        if num_classes < 0:
+            raise InputError(f"num_classes must be >= 0, got {num_classes}")
+        dim = self.config.embedding_dim
+        self.config.num_classes = int(num_classes)
+        if num_classes == 0:
+            self.classifier = None
+            return
+        ref = next(self.parameters())
+        linear = nn.Linear(dim, num_classes).to(device=ref.device, dtype=ref.dtype)
+        nn.init.normal_(linear.weight, std=0.01)
+        nn.init.zeros_(linear.bias)
+        if weight is not None:
+            if tuple(weight.shape) != (num_classes, dim):
+                raise InputError(f"classifier weight must have shape {(num_classes, dim)}, got {tuple(weight.shape)}")
+            with torch.no_grad():
+                linear.weight.copy_(weight)
+        self.classifier = linear
+
+
+class InferenceModel(nn.Module):
+    """:class:`Preprocess` + :class:`G2DModel`: uint8 NHWC BGR faces -> (embedding, logits). The graph to export."""
+
+    def __init__(self, model: G2DModel) -> None:
+        super().__init__()
+        self.preprocess = Preprocess()
+        self.model = model
+
+    def forward(self, faces: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, 112, 112, 3) uint8 BGR -> (embedding (N, D), logits (N, C))."""
+        return self.model(self.preprocess(faces))
+
+
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    """The generative encoder named by ``cfg.encoder``; it has ``out_channels`` and ``out_size`` attributes."""
+    cfg.validate()
+    return EdgeEncoder(cfg) if cfg.encoder == "edge" else TransformerEncoder(cfg)
+
+
+def build_reformer(cfg: ModelConfig) -> Reformer:
+    """The discriminative reformer for ``cfg``'s descriptor map."""
+    return Reformer(cfg.descriptor_channels, cfg.descriptor_size, cfg.reformer_channels, cfg.reformer_blocks,
+                    cfg.embedding_dim, cfg.dropout, cfg.activation)
+
+
+def build_model(cfg: ModelConfig) -> G2DModel:
+    """Encoder + reformer (+ classifier when ``cfg.num_classes > 0``)."""
+    model = G2DModel(cfg, build_encoder(cfg), build_reformer(cfg))
+    model.set_num_classes(cfg.num_classes)
+    return model
+
+
+def build_decoder(cfg: ModelConfig) -> InpaintDecoder:
+    """Inpainting decoder: encoder descriptors (N, C, h, w) -> (N, 3, 112, 112) in [-1, 1] (tanh)."""
+    cfg.validate()
+    return InpaintDecoder(cfg.descriptor_channels, cfg.descriptor_size, cfg.decoder_channels, cfg.activation)
+
+
+# ------------------------------------------------------------------------------------------------------------ costs
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(module: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
+    """FLOPs of one forward pass on a zero input of ``input_shape`` (batch included), in eval mode.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of conv / linear / matmul;
+    BN, activations, softmax and pooling are not counted. Divide by the batch size for a per-face figure.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = module.training
+    ref = next(iter(module.parameters()), None)
+    device = ref.device if ref is not None else torch.device("cpu")
+    x = torch.zeros(tuple(input_shape), dtype=dtype, device=device)
+    module.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(x)
+    finally:
+        module.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def count_macs(module: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
+    """Multiply-accumulates of one forward pass (``count_flops / 2``)."""
+    return count_flops(module, input_shape, dtype) // 2
