@@ -1,0 +1,223 @@
+"""`g2d-train` (== `python -m train`): prepare data, build teacher caches, run the greedy stages, evaluate.
+
+    g2d-train prepare    --config cfg.yaml                 # every source with a root -> its .npz cache
+    g2d-train prepare    --root ../shared/data/faces-pool --out runs/data/pool.npz --unlabelled
+    g2d-train teacher    --config cfg.yaml                 # every source with a teacher path -> its .npy cache
+    g2d-train inpaint    --config cfg.yaml --run-dir runs/x [--set stages.inpaint.epochs=3] [--force]
+    g2d-train encoder | reformer | classifier | all        # same options; finished stages are skipped
+    g2d-train eval       --config cfg.yaml --run-dir runs/x [--checkpoint ...] [--images DIR [--pairs pairs.txt]]
+
+Multi-GPU: `torchrun --nproc_per_node N -m train reformer --config cfg.yaml` (same commands; rank 0 writes).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from g2d_edge.errors import G2DError
+
+log = logging.getLogger("train.cli")
+
+TRAIN_COMMANDS = ("inpaint", "encoder", "reformer", "classifier", "all")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="training config (.yaml or .toml); default: built-in defaults")
+    p.add_argument("--run-dir", type=Path, help="where checkpoints and metrics go (overrides run_dir of the config)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set stages.reformer.epochs=3 (repeatable; YAML values)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `g2d-train`."""
+    parser = argparse.ArgumentParser(prog="g2d-train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Run `g2d-train <command> --help` for the options of a command.")
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+
+    p = sub.add_parser("prepare", help="detect + align an image folder once into an .npz cache")
+    _common(p)
+    p.add_argument("--root", type=Path, help="image folder (<identity>/<image> when labelled); default: the "
+                                             "config's sources")
+    p.add_argument("--out", type=Path, help="output .npz (with --root)")
+    p.add_argument("--unlabelled", action="store_true", help="the folder has no identity sub-folders")
+    p.add_argument("--workers", type=int, help="processes (default: data.prepare_workers)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N images (quick tries)")
+    p.add_argument("--force", action="store_true", help="rebuild caches that already exist")
+
+    p = sub.add_parser("teacher", help="compute a teacher's embeddings of a prepared cache (.npy)")
+    _common(p)
+    p.add_argument("--cache", type=Path, help="prepared .npz; default: every config source with a teacher path")
+    p.add_argument("--out", type=Path, help="output .npy (with --cache)")
+    p.add_argument("--teacher", default="dlib", help="'dlib' (default), 'onnx:<path>' or 'random' (tests)")
+    p.add_argument("--root", type=Path, help="raw folder the cache was prepared from (dlib; default: recorded)")
+    p.add_argument("--workers", type=int, default=1, help="processes for the dlib teacher")
+    p.add_argument("--force", action="store_true", help="rebuild teacher caches that already exist")
+
+    helps = {"inpaint": "stage 0: inpainting pretraining of encoder + decoder",
+             "encoder": "stage 1: self-supervised finetuning of the encoder on masked faces",
+             "reformer": "stage 2: relation distillation of the reformer from the teacher cache",
+             "classifier": "stage 3: FC + softmax on the labelled training identities",
+             "all": "every stage in order (finished ones are skipped)"}
+    for name in TRAIN_COMMANDS:
+        p = sub.add_parser(name, help=helps[name])
+        _common(p)
+        p.add_argument("--force", action="store_true", help="retrain from scratch even if finished / resumable")
+        p.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                       help="leave once this many epochs are done (checkpointed; the next run resumes)")
+        p.add_argument("--device", help="cpu | cuda | cuda:N | auto (overrides the config)")
+
+    p = sub.add_parser("eval", help="verification (clean/masked pairs) and identification of a checkpoint")
+    _common(p)
+    p.add_argument("--checkpoint", type=Path, help="default: <run-dir>/classifier/final.pt")
+    p.add_argument("--cache", type=Path, help="prepared cache to evaluate (default: the hold-out source)")
+    p.add_argument("--all-identities", action="store_true",
+                   help="evaluate every identity of the cache, not only the held-out ones")
+    p.add_argument("--images", type=Path, help="image folder <identity>/<image>: generated pairs (or LFW root)")
+    p.add_argument("--pairs", type=Path, help="LFW pairs.txt over --images")
+    p.add_argument("--out", type=Path, help="results JSON (default: <run-dir>/eval/<checkpoint stage>.json)")
+    p.add_argument("--device", help="cpu | cuda | auto (default: the config's)")
+    return parser
+
+
+def _load_cfg(args: argparse.Namespace):
+    from .config import load_config
+
+    overrides = list(args.overrides)
+    if getattr(args, "device", None):
+        overrides.append(f"device={args.device}")
+    cfg = load_config(args.config, overrides)
+    if args.run_dir is not None:
+        cfg.run_dir = str(args.run_dir)
+    return cfg
+
+
+def _setup_logging(verbose: bool, log_file: Optional[Path] = None) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare_folder
+    from .data import detector_options
+
+    cfg = _load_cfg(args)
+    workers = args.workers or cfg.data.prepare_workers
+    options = detector_options(cfg.data)
+    if args.root is not None:
+        if args.out is None:
+            raise G2DError("prepare --root needs --out (the .npz to write)")
+        prepare_folder(args.root, args.out, labelled=not args.unlabelled, workers=workers, options=options,
+                       limit=args.limit)
+        return 0
+    todo = [s for s in cfg.data.sources if s.root and s.cache]
+    if not todo:
+        raise G2DError("no source in the config has both `root` and `cache`; or pass --root and --out")
+    for src in todo:
+        if Path(src.cache).is_file() and not args.force:
+            log.info("source %s: %s exists (use --force to rebuild)", src.name, src.cache)
+            continue
+        prepare_folder(Path(src.root), Path(src.cache), labelled=src.labelled, workers=workers, options=options,
+                       limit=args.limit)
+    return 0
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from .teacher import build_teacher_cache
+
+    cfg = _load_cfg(args)
+    if args.cache is not None:
+        if args.out is None:
+            raise G2DError("teacher --cache needs --out (the .npy to write)")
+        build_teacher_cache(args.cache, args.out, teacher=args.teacher, root=args.root, workers=args.workers)
+        return 0
+    todo = [s for s in cfg.data.sources if s.teacher and s.cache]
+    if not todo:
+        raise G2DError("no source in the config has both `cache` and `teacher`; or pass --cache and --out")
+    for src in todo:
+        if Path(src.teacher).is_file() and not args.force:
+            log.info("source %s: %s exists (use --force to rebuild)", src.name, src.teacher)
+            continue
+        build_teacher_cache(Path(src.cache), Path(src.teacher), teacher=args.teacher,
+                            root=Path(src.root) if src.root else args.root, workers=args.workers)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import config_hash, save_config
+    from .stages import run_all, run_named
+    from .stages.common import setup_runtime
+
+    cfg = _load_cfg(args)
+    run_dir = Path(cfg.run_dir)
+    rt = setup_runtime(cfg.device)
+    if not rt.is_main:  # other DDP ranks only report problems
+        logging.getLogger().setLevel(logging.WARNING)
+    else:
+        _setup_logging(args.verbose, run_dir / "train.log")
+        save_config(cfg, run_dir / "config.yaml")
+        log.info("run %s (config hash %s) in %s", cfg.name, config_hash(cfg)[:12], run_dir)
+    if args.command == "all":
+        results = run_all(cfg, run_dir, force=args.force, stop_after=args.stop_after)
+    else:
+        results = [run_named(args.command, cfg, run_dir, force=args.force, stop_after=args.stop_after)]
+    for r in results:
+        state = "skipped (already finished)" if r.skipped else ("finished" if r.finished else
+                                                                f"stopped after epoch {r.epochs_done}")
+        log.info("%s: %s -> %s", r.stage, state, r.checkpoint)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .stages.evaluation import run_eval
+
+    cfg = _load_cfg(args)
+    run_dir = Path(cfg.run_dir)
+    checkpoint = args.checkpoint or run_dir / "classifier" / "final.pt"
+    device = cfg.device if cfg.device != "auto" else None
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    report = run_eval(cfg, checkpoint, device=device, cache=args.cache, all_identities=args.all_identities,
+                      folder=args.images, pairs_file=args.pairs)
+    out = args.out or run_dir / "eval" / f"{Path(checkpoint).parent.name}-{report.meta.get('mode')}.json"
+    report.write_json(out)
+    print(report.table())
+    print(f"results written to {out}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of `g2d-train`; returns the exit status (0 ok, 2 for errors the user can fix)."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handlers = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval}
+    handler = handlers.get(args.command, cmd_train)
+    try:
+        return handler(args)
+    except (G2DError, FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc, exc_info=args.verbose)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted; re-run the same command to resume from the last finished epoch")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

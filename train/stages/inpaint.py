@@ -1,0 +1,86 @@
+"""Stage `inpaint`: the encoder and an inpainting decoder learn to reconstruct the clean face from a masked one.
+
+Loss: `train.losses.InpaintingLoss` (L1 weighted on the masked region + SSIM) between the decoder's output and the
+clean face, both in the model's [-1, 1] RGB space. The reformer is untouched. This is the generative pretraining of
+G2D; the `encoder` stage continues from its final checkpoint.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..data import StageData
+from .common import Stage, StageNet, set_trainable
+
+
+class ReconstructionNet(StageNet):
+    """masked face -> encoder -> decoder -> reconstruction; InpaintingLoss against the clean face.
+
+    consistency_weight > 0 adds a masked-vs-clean descriptor consistency term: masked and clean faces go through
+    the encoder as one batch, and 1 - cos(descriptors(masked), stopgrad(descriptors(clean))) is added.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss_kwargs: Optional[dict] = None,
+                 consistency_weight: float = 0.0) -> None:
+        """loss_kwargs: `train.losses.InpaintingWeights` fields (l1, mask_weight, ssim)."""
+        super().__init__()
+        from ..losses import InpaintingLoss, InpaintingWeights
+
+        self.encoder = encoder
+        self.decoder = decoder
+        self.loss = InpaintingLoss(InpaintingWeights(**(loss_kwargs or {})))
+        self.consistency_weight = float(consistency_weight)
+
+    def forward(self, batch: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        masked = self.preprocess(batch["masked"])
+        clean = self.preprocess(batch["clean"])
+        region = batch["region"].to(masked.dtype).unsqueeze(1)
+        n = masked.shape[0]
+        if self.consistency_weight > 0:
+            desc = self.encoder(torch.cat([masked, clean]))
+            desc_masked, desc_clean = desc[:n], desc[n:].detach()
+        else:
+            desc_masked, desc_clean = self.encoder(masked), None
+        recon = self.decoder(desc_masked)
+        with torch.autocast(device_type=recon.device.type, enabled=False):
+            terms = self.loss.terms(recon.float(), clean, region)
+            w = self.loss.weights
+            total = w.l1 * terms["l1"] + w.ssim * terms.get("ssim", 0.0)
+            terms = {k: v.detach() for k, v in terms.items()}
+            if desc_clean is not None:
+                a = nn.functional.normalize(desc_masked.float().flatten(1), dim=1)
+                b = nn.functional.normalize(desc_clean.float().flatten(1), dim=1)
+                consistency = (1.0 - (a * b).sum(dim=1)).mean()
+                terms = {"reconstruction": total.detach(), **terms, "consistency": consistency.detach()}
+                total = total + self.consistency_weight * consistency
+        return total, terms
+
+
+class InpaintStage(Stage):
+    """Generative pretraining: encoder + decoder reconstruct clean faces from masked ones (fresh weights)."""
+
+    name = "inpaint"
+    previous = None
+
+    def keeps_decoder(self) -> bool:
+        return True
+
+    def prepare(self, modules: Dict[str, nn.Module], data: StageData, device: torch.device) -> None:
+        model = modules["model"]
+        set_trainable(model, False)
+        set_trainable(model.encoder, True)
+        set_trainable(modules["decoder"], True)
+
+    def trainable(self, modules: Dict[str, nn.Module]) -> List[Tuple[Iterable[nn.Parameter], float]]:
+        return [(modules["model"].encoder.parameters(), 1.0), (modules["decoder"].parameters(), 1.0)]
+
+    def set_train_mode(self, modules: Dict[str, nn.Module]) -> None:
+        model = modules["model"]
+        model.eval()
+        model.encoder.train()
+        modules["decoder"].train()
+
+    def build_net(self, modules: Dict[str, nn.Module], data: StageData) -> StageNet:
+        return ReconstructionNet(modules["model"].encoder, modules["decoder"], self.stage_cfg.loss)
