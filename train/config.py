@@ -228,17 +228,24 @@ class EncoderStageConfig(StageConfig):
 class ReformerStageConfig(StageConfig):
     """Stage 2: the frozen encoder's descriptors -> reformer -> embedding, distilled from a teacher's embeddings of
     the clean face while the student sees the masked face (`loss`: `train.losses.RelationWeights` fields: distance,
-    angle, similarity, cosine, angle_max_items)."""
+    angle, similarity, cosine, angle_max_items).
+
+    encoder_lr_scale: 0 keeps the encoder frozen, as the paper does. A value > 0 lets the encoder adapt too, at
+    `lr * encoder_lr_scale` (a deviation for small budgets, where the generative encoder has seen little data).
+    """
 
     epochs: int = 30
     lr: float = 2e-3
     mask_prob: float = 0.8
+    encoder_lr_scale: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         from .losses import RelationWeights
 
         _check_loss_fields(type(self).__name__, self.loss, RelationWeights)
+        if self.encoder_lr_scale < 0:
+            raise ConfigError(f"stages.reformer.encoder_lr_scale must be >= 0, got {self.encoder_lr_scale}")
 
 
 @dataclass

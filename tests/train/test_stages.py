@@ -208,3 +208,19 @@ def test_metrics_log_drops_epochs_after_the_resume_point(tmp_path: Path) -> None
     MetricsLog(path, keep_epochs=2)
     assert [int(r["epoch"]) for r in read_metrics(path)] == [1, 2]
     assert read_metrics(path, kind="step") == []
+
+
+def test_reformer_can_let_the_encoder_adapt_when_asked(trained, tiny: Path) -> None:
+    _, ref_dir, _ = trained
+    cfg = _cfg(tiny, "adapt")
+    cfg.stages.reformer.encoder_lr_scale = 0.1
+    run_dir = Path(cfg.run_dir)
+    for stage in ("inpaint", "encoder"):
+        shutil.copytree(ref_dir / stage, run_dir / stage)
+    assert run_named("reformer", cfg).finished
+    enc = load_checkpoint(run_dir / "encoder" / FINAL)["state"]["model"]
+    ref = load_checkpoint(run_dir / "reformer" / FINAL)["state"]["model"]
+    weights = [k for k in enc if k.startswith("encoder.") and k.endswith("weight")]
+    assert not all(torch.equal(enc[k], ref[k]) for k in weights)  # the encoder moved ...
+    frozen = load_checkpoint(ref_dir / "reformer" / FINAL)["state"]["model"]
+    assert all(torch.equal(enc[k], frozen[k]) for k in weights)  # ... where the default run kept it frozen

@@ -1,6 +1,6 @@
 """Stage `reformer`: generative descriptors -> discriminative embeddings by relation distillation (G2D's stage 2).
 
-The encoder is frozen (eval mode, no gradient). The student sees the *masked* face (with probability `mask_prob`,
+The encoder is frozen (eval mode, no gradient), unless `encoder_lr_scale` > 0 lets it adapt at a lower LR. The student sees the *masked* face (with probability `mask_prob`,
 else the clean one); the teacher's embedding of the *clean* face comes from a teacher cache (rows where the teacher
 failed are skipped). Loss: `train.losses.RelationDistillationLoss` (distance- and angle-wise relations, teacher
 centred on the mean of the training rows and renormalised). Data may combine several sources (e.g. the labelled
@@ -34,14 +34,15 @@ def build_distillation_loss(loss_kwargs: Dict[str, Any], teacher_mean: Optional[
 class DistillationNet(StageNet):
     """masked face -> frozen encoder -> reformer -> embedding; relation distillation against the teacher rows."""
 
-    def __init__(self, encoder: nn.Module, reformer: nn.Module, loss: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, reformer: nn.Module, loss: nn.Module, train_encoder: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.reformer = reformer
         self.loss = loss
+        self.train_encoder = train_encoder
 
     def forward(self, batch: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
             desc = self.encoder(self.preprocess(batch["masked"]))
         emb = self.reformer(desc)
         with torch.autocast(device_type=emb.device.type, enabled=False):
@@ -68,9 +69,17 @@ class ReformerStage(Stage):
         model = modules["model"]
         set_trainable(model, False)
         set_trainable(model.reformer, True)
+        if self._train_encoder:
+            set_trainable(model.encoder, True)
+
+    @property
+    def _train_encoder(self) -> bool:
+        return self.stage_cfg.encoder_lr_scale > 0
 
     def trainable(self, modules: Dict[str, nn.Module]) -> List[Tuple[Iterable[nn.Parameter], float]]:
         groups = [(modules["model"].reformer.parameters(), 1.0)]
+        if self._train_encoder:
+            groups.append((modules["model"].encoder.parameters(), self.stage_cfg.encoder_lr_scale))
         if "distillation" in modules:  # the cosine term's projection, when it has one
             groups.append((modules["distillation"].parameters(), 1.0))
         return groups
@@ -79,6 +88,8 @@ class ReformerStage(Stage):
         model = modules["model"]
         model.eval()
         model.reformer.train()
+        if self._train_encoder:
+            model.encoder.train()
 
     def extra_modules(self, modules: Dict[str, nn.Module], data: StageData) -> Dict[str, nn.Module]:
         """The distillation loss (teacher-mean buffer, optional projection): checkpointed so a resume is exact."""
@@ -89,7 +100,7 @@ class ReformerStage(Stage):
 
     def build_net(self, modules: Dict[str, nn.Module], data: StageData) -> StageNet:
         model = modules["model"]
-        return DistillationNet(model.encoder, model.reformer, modules["distillation"])
+        return DistillationNet(model.encoder, model.reformer, modules["distillation"], self._train_encoder)
 
     def extra_meta(self, modules: Dict[str, nn.Module], data: StageData) -> Dict[str, Any]:
         mean = data.teacher_mean
