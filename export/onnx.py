@@ -175,6 +175,10 @@ def build_sidecar(model: G2DModel, meta: Mapping[str, Any], name: str, opset: in
     config_hash = str(meta.get("config_hash") or hashlib.sha256(
         json.dumps(cfg_dict, sort_keys=True).encode()).hexdigest()[:16])
     data_summary = json.loads(json.dumps(meta.get("data_summary") or {}, default=str))
+    # the people never trained on: benchmarks/accuracy.py and the shipped-model test evaluate on them
+    for key in ("val_identities", "validation"):
+        if meta.get(key) is not None:
+            data_summary[key] = json.loads(json.dumps(meta[key], default=str))
     return ModelSidecar(
         name=str(meta.get("name") or name),
         embedding_dim=int(cfg.embedding_dim),

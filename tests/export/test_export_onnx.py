@@ -175,3 +175,13 @@ def test_cli_onnx_success_and_failure(tiny_onnx_model: Path, tmp_path: Path, mon
     with pytest.raises(SystemExit) as info:
         export_main(["onnx", str(ckpt)])  # -o missing
     assert info.value.code == 2
+
+
+def test_sidecar_records_the_held_out_people_and_their_validation(tmp_path: Path, make_tiny_model):
+    meta = {"val_identities": ["7201", "7202"], "validation": {"masked-unmasked": {"accuracy": 0.8}},
+            "data_summary": {"sources": {"celeb": {"rows": 10}}}, "threshold": 0.3, "threshold_far": 0.01}
+    sidecar = export_onnx(make_tiny_model(0), tmp_path / "m.onnx", meta=meta, parity=FAST)
+    assert sidecar.data_summary["val_identities"] == ["7201", "7202"]
+    assert sidecar.data_summary["validation"]["masked-unmasked"]["accuracy"] == 0.8
+    assert sidecar.data_summary["sources"] == {"celeb": {"rows": 10}}
+    assert ModelSidecar.load(tmp_path / "m.json").threshold_far == 0.01
