@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 
 def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo ("Hardware" on boards that name no model), else what `platform` says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
+            if line.lower().startswith(("model name", "hardware")):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
@@ -28,18 +29,23 @@ def gpu_name() -> str:
     return ""
 
 
-def machine_info() -> Dict[str, str]:
-    """CPU model, usable cores, GPU (if any), OS and Python."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": cpu_model(), "cores": str(cores), "os": f"{platform.system()} {platform.release()}",
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def machine_info(gpu: bool = True) -> Dict[str, str]:
+    """CPU model, usable cores, GPU (if any, as PyTorch names it; left out with gpu=False), OS and Python."""
+    info = {"cpu": cpu_model(), "cores": str(usable_cores()), "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version()}
-    gpu = gpu_name()
-    if gpu:
-        info["gpu"] = gpu
+    name = gpu_name() if gpu else ""
+    if name:
+        info["gpu"] = name
     return info
 
 
-def machine_line() -> str:
-    info = machine_info()
-    gpu = f", GPU {info['gpu']}" if "gpu" in info else ", no GPU"
+def machine_line(info: Optional[Dict[str, str]] = None) -> str:
+    """`info` (default: machine_info()) in one line."""
+    info = machine_info() if info is None else info
+    gpu = f", GPU {info['gpu']}" if info.get("gpu") else ", no GPU"
     return f"{info['cpu']} ({info['cores']} cores{gpu}), {info['os']}, Python {info['python']}"

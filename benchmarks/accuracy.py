@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -37,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import machine_info, machine_line  # noqa: E402
+from benchmarks._timing import median_seconds  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
@@ -204,14 +204,7 @@ def evaluate(emb: PhotoEmbeddings, pairs, metric: str, cfg: AccuracyConfig) -> D
 
 
 def _median_ms(fn, repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
+    return median_seconds(fn, warmup, repeats) * 1000
 
 
 def measure_latency(cfg: AccuracyConfig, teacher, sample_crop: np.ndarray, sample_photo: Path) -> Dict[str, float]:

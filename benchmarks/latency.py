@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import machine_info  # noqa: E402
+from benchmarks._machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.backends import available_backends, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
@@ -204,14 +204,9 @@ def run_benchmark(model: Optional[Path], checkpoint: Optional[Path] = None, engi
     if gpu and "gpu" not in info:
         info["gpu"] = gpu
     settings_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
-    return {"machine": info, "machine_line": _machine_line(info), "model": str(model) if model else None,
+    return {"machine": info, "machine_line": machine_line(info), "model": str(model) if model else None,
             "checkpoint": str(checkpoint) if checkpoint else None, "settings": settings_dict,
             "rows": [asdict(r) for r in rows], "skipped": skipped}
-
-
-def _machine_line(info: Dict[str, str]) -> str:
-    gpu = f", GPU {info['gpu']}" if info.get("gpu") else ", no GPU"
-    return f"{info['cpu']} ({info['cores']} cores{gpu}), {info['os']}, Python {info['python']}"
 
 
 def format_markdown(result: Dict[str, Any]) -> str:

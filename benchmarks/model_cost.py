@@ -16,52 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-try:
-    from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters
-except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(REPO))
 
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from benchmarks import _machine  # noqa: E402
+from benchmarks._timing import median_seconds  # noqa: E402
+from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters  # noqa: E402
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    info: dict[str, Any] = {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "torch_threads": threads,
-                            "torch": torch.__version__, "python": platform.python_version()}
+    """What the numbers were measured on: benchmarks/_machine.py's description, the logical cores, the PyTorch
+    version and threads, and the load average."""
+    info: dict[str, Any] = {**_machine.machine_info(), "logical_cores": os.cpu_count(), "torch_threads": threads,
+                            "torch": torch.__version__}
     if hasattr(os, "getloadavg"):
         info["load_average_1min"] = round(os.getloadavg()[0], 2)
     return info
-
-
-def median_seconds(fn: Callable[[], Any], warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def train_step_seconds(cfg: ModelConfig, batch: int, repeats: int, inpaint: bool) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+from benchmarks import _machine  # noqa: E402
 from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
                       RecognizerOptions)
 from g2d_edge.errors import G2DError  # noqa: E402
@@ -64,16 +64,8 @@ class Row:
 
 
 def machine_info() -> Dict[str, Any]:
-    """CPU model, core counts, GPU (if any) and library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """CPU model, core counts, GPU (if any, as nvidia-smi names it: the SDK needs no PyTorch) and library versions."""
+    shared = _machine.machine_info(gpu=False)
     gpu = None
     if shutil.which("nvidia-smi"):
         try:
@@ -82,14 +74,14 @@ def machine_info() -> Dict[str, Any]:
             gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
         except (OSError, subprocess.TimeoutExpired):
             gpu = None
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    versions = {"python": shared["python"], "numpy": np.__version__, "opencv": cv2.__version__}
     for mod in ("onnxruntime", "mediapipe", "tensorrt"):
         try:
             versions[mod] = __import__(mod).__version__
         except Exception:
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "gpu": gpu,
-            "os": f"{platform.system()} {platform.release()}", "versions": versions}
+    return {"cpu": shared["cpu"], "cores": os.cpu_count(), "usable_cores": _machine.usable_cores(), "gpu": gpu,
+            "os": shared["os"], "versions": versions}
 
 
 def gpu_available() -> bool:

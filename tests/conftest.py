@@ -1,7 +1,12 @@
 """Shared pytest fixtures. Real photos come from ../shared/ beside the repo (as on every dev machine and in CI)."""
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -59,3 +64,49 @@ def tiny_onnx_model(tmp_path_factory) -> Path:
     onnx_path = folder / "tiny.onnx"
     export_onnx(checkpoint, onnx_path, parity=ParityOptions(num_real=4))
     return onnx_path
+
+
+@pytest.fixture()
+def tiny_model_copy(tiny_onnx_model: Path, tmp_path: Path) -> Path:
+    """A writable copy of the tiny model: `tmp_path`/tiny.onnx with its sidecar tiny.json."""
+    dst = tmp_path / "tiny.onnx"
+    shutil.copy(tiny_onnx_model, dst)
+    shutil.copy(tiny_onnx_model.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+# ---------------------------------------------------------------------------------------------- modules loaded by path
+# pytest runs with --import-mode=importlib, which keeps the test folders and the benchmark scripts off sys.path.
+REPO_DIR = Path(__file__).resolve().parents[1]
+TESTS_DIR = REPO_DIR / "tests"
+TEST_HELPERS = {  # importable by these names from any test (each loaded on its first import)
+    "sdk_helpers": TESTS_DIR / "sdk" / "sdk_helpers.py",
+    "tiny_faces": TESTS_DIR / "train" / "tiny_faces.py",
+    "fake_tensorrt": TESTS_DIR / "export" / "fake_tensorrt.py",
+}
+
+
+class _TestHelperFinder(importlib.abc.MetaPathFinder):
+    """Finds the TEST_HELPERS modules by name."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name in TEST_HELPERS:
+            return importlib.util.spec_from_file_location(name, TEST_HELPERS[name])
+        return None
+
+
+sys.meta_path.insert(0, _TestHelperFinder())
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Factory: load_script(path, name) runs the repo file `path` (relative to the repo, e.g. "benchmarks/latency.py")
+    as a fresh module registered in sys.modules as `name`, and returns it."""
+    def load(path: str, name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, REPO_DIR / path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load

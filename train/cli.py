@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from g2d_edge.errors import G2DError
 
@@ -112,6 +112,20 @@ def _setup_logging(verbose: bool, log_file: Optional[Path] = None) -> None:
         root.addHandler(fh)
 
 
+def _sources_to_build(cfg, reads: str, writes: str, force: bool) -> Iterator:
+    """The config's sources that set both `reads` and `writes` (the file built from it), one at a time; those whose
+    `writes` file exists are skipped (with a log line) unless `force`. G2DError when no source sets both."""
+    todo = [s for s in cfg.data.sources if getattr(s, reads) and getattr(s, writes)]
+    if not todo:
+        raise G2DError(f"no source in the config has both `{reads}` and `{writes}`; or pass --{reads} and --out")
+    for src in todo:
+        out = getattr(src, writes)
+        if Path(out).is_file() and not force:
+            log.info("source %s: %s exists (use --force to rebuild)", src.name, out)
+            continue
+        yield src
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare_folder
     from .data import detector_options
@@ -125,13 +139,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         prepare_folder(args.root, args.out, labelled=not args.unlabelled, workers=workers, options=options,
                        limit=args.limit)
         return 0
-    todo = [s for s in cfg.data.sources if s.root and s.cache]
-    if not todo:
-        raise G2DError("no source in the config has both `root` and `cache`; or pass --root and --out")
-    for src in todo:
-        if Path(src.cache).is_file() and not args.force:
-            log.info("source %s: %s exists (use --force to rebuild)", src.name, src.cache)
-            continue
+    for src in _sources_to_build(cfg, "root", "cache", args.force):
         prepare_folder(Path(src.root), Path(src.cache), labelled=src.labelled, workers=workers, options=options,
                        limit=args.limit)
     return 0
@@ -146,13 +154,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
             raise G2DError("teacher --cache needs --out (the .npy to write)")
         build_teacher_cache(args.cache, args.out, teacher=args.teacher, root=args.root, workers=args.workers)
         return 0
-    todo = [s for s in cfg.data.sources if s.teacher and s.cache]
-    if not todo:
-        raise G2DError("no source in the config has both `cache` and `teacher`; or pass --cache and --out")
-    for src in todo:
-        if Path(src.teacher).is_file() and not args.force:
-            log.info("source %s: %s exists (use --force to rebuild)", src.name, src.teacher)
-            continue
+    for src in _sources_to_build(cfg, "cache", "teacher", args.force):
         build_teacher_cache(Path(src.cache), Path(src.teacher), teacher=args.teacher,
                             root=Path(src.root) if src.root else args.root, workers=args.workers)
     return 0

@@ -1,24 +1,16 @@
 """benchmarks/accuracy.py: failed pairs count as errors; end to end on a tiny model with dlib beside it."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def accuracy():
-    spec = importlib.util.spec_from_file_location("g2d_accuracy_bench", REPO / "benchmarks" / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def accuracy(load_script):
+    return load_script("benchmarks/accuracy.py", "g2d_accuracy_bench")
 
 
 def test_a_pair_without_a_face_is_a_failed_pair(accuracy):

@@ -93,17 +93,14 @@ def test_build_and_load_without_tensorrt_name_the_missing_packages(tiny_onnx_mod
 @needs_gpu
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_engine_build_load_and_match_onnxruntime(tiny_onnx_model: Path, tmp_path: Path, precision: str):
-    onnx = tmp_path / "tiny.onnx"
-    shutil.copy(tiny_onnx_model, onnx)
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), onnx.with_suffix(".json"))
+def test_engine_build_load_and_match_onnxruntime(tiny_model_copy: Path, tmp_path: Path, precision: str):
     engine = tmp_path / f"tiny.{precision}.engine"
-    sidecar = build_engine(onnx, engine, TrtBuildOptions(precision=precision, max_batch=8, opt_batch=4))
+    sidecar = build_engine(tiny_model_copy, engine, TrtBuildOptions(precision=precision, max_batch=8, opt_batch=4))
     assert sidecar.engine["precision"] == precision and sidecar.engine["max_batch"] == 8
     assert sidecar.engine["parity"]["min_cosine"] >= 0.999
     assert json.loads(engine.with_suffix(".json").read_text())["engine"]["gpu"]
     trt_backend = load_backend(engine)
-    ort_backend = load_backend(onnx, "onnxruntime", providers=["cpu"])
+    ort_backend = load_backend(tiny_model_copy, "onnxruntime", providers=["cpu"])
     faces = np.random.default_rng(0).integers(0, 256, (19, 112, 112, 3), dtype=np.uint8)  # > max_batch: split
     e_trt, l_trt = trt_backend.infer(faces)
     e_ort, l_ort = ort_backend.infer(faces)
@@ -115,12 +112,9 @@ def test_engine_build_load_and_match_onnxruntime(tiny_onnx_model: Path, tmp_path
 
 @needs_gpu
 @pytest.mark.gpu
-def test_engine_for_another_gpu_or_version_is_refused(tiny_onnx_model: Path, tmp_path: Path):
-    onnx = tmp_path / "tiny.onnx"
-    shutil.copy(tiny_onnx_model, onnx)
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), onnx.with_suffix(".json"))
+def test_engine_for_another_gpu_or_version_is_refused(tiny_model_copy: Path, tmp_path: Path):
     engine = tmp_path / "tiny.fp32.engine"
-    build_engine(onnx, engine, TrtBuildOptions(precision="fp32", max_batch=4, opt_batch=2))
+    build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp32", max_batch=4, opt_batch=2))
     data = json.loads(engine.with_suffix(".json").read_text())
     data["engine"]["tensorrt"] = "7.0.0"
     engine.with_suffix(".json").write_text(json.dumps(data))
@@ -129,7 +123,7 @@ def test_engine_for_another_gpu_or_version_is_refused(tiny_onnx_model: Path, tmp
     data["engine"]["tensorrt"], data["engine"]["gpu"] = "x", "Some Other GPU"
     truncated = tmp_path / "cut.engine"
     truncated.write_bytes(engine.read_bytes()[:1000])
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), truncated.with_suffix(".json"))
+    shutil.copy(tiny_model_copy.with_suffix(".json"), truncated.with_suffix(".json"))
     good = json.loads(engine.with_suffix(".json").read_text())
     good["engine"]["tensorrt"] = __import__("tensorrt").__version__
     truncated.with_suffix(".json").write_text(json.dumps(good))
@@ -139,10 +133,7 @@ def test_engine_for_another_gpu_or_version_is_refused(tiny_onnx_model: Path, tmp
 
 @needs_gpu
 @pytest.mark.gpu
-def test_int8_calibration_cache_is_written_and_reused(tiny_onnx_model: Path, tmp_path: Path):
-    onnx = tmp_path / "tiny.onnx"
-    shutil.copy(tiny_onnx_model, onnx)
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), onnx.with_suffix(".json"))
+def test_int8_calibration_cache_is_written_and_reused(tiny_model_copy: Path, tmp_path: Path):
     calib = tmp_path / "calib.npz"
     from export.faces import synthetic_faces
 
@@ -150,25 +141,22 @@ def test_int8_calibration_cache_is_written_and_reused(tiny_onnx_model: Path, tmp
     cache = tmp_path / "tiny.calib"
     opts = TrtBuildOptions(precision="int8", max_batch=8, opt_batch=4, calib_data=calib, calib_cache=cache,
                            calib_batch=16, calib_max_faces=64, min_cosine=0.9)
-    build_engine(onnx, tmp_path / "a.engine", opts)
+    build_engine(tiny_model_copy, tmp_path / "a.engine", opts)
     assert cache.is_file() and cache.stat().st_size > 0
     from dataclasses import replace
 
-    sidecar = build_engine(onnx, tmp_path / "b.engine", replace(opts, calib_data=None))  # from the cache only
+    sidecar = build_engine(tiny_model_copy, tmp_path / "b.engine", replace(opts, calib_data=None))  # from the cache
     assert sidecar.engine["calibration"]["faces"] == 0
 
 
 @needs_gpu
 @pytest.mark.gpu
-def test_build_engine_option_caches_next_to_the_model(tiny_onnx_model: Path, tmp_path: Path):
-    onnx = tmp_path / "tiny.onnx"
-    shutil.copy(tiny_onnx_model, onnx)
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), onnx.with_suffix(".json"))
-    backend = load_backend(onnx, build_engine=True, precision="fp16", max_batch=4)
+def test_build_engine_option_caches_next_to_the_model(tiny_model_copy: Path, tmp_path: Path):
+    backend = load_backend(tiny_model_copy, build_engine=True, precision="fp16", max_batch=4)
     assert backend.name == "tensorrt"
     engines = list(tmp_path.glob("tiny.fp16.*.engine"))
     assert len(engines) == 1
     backend.close()
-    again = load_backend(onnx)  # auto now finds the cached engine
+    again = load_backend(tiny_model_copy)  # auto now finds the cached engine
     assert again.name == "tensorrt" and again.engine_path == engines[0]
     again.close()

@@ -1,23 +1,15 @@
 """benchmarks/latency.py on the tiny model: rows, PyTorch baseline, Markdown + JSON, the no-model message."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def latency():
-    spec = importlib.util.spec_from_file_location("g2d_latency_bench", REPO / "benchmarks" / "latency.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def latency(load_script):
+    return load_script("benchmarks/latency.py", "g2d_latency_bench")
 
 
 def test_benchmark_rows_markdown_and_json(latency, tiny_onnx_model: Path, tmp_path: Path, capsys):

@@ -4,10 +4,8 @@ INT8 calibration cache, CLI and benchmark wiring. Whether real TensorRT accepts 
 tests in test_export_tensorrt.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,19 +22,8 @@ from g2d_edge.backends.tensorrt import TensorRTBackend, engine_cache_path
 from g2d_edge.errors import InputError, ModelError
 from g2d_edge.sidecar import ModelSidecar
 
+import fake_tensorrt  # tests/export/fake_tensorrt.py (see tests/conftest.py)
 
-def _load_fake():
-    """tests/export/fake_tensorrt.py (loaded by path: the suite runs with --import-mode=importlib)."""
-    name = "g2d_tests_fake_tensorrt"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake_tensorrt.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake_tensorrt = _load_fake()
 FAST = dict(max_batch=4, opt_batch=2, workspace_mib=64)
 
 
@@ -46,22 +33,14 @@ def fake_trt(monkeypatch):
     return fake_tensorrt
 
 
-@pytest.fixture()
-def onnx_model(tiny_onnx_model: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "tiny.onnx"
-    shutil.copy(tiny_onnx_model, dst)
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), dst.with_suffix(".json"))
-    return dst
-
-
 @pytest.fixture(scope="module")
 def faces() -> np.ndarray:
     return synthetic_faces(11, np.random.default_rng(2))
 
 
-def test_build_writes_engine_sidecar_and_timing_cache(fake_trt, onnx_model: Path):
-    engine = onnx_model.with_name("tiny.fp16.engine")
-    sidecar = build_engine(onnx_model, engine, TrtBuildOptions(precision="fp16", **FAST))
+def test_build_writes_engine_sidecar_and_timing_cache(fake_trt, tiny_model_copy: Path):
+    engine = tiny_model_copy.with_name("tiny.fp16.engine")
+    sidecar = build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp16", **FAST))
     assert engine.is_file() and engine.with_suffix(".json").is_file()
     info = ModelSidecar.load(engine.with_suffix(".json")).engine
     assert info == sidecar.engine
@@ -70,19 +49,19 @@ def test_build_writes_engine_sidecar_and_timing_cache(fake_trt, onnx_model: Path
     assert (info["min_batch"], info["opt_batch"], info["max_batch"]) == (1, 2, 4)
     assert info["onnx"] == "tiny.onnx" and len(info["onnx_sha256"]) == 64
     assert info["parity"]["min_cosine"] > 0.9999 and info["parity"]["threshold"] == 0.999
-    assert sidecar.embedding_space == ModelSidecar.load(onnx_model.with_suffix(".json")).embedding_space
-    assert len(list(onnx_model.parent.glob("tiny.fake-gpu-9000.trt10.3.0.trtcache"))) == 1
-    assert not list(onnx_model.parent.glob("*.tmp*"))
+    assert sidecar.embedding_space == ModelSidecar.load(tiny_model_copy.with_suffix(".json")).embedding_space
+    assert len(list(tiny_model_copy.parent.glob("tiny.fake-gpu-9000.trt10.3.0.trtcache"))) == 1
+    assert not list(tiny_model_copy.parent.glob("*.tmp*"))
 
 
-def test_engine_backend_matches_onnxruntime_and_splits_batches(fake_trt, onnx_model: Path, faces: np.ndarray):
-    engine = onnx_model.with_name("tiny.fp32.engine")
-    build_engine(onnx_model, engine, TrtBuildOptions(precision="fp32", **FAST))
+def test_engine_backend_matches_onnxruntime_and_splits_batches(fake_trt, tiny_model_copy: Path, faces: np.ndarray):
+    engine = tiny_model_copy.with_name("tiny.fp32.engine")
+    build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp32", **FAST))
     backend = load_backend(engine)
     assert isinstance(backend, TensorRTBackend) and backend.name == "tensorrt" and backend.max_batch == 4
     backend.warmup()
     emb, logits = backend.infer(faces)  # 11 faces -> 4 + 4 + 3
-    ref_emb, ref_logits = load_backend(onnx_model, "onnxruntime").infer(faces)
+    ref_emb, ref_logits = load_backend(tiny_model_copy, "onnxruntime").infer(faces)
     np.testing.assert_allclose(emb, ref_emb, atol=1e-5)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
     np.testing.assert_allclose(backend.infer(faces[3:4])[0], ref_emb[3:4], atol=1e-5)
@@ -99,9 +78,9 @@ def test_engine_backend_matches_onnxruntime_and_splits_batches(fake_trt, onnx_mo
     assert not fake_trt._Context.stack  # every push was popped
 
 
-def test_engine_from_another_machine_is_refused_before_deserialising(fake_trt, onnx_model: Path, monkeypatch):
-    engine = onnx_model.with_name("tiny.fp16.engine")
-    build_engine(onnx_model, engine, TrtBuildOptions(precision="fp16", verify=False, **FAST))
+def test_engine_from_another_machine_is_refused_before_deserialising(fake_trt, tiny_model_copy: Path, monkeypatch):
+    engine = tiny_model_copy.with_name("tiny.fp16.engine")
+    build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp16", verify=False, **FAST))
     side = engine.with_suffix(".json")
     data = json.loads(side.read_text())
 
@@ -122,10 +101,10 @@ def test_engine_from_another_machine_is_refused_before_deserialising(fake_trt, o
         load_backend(engine)
 
 
-def test_truncated_or_unsidecared_engine(fake_trt, onnx_model: Path):
-    engine = onnx_model.with_name("tiny.fp16.engine")
-    build_engine(onnx_model, engine, TrtBuildOptions(precision="fp16", verify=False, **FAST))
-    cut = onnx_model.with_name("cut.engine")
+def test_truncated_or_unsidecared_engine(fake_trt, tiny_model_copy: Path):
+    engine = tiny_model_copy.with_name("tiny.fp16.engine")
+    build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp16", verify=False, **FAST))
+    cut = tiny_model_copy.with_name("cut.engine")
     cut.write_bytes(engine.read_bytes()[:300])
     shutil.copy(engine.with_suffix(".json"), cut.with_suffix(".json"))
     with pytest.raises(ModelError, match="could not deserialize .*magicTag.*rebuild"):
@@ -136,54 +115,54 @@ def test_truncated_or_unsidecared_engine(fake_trt, onnx_model: Path):
     assert not fake_trt._Context.stack
 
 
-def test_build_engine_option_and_engine_cache(fake_trt, onnx_model: Path, faces: np.ndarray):
-    backend = load_backend(onnx_model, build_engine=True, precision="fp16", max_batch=4)
-    cached = engine_cache_path(onnx_model, fake_trt.GPU_NAME, fake_trt.__version__, "fp16")
+def test_build_engine_option_and_engine_cache(fake_trt, tiny_model_copy: Path, faces: np.ndarray):
+    backend = load_backend(tiny_model_copy, build_engine=True, precision="fp16", max_batch=4)
+    cached = engine_cache_path(tiny_model_copy, fake_trt.GPU_NAME, fake_trt.__version__, "fp16")
     assert backend.name == "tensorrt" and backend.engine_path == cached and cached.is_file()
-    assert find_cached_engine(onnx_model, "fp16") == cached
-    assert build_engine_if_missing(onnx_model, "fp16") == cached  # no rebuild
-    again = load_backend(onnx_model)  # auto: the cached engine wins over ONNX Runtime
+    assert find_cached_engine(tiny_model_copy, "fp16") == cached
+    assert build_engine_if_missing(tiny_model_copy, "fp16") == cached  # no rebuild
+    again = load_backend(tiny_model_copy)  # auto: the cached engine wins over ONNX Runtime
     assert again.name == "tensorrt"
-    assert find_cached_engine(onnx_model, "fp32") is None
+    assert find_cached_engine(tiny_model_copy, "fp32") is None
     # a re-exported ONNX (different bytes) makes the cached engine stale
-    model = onnx.load(str(onnx_model))
+    model = onnx.load(str(tiny_model_copy))
     model.doc_string += " (re-exported)"
-    onnx.save(model, str(onnx_model))
-    assert find_cached_engine(onnx_model, "fp16") is None
-    assert load_backend(onnx_model).name == "onnxruntime"
+    onnx.save(model, str(tiny_model_copy))
+    assert find_cached_engine(tiny_model_copy, "fp16") is None
+    assert load_backend(tiny_model_copy).name == "onnxruntime"
     with pytest.raises(ModelError, match="build_engine=True"):
-        load_backend(onnx_model, "tensorrt")
-    rebuilt = load_backend(onnx_model, "tensorrt", build_engine=True, max_batch=4)
-    assert rebuilt.engine_path == cached and find_cached_engine(onnx_model, "fp16") == cached
+        load_backend(tiny_model_copy, "tensorrt")
+    rebuilt = load_backend(tiny_model_copy, "tensorrt", build_engine=True, max_batch=4)
+    assert rebuilt.engine_path == cached and find_cached_engine(tiny_model_copy, "fp16") == cached
 
 
-def test_int8_calibrates_once_then_reuses_the_cache(fake_trt, onnx_model: Path, tmp_path: Path):
+def test_int8_calibrates_once_then_reuses_the_cache(fake_trt, tiny_model_copy: Path, tmp_path: Path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, images=synthetic_faces(40, np.random.default_rng(0)))
     opts = TrtBuildOptions(precision="int8", calib_data=calib, calib_batch=16, calib_max_faces=40, **FAST)
-    sidecar = build_engine(onnx_model, tmp_path / "a.engine", opts)
-    caches = list(onnx_model.parent.glob("tiny.*.int8.calib"))
+    sidecar = build_engine(tiny_model_copy, tmp_path / "a.engine", opts)
+    caches = list(tiny_model_copy.parent.glob("tiny.*.int8.calib"))
     assert len(caches) == 1 and b"faces=32" in caches[0].read_bytes()  # two full batches of 16
     assert sidecar.engine["calibration"] == {"source": str(calib), "faces": 40}
-    again = build_engine(onnx_model, tmp_path / "b.engine", replace(opts, calib_data=None))
+    again = build_engine(tiny_model_copy, tmp_path / "b.engine", replace(opts, calib_data=None))
     assert again.engine["calibration"]["faces"] == 0 and "cache" in again.engine["calibration"]["source"]
     caches[0].unlink()
     with pytest.raises(EngineBuildError, match="--calib"):
-        build_engine(onnx_model, tmp_path / "c.engine", replace(opts, calib_data=None))
+        build_engine(tiny_model_copy, tmp_path / "c.engine", replace(opts, calib_data=None))
     few = tmp_path / "few.npz"
     np.savez(few, images=synthetic_faces(3, np.random.default_rng(0)))
     with pytest.raises(EngineBuildError, match="fewer than one batch"):
-        build_engine(onnx_model, tmp_path / "d.engine", replace(opts, calib_data=few))
+        build_engine(tiny_model_copy, tmp_path / "d.engine", replace(opts, calib_data=few))
 
 
-def test_build_failures_are_reported(fake_trt, onnx_model: Path, tmp_path: Path, monkeypatch):
+def test_build_failures_are_reported(fake_trt, tiny_model_copy: Path, tmp_path: Path, monkeypatch):
     import export.tensorrt as export_trt
 
     monkeypatch.setattr(export_trt, "verify_engine", lambda *a, **k: {"min_cosine": 0.5, "mean_cosine": 0.7,
                                                                        "max_abs_logits_diff": 1.0, "num_faces": 8})
     engine = tmp_path / "bad.engine"
     with pytest.raises(ParityError, match="0.50000"):
-        build_engine(onnx_model, engine, TrtBuildOptions(precision="fp16", **FAST))
+        build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp16", **FAST))
     assert not engine.exists() and not engine.with_suffix(".json").exists()
     monkeypatch.undo()
     fake_tensorrt.install(monkeypatch)
@@ -194,39 +173,35 @@ def test_build_failures_are_reported(fake_trt, onnx_model: Path, tmp_path: Path,
 
     monkeypatch.setattr(fake_trt.Builder, "build_serialized_network", fail)
     with pytest.raises(EngineBuildError, match="could not find any implementation"):
-        build_engine(onnx_model, engine, TrtBuildOptions(precision="fp32", **FAST))
+        build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp32", **FAST))
     monkeypatch.delattr(fake_trt.BuilderFlag, "FP16")  # TensorRT 11: no weak typing
     with pytest.raises(EngineBuildError, match="fp32"):
-        build_engine(onnx_model, engine, TrtBuildOptions(precision="fp16", **FAST))
+        build_engine(tiny_model_copy, engine, TrtBuildOptions(precision="fp16", **FAST))
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"garbage")
-    shutil.copy(onnx_model.with_suffix(".json"), broken.with_suffix(".json"))
+    shutil.copy(tiny_model_copy.with_suffix(".json"), broken.with_suffix(".json"))
     with pytest.raises(EngineBuildError, match="cannot parse"):
         build_engine(broken, engine, TrtBuildOptions(precision="fp32", **FAST))
     assert not fake_trt._Context.stack
 
 
-def test_cli_trt_builds_each_precision(fake_trt, onnx_model: Path, capsys):
-    code = export_main(["trt", str(onnx_model), "--precision", "fp32", "fp16", "--max-batch", "4",
+def test_cli_trt_builds_each_precision(fake_trt, tiny_model_copy: Path, capsys):
+    code = export_main(["trt", str(tiny_model_copy), "--precision", "fp32", "fp16", "--max-batch", "4",
                         "--opt-batch", "2", "--workspace-mib", "64"])
     assert code == 0
     built = json.loads(capsys.readouterr().out)
     assert [b["precision"] for b in built] == ["fp32", "fp16"]
     for b in built:
         assert Path(b["engine"]).is_file() and b["parity"]["min_cosine"] > 0.999
-        assert Path(b["engine"]) == engine_cache_path(onnx_model, fake_trt.GPU_NAME, fake_trt.__version__,
+        assert Path(b["engine"]) == engine_cache_path(tiny_model_copy, fake_trt.GPU_NAME, fake_trt.__version__,
                                                       b["precision"])
 
 
-def test_latency_benchmark_lists_tensorrt_rows(fake_trt, onnx_model: Path):
-    spec = importlib.util.spec_from_file_location("g2d_latency_bench_fake",
-                                                  Path(__file__).resolve().parents[2] / "benchmarks" / "latency.py")
-    latency = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = latency
-    spec.loader.exec_module(latency)
+def test_latency_benchmark_lists_tensorrt_rows(fake_trt, tiny_model_copy: Path, load_script):
+    latency = load_script("benchmarks/latency.py", "g2d_latency_bench_fake")
     settings = latency.LatencySettings(batches=(1, 4), iters=3, warmup=1, min_seconds=0.01,
                                        precisions=("fp32", "fp16", "int8"))
-    result = latency.run_benchmark(onnx_model, None, (), settings)
+    result = latency.run_benchmark(tiny_model_copy, None, (), settings)
     rows = {r["label"]: r for r in result["rows"]}
     assert rows["TensorRT fp16"]["device"] == fake_trt.GPU_NAME and rows["TensorRT fp32"]["precision"] == "fp32"
     assert result["machine"]["gpu"]

@@ -1,27 +1,12 @@
-"""Fixtures of the SDK tests: the tiny exported model (tests/conftest.py), a recognizer on it, real photos, helpers."""
+"""Fixtures of the SDK tests: the tiny exported model (tests/conftest.py), a recognizer on it, real photos. Helpers:
+`import sdk_helpers` (tests/sdk/sdk_helpers.py, made importable by tests/conftest.py)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
-
-
-def _register_helpers() -> None:
-    """Make tests/sdk/sdk_helpers.py importable as `sdk_helpers` (pytest runs with --import-mode=importlib, which
-    does not put test folders on sys.path)."""
-    if "sdk_helpers" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location("sdk_helpers", Path(__file__).with_name("sdk_helpers.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sdk_helpers"] = module
-    spec.loader.exec_module(module)
-
-
-_register_helpers()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,15 +30,6 @@ def faces() -> np.ndarray:
 @pytest.fixture(scope="module")
 def ort_backend(tiny_onnx_model: Path) -> OnnxRuntimeBackend:
     return load_backend(tiny_onnx_model, "onnxruntime", intra_op_threads=1)
-
-
-@pytest.fixture()
-def model_copy(tiny_onnx_model: Path, tmp_path: Path) -> Path:
-    """A writable copy of the tiny model and its sidecar."""
-    dst = tmp_path / "m.onnx"
-    shutil.copy(tiny_onnx_model, dst)
-    shutil.copy(tiny_onnx_model.with_suffix(".json"), dst.with_suffix(".json"))
-    return dst
 
 
 def test_onnxruntime_matches_pytorch(ort_backend, tiny_onnx_model: Path, faces: np.ndarray):
@@ -107,36 +97,36 @@ def test_warmup_runs(ort_backend):
     ort_backend.warmup()
 
 
-def test_truncated_empty_or_missing_model_file(model_copy: Path, tmp_path: Path):
-    data = model_copy.read_bytes()
-    model_copy.write_bytes(data[: len(data) // 3])
+def test_truncated_empty_or_missing_model_file(tiny_model_copy: Path, tmp_path: Path):
+    data = tiny_model_copy.read_bytes()
+    tiny_model_copy.write_bytes(data[: len(data) // 3])
     with pytest.raises(ModelError, match="corrupt or truncated"):
-        load_backend(model_copy)
-    model_copy.write_bytes(b"")
+        load_backend(tiny_model_copy)
+    tiny_model_copy.write_bytes(b"")
     with pytest.raises(ModelError, match="empty"):
-        load_backend(model_copy)
-    model_copy.write_bytes(b"\x00garbage" * 100)
+        load_backend(tiny_model_copy)
+    tiny_model_copy.write_bytes(b"\x00garbage" * 100)
     with pytest.raises(ModelError, match="export it again"):
-        load_backend(model_copy, "onnxruntime")
+        load_backend(tiny_model_copy, "onnxruntime")
     with pytest.raises(ModelError, match="not found"):
         load_backend(tmp_path / "missing.onnx")
     with pytest.raises(ModelError, match="don't know how to run"):
         load_backend(tmp_path / "model.tflite")
 
 
-def test_missing_or_foreign_sidecar(model_copy: Path):
-    sidecar = model_copy.with_suffix(".json")
+def test_missing_or_foreign_sidecar(tiny_model_copy: Path):
+    sidecar = tiny_model_copy.with_suffix(".json")
     data = json.loads(sidecar.read_text())
     data["embedding_space"] = "g2d-edge-512d-0000000000000000"
     sidecar.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="belongs to another model"):
-        load_backend(model_copy)
+        load_backend(tiny_model_copy)
     sidecar.write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
-        load_backend(model_copy)
+        load_backend(tiny_model_copy)
     sidecar.unlink()
     with pytest.raises(ModelError, match="sidecar not found"):
-        load_backend(model_copy)
+        load_backend(tiny_model_copy)
 
 
 def test_auto_picks_onnxruntime_here_and_logs_it(tiny_onnx_model: Path, caplog):

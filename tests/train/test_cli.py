@@ -1,7 +1,6 @@
 """`g2d-train` / `python -m train`: configs (YAML/TOML, overrides, errors) and CLI runs on tiny data."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,23 +14,11 @@ import torch
 from train.cli import main
 from train.config import ConfigError, config_hash, load_config, save_config, to_dict
 
+from tiny_faces import make_tiny_data  # tests/train/tiny_faces.py (see tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "train" / "configs" / "tiny.yaml"
 REAL_YAML = REPO / "train" / "configs" / "g2d-edge-s.yaml"
-
-
-def _load_helper(name: str):
-    """tests/train/<name>.py as a module (pytest's --import-mode=importlib keeps test folders off sys.path)."""
-    key = f"g2d_tests_train_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-make_tiny_data = _load_helper("tiny_faces").make_tiny_data
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,7 @@
 """Training data: masked items, determinism, identity hold-out, teacher rows, image folders with bad files."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
@@ -17,21 +15,7 @@ from train.data import (AlignedFaceDataset, AugmentOptions, DataError, EpochShuf
                         build_stage_data, collate_faces, compute_holdout, split_identities)
 from train.prepare import AlignedCache
 
-
-def _load_helper(name: str):
-    """tests/train/<name>.py as a module (pytest's --import-mode=importlib keeps test folders off sys.path)."""
-    key = f"g2d_tests_train_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-_tiny = _load_helper("tiny_faces")
-make_tiny_cache = _tiny.make_tiny_cache
-tiny_teacher = _tiny.tiny_teacher
+from tiny_faces import make_tiny_cache, tiny_teacher  # tests/train/tiny_faces.py (see tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

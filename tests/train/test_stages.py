@@ -1,9 +1,7 @@
 """The greedy stages end to end on tiny generated data: losses fall, checkpoints reload exactly, resume, skip."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +14,7 @@ from train.stages import (FINAL, LAST, METRICS, StageOrderError, get_stage, read
                           stage_dir)
 from train.stages.common import MetricsLog
 
-
-
-def _load_helper(name: str):
-    """tests/train/<name>.py as a module (pytest's --import-mode=importlib keeps test folders off sys.path)."""
-    key = f"g2d_tests_train_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-_tiny = _load_helper("tiny_faces")
-make_tiny_data = _tiny.make_tiny_data
-tiny_config = _tiny.tiny_config
+from tiny_faces import make_tiny_data, tiny_config  # tests/train/tiny_faces.py (see tests/conftest.py)
 
 STAGES = ("inpaint", "encoder", "reformer", "classifier")
 

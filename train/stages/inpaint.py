@@ -59,7 +59,10 @@ class ReconstructionNet(StageNet):
 
 
 class InpaintStage(Stage):
-    """Generative pretraining: encoder + decoder reconstruct clean faces from masked ones (fresh weights)."""
+    """Generative pretraining: encoder + decoder reconstruct clean faces from masked ones (fresh weights).
+
+    The `encoder` stage continues it (`EncoderStage` subclasses it), with its own recipe.
+    """
 
     name = "inpaint"
     previous = None
@@ -67,20 +70,27 @@ class InpaintStage(Stage):
     def keeps_decoder(self) -> bool:
         return True
 
+    def trains_decoder(self) -> bool:
+        """Whether the decoder learns along with the encoder (else it stays fixed, in eval mode)."""
+        return True
+
     def prepare(self, modules: Dict[str, nn.Module], data: StageData, device: torch.device) -> None:
         model = modules["model"]
         set_trainable(model, False)
         set_trainable(model.encoder, True)
-        set_trainable(modules["decoder"], True)
+        set_trainable(modules["decoder"], self.trains_decoder())
 
     def trainable(self, modules: Dict[str, nn.Module]) -> List[Tuple[Iterable[nn.Parameter], float]]:
-        return [(modules["model"].encoder.parameters(), 1.0), (modules["decoder"].parameters(), 1.0)]
+        groups = [(modules["model"].encoder.parameters(), 1.0)]
+        if self.trains_decoder():
+            groups.append((modules["decoder"].parameters(), 1.0))
+        return groups
 
     def set_train_mode(self, modules: Dict[str, nn.Module]) -> None:
         model = modules["model"]
         model.eval()
         model.encoder.train()
-        modules["decoder"].train()
+        modules["decoder"].train(self.trains_decoder())
 
     def build_net(self, modules: Dict[str, nn.Module], data: StageData) -> StageNet:
         return ReconstructionNet(modules["model"].encoder, modules["decoder"], self.stage_cfg.loss)
