@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import machine_info, machine_line  # noqa: E402
+from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import machine_info, machine_line  # noqa: E402
+from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.backends import available_backends, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402

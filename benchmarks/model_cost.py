@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks import _machine  # noqa: E402
+from g2d_edge import machine as _machine  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
 from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters  # noqa: E402
 

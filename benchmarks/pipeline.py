@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks import _machine  # noqa: E402
+from g2d_edge import machine as _machine  # noqa: E402
 from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
                       RecognizerOptions)
 from g2d_edge.errors import G2DError  # noqa: E402

@@ -194,7 +194,7 @@ def build_sidecar(model: G2DModel, meta: Mapping[str, Any], name: str, opset: in
         config_hash=config_hash,
         data_summary=data_summary,
         versions=export_versions(opset),
-        trained_on=str(meta.get("trained_on") or ""),
+        trained_on="; ".join(str(meta[k]) for k in ("trained_on", "machine") if meta.get(k)),
     )
 
 

@@ -179,9 +179,11 @@ def test_cli_onnx_success_and_failure(tiny_onnx_model: Path, tmp_path: Path, mon
 
 def test_sidecar_records_the_held_out_people_and_their_validation(tmp_path: Path, make_tiny_model):
     meta = {"val_identities": ["7201", "7202"], "validation": {"masked-unmasked": {"accuracy": 0.8}},
-            "data_summary": {"sources": {"celeb": {"rows": 10}}}, "threshold": 0.3, "threshold_far": 0.01}
+            "data_summary": {"sources": {"celeb": {"rows": 10}}}, "threshold": 0.3, "threshold_far": 0.01,
+            "trained_on": "celeb: 10 photos", "machine": "Some CPU (2 cores, no GPU)"}
     sidecar = export_onnx(make_tiny_model(0), tmp_path / "m.onnx", meta=meta, parity=FAST)
     assert sidecar.data_summary["val_identities"] == ["7201", "7202"]
     assert sidecar.data_summary["validation"]["masked-unmasked"]["accuracy"] == 0.8
     assert sidecar.data_summary["sources"] == {"celeb": {"rows": 10}}
     assert ModelSidecar.load(tmp_path / "m.json").threshold_far == 0.01
+    assert sidecar.trained_on == "celeb: 10 photos; Some CPU (2 cores, no GPU)"  # what it saw, and where

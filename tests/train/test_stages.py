@@ -111,6 +111,7 @@ def test_classifier_covers_training_identities_only(trained) -> None:
     for stage in STAGES:  # the same people are held out of every stage, and it is recorded
         m = load_checkpoint(run_dir / stage / FINAL)["meta"]
         assert m["held_out"]["identities"] == held and m["config_hash"] == config_hash(cfg)
+        assert "cores" in m["machine"]  # where it was trained
     summary = load_checkpoint(run_dir / "reformer" / FINAL)["meta"]["data_summary"]["sources"]
     assert summary["celeb"]["held_out_rows"] == 12  # 2 people x 6 photos never distilled on
     assert summary["celeb"]["rows"] + summary["celeb"]["teacher_failed_rows"] == 24

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from g2d_edge.errors import G2DError
+from g2d_edge.machine import machine_line
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import StageConfig, TrainConfig, config_hash, to_dict
@@ -508,6 +509,7 @@ def run_stage(stage: Stage, run_dir: Path, force: bool = False, stop_after: Opti
         "stage_config": dataclasses.asdict(sc),
         "data_summary": data.summary,
         "trained_on": data.trained_on,
+        "machine": machine_line(),
         "held_out": data.holdout.to_meta(),
         "val_identities": list(data.holdout.held_out),
         "run_id": uuid.uuid4().hex,

@@ -1,4 +1,4 @@
-"""Which machine a benchmark ran on (named in every table the benchmarks print)."""
+"""Which machine this is: named in every benchmark table and recorded in training checkpoints and model sidecars."""
 from __future__ import annotations
 
 import os
