@@ -64,10 +64,11 @@ def test_separates_real_people_it_was_not_trained_on(rec, sidecar, celeba_dir):
     genuine = np.array([sims[i, j] for i, j in pairs if labels[i] == labels[j]])
     impostor = np.array([sims[i, j] for i, j in pairs if labels[i] != labels[j]])
     assert genuine.mean() - impostor.mean() > 0.2, (genuine.mean(), impostor.mean())
-    # with the shipped threshold most decisions are right (an untrained network scores ~0.5 here)
-    correct = np.concatenate([genuine >= rec.threshold, impostor < rec.threshold])
-    balanced = 0.5 * ((genuine >= rec.threshold).mean() + (impostor < rec.threshold).mean())
-    assert balanced > 0.75, (balanced, correct.mean())
+    # ROC AUC = P(a genuine pair scores above an impostor pair): 0.5 for an untrained network
+    auc = (genuine[:, None] > impostor[None, :]).mean() + 0.5 * (genuine[:, None] == impostor[None, :]).mean()
+    assert auc > 0.8, auc
+    # the shipped threshold was chosen at a 1 % false-accept rate: nearly every impostor pair is rejected
+    assert (impostor < rec.threshold).mean() > 0.9
 
 
 def test_verify_same_and_different_person(rec, sidecar, celeba_dir):
