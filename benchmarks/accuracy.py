@@ -41,9 +41,10 @@ from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
-from train.evaluate import (VerificationResult, evaluate_verification, format_table, generate_pairs,  # noqa: E402
+from train.evaluate import (VerificationResult, evaluate_verification, generate_pairs,  # noqa: E402
                             list_identity_images)
 from train.masks import MaskOptions, MaskSynthesizer  # noqa: E402
+from train.prepare import create_face_mesh, mesh_landmarks  # noqa: E402
 
 log = logging.getLogger("benchmarks.accuracy")
 
@@ -76,29 +77,14 @@ class PhotoEmbeddings:
     masked: np.ndarray
 
 
-def _face_mesh():
-    import mediapipe as mp
-
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                           min_detection_confidence=0.3)
-
-
-def _mesh_points(mesh, image: np.ndarray) -> Optional[np.ndarray]:
-    result = mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-        return None
-    h, w = image.shape[:2]
-    return np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark[:468]], np.float32)
-
-
 def resolve_identities(cfg: AccuracyConfig, sidecar: ModelSidecar) -> List[str]:
     """The people to evaluate: given explicitly, or the validation people the model was never trained on."""
     if cfg.identities:
         return list(cfg.identities)
     ids = sidecar.data_summary.get("val_identities") or []
     if not ids:
-        raise SystemExit(f"the model's sidecar records no validation identities; pass --identities-file "
-                         f"(people the model was NOT trained on)")
+        raise SystemExit("the model's sidecar records no validation identities; pass --identities-file "
+                         "(people the model was NOT trained on)")
     return [str(i) for i in ids]
 
 
@@ -111,17 +97,24 @@ def prepare_photos(cfg: AccuracyConfig, identities: Sequence[str]):
         raise SystemExit(f"{len(missing)} evaluation identities are not folders of {cfg.data}: {sorted(missing)[:5]}")
     keep = [i for i, lab in enumerate(labels) if names[lab] in wanted]
     if cfg.limit_per_identity:
-        per: Dict[int, int] = {}
-        keep = [i for i in keep if per.setdefault(labels[i], 0) < cfg.limit_per_identity
-                and not per.__setitem__(labels[i], per[labels[i]] + 1)]
+        taken: Dict[int, int] = {}
+        limited = []
+        for i in keep:
+            if taken.get(labels[i], 0) < cfg.limit_per_identity:
+                taken[labels[i]] = taken.get(labels[i], 0) + 1
+                limited.append(i)
+        keep = limited
     return [paths[i] for i in keep], labels[keep]
 
 
 def run_pipelines(cfg: AccuracyConfig, paths: Sequence[Path]):
-    """Mask every photo and embed it with both recognisers. Returns (g2d, dlib or None, failures, examples)."""
+    """Mask every photo and embed it with both recognisers.
+
+    Returns (dlib teacher or None, g2d embeddings, dlib embeddings or None, failures, example images, one aligned crop).
+    """
     backend = load_backend(cfg.model, backend="onnxruntime")
     synth = MaskSynthesizer(MaskOptions())
-    mesh = _face_mesh()
+    mesh = create_face_mesh()
     teacher = None
     if cfg.dlib:
         from train.teacher import DlibTeacher
@@ -146,7 +139,7 @@ def run_pipelines(cfg: AccuracyConfig, paths: Sequence[Path]):
                 continue  # no clean face: every pair with this photo fails, for both recognisers
             face = faces[0]
             rng = np.random.default_rng([cfg.mask_seed, i])
-            masked, _ = synth.synth(image, rng, mesh=_mesh_points(mesh, image), keypoints=face.keypoints)
+            masked, _ = synth.synth(image, rng, mesh=mesh_landmarks(mesh, image), keypoints=face.keypoints)
             crops_clean[i], ok_clean[i] = align_face(image, face.keypoints), True
             masked_faces = detector.detect(masked)
             if masked_faces:
@@ -163,7 +156,7 @@ def run_pipelines(cfg: AccuracyConfig, paths: Sequence[Path]):
     g2d = PhotoEmbeddings(emb_clean, emb_masked)
     dl = PhotoEmbeddings(dlib_clean, dlib_masked) if teacher is not None else None
     failures = {"g2d_clean_no_face": int((~ok_clean).sum()), "g2d_masked_no_face": int((~ok_masked).sum())}
-    return backend, teacher, g2d, dl, failures, examples, crops_clean[ok_clean][:1]
+    return teacher, g2d, dl, failures, examples, crops_clean[ok_clean][:1]
 
 
 def _embed(backend, crops: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -254,7 +247,7 @@ def run(cfg: AccuracyConfig, json_path: Optional[Path] = None, examples_path: Op
     identities = resolve_identities(cfg, sidecar)
     paths, labels = prepare_photos(cfg, identities)
     pairs = generate_pairs(labels, cfg.pairs, seed=cfg.mask_seed, n_folds=cfg.folds)
-    backend, teacher, g2d, dl, failures, examples, sample = run_pipelines(cfg, paths)
+    teacher, g2d, dl, failures, examples, sample = run_pipelines(cfg, paths)
     results = {"g2d-edge": evaluate(g2d, pairs, "cosine", cfg)}
     if dl is not None:
         failures["dlib_no_face"] = int(np.isnan(dl.clean[:, 0]).sum())

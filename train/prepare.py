@@ -13,13 +13,13 @@ import logging
 import multiprocessing as mp_proc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from g2d_edge.align import ALIGNED_SIZE, align_face, estimate_alignment, transform_points
+from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,23 @@ def list_images(root: Path, labelled: bool) -> List[Tuple[Path, str]]:
     return items
 
 
+def create_face_mesh():
+    """MediaPipe Face Mesh for single photos (the 468-point model ships in the mediapipe wheel)."""
+    import mediapipe as mp
+
+    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+                                           min_detection_confidence=0.3)
+
+
+def mesh_landmarks(face_mesh, image: np.ndarray) -> Optional[np.ndarray]:
+    """The 468 Face Mesh landmarks of the first face in a BGR photo, in its pixels ((468, 2) float64), or None."""
+    result = face_mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if not result.multi_face_landmarks:
+        return None
+    h, w = image.shape[:2]
+    return np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark[:MESH_POINTS]])
+
+
 class _Worker:
     """Per-process detector + mesh (MediaPipe graphs are not picklable, so each worker builds its own)."""
 
@@ -101,11 +118,8 @@ class _Worker:
 
     @classmethod
     def init(cls, options: DetectorOptions) -> None:
-        import mediapipe as mp
-
         cls.detector = FaceDetector(options)
-        cls.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                                   refine_landmarks=False, min_detection_confidence=0.3)
+        cls.mesh = create_face_mesh()
 
     @classmethod
     def process(cls, path: Path):
@@ -119,11 +133,9 @@ class _Worker:
         matrix = estimate_alignment(face.keypoints)
         crop = align_face(image, face.keypoints)
         mesh_aligned = np.full((MESH_POINTS, 2), np.nan, np.float32)
-        result = cls.mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        if result.multi_face_landmarks:
-            h, w = image.shape[:2]
-            lm = np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark[:MESH_POINTS]])
-            mesh_aligned = transform_points(lm, matrix).astype(np.float32)
+        landmarks = mesh_landmarks(cls.mesh, image)
+        if landmarks is not None:
+            mesh_aligned = transform_points(landmarks, matrix).astype(np.float32)
         return "ok", (crop, transform_points(face.keypoints, matrix).astype(np.float32), mesh_aligned,
                       face.box.astype(np.float32), matrix.astype(np.float32))
 

@@ -14,7 +14,6 @@ Teachers:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, Sequence, Tuple
 
