@@ -1,21 +1,29 @@
-"""Masked face verification: the shipped G2D model and dlib's recogniser side by side, on people not trained on.
+"""Masked face recognition on people never trained on: the shipped G2D models and their peers in one run.
 
-For every photo of the evaluation people (by default the validation identities recorded in the model's sidecar)
+For every photo of the evaluation people (by default the validation identities recorded in the first model's sidecar)
 a synthetic mask is drawn on the *raw photo* (Face Mesh landmarks of the clean photo, a seed different from
-training). Then:
+training). Recognisers (see `benchmarks/peers.py`):
 
-- g2d-edge runs its own pipeline on the clean and on the masked photo: MediaPipe detection -> shared 112x112
-  aligner -> ONNX Runtime. Detection runs on the masked photo itself, as a camera would see it.
-- dlib gets its best case: its 5-point landmarks from the *clean* photo, used to cut its 150x150 chip from both
-  the clean and the masked photo; its native score (negative L2 distance) is used.
+- each g2d model (`--model`, default: the shipped ones) runs the SDK's own front end on the clean and on the masked
+  photo: MediaPipe detection on that photo itself -> shared 112x112 aligner -> ONNX Runtime;
+- OpenCV's SFace gets the very same crops (the same front end);
+- dlib gets its best case for pairs (landmarks of the clean photo) and its own front end for the round trip.
 
-Genuine/impostor pairs are generated from the folder (balanced, seeded); clean-clean, masked-clean (masked probe vs
-clean reference) and masked-masked pairs are scored. A face that cannot be found counts as a *failed* pair (a
-genuine pair rejected, an impostor pair accepted), never a skipped one. Reports 10-fold accuracy, ROC AUC,
-TAR@FAR=1e-2/1e-3 and per-face CPU latency (batch 1, one thread) of each, as Markdown and JSON, with the machine.
+**Pairs.** Genuine/impostor pairs are generated from the folder (balanced, seeded): clean-clean, masked-clean (masked
+probe vs clean reference) and masked-masked. A face that cannot be found counts as a *failed* pair (a genuine pair
+rejected, an impostor accepted), never a skipped one. 10-fold accuracy, ROC AUC, TAR@FAR.
 
-    python benchmarks/accuracy.py                      # shipped model, its validation people
-    python benchmarks/accuracy.py --model m.onnx --identities-file ids.txt --json out.json
+**SDK round trip.** Three of every four people are enrolled with one clean photo each (their first); every other
+photo of theirs is a probe, clean and masked, and the fourth person's photos are unknown probes. The g2d models run
+through `g2d_edge.Recognizer` itself (`enroll`, then `identify`, largest face). Rank-1: the best gallery match is
+the right person (known probes). Open-set accuracy at each recogniser's own threshold (the g2d sidecar's, OpenCV's
+0.363 for SFace, face_recognition's 0.6 for dlib): a known probe is named correctly, an unknown one is left unnamed.
+A probe without a detected face is wrong.
+
+**Latency** per face (CPU, batch 1, one thread) of each recogniser, and the SDK's face preparation.
+
+    python benchmarks/accuracy.py                                   # shipped models + peers
+    python benchmarks/accuracy.py --model runs/a.onnx=ablation --json out.json
 """
 from __future__ import annotations
 
@@ -35,48 +43,91 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
+from benchmarks.peers import (DLIB_DISTANCE_THRESHOLD, SFACE_COSINE_THRESHOLD, DlibPeer, PhotoEmbeddings,  # noqa: E402
+                              embed_rows, sface_as_shipped)
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.machine import machine_info, machine_line  # noqa: E402
+from g2d_edge.recognizer import Recognizer, RecognizerOptions  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
-from train.evaluate import (VerificationResult, evaluate_verification, generate_pairs,  # noqa: E402
-                            list_identity_images)
+from train.evaluate import VerificationResult, evaluate_verification, generate_pairs, list_identity_images  # noqa: E402
 from train.masks import MaskOptions, MaskSynthesizer  # noqa: E402
 from train.prepare import create_face_mesh, mesh_landmarks  # noqa: E402
+from train.sface import DEFAULT_SFACE_ONNX, SFace  # noqa: E402
 
 log = logging.getLogger("benchmarks.accuracy")
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
-DEFAULT_MODEL = REPO / "g2d_edge" / "models" / "g2d-edge-s.onnx"
+MODELS_DIR = REPO / "g2d_edge" / "models"
+DEFAULT_MODELS = (MODELS_DIR / "g2d-edge-m.onnx", MODELS_DIR / "g2d-edge-s.onnx")
 CONDITIONS = ("unmasked-unmasked", "masked-unmasked", "masked-masked")
+PROBES = ("clean", "masked")
 
 
 @dataclass
 class AccuracyConfig:
-    """What the benchmark runs on."""
+    """What the benchmark runs on. `models`: (label, .onnx path) pairs; the first one's sidecar names the people."""
 
     data: Path = DEFAULT_DATA
-    model: Path = DEFAULT_MODEL
-    identities: List[str] = field(default_factory=list)  # empty: the model sidecar's validation identities
+    models: List[Tuple[str, Path]] = field(default_factory=lambda: [(p.stem, p) for p in DEFAULT_MODELS])
+    identities: List[str] = field(default_factory=list)  # empty: the first model's validation identities
     pairs: int = 6000
     mask_seed: int = 904_117  # differs from every training seed
     fars: Tuple[float, ...] = (1e-2, 1e-3)
     folds: int = 10
+    sface: Optional[Path] = DEFAULT_SFACE_ONNX  # None: no SFace peer
     dlib: bool = True
+    round_trip: bool = True
+    unknown_every: int = 4  # every n-th person is not enrolled (open set)
     latency_repeats: int = 200
     limit_per_identity: int = 0
 
 
 @dataclass
-class PhotoEmbeddings:
-    """Embeddings of every photo, clean and masked, for one recogniser (NaN rows: no face found)."""
+class EvalPhotos:
+    """The evaluation photos: raw clean image, its masked version (None: no face in the clean photo, so no mask),
+    MediaPipe's box on the clean photo, identity label."""
+
+    paths: List[Path]
+    labels: np.ndarray
+    names: List[str]
+    clean: List[np.ndarray]
+    masked: List[Optional[np.ndarray]]
+    boxes: List[Optional[np.ndarray]]
+
+
+@dataclass
+class FrontEnd:
+    """The SDK's front end on every photo: aligned crops of the clean and of the masked photo, and which exist."""
 
     clean: np.ndarray
     masked: np.ndarray
+    ok_clean: np.ndarray
+    ok_masked: np.ndarray
 
 
+@dataclass
+class RoundTrip:
+    """SDK round trip of one recogniser, per probe kind ("clean", "masked")."""
+
+    threshold: str  # the match rule, e.g. "cosine >= 0.363"
+    rank1: Dict[str, int]
+    open_set: Dict[str, int]
+    known: int
+    unknown: int
+    enrolled: int
+
+    def to_dict(self) -> Dict:
+        total = self.known + self.unknown
+        return {"threshold": self.threshold, "enrolled": self.enrolled, "known_probes": self.known,
+                "unknown_probes": self.unknown, "rank1": self.rank1, "open_set_correct": self.open_set,
+                "rank1_rate": {k: v / max(1, self.known) for k, v in self.rank1.items()},
+                "open_set_accuracy": {k: v / max(1, total) for k, v in self.open_set.items()}}
+
+
+# ------------------------------------------------------------------------------------------------------ photos
 def resolve_identities(cfg: AccuracyConfig, sidecar: ModelSidecar) -> List[str]:
     """The people to evaluate: given explicitly, or the validation people the model was never trained on."""
     if cfg.identities:
@@ -88,86 +139,72 @@ def resolve_identities(cfg: AccuracyConfig, sidecar: ModelSidecar) -> List[str]:
     return [str(i) for i in ids]
 
 
-def prepare_photos(cfg: AccuracyConfig, identities: Sequence[str]):
-    """Photos of the evaluation people with labels."""
+def check_never_trained_on(cfg: AccuracyConfig, identities: Sequence[str]) -> None:
+    """Every g2d model must have held out every evaluation person (their sidecars record their validation people)."""
+    for label, path in cfg.models:
+        held_out = set(str(i) for i in ModelSidecar.load(sidecar_path_for(path)).data_summary.get("val_identities")
+                       or [])
+        if held_out and not set(identities) <= held_out:
+            raise SystemExit(f"{label} was trained on {len(set(identities) - held_out)} of the evaluation people; "
+                             "compare models that share a hold-out, or pass --identities-file")
+
+
+def select_photos(cfg: AccuracyConfig, identities: Sequence[str]) -> Tuple[List[Path], np.ndarray, List[str]]:
+    """Photos of the evaluation people with labels (into the returned identity names)."""
     paths, labels, names = list_identity_images(cfg.data)
     wanted = set(identities)
     missing = wanted - set(names)
     if missing:
         raise SystemExit(f"{len(missing)} evaluation identities are not folders of {cfg.data}: {sorted(missing)[:5]}")
-    keep = [i for i, lab in enumerate(labels) if names[lab] in wanted]
-    if cfg.limit_per_identity:
-        taken: Dict[int, int] = {}
-        limited = []
-        for i in keep:
-            if taken.get(labels[i], 0) < cfg.limit_per_identity:
-                taken[labels[i]] = taken.get(labels[i], 0) + 1
-                limited.append(i)
-        keep = limited
-    return [paths[i] for i in keep], labels[keep]
+    keep, taken = [], {}
+    for i, lab in enumerate(labels):
+        if names[lab] in wanted and (not cfg.limit_per_identity or taken.get(lab, 0) < cfg.limit_per_identity):
+            taken[lab] = taken.get(lab, 0) + 1
+            keep.append(i)
+    return [paths[i] for i in keep], labels[keep], names
 
 
-def run_pipelines(cfg: AccuracyConfig, paths: Sequence[Path]):
-    """Mask every photo and embed it with both recognisers.
-
-    Returns (dlib teacher or None, g2d embeddings, dlib embeddings or None, failures, example images, one aligned crop).
-    """
-    backend = load_backend(cfg.model, backend="onnxruntime")
+def load_photos(cfg: AccuracyConfig, identities: Sequence[str]) -> EvalPhotos:
+    """Read every photo and draw a synthetic mask on it (seeded per photo)."""
+    paths, labels, names = select_photos(cfg, identities)
     synth = MaskSynthesizer(MaskOptions())
     mesh = create_face_mesh()
-    teacher = None
-    if cfg.dlib:
-        from train.teacher import DlibTeacher
-
-        teacher = DlibTeacher()
-    n = len(paths)
-    crops_clean = np.zeros((n, 112, 112, 3), np.uint8)
-    crops_masked = np.zeros((n, 112, 112, 3), np.uint8)
-    ok_clean = np.zeros(n, bool)
-    ok_masked = np.zeros(n, bool)
-    dlib_clean = np.full((n, 128), np.nan, np.float32)
-    dlib_masked = np.full((n, 128), np.nan, np.float32)
-    examples = []
+    clean, masked, boxes = [], [], []
     with FaceDetector(DetectorOptions()) as detector:
-        for i, path in enumerate(tqdm(paths, desc="mask + detect + align", mininterval=5)):
+        for i, path in enumerate(tqdm(paths, desc="read + mask", mininterval=5)):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                log.warning("unreadable photo %s counts as failed", path)
-                continue
+                raise SystemExit(f"unreadable photo {path}")
             faces = detector.detect(image)
-            if not faces:
-                continue  # no clean face: every pair with this photo fails, for both recognisers
-            face = faces[0]
+            clean.append(image)
+            if not faces:  # no face in the clean photo: no mask either; every pair with it fails
+                masked.append(None)
+                boxes.append(None)
+                continue
             rng = np.random.default_rng([cfg.mask_seed, i])
-            masked, _ = synth.synth(image, rng, mesh=mesh_landmarks(mesh, image), keypoints=face.keypoints)
-            crops_clean[i], ok_clean[i] = align_face(image, face.keypoints), True
-            masked_faces = detector.detect(masked)
-            if masked_faces:
-                crops_masked[i], ok_masked[i] = align_face(masked, masked_faces[0].keypoints), True
-            if len(examples) < 8:
-                examples.append(np.hstack([cv2.resize(image, (144, 144)), cv2.resize(masked, (144, 144))]))
-            if teacher is not None:
-                rgb, rgb_masked = image[:, :, ::-1].copy(), masked[:, :, ::-1].copy()
-                shape = teacher.shape(rgb, face.box)  # dlib's best case: landmarks of the clean photo
-                dlib_clean[i] = teacher.embed_chip(teacher.chip(rgb, shape))
-                dlib_masked[i] = teacher.embed_chip(teacher.chip(rgb_masked, shape))
-    emb_clean = _embed(backend, crops_clean, ok_clean)
-    emb_masked = _embed(backend, crops_masked, ok_masked)
-    g2d = PhotoEmbeddings(emb_clean, emb_masked)
-    dl = PhotoEmbeddings(dlib_clean, dlib_masked) if teacher is not None else None
-    failures = {"g2d_clean_no_face": int((~ok_clean).sum()), "g2d_masked_no_face": int((~ok_masked).sum())}
-    return teacher, g2d, dl, failures, examples, crops_clean[ok_clean][:1]
+            masked.append(synth.synth(image, rng, mesh=mesh_landmarks(mesh, image), keypoints=faces[0].keypoints)[0])
+            boxes.append(faces[0].box)
+    return EvalPhotos(paths, labels, names, clean, masked, boxes)
 
 
-def _embed(backend, crops: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    out = np.full((len(crops), backend.sidecar.embedding_dim), np.nan, np.float32)
-    if ok.any():
-        out[ok] = backend.infer(crops[ok])[0]
+def sdk_front_end(photos: EvalPhotos) -> FrontEnd:
+    """MediaPipe detection + the shared aligner on each photo itself (largest face), as `Recognizer` does."""
+    n = len(photos.paths)
+    out = FrontEnd(np.zeros((n, 112, 112, 3), np.uint8), np.zeros((n, 112, 112, 3), np.uint8),
+                   np.zeros(n, bool), np.zeros(n, bool))
+    with FaceDetector(DetectorOptions()) as detector:
+        for i in range(n):
+            for image, crops, ok in ((photos.clean[i], out.clean, out.ok_clean),
+                                     (photos.masked[i], out.masked, out.ok_masked)):
+                faces = detector.detect(image) if image is not None else []
+                if faces:
+                    crops[i], ok[i] = align_face(image, faces[0].keypoints), True
     return out
 
 
+# ------------------------------------------------------------------------------------------------------ pairs
 def score_pairs(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, metric: str) -> np.ndarray:
-    """Scores of pairs (higher = more alike): cosine for g2d-edge, negative L2 distance for dlib (its own metric)."""
+    """Scores of pairs (higher = more alike): cosine, or negative L2 distance (dlib's own metric)."""
     x, y = a[ia], b[ib]
     if metric == "cosine":
         return np.sum(x * y, axis=1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
@@ -196,92 +233,232 @@ def evaluate(emb: PhotoEmbeddings, pairs, metric: str, cfg: AccuracyConfig) -> D
     return out
 
 
+# ------------------------------------------------------------------------------------------------- round trip
+@dataclass
+class GallerySplit:
+    """Who is enrolled with which photo, and which photos are probes (known people) or unknowns."""
+
+    enrol: Dict[int, int]  # label -> photo index
+    known: np.ndarray  # photo indices of enrolled people, enrolment photos excluded
+    unknown: np.ndarray  # photo indices of people not enrolled
+
+
+def split_gallery(labels: np.ndarray, unknown_every: int) -> GallerySplit:
+    people = sorted(set(int(v) for v in labels))
+    unknown_people = set(people[unknown_every - 1::unknown_every]) if unknown_every else set()
+    enrol = {p: int(np.flatnonzero(labels == p)[0]) for p in people if p not in unknown_people}
+    rows = np.arange(len(labels))
+    known = np.array([i for i in rows if int(labels[i]) in enrol and i != enrol[int(labels[i])]], np.int64)
+    unknown = np.array([i for i in rows if int(labels[i]) in unknown_people], np.int64)
+    return GallerySplit(enrol, known, unknown)
+
+
+def score_round_trip(best: Dict[str, np.ndarray], named: Dict[str, np.ndarray], labels: np.ndarray,
+                     split: GallerySplit, threshold: str) -> RoundTrip:
+    """best[kind][i]: label of the best gallery match of photo i (-1: no face); named[kind][i]: whether that match
+    passed the threshold."""
+    rank1, open_set = {}, {}
+    for kind in PROBES:
+        right = best[kind][split.known] == labels[split.known]
+        rank1[kind] = int(right.sum())
+        open_set[kind] = int((right & named[kind][split.known]).sum()) + int((~named[kind][split.unknown]).sum())
+    return RoundTrip(threshold, rank1, open_set, len(split.known), len(split.unknown), len(split.enrol))
+
+
+def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit) -> RoundTrip:
+    """The g2d model through `g2d_edge.Recognizer`: enrol one clean photo per known person, identify every probe."""
+    by_name = {photos.names[label]: label for label in split.enrol}
+    best = {k: np.full(len(photos.paths), -1, np.int64) for k in PROBES}
+    named = {k: np.zeros(len(photos.paths), bool) for k in PROBES}
+    with Recognizer(model=model, backend="onnxruntime") as rec:
+        for label, i in split.enrol.items():
+            rec.enroll(photos.names[label], photos.clean[i])
+        for i in tqdm(np.concatenate([split.known, split.unknown]), desc=f"round trip {model.stem}", mininterval=5):
+            for kind, image in (("clean", photos.clean[i]), ("masked", photos.masked[i])):
+                found = rec.identify(image) if image is not None else []
+                if found and found[0].matches:
+                    best[kind][i] = by_name[found[0].matches[0].name]
+                    named[kind][i] = found[0].name is not None
+        threshold = f"cosine >= {rec.threshold:.3f}"
+    return score_round_trip(best, named, photos.labels, split, threshold)
+
+
+def round_trip_embeddings(emb: PhotoEmbeddings, labels: np.ndarray, split: GallerySplit, metric: str,
+                          threshold: float) -> RoundTrip:
+    """A peer's round trip from its embeddings: nearest enrolled template, named when its score (cosine, or
+    negative L2 distance) reaches ``threshold``."""
+    enrolled = np.array(sorted(split.enrol))
+    gallery = np.stack([emb.clean[split.enrol[p]] for p in enrolled])
+    best = {k: np.full(len(labels), -1, np.int64) for k in PROBES}
+    named = {k: np.zeros(len(labels), bool) for k in PROBES}
+    probes = np.concatenate([split.known, split.unknown])
+    for kind, rows in (("clean", emb.clean), ("masked", emb.masked)):
+        for i in probes:
+            if not np.isfinite(rows[i]).all():
+                continue
+            scores = score_pairs(np.repeat(rows[i:i + 1], len(gallery), 0), gallery, np.arange(len(gallery)),
+                                 np.arange(len(gallery)), metric)
+            scores = np.where(np.isfinite(scores), scores, -np.inf)
+            j = int(np.argmax(scores))
+            best[kind][i], named[kind][i] = enrolled[j], scores[j] >= threshold
+    rule = f"cosine >= {threshold:.3f}" if metric == "cosine" else f"L2 distance <= {-threshold:.2f}"
+    return score_round_trip(best, named, labels, split, rule)
+
+
+# ------------------------------------------------------------------------------------------------------ latency
 def _median_ms(fn, repeats: int, warmup: int = 5) -> float:
     return median_seconds(fn, warmup, repeats) * 1000
 
 
-def measure_latency(cfg: AccuracyConfig, teacher, sample_crop: np.ndarray, sample_photo: Path) -> Dict[str, float]:
-    """Per-face CPU latency at batch 1 on one thread: the recogniser alone, and with its face preparation."""
-    backend = load_backend(cfg.model, backend="onnxruntime", intra_op_threads=1)
-    out = {"g2d_embed_ms": _median_ms(lambda: backend.infer(sample_crop[:1]), cfg.latency_repeats)}
-    image = cv2.imread(str(sample_photo))
+def measure_latency(cfg: AccuracyConfig, crop: np.ndarray, photo: np.ndarray, box: np.ndarray,
+                    dlib: Optional[DlibPeer]) -> Dict[str, float]:
+    """Per-face CPU latency at batch 1 on one thread of each recogniser, and the SDK's detection + alignment."""
+    out: Dict[str, float] = {}
+    for label, path in cfg.models:
+        backend = load_backend(path, backend="onnxruntime", intra_op_threads=1)
+        out[f"{label}_embed_ms"] = _median_ms(lambda: backend.infer(crop[None]), cfg.latency_repeats)
+    if cfg.sface is not None:
+        shipped = sface_as_shipped(cfg.sface, threads=1)
+        out["sface_embed_ms"] = _median_ms(lambda: shipped(crop), cfg.latency_repeats)
+        plain = SFace(cfg.sface, threads=1)
+        out["sface_float_embed_ms"] = _median_ms(lambda: plain(crop[None]), cfg.latency_repeats)
     with FaceDetector(DetectorOptions()) as det:
-        face = det.detect(image)[0]
-        out["g2d_detect_align_ms"] = _median_ms(lambda: align_face(image, det.detect(image)[0].keypoints),
+        out["sdk_detect_align_ms"] = _median_ms(lambda: align_face(photo, det.detect(photo)[0].keypoints),
                                                 cfg.latency_repeats)
-    if teacher is not None:
-        rgb = image[:, :, ::-1].copy()
-        shape = teacher.shape(rgb, face.box)
-        chip = teacher.chip(rgb, shape)
+    if dlib is not None:
+        rgb = photo[:, :, ::-1].copy()
+        chip = dlib.teacher.chip(rgb, dlib.teacher.shape(rgb, box))
         reps = max(10, cfg.latency_repeats // 10)
-        out["dlib_embed_ms"] = _median_ms(lambda: teacher.embed_chip(chip), reps, warmup=2)
-        out["dlib_landmarks_chip_ms"] = _median_ms(lambda: teacher.chip(rgb, teacher.shape(rgb, face.box)), reps)
+        out["dlib_embed_ms"] = _median_ms(lambda: dlib.teacher.embed_chip(chip), reps, warmup=2)
+        out["dlib_front_end_ms"] = _median_ms(lambda: dlib.detector(rgb, 1), reps, warmup=2)
     return out
 
 
-def report(results: Dict[str, Dict[str, VerificationResult]], latency: Dict[str, float], meta: Dict) -> str:
-    lines = [f"Machine: {machine_line()}", f"Model: {meta['model']} | people: {meta['identities']} | photos: "
-             f"{meta['photos']} | pairs: {meta['pairs']} ({meta['pairs'] // 2} genuine) | mask seed {meta['mask_seed']}",
-             f"Faces not found by g2d-edge (count as failed pairs): {meta['failures']}", ""]
+# ------------------------------------------------------------------------------------------------------ report
+def _pct(v: float) -> str:
+    return f"{v:.4f}"
+
+
+def report(results: Dict[str, Dict[str, VerificationResult]], trips: Dict[str, RoundTrip],
+           latency: Dict[str, float], meta: Dict) -> str:
+    lines = [f"Machine: {machine_line()}",
+             f"People: {meta['identities']} | photos: {meta['photos']} | pairs: {meta['pairs']} "
+             f"({meta['pairs'] // 2} genuine) | mask seed {meta['mask_seed']}",
+             f"Faces not found by the SDK front end (count as failed): {meta['failures']}", "",
+             "| recogniser | clean–clean | masked–clean | masked–masked |", "|---|---|---|---|"]
+    for name, per_cond in results.items():
+        cells = " | ".join(f"{per_cond[c].accuracy:.4f} ± {per_cond[c].accuracy_std:.4f}" for c in CONDITIONS)
+        lines.append(f"| {name} | {cells} |")
     fars = [k for k in next(iter(next(iter(results.values())).values())).tar_at_far]
-    head = "| recogniser | pairs | 10-fold acc | ROC AUC | " + " | ".join(f"TAR@FAR={f}" for f in fars) + " |"
-    lines += [head, "|" + "---|" * (4 + len(fars))]
+    lines += ["", "| recogniser | pairs | ROC AUC | " + " | ".join(f"TAR@FAR={f}" for f in fars) + " |",
+              "|" + "---|" * (3 + len(fars))]
     for name, per_cond in results.items():
         for cond, r in per_cond.items():
             tars = " | ".join(f"{r.tar_at_far[f]:.4f}" if np.isfinite(r.tar_at_far[f]) else "n/a" for f in fars)
-            lines.append(f"| {name} | {cond} | {r.accuracy:.4f} ± {r.accuracy_std:.4f} | {r.auc:.4f} | {tars} |")
-    lines += ["", "| recogniser | embed ms/face (CPU, batch 1, 1 thread) | face preparation ms |", "|---|---|---|",
-              f"| g2d-edge (ONNX Runtime) | {latency['g2d_embed_ms']:.2f} | {latency['g2d_detect_align_ms']:.2f} "
-              "(MediaPipe detect + align) |"]
-    if "dlib_embed_ms" in latency:
-        lines.append(f"| dlib ResNet | {latency['dlib_embed_ms']:.2f} | {latency['dlib_landmarks_chip_ms']:.2f} "
-                     "(5-point landmarks + chip) |")
-        lines.append(f"\nSpeed-up of the recogniser: {latency['dlib_embed_ms'] / latency['g2d_embed_ms']:.1f}x")
+            lines.append(f"| {name} | {cond} | {r.auc:.4f} | {tars} |")
+    if trips:
+        t0 = next(iter(trips.values()))
+        lines += ["", f"SDK round trip: {t0.enrolled} people enrolled with one clean photo, {t0.known} probes of them "
+                      f"and {t0.unknown} of {meta['identities'] - t0.enrolled} people not enrolled, each clean and "
+                      "masked.", "",
+                  "| recogniser | match rule | rank-1 clean | rank-1 masked | open-set acc. clean | open-set acc. masked |",
+                  "|---|---|---|---|---|---|"]
+        for name, t in trips.items():
+            total = t.known + t.unknown
+            lines.append(f"| {name} | {t.threshold} | {t.rank1['clean']}/{t.known} | {t.rank1['masked']}/{t.known} "
+                         f"| {t.open_set['clean'] / total:.4f} | {t.open_set['masked'] / total:.4f} |")
+    lines += ["", "| recogniser | embed ms/face (CPU, batch 1, 1 thread) |", "|---|---|"]
+    lines += [f"| {key[:-len('_embed_ms')]} | {value:.2f} |" for key, value in latency.items()
+              if key.endswith("_embed_ms")]
+    lines.append(f"\nSDK face preparation (MediaPipe detection + alignment): {latency['sdk_detect_align_ms']:.2f} ms"
+                 + (f"; dlib's HOG detection: {latency['dlib_front_end_ms']:.2f} ms" if "dlib_front_end_ms" in latency
+                    else ""))
     return "\n".join(lines)
 
 
-def run(cfg: AccuracyConfig, json_path: Optional[Path] = None, examples_path: Optional[Path] = None) -> Dict:
-    if not cfg.model.is_file():
-        raise SystemExit(f"model not found: {cfg.model} (train and export one, or pass --model)")
-    sidecar = ModelSidecar.load(sidecar_path_for(cfg.model))
-    identities = resolve_identities(cfg, sidecar)
-    paths, labels = prepare_photos(cfg, identities)
-    pairs = generate_pairs(labels, cfg.pairs, seed=cfg.mask_seed, n_folds=cfg.folds)
-    teacher, g2d, dl, failures, examples, sample = run_pipelines(cfg, paths)
-    results = {"g2d-edge": evaluate(g2d, pairs, "cosine", cfg)}
-    if dl is not None:
-        failures["dlib_no_face"] = int(np.isnan(dl.clean[:, 0]).sum())
-        results["dlib"] = evaluate(dl, pairs, "neg_l2", cfg)
-    latency = measure_latency(cfg, teacher, sample, paths[0])
-    meta = {"model": str(cfg.model.name), "identities": len(identities), "photos": len(paths), "pairs": len(pairs.same),
-            "mask_seed": cfg.mask_seed, "failures": failures, "machine": machine_info(), "data": str(cfg.data)}
-    text = report(results, latency, meta)
+# ------------------------------------------------------------------------------------------------------ run
+def run(cfg: AccuracyConfig, json_path: Optional[Path] = None) -> Dict:
+    for label, path in cfg.models:
+        if not path.is_file():
+            raise SystemExit(f"model {label} not found: {path} (train and export one, or pass --model)")
+    identities = resolve_identities(cfg, ModelSidecar.load(sidecar_path_for(cfg.models[0][1])))
+    check_never_trained_on(cfg, identities)
+    photos = load_photos(cfg, identities)
+    pairs = generate_pairs(photos.labels, cfg.pairs, seed=cfg.mask_seed, n_folds=cfg.folds)
+    crops = sdk_front_end(photos)
+    embeddings: Dict[str, Tuple[PhotoEmbeddings, str]] = {}
+    for label, path in cfg.models:
+        backend = load_backend(path, backend="onnxruntime")
+        dim = backend.sidecar.embedding_dim
+        embed = lambda faces: backend.infer(faces)[0]  # noqa: E731
+        embeddings[label] = (PhotoEmbeddings(embed_rows(embed, crops.clean, crops.ok_clean, dim),
+                                             embed_rows(embed, crops.masked, crops.ok_masked, dim)), "cosine")
+    if cfg.sface is not None:
+        sface = SFace(cfg.sface)
+        embeddings["OpenCV SFace"] = (PhotoEmbeddings(embed_rows(sface, crops.clean, crops.ok_clean, sface.dim),
+                                                      embed_rows(sface, crops.masked, crops.ok_masked, sface.dim)),
+                                      "cosine")
+    dlib = DlibPeer() if cfg.dlib else None
+    if dlib is not None:
+        embeddings["dlib ResNet (clean-photo landmarks)"] = (dlib.best_case(photos.clean, photos.masked, photos.boxes),
+                                                             "neg_l2")
+    results = {name: evaluate(emb, pairs, metric, cfg) for name, (emb, metric) in embeddings.items()}
+
+    trips: Dict[str, RoundTrip] = {}
+    if cfg.round_trip:
+        split = split_gallery(photos.labels, cfg.unknown_every)
+        for label, path in cfg.models:
+            trips[label] = round_trip_sdk(path, photos, split)
+        if cfg.sface is not None:
+            trips["OpenCV SFace"] = round_trip_embeddings(embeddings["OpenCV SFace"][0], photos.labels, split,
+                                                          "cosine", SFACE_COSINE_THRESHOLD)
+        if dlib is not None:
+            own = PhotoEmbeddings(dlib.own_front_end_all(photos.clean), dlib.own_front_end_all(photos.masked))
+            trips["dlib ResNet (HOG front end)"] = round_trip_embeddings(own, photos.labels, split, "neg_l2",
+                                                                          -DLIB_DISTANCE_THRESHOLD)
+    sample = int(np.flatnonzero(crops.ok_clean & np.array([b is not None for b in photos.boxes]))[0])
+    latency = measure_latency(cfg, crops.clean[sample], photos.clean[sample], photos.boxes[sample], dlib)
+    failures = {"clean_no_face": int((~crops.ok_clean).sum()), "masked_no_face": int((~crops.ok_masked).sum())}
+    meta = {"models": {label: str(path.name) for label, path in cfg.models}, "identities": len(identities),
+            "photos": len(photos.paths), "pairs": len(pairs.same), "mask_seed": cfg.mask_seed, "failures": failures,
+            "machine": machine_info(), "data": str(cfg.data)}
+    text = report(results, trips, latency, meta)
     if json_path:
         payload = {"meta": meta, "latency_ms": latency,
-                   "results": {k: {c: r.to_dict() for c, r in v.items()} for k, v in results.items()}}
+                   "results": {k: {c: r.to_dict() for c, r in v.items()} for k, v in results.items()},
+                   "round_trip": {k: t.to_dict() for k, t in trips.items()}}
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
-    if examples_path and examples:
-        cv2.imwrite(str(examples_path), np.vstack([np.hstack(examples[i:i + 4]) for i in range(0, len(examples) - 3, 4)]))
-    return {"text": text, "results": results, "latency": latency, "meta": meta}
+    return {"text": text, "results": results, "round_trip": trips, "latency": latency, "meta": meta}
+
+
+def _model_arg(value: str) -> Tuple[str, Path]:
+    path, _, label = value.partition("=")
+    return (label or Path(path).stem), Path(path)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="image folder <identity>/<photo> (raw photos)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="exported .onnx with its .json sidecar")
+    p.add_argument("--model", type=_model_arg, action="append", metavar="PATH[=LABEL]",
+                   help="exported .onnx with its .json sidecar; repeat for several (default: the shipped models)")
     p.add_argument("--identities-file", type=Path, help="one identity per line (default: the model's val people)")
     p.add_argument("--pairs", type=int, default=6000)
     p.add_argument("--mask-seed", type=int, default=AccuracyConfig.mask_seed)
     p.add_argument("--limit-per-identity", type=int, default=0)
-    p.add_argument("--no-dlib", action="store_true", help="skip the dlib baseline")
+    p.add_argument("--sface", type=Path, default=DEFAULT_SFACE_ONNX, help="OpenCV SFace ONNX (the peer)")
+    p.add_argument("--no-sface", action="store_true", help="skip the SFace peer")
+    p.add_argument("--no-dlib", action="store_true", help="skip the dlib peer")
+    p.add_argument("--no-round-trip", action="store_true", help="skip the SDK round trip")
     p.add_argument("--json", type=Path, help="write results as JSON here")
-    p.add_argument("--examples", type=Path, help="write a PNG of clean|masked example photos here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ids = args.identities_file.read_text().split() if args.identities_file else []
-    cfg = AccuracyConfig(data=args.data, model=args.model, identities=ids, pairs=args.pairs, mask_seed=args.mask_seed,
-                         dlib=not args.no_dlib, limit_per_identity=args.limit_per_identity)
-    print(run(cfg, args.json, args.examples)["text"])
+    cfg = AccuracyConfig(data=args.data, identities=ids, pairs=args.pairs, mask_seed=args.mask_seed,
+                         sface=None if args.no_sface else args.sface, dlib=not args.no_dlib,
+                         round_trip=not args.no_round_trip, limit_per_identity=args.limit_per_identity)
+    if args.model:
+        cfg.models = list(args.model)
+    print(run(cfg, args.json)["text"])
     return 0
 
 

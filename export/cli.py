@@ -33,6 +33,8 @@ def _add_onnx(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-real-faces", action="store_true", help="check on random and synthetic faces only")
     p.add_argument("--min-cosine", type=float, default=0.9999, help="parity threshold (default 0.9999)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    p.add_argument("--weights", choices=("fp32", "fp16"), default="fp32",
+                   help="how weights are stored in the file: fp32, or fp16 (half the size, computed in fp32)")
 
 
 def _add_trt(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +83,7 @@ def run_onnx(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         meta["threshold"] = args.threshold
     sidecar = export_onnx(args.checkpoint, args.output, meta=meta, opset=args.opset, parity=parity,
-                          simplify=not args.no_simplify)
+                          simplify=not args.no_simplify, weights=args.weights)
     print(json.dumps({"onnx": str(args.output), "sidecar": str(args.output.with_suffix(".json")),
                       "embedding_space": sidecar.embedding_space, "num_classes": sidecar.num_classes,
                       "threshold": sidecar.threshold}, indent=2))

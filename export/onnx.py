@@ -230,6 +230,32 @@ def simplify_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     return slim
 
 
+def store_weights_fp16(model: onnx.ModelProto, min_elements: int = 1024) -> onnx.ModelProto:
+    """Store every float32 initialiser of at least `min_elements` values as float16, followed by a Cast back to
+    float32: the file is half the size, the arithmetic stays float32 (ONNX Runtime and TensorRT fold the Casts of
+    constants when the session is built), and the values change by float16 rounding only (relative 5e-4), which the
+    parity check must still accept. Returns `model`, changed in place."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+            continue
+        values = numpy_helper.to_array(init)
+        if np.abs(values).max(initial=0.0) >= 65504.0:
+            raise ExportError(f"weight {init.name} exceeds the float16 range; export without --weights fp16")
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(values.astype(np.float16), f"{name}__fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                      name=f"{name}__to_fp32"))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    log.info("weights stored as float16: %d initialisers", len(casts))
+    return model
+
+
 def stamp_metadata(model: onnx.ModelProto, sidecar: ModelSidecar) -> onnx.ModelProto:
     """Record the producer and the sidecar's identity (name, embedding space, weights hash) in the graph itself, so a
     sidecar that belongs to another graph can be detected at load time."""
@@ -338,19 +364,23 @@ def verify_parity(onnx_model: Union[onnx.ModelProto, bytes, PathLike], graph: nn
 def export_onnx(model_or_checkpoint: Union[G2DModel, PathLike], out_path: PathLike, *,
                 meta: Optional[Mapping[str, Any]] = None, opset: int = DEFAULT_OPSET,
                 parity_inputs: Optional[Sequence[np.ndarray]] = None, parity: Optional[ParityOptions] = None,
-                simplify: bool = True) -> ModelSidecar:
+                simplify: bool = True, weights: str = "fp32") -> ModelSidecar:
     """Export a G2D network to `out_path` (.onnx) plus its sidecar (`out_path` with `.json`), verified.
 
     model_or_checkpoint: a `g2d-train` checkpoint path, or an in-memory G2DModel (then `meta` supplies class names,
         threshold, data summary ...; for a checkpoint, `meta` overrides the checkpoint's).
     parity_inputs: uint8 (N, 112, 112, 3) batches to check with; default: random, synthetic and real faces
         (see ParityOptions). The check always runs.
+    weights: "fp32", or "fp16" to store the weights as float16 in the file (half the size; see
+        `store_weights_fp16`), e.g. to keep a large model small inside the wheel.
     Raises ParityError (nothing written) if ONNX Runtime disagrees with PyTorch, ExportError for other failures.
     Returns the sidecar that was written.
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".onnx":
         raise ExportError(f"the output path must end in .onnx, got {out_path}")
+    if weights not in ("fp32", "fp16"):
+        raise ExportError(f"weights must be 'fp32' or 'fp16', got {weights!r}")
     parity = parity or ParityOptions()
     model, meta = resolve_model(model_or_checkpoint, meta)
     sidecar = build_sidecar(model, meta, name=out_path.stem, opset=opset)
@@ -359,6 +389,8 @@ def export_onnx(model_or_checkpoint: Union[G2DModel, PathLike], out_path: PathLi
     onnx_model = trace_to_onnx(graph, opset)
     if simplify:
         onnx_model = simplify_graph(onnx_model)
+    if weights == "fp16":
+        onnx_model = store_weights_fp16(onnx_model)
     onnx_model = stamp_metadata(onnx_model, sidecar)
     check_graph(onnx_model)
 
@@ -366,7 +398,10 @@ def export_onnx(model_or_checkpoint: Union[G2DModel, PathLike], out_path: PathLi
         batches = [(f"given-{i}-{len(b)}", np.ascontiguousarray(b, dtype=np.uint8)) for i, b in enumerate(parity_inputs)]
     else:
         batches = parity_batches(parity)
-    report = verify_parity(onnx_model, graph, batches, parity.min_cosine, parity.max_logits_error)
+    # float16 weights move the logits by float16 rounding (~1e-3 relative): their check is 10x wider, embeddings
+    # are held to the same cosine
+    logits_error = parity.max_logits_error * (10.0 if weights == "fp16" else 1.0)
+    report = verify_parity(onnx_model, graph, batches, parity.min_cosine, logits_error)
     log.info("parity PyTorch vs ONNX Runtime: %s", report.summary())
     if not report.passed:
         raise ParityError(f"the exported ONNX graph does not reproduce the PyTorch model ({'; '.join(report.failures)})"

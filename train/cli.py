@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--cache", type=Path, help="prepared .npz; default: every config source with a teacher path")
     p.add_argument("--out", type=Path, help="output .npy (with --cache)")
-    p.add_argument("--teacher", default="dlib", help="'dlib' (default), 'onnx:<path>' or 'random' (tests)")
+    p.add_argument("--teacher", default="dlib", help="'dlib' (default), 'sface' (OpenCV SFace, the team's shared "
+                   "copy), 'sface:<path>', 'onnx:<path>' or 'random' (tests)")
     p.add_argument("--root", type=Path, help="raw folder the cache was prepared from (dlib; default: recorded)")
     p.add_argument("--workers", type=int, default=1, help="processes for the dlib teacher")
     p.add_argument("--force", action="store_true", help="rebuild teacher caches that already exist")

@@ -119,6 +119,8 @@ class StageConfig:
     mask_prob: probability that a training face is masked (the rest are clean).
     mask: `MaskOptions` overrides for this stage on top of `data.masks`.
     sources: names of the data sources this stage trains on (empty: the stage's default).
+    freeze_bn: keep every batch-norm layer in eval mode (its running statistics fixed): for finetuning a pretrained
+        network on a small data set.
     amp: mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU, or as `amp_dtype` says).
     compile: `torch.compile` the stage's network (GPU runs).
     max_steps_per_epoch: cap on optimiser steps per epoch (0: a full pass over the data).
@@ -135,6 +137,7 @@ class StageConfig:
     mask_prob: float = 0.9
     mask: Dict[str, Any] = field(default_factory=dict)
     sources: List[str] = field(default_factory=list)
+    freeze_bn: bool = False
     amp: bool = False
     amp_dtype: str = "auto"
     compile: bool = False
@@ -181,14 +184,21 @@ def _check_loss_fields(owner: str, loss: Dict[str, Any], weights_cls: Optional[t
 @dataclass
 class InpaintStageConfig(StageConfig):
     """Stage 0: encoder + decoder learn to inpaint masked faces (`loss`: `train.losses.InpaintingWeights` fields:
-    l1, mask_weight, ssim)."""
+    l1, mask_weight, ssim).
+
+    encoder_lr_scale: the encoder learns at `lr * encoder_lr_scale`; 0 freezes it, so that only the decoder learns to
+        reconstruct from a pretrained encoder's descriptors (`TrainConfig.pretrained`).
+    """
 
     epochs: int = 20
     lr: float = 2e-3
     mask_prob: float = 0.9
+    encoder_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.encoder_lr_scale < 0:
+            raise ConfigError(f"stages.inpaint.encoder_lr_scale must be >= 0, got {self.encoder_lr_scale}")
         from .losses import InpaintingWeights
 
         _check_loss_fields(type(self).__name__, self.loss, InpaintingWeights)
@@ -203,6 +213,9 @@ class EncoderStageConfig(StageConfig):
     masked-vs-clean descriptor consistency term (`consistency_weight`; target: the encoder's own descriptors of the
     clean face, no gradient) so that the encoder's features of a masked face move towards those of the clean face.
     freeze_decoder: keep the inpainting decoder fixed (only the encoder adapts).
+    consistency_target: whose clean-face descriptors the masked face's are pulled to: "self" (the encoder being
+        trained, no gradient) or "initial" (a frozen copy of the encoder as this stage found it: keeps a pretrained
+        encoder's clean-face features, which its head was trained on, in place).
     """
 
     epochs: int = 10
@@ -214,11 +227,15 @@ class EncoderStageConfig(StageConfig):
         "nose_uncovered_prob": 0.1, "chin_range": [0.0, 0.3], "margin_range": [0.0, 0.15]})
     freeze_decoder: bool = False
     consistency_weight: float = 0.5
+    consistency_target: str = "self"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.consistency_weight < 0:
             raise ConfigError("EncoderStageConfig: consistency_weight must be >= 0")
+        if self.consistency_target not in ("self", "initial"):
+            raise ConfigError("EncoderStageConfig: consistency_target must be 'self' or 'initial', got "
+                              f"{self.consistency_target!r}")
         from .losses import InpaintingWeights
 
         _check_loss_fields(type(self).__name__, self.loss, InpaintingWeights)
@@ -333,11 +350,14 @@ class TrainConfig:
     """Everything a training run needs.
 
     `model` may name a preset with overrides in files: `model: {preset: tiny, embedding_dim: 64}`.
+    `pretrained`: weights that initialise the first stage's network instead of random ones: "sface" (OpenCV SFace,
+    the team's shared copy) or "sface:<path.onnx>", for `model: {preset: sface}`; empty: from scratch.
     """
 
     name: str = "g2d-edge"
     run_dir: str = "runs/g2d-edge"
     device: str = "auto"
+    pretrained: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
@@ -350,6 +370,10 @@ class TrainConfig:
             if unknown:
                 raise ConfigError(f"stages.{stage}.sources names unknown data sources {unknown}; "
                                   f"known: {sorted(names)}")
+        if self.pretrained and not (self.pretrained == "sface" or self.pretrained.startswith("sface:")):
+            raise ConfigError(f"pretrained must be '', 'sface' or 'sface:<path.onnx>', got {self.pretrained!r}")
+        if self.pretrained and self.model.encoder != "sface":
+            raise ConfigError("pretrained SFace weights need the sface architecture: model: {preset: sface}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {self.device!r}")
 

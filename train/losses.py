@@ -137,6 +137,9 @@ class RelationWeights:
     similarity: float = 1.0
     cosine: float = 0.0  #: direct cosine to the centred teacher (through a learned projection when dims differ)
     angle_max_items: int = 64  #: rows used by the O(N^3) angle term
+    #: centre the teacher on the training mean before every term (for teachers in a narrow cone, like dlib's). Off
+    #: when the student starts as the teacher itself (SFace's weights): its outputs are the raw teacher vectors.
+    center: bool = True
 
 
 class RelationDistillationLoss(nn.Module):
@@ -163,7 +166,7 @@ class RelationDistillationLoss(nn.Module):
         if not torch.isfinite(teacher).all():
             raise InputError("teacher embeddings contain NaN/inf rows: drop the rows the teacher failed on")
         w = self.weights
-        t = center_teacher(teacher, self.teacher_mean)
+        t = center_teacher(teacher, self.teacher_mean if w.center else None)
         out: dict[str, Tensor] = {}
         if w.distance:
             out["distance"] = distance_relation_loss(student, t)

@@ -43,11 +43,15 @@ from g2d_edge.errors import InputError
 
 __all__ = [
     "ENCODERS",
+    "REFORMERS",
     "ACTIVATIONS",
     "ModelConfig",
     "Preprocess",
     "EdgeEncoder",
     "TransformerEncoder",
+    "SFaceEncoder",
+    "LinearHead",
+    "load_sface_weights",
     "Reformer",
     "InpaintDecoder",
     "G2DModel",
@@ -62,7 +66,8 @@ __all__ = [
     "count_macs",
 ]
 
-ENCODERS = ("edge", "paper")
+ENCODERS = ("edge", "paper", "sface")
+REFORMERS = ("gdc", "linear")
 ACTIVATIONS = ("prelu", "relu", "relu6")
 
 # --------------------------------------------------------------------------------------------------------- config
@@ -73,7 +78,9 @@ class ModelConfig:
     Use :meth:`preset` for the named configurations (``"tiny"``, ``"tiny-paper"``, ``"edge"``, ``"paper"``).
     """
 
-    encoder: str = "edge"  #: "edge" (light CNN, Jetson-class) | "paper" (ICT-style transformer encoder)
+    encoder: str = "edge"  #: "edge" (light CNN, Jetson-class) | "paper" (ICT-style transformer encoder) |
+    #: "sface" (OpenCV SFace's MobileNet-style backbone, 1024 x 7 x 7 descriptors; loads SFace's pretrained weights)
+    reformer: str = "gdc"  #: "gdc" (conv blocks + global depthwise conv) | "linear" (BN, flatten, FC, BN: SFace's head)
     embedding_dim: int = 512  #: size of the L2-normalised face embedding
     num_classes: int = 0  #: classifier outputs; 0 = no classifier (logits have shape (N, 0))
     activation: str = "relu"  #: "relu" | "prelu" | "relu6" (conv parts; the transformer uses GELU). PReLU costs
@@ -106,11 +113,15 @@ class ModelConfig:
         """A named configuration, with optional field overrides.
 
         ``"tiny"``: a ~40k-parameter edge CNN for tests; ``"tiny-paper"``: a one-block transformer for tests;
-        ``"edge"``: the shipped Jetson-class model; ``"paper"``: the ICT-style transformer encoder of the paper.
+        ``"edge"``: the shipped Jetson-class model; ``"paper"``: the ICT-style transformer encoder of the paper;
+        ``"sface"``: OpenCV SFace's architecture (encoder + linear head, 128-d), to start from its pretrained weights
+        (:func:`load_sface_weights`).
         """
         presets: dict[str, dict[str, Any]] = {
             "edge": {},
             "paper": {"encoder": "paper", "activation": "prelu"},
+            "sface": {"encoder": "sface", "reformer": "linear", "activation": "prelu", "embedding_dim": 128,
+                      "descriptor_channels": 1024, "decoder_channels": 256},
             "tiny": {
                 "encoder": "edge", "width": 0.25, "edge_depths": [1, 2, 1], "expansion": 2,
                 "descriptor_channels": 32, "reformer_channels": 32, "reformer_blocks": 1, "decoder_channels": 16,
@@ -143,7 +154,7 @@ class ModelConfig:
     @property
     def descriptor_size(self) -> int:
         """Side h = w of the encoder's descriptor map (7 for ``edge``, 112 / patch_size for ``paper``)."""
-        if self.encoder == "edge":
+        if self.encoder in ("edge", "sface"):
             return ALIGNED_SIZE // 16
         return ALIGNED_SIZE // self.patch_size
 
@@ -151,6 +162,12 @@ class ModelConfig:
         """Raise :class:`InputError` naming the offending field if the configuration cannot be built."""
         if self.encoder not in ENCODERS:
             raise InputError(f"ModelConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.reformer not in REFORMERS:
+            raise InputError(f"ModelConfig.reformer must be one of {REFORMERS}, got {self.reformer!r}")
+        if self.encoder == "sface" and (self.descriptor_channels != SFACE_CHANNELS or self.activation != "prelu"):
+            raise InputError(f"the sface encoder has {SFACE_CHANNELS} descriptor channels and PReLU activations; "
+                             f"got descriptor_channels={self.descriptor_channels}, activation={self.activation!r} "
+                             "(use ModelConfig.preset('sface'))")
         if self.activation not in ACTIVATIONS:
             raise InputError(f"ModelConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         positive = ("embedding_dim", "descriptor_channels", "expansion", "transformer_dim", "transformer_depth",
@@ -336,6 +353,47 @@ class TransformerEncoder(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape[0], self.out_channels, self.grid, self.grid)
 
 
+#: SFace's backbone, as in its ONNX graph: (name, output channels, stride) of each layer after the 3x3 stem conv_1
+#: (3 -> 32, stride 1). "<i>_dw" is a 3x3 depthwise conv, "<i>" the 1x1 conv after it; each is Conv-BN-PReLU.
+SFACE_LAYERS = (("conv_2_dw", 32, 1), ("conv_2", 64, 1), ("conv_3_dw", 64, 2), ("conv_3", 128, 1),
+                ("conv_4_dw", 128, 1), ("conv_4", 128, 1), ("conv_5_dw", 128, 2), ("conv_5", 256, 1),
+                ("conv_6_dw", 256, 1), ("conv_6", 256, 1), ("conv_7_dw", 256, 2), ("conv_7", 512, 1),
+                *((f"conv_{i}{dw}", 512, 1) for i in range(8, 13) for dw in ("_dw", "")),
+                ("conv_13_dw", 512, 2), ("conv_13", 1024, 1), ("conv_14_dw", 1024, 1), ("conv_14", 1024, 1))
+SFACE_CHANNELS = 1024
+
+
+class SFaceEncoder(nn.Module):
+    """OpenCV SFace's backbone (a MobileNet-style depthwise CNN, Conv-BN-PReLU layers, batch-norm eps 1e-3):
+    3x3 stem at 112 px, then depthwise / pointwise pairs down to (N, 1024, 7, 7). Layers are named after the ONNX
+    graph's (``layers.conv_2_dw``, ...) so :func:`load_sface_weights` fills them by name.
+
+    It takes the model's [-1, 1] RGB input and rescales it to SFace's own ``(x - 127.5) / 128`` (a fixed factor).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        layers: dict[str, nn.Module] = {"conv_1": ConvBNAct(3, 32, 3, 1, activation="prelu")}
+        cin = 32
+        for name, cout, stride in SFACE_LAYERS:
+            groups = cin if name.endswith("_dw") else 1
+            layers[name] = ConvBNAct(cin, cout, 3 if groups > 1 else 1, stride, groups=groups, activation="prelu")
+            cin = cout
+        for layer in layers.values():
+            layer[1].eps = 1e-3
+        self.layers = nn.Sequential()
+        for name, layer in layers.items():
+            self.layers.add_module(name, layer)
+        self.input_scale = 127.5 / 128.0
+        self.out_channels = SFACE_CHANNELS
+        self.out_size = cfg.descriptor_size
+        _init_conv_bn_linear(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, 112, 112) in [-1, 1] -> (N, 1024, 7, 7)."""
+        return self.layers(x * self.input_scale)
+
+
 # ----------------------------------------------------------------------------------------------- reformer / decoder
 class Reformer(nn.Module):
     """Discriminative reformer: 1x1 conv, ``blocks`` inverted-residual blocks (stride 2 while the map is larger than
@@ -365,6 +423,24 @@ class Reformer(nn.Module):
         """(N, C, h, w) descriptors -> (N, embedding_dim) unit-norm embeddings."""
         x = self.gdc(self.features(x)).flatten(1)
         return l2_normalize(self.bn(self.fc(self.dropout(x))))
+
+
+class LinearHead(nn.Module):
+    """The InsightFace / SFace output head as a reformer: BN2d on the descriptor map, dropout, flatten, FC (with
+    bias) and BN1d to ``embedding_dim``, L2 normalisation. Batch-norm eps 2e-5, as SFace's graph."""
+
+    def __init__(self, in_channels: int, in_size: int, embedding_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.bn_in = nn.BatchNorm2d(in_channels, eps=2e-5)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_channels * in_size * in_size, embedding_dim)
+        self.bn = nn.BatchNorm1d(embedding_dim, eps=2e-5)
+        _init_conv_bn_linear(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, h, w) descriptors -> (N, embedding_dim) unit-norm embeddings."""
+        x = self.dropout(self.bn_in(x)).flatten(1)
+        return l2_normalize(self.bn(self.fc(x)))
 
 
 class InpaintDecoder(nn.Module):
@@ -472,11 +548,14 @@ class InferenceModel(nn.Module):
 def build_encoder(cfg: ModelConfig) -> nn.Module:
     """The generative encoder named by ``cfg.encoder``; it has ``out_channels`` and ``out_size`` attributes."""
     cfg.validate()
-    return EdgeEncoder(cfg) if cfg.encoder == "edge" else TransformerEncoder(cfg)
+    encoders = {"edge": EdgeEncoder, "paper": TransformerEncoder, "sface": SFaceEncoder}
+    return encoders[cfg.encoder](cfg)
 
 
-def build_reformer(cfg: ModelConfig) -> Reformer:
-    """The discriminative reformer for ``cfg``'s descriptor map."""
+def build_reformer(cfg: ModelConfig) -> nn.Module:
+    """The discriminative reformer named by ``cfg.reformer`` for ``cfg``'s descriptor map."""
+    if cfg.reformer == "linear":
+        return LinearHead(cfg.descriptor_channels, cfg.descriptor_size, cfg.embedding_dim, cfg.dropout)
     return Reformer(cfg.descriptor_channels, cfg.descriptor_size, cfg.reformer_channels, cfg.reformer_blocks,
                     cfg.embedding_dim, cfg.dropout, cfg.activation)
 
@@ -492,6 +571,53 @@ def build_decoder(cfg: ModelConfig) -> InpaintDecoder:
     """Inpainting decoder: encoder descriptors (N, C, h, w) -> (N, 3, 112, 112) in [-1, 1] (tanh)."""
     cfg.validate()
     return InpaintDecoder(cfg.descriptor_channels, cfg.descriptor_size, cfg.decoder_channels, cfg.activation)
+
+
+# ---------------------------------------------------------------------------------------------- pretrained weights
+def _conv_bn_prelu_state(prefix: str, module: str, weights: Mapping[str, Any]) -> dict[str, Tensor]:
+    """State-dict entries of a ConvBNAct ``module`` from SFace's ``<prefix>_conv2d_weight``, ``<prefix>_batchnorm_*``
+    and ``<prefix>_relu_gamma``."""
+    def t(name: str) -> Tensor:
+        return torch.as_tensor(weights[name], dtype=torch.float32)
+
+    return {f"{module}.0.weight": t(f"{prefix}_conv2d_weight"),
+            f"{module}.1.weight": t(f"{prefix}_batchnorm_gamma"), f"{module}.1.bias": t(f"{prefix}_batchnorm_beta"),
+            f"{module}.1.running_mean": t(f"{prefix}_batchnorm_moving_mean"),
+            f"{module}.1.running_var": t(f"{prefix}_batchnorm_moving_var"),
+            f"{module}.2.weight": t(f"{prefix}_relu_gamma").reshape(-1)}
+
+
+def load_sface_weights(model: "G2DModel", weights: Mapping[str, Any]) -> "G2DModel":
+    """Fill an ``sface`` model's encoder and ``linear`` reformer from SFace's weights by ONNX initialiser name
+    (``train.sface.float_weights``). Every tensor of both modules is set (strict); the classifier is untouched.
+
+    Raises :class:`InputError` when the model is not the sface architecture or a weight is missing / misshapen.
+    """
+    cfg = model.config
+    if cfg.encoder != "sface" or cfg.reformer != "linear" or cfg.embedding_dim != 128:
+        raise InputError("SFace weights fit ModelConfig.preset('sface') only (sface encoder, linear reformer, 128-d); "
+                         f"got encoder={cfg.encoder!r}, reformer={cfg.reformer!r}, embedding_dim={cfg.embedding_dim}")
+    try:
+        encoder: dict[str, Tensor] = {}
+        for name in ("conv_1", *(n for n, _, _ in SFACE_LAYERS)):
+            encoder.update(_conv_bn_prelu_state(name, f"layers.{name}", weights))
+        head = {"bn_in.weight": weights["bn1_gamma"], "bn_in.bias": weights["bn1_beta"],
+                "bn_in.running_mean": weights["bn1_moving_mean"], "bn_in.running_var": weights["bn1_moving_var"],
+                "fc.weight": weights["pre_fc1_weight"], "fc.bias": weights["pre_fc1_bias"],
+                "bn.weight": weights["fc1_gamma"], "bn.bias": weights["fc1_beta"],
+                "bn.running_mean": weights["fc1_moving_mean"], "bn.running_var": weights["fc1_moving_var"]}
+    except KeyError as exc:
+        raise InputError(f"SFace weight {exc} missing: is this OpenCV Zoo's SFace graph?") from None
+    head = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in head.items()}
+    for module, state in ((model.encoder, encoder), (model.reformer, head)):
+        own = module.state_dict()
+        for key, value in state.items():
+            if key in own and own[key].shape != value.shape:
+                raise InputError(f"SFace weight for {key} has shape {tuple(value.shape)}, the model has "
+                                 f"{tuple(own[key].shape)}")
+        state = {**state, **{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}}
+        module.load_state_dict(state, strict=True)
+    return model
 
 
 # ------------------------------------------------------------------------------------------------------------ costs

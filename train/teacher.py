@@ -9,6 +9,8 @@ Teachers:
   `[teacher]`. It wants its own 150x150 "face chip" of the *clean* photo, so it works on the raw photo with the
   detector box recorded by `prepare`, not on our 112x112 crop.
 - `OnnxTeacher`: any ONNX model mapping aligned 112x112 faces to embeddings.
+- `train.sface.SFace`: OpenCV Zoo's SFace (128-d, Apache-2.0) on the aligned crop of the clean photo, from the team's
+  shared copy (`sface`) or another file (`sface:<path>`).
 - `RandomConvTeacher`: a fixed random conv net, deterministic, for tests only.
 """
 from __future__ import annotations
@@ -152,12 +154,26 @@ def _dlib_worker(args: Tuple[str, str, Sequence[int], int]) -> np.ndarray:
     return _dlib_rows(Path(root), AlignedCache.load(Path(cache_path)), rows, f"dlib teacher [{part}]")
 
 
+def crop_teacher(name: str) -> Teacher:
+    """A teacher that runs on the aligned crops: "sface", "sface:<path>", "onnx:<path>" or "random"."""
+    if name == "random":
+        return RandomConvTeacher()
+    if name == "sface" or name.startswith("sface:"):
+        from .sface import DEFAULT_SFACE_ONNX, SFace
+
+        return SFace(Path(name[6:]) if name.startswith("sface:") else DEFAULT_SFACE_ONNX)
+    if name.startswith("onnx:"):
+        return OnnxTeacher(Path(name[5:]))
+    raise ValueError(f"unknown teacher {name!r}: use 'dlib', 'sface', 'sface:<path>', 'onnx:<path>' or 'random'")
+
+
 def build_teacher_cache(cache_path: Path, out: Path, teacher: str = "dlib", root: Optional[Path] = None,
                         workers: int = 1, batch_size: int = 64) -> np.ndarray:
     """Compute the teacher's embedding of every clean face of a prepared cache and save (N, D) float32 to `out`.
 
     teacher: "dlib" (needs `root`, the raw folder the cache was prepared from, default: the cache's own record),
-        "onnx:<path>" (runs on the aligned crops) or "random" (tests).
+        "sface" / "sface:<path>" (OpenCV's SFace on the aligned crops), "onnx:<path>" (any ONNX recogniser on the
+        aligned crops) or "random" (tests).
     """
     cache_path, out = Path(cache_path), Path(out)
     cache = AlignedCache.load(cache_path)
@@ -178,13 +194,7 @@ def build_teacher_cache(cache_path: Path, out: Path, teacher: str = "dlib", root
         else:
             emb = _dlib_rows(root, cache, rows, "dlib teacher")
     else:
-        model: Teacher
-        if teacher == "random":
-            model = RandomConvTeacher()
-        elif teacher.startswith("onnx:"):
-            model = OnnxTeacher(Path(teacher[5:]))
-        else:
-            raise ValueError(f"unknown teacher {teacher!r}: use 'dlib', 'onnx:<path>' or 'random'")
+        model = crop_teacher(teacher)
         chunks = [model(cache.images[s:s + batch_size])
                   for s in tqdm(range(0, len(cache), batch_size), desc=f"teacher {model.name}")]
         emb = np.concatenate(chunks).astype(np.float32)

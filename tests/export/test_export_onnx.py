@@ -95,6 +95,22 @@ def test_export_in_memory_model_matches_pytorch(tmp_path: Path, make_tiny_model)
     assert report.min_cosine >= 0.9999 and report.num_faces == 11
 
 
+def test_fp16_weights_halve_the_file_and_keep_the_embeddings(tmp_path: Path, make_tiny_model):
+    model = make_tiny_model(3)
+    full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
+    export_onnx(model, full, meta={"class_names": ["a", "b", "c"]}, parity=FAST)
+    export_onnx(model, half, meta={"class_names": ["a", "b", "c"]}, parity=FAST, weights="fp16")
+    graph = onnx.load(str(half))
+    stored = [i for i in graph.graph.initializer if i.name.endswith("__fp16")]
+    assert stored and all(i.data_type == onnx.TensorProto.FLOAT16 for i in stored)
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    rng = np.random.default_rng(2)
+    report = verify_parity(half, InferenceModel(model), [("b5", rng.integers(0, 256, (5, 112, 112, 3), np.uint8))])
+    assert report.min_cosine >= 0.9999
+    with pytest.raises(ExportError, match="weights must be"):
+        export_onnx(model, tmp_path / "bad.onnx", parity=FAST, weights="int4")
+
+
 def test_export_without_classifier(tmp_path: Path, make_tiny_model):
     import onnxruntime as ort
 

@@ -208,3 +208,50 @@ def test_reformer_can_let_the_encoder_adapt_when_asked(trained, tiny: Path) -> N
     assert not all(torch.equal(enc[k], ref[k]) for k in weights)  # the encoder moved ...
     frozen = load_checkpoint(ref_dir / "reformer" / FINAL)["state"]["model"]
     assert all(torch.equal(enc[k], frozen[k]) for k in weights)  # ... where the default run kept it frozen
+
+
+def test_inpaint_with_a_frozen_encoder_trains_the_decoder_only(tiny: Path) -> None:
+    cfg = _cfg(tiny, "frozen-encoder", epochs=1)
+    cfg.stages.inpaint.encoder_lr_scale = 0.0
+    run_dir = Path(cfg.run_dir)
+    assert run_named("inpaint", cfg).finished
+    first = load_checkpoint(run_dir / "inpaint" / LAST)
+    torch.manual_seed(0)
+    cfg2 = _cfg(tiny, "frozen-encoder-ref", epochs=1)
+    cfg2.stages.inpaint.epochs = 0  # the same fresh weights, never trained
+    run_named("inpaint", cfg2)
+    fresh = load_checkpoint(Path(cfg2.run_dir) / "inpaint" / FINAL)
+    enc = [k for k in fresh["state"]["model"] if k.startswith("encoder.")]
+    assert all(torch.equal(fresh["state"]["model"][k], first["state"]["model"][k]) for k in enc)
+    dec = [k for k in fresh["state"]["decoder"] if k.endswith("weight")]
+    assert not all(torch.equal(fresh["state"]["decoder"][k], first["state"]["decoder"][k]) for k in dec)
+
+
+def test_encoder_consistency_can_target_the_initial_encoder_with_frozen_batch_norm(trained, tiny: Path) -> None:
+    _, ref_dir, _ = trained
+    cfg = _cfg(tiny, "initial-target")
+    cfg.stages.encoder.consistency_target = "initial"
+    cfg.stages.encoder.freeze_bn = True
+    run_dir = Path(cfg.run_dir)
+    shutil.copytree(ref_dir / "inpaint", run_dir / "inpaint")
+    assert run_named("encoder", cfg).finished
+    before = load_checkpoint(run_dir / "inpaint" / FINAL)["state"]["model"]
+    after = load_checkpoint(run_dir / "encoder" / FINAL)["state"]
+    target = after["target_encoder"]
+    # the target is the encoder as the stage found it, and it stayed so
+    assert all(torch.equal(target[k], before[f"encoder.{k}"]) for k in target)
+    moved = [k for k in target if k.endswith("weight") and not torch.equal(after["model"][f"encoder.{k}"], target[k])]
+    assert moved, "the encoder did not learn"
+    stats = [k for k in target if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(after["model"][f"encoder.{k}"], target[k]) for k in stats)  # BN frozen
+
+
+def test_distillation_without_centring_compares_with_the_raw_teacher() -> None:
+    from train.losses import RelationDistillationLoss, RelationWeights
+
+    teacher = torch.tensor([[1.0, 1.0], [1.0, 0.9], [0.9, 1.0]])
+    mean = teacher.mean(0)
+    raw = RelationDistillationLoss(RelationWeights(distance=0, angle=0, similarity=0, cosine=1, center=False), mean)
+    centred = RelationDistillationLoss(RelationWeights(distance=0, angle=0, similarity=0, cosine=1), mean)
+    assert float(raw(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)  # the student *is* the teacher
+    assert float(centred(teacher, teacher)) > 0.5  # centring moves the target away from the raw vectors

@@ -53,3 +53,19 @@ def test_dlib_teacher_tells_real_people_apart(small_cache, tmp_path):
     off_diag = ~np.eye(len(labels), dtype=bool)
     # dlib calls two faces the same person below 0.6
     assert dist[same & off_diag].mean() < 0.6 < dist[~same].mean()
+
+
+def test_sface_teacher_tells_real_people_apart(small_cache, tmp_path):
+    from train.sface import DEFAULT_SFACE_ONNX
+
+    if not DEFAULT_SFACE_ONNX.is_file():
+        pytest.skip(f"SFace not found at {DEFAULT_SFACE_ONNX}")
+    emb = build_teacher_cache(small_cache, tmp_path / "sface.npy", teacher="sface")
+    assert emb.shape == (9, 128) and np.isfinite(emb).all()
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(3), 3)
+    sims = e @ e.T
+    same = (labels[:, None] == labels[None]) & ~np.eye(9, dtype=bool)
+    assert sims[same].mean() > sims[labels[:, None] != labels[None]].mean() + 0.3
+    with pytest.raises(Exception, match="not found"):
+        build_teacher_cache(small_cache, tmp_path / "x.npy", teacher=f"sface:{tmp_path / 'missing.onnx'}")

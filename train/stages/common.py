@@ -160,6 +160,14 @@ def set_trainable(module: Optional[nn.Module], trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
+def freeze_batch_norm(modules: Iterable[nn.Module]) -> None:
+    """Put every batch-norm layer of `modules` in eval mode (running statistics used and left unchanged)."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 # ---------------------------------------------------------------------------------------------------- metrics CSV
 
 class MetricsLog:
@@ -302,7 +310,12 @@ class Stage(ABC):
 
         if init is None:
             model_cfg = dataclasses.replace(self.cfg.model, num_classes=0)
-            return {"model": build_model(model_cfg), "decoder": build_decoder(model_cfg)}
+            model = build_model(model_cfg)
+            if self.cfg.pretrained:
+                from ..sface import load_pretrained
+
+                load_pretrained(model, self.cfg.pretrained)
+            return {"model": model, "decoder": build_decoder(model_cfg)}
         model = build_model_from(init)
         _warn_model_config_drift(self.cfg.model, model.config, self.previous or "")
         modules: Dict[str, nn.Module] = {"model": model}
@@ -541,6 +554,8 @@ def run_stage(stage: Stage, run_dir: Path, force: bool = False, stop_after: Opti
         sampler.set_epoch(epoch)
         data.dataset.set_epoch(epoch)
         stage.set_train_mode(modules)
+        if sc.freeze_bn:
+            freeze_batch_norm(modules.values())
         t0 = time.time()
         epoch_mean, window = _Mean(), _Mean()
         bad_steps = 0
