@@ -217,3 +217,16 @@ def test_cli_over_triton(triton, tiny_onnx_model: Path, people, tmp_path: Path, 
     assert [f["name"] for f in out["faces"]] == [r.name for r in expected]
     assert out["faces"][0]["score"] == pytest.approx(expected[0].score, abs=1e-3)
 
+
+def test_serve_benchmark_rows(triton, tiny_onnx_model: Path, load_script):
+    serve = load_script("benchmarks/serve.py", "g2d_serve_bench")
+    settings = serve.ServeSettings(cameras=(1, 2), seconds=0.4, warmup_s=0.1)
+    result = serve.run_benchmark(tiny_onnx_model, triton["grpc"], "tiny", settings)
+    rows = result["rows"]
+    assert [(r["cameras"], r["runtime"]) for r in rows] == [
+        (c, t) for c in (1, 2) for t in ("ONNX Runtime in process", "Triton, dynamic batching", "Triton, no batching")]
+    for r in rows:
+        assert r["requests"] > 0 and r["faces_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
+        assert (r["faces_per_execution"] is None) == (r["runtime"] == "ONNX Runtime in process")
+    assert all(r["faces_per_execution"] == 1 for r in rows if r["runtime"] == "Triton, no batching")
+    assert result["machine"]["cores"] and "| 2 | Triton, dynamic batching |" in serve.markdown(result)
