@@ -18,7 +18,7 @@ server environment that `.ci/run` makes (`export/pytriton_server.py`: Triton's o
 Runtime session through its Python backend; see README "Scaling out"). `--url` measures a server you started
 instead (it must serve NAME and NAME-nobatch). Server and cameras share this machine's CPU cores.
 
-    python benchmarks/serve.py                                 # shipped model, JSON to benchmarks/results/serve-cpu.json
+    python benchmarks/serve.py                     # shipped model; JSON to benchmarks/results/serve-cpu.json
     python benchmarks/serve.py --cameras 1 4 --seconds 3 --faces-per-frame 2
 """
 from __future__ import annotations
