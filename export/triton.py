@@ -26,7 +26,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from g2d_edge.errors import ModelError
 from g2d_edge.sidecar import ModelSidecar
@@ -70,7 +70,7 @@ class TritonRepoOptions:
     max_batch_size: int = 32
     dynamic_batching: bool = True
     max_queue_delay_us: int = 1000
-    preferred_batch_sizes: tuple = ()
+    preferred_batch_sizes: Tuple[int, ...] = ()
     instances: int = 1
     device: str = "gpu"
     tensorrt: str = "auto"
@@ -108,7 +108,7 @@ class TritonModelEntry:
     platform: str
     version: int
     folder: Path
-    files: tuple
+    files: Tuple[Path, ...]
 
 
 def _pb_string(value: str) -> str:
