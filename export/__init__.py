@@ -3,6 +3,7 @@
     from export import export_onnx, build_engine, TrtBuildOptions
     export_onnx("runs/x/classifier/final.pt", "g2d-edge-s.onnx")
     build_engine("g2d-edge-s.onnx", options=TrtBuildOptions(precision="fp16"))
+    write_triton_repository("g2d-edge-s.onnx", "model_repository/")
 
 Names are resolved lazily: `export.onnx` needs torch (training extras) while `export.tensorrt` needs only
 TensorRT + pycuda, so a deployment box can build engines without torch.
@@ -17,6 +18,7 @@ _LAZY = {
     "verify_parity": "export.onnx", "build_sidecar": "export.onnx",
     "build_engine": "export.tensorrt", "build_engine_if_missing": "export.tensorrt",
     "TrtBuildOptions": "export.tensorrt", "engine_cache_path": "export.tensorrt",
+    "write_triton_repository": "export.triton", "TritonRepoOptions": "export.triton",
     "ExportError": "export.errors", "ParityError": "export.errors", "EngineBuildError": "export.errors",
 }
 

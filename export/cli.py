@@ -1,7 +1,9 @@
-"""`g2d-export` command line (also `python -m export`): a thin skin over `export.onnx` and `export.tensorrt`.
+"""`g2d-export` command line (also `python -m export`): a thin skin over `export.onnx`, `export.tensorrt` and
+`export.triton`.
 
     g2d-export onnx runs/edge/classifier/final.pt -o g2d_edge/models/g2d-edge-s.onnx
     g2d-export trt g2d_edge/models/g2d-edge-s.onnx --precision fp16 int8 --calib ../shared/data/celeba-train
+    g2d-export triton g2d_edge/models/g2d-edge-s.onnx -o model_repository/
 
 Exit status: 0 on success, 1 when an export step fails (parity, parse, build, missing files), 2 on bad arguments.
 """
@@ -58,12 +60,37 @@ def _add_trt(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the engine vs ONNX Runtime check")
 
 
+def _add_triton(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("triton", help="ONNX -> Triton Inference Server model repository",
+                       description="Write a Triton model repository (config.pbtxt, version folder, model, sidecar) "
+                                   "for an exported ONNX model: the ONNX Runtime variant and, where TensorRT and a "
+                                   "GPU are present, a TensorRT plan variant named NAME-trt.")
+    p.add_argument("onnx", type=Path, help="exported .onnx (with its .json sidecar)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model repository folder (created or added to)")
+    p.add_argument("--name", help="Triton model name (default: the sidecar's name)")
+    p.add_argument("--version", type=int, default=1, help="version folder to write (default 1)")
+    p.add_argument("--max-batch", type=int, default=32, help="max_batch_size (default 32)")
+    p.add_argument("--max-queue-delay-us", type=int, default=1000,
+                   help="dynamic batching: how long a request may wait for others (default 1000 us)")
+    p.add_argument("--preferred-batch", type=int, nargs="*", default=[], help="dynamic batching: preferred sizes")
+    p.add_argument("--no-dynamic-batching", action="store_true", help="run every request on its own")
+    p.add_argument("--instances", type=int, default=1, help="model instances per device (default 1)")
+    p.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
+                   help="instance kind of the ONNX Runtime variant (default gpu)")
+    p.add_argument("--tensorrt", choices=("auto", "yes", "no"), default="auto",
+                   help="TensorRT plan variant: auto (when TensorRT and a GPU are here), yes, no")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="plan precision")
+    p.add_argument("--calib", type=Path, help="INT8 calibration faces (folder of photos or .npz/.npy)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing version folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="g2d-export", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_onnx(sub)
     _add_trt(sub)
+    _add_triton(sub)
     return parser
 
 
@@ -111,13 +138,33 @@ def run_trt(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_triton(args: argparse.Namespace) -> int:
+    from .triton import TritonRepoOptions, write_triton_repository
+
+    options = TritonRepoOptions(model_name=args.name, version=args.version, max_batch_size=args.max_batch,
+                                dynamic_batching=not args.no_dynamic_batching,
+                                max_queue_delay_us=args.max_queue_delay_us,
+                                preferred_batch_sizes=tuple(args.preferred_batch), instances=args.instances,
+                                device=args.device, tensorrt=args.tensorrt, precision=args.precision,
+                                calib_data=args.calib, force=args.force)
+    written = write_triton_repository(args.onnx, args.output, options)
+    print(json.dumps({"repository": str(written["repository"]),
+                      "models": [{"name": m.name, "platform": m.platform, "version": m.version,
+                                  "files": [str(f) for f in m.files]} for m in written["models"]],
+                      "skipped": written["skipped"]}, indent=2))
+    return 0
+
+
+_COMMANDS = {"onnx": run_onnx, "trt": run_trt, "triton": run_triton}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `g2d-export`; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run_onnx(args) if args.command == "onnx" else run_trt(args)
+        return _COMMANDS[args.command](args)
     except G2DError as exc:
         log.error("%s", exc)
         return 1

@@ -25,7 +25,10 @@ log = logging.getLogger("g2d_edge.cli")
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model file (.onnx or .engine); default: the shipped model")
-    p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, tensorrt")
+    p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, tensorrt, triton")
+    p.add_argument("--url", help="Triton server (grpc://host:8001 or http://host:8000) that runs the model; --model "
+                                 "then only names its sidecar (README 'Scaling out')")
+    p.add_argument("--model-name", help="model name on the Triton server (default: the sidecar's name)")
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine threshold for 'same person' (default: gallery's, else the model's)")
 
@@ -86,7 +89,8 @@ def _recognizer(args: argparse.Namespace, gallery: Any = None) -> Any:
     from .recognizer import Recognizer, RecognizerOptions
 
     opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1))
-    return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts)
+    triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
+    return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts, **triton)
 
 
 def _emit(args: argparse.Namespace, payload: Dict[str, Any], text: str) -> None:

@@ -183,6 +183,8 @@ class Recognizer:
         model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the shipped model,
             or a ready backend object.
         backend: "auto" (by file suffix and what is installed), "onnxruntime", "tensorrt", ...
+            "triton" (`url="grpc://host:8001"`, `model_name=...`): the model runs on a Triton server and `model`
+            only names the sidecar it must match (see `g2d_edge.backends.triton`).
         gallery: a `Gallery`, a gallery path (loaded if it exists, else created empty and saved there by
             `save_gallery()`), or None for a new in-memory gallery. A gallery made with another model is refused
             (GalleryError).

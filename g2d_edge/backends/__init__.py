@@ -5,8 +5,8 @@
     emb, logits = backend.infer(aligned_faces)         # (N,112,112,3) uint8 BGR -> (N,512), (N,C)
 
 Backends: "tensorrt" (a `.engine`, or an `.onnx` with a cached / freshly built engine), "onnxruntime" (an `.onnx`,
-TensorRT EP > CUDA EP > CPU EP) and "torch" (a training checkpoint, development only). Nothing heavy is imported
-until a backend is created.
+TensorRT EP > CUDA EP > CPU EP), "triton" (a Triton Inference Server at `url=`; the local file only gives the sidecar)
+and "torch" (a training checkpoint, development only). Nothing heavy is imported until a backend is created.
 """
 from __future__ import annotations
 
@@ -17,21 +17,23 @@ from typing import Any, Dict, Optional, Union
 
 from ..errors import BackendUnavailableError, InputError, ModelError
 from ..sidecar import ModelSidecar
-from .base import Backend, BaseBackend, check_faces, file_sha256, l2_normalise
+from .base import Backend, BaseBackend, check_faces, file_sha256, l2_normalise, load_sidecar
 from .onnxruntime import OnnxRuntimeBackend, OrtOptions, available_providers
 from .tensorrt import (ENGINE_SUFFIXES, TensorRTBackend, TrtRuntimeOptions, current_gpu, engine_cache_candidates,
                        engine_cache_path, import_tensorrt, tensorrt_available)
 from .torch import CHECKPOINT_SUFFIXES, TorchBackend, TorchOptions, torch_available
+from .triton import TritonBackend, TritonOptions, triton_available
 
 __all__ = ["Backend", "BaseBackend", "OnnxRuntimeBackend", "OrtOptions", "TensorRTBackend", "TrtRuntimeOptions",
            "TorchBackend", "TorchOptions", "load_backend", "available_backends", "engine_cache_path",
-           "find_cached_engine", "check_faces", "l2_normalise", "BACKEND_NAMES"]
+           "find_cached_engine", "check_faces", "l2_normalise", "BACKEND_NAMES", "TritonBackend", "TritonOptions"]
 
 log = logging.getLogger(__name__)
 
-BACKEND_NAMES = ("tensorrt", "onnxruntime", "torch")
+BACKEND_NAMES = ("tensorrt", "onnxruntime", "torch", "triton")
 _ALIASES = {"trt": "tensorrt", "ort": "onnxruntime", "onnx": "onnxruntime", "pytorch": "torch"}
-_OPTION_CLASSES = {"tensorrt": TrtRuntimeOptions, "onnxruntime": OrtOptions, "torch": TorchOptions}
+_OPTION_CLASSES = {"tensorrt": TrtRuntimeOptions, "onnxruntime": OrtOptions, "torch": TorchOptions,
+                   "triton": TritonOptions}
 #: load_backend options that are not fields of a backend's options dataclass.
 _LOADER_OPTIONS = ("build_engine", "precision", "calib_data")
 
@@ -39,7 +41,8 @@ _LOADER_OPTIONS = ("build_engine", "precision", "calib_data")
 def available_backends() -> Dict[str, Optional[str]]:
     """{backend name: None if it can run here, else the reason it cannot}."""
     return {"tensorrt": tensorrt_available(), "onnxruntime": None if available_providers() else
-            "onnxruntime is not installed: pip install onnxruntime", "torch": torch_available()}
+            "onnxruntime is not installed: pip install onnxruntime", "torch": torch_available(),
+            "triton": triton_available()}
 
 
 def find_cached_engine(onnx_path: Union[str, Path], precision: str = "fp16", device: int = 0) -> Optional[Path]:
@@ -88,7 +91,9 @@ def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any)
         first: an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached next to it (or
         `build_engine=True`), else ONNX Runtime (TensorRT EP > CUDA EP > CPU EP); a checkpoint -> torch. The choice
         is logged. An explicitly requested backend that cannot run here raises BackendUnavailableError naming the
-        missing package.
+        missing package. "triton" (also picked by "auto" when a `url` is given) runs the model on a Triton server
+        (`url`, `model_name` ...: fields of `TritonOptions`); `model` is then read only for its sidecar (an `.onnx`,
+        `.engine` or the `.json` itself), which the served model must match.
     options: fields of `TrtRuntimeOptions`, `OrtOptions` or `TorchOptions` (those of other backends are ignored),
         plus `build_engine` (build and cache a TensorRT engine for an `.onnx` when none is cached), `precision`
         ("fp16" default, "fp32", "int8") of that engine, and `calib_data` (INT8 calibration faces: folder or .npz).
@@ -100,6 +105,11 @@ def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any)
     backend = _ALIASES.get(str(backend).lower(), str(backend).lower())
     if backend not in BACKEND_NAMES + ("auto",):
         raise InputError(f"backend must be 'auto' or one of {BACKEND_NAMES}, got {backend!r}")
+    if backend == "auto" and options.get("url"):
+        backend = "triton"
+        log.info("backend auto -> triton at %s", options["url"])
+    if backend == "triton":
+        return TritonBackend(load_sidecar(path), TritonOptions(**_split_options("triton", options)))
     suffix = path.suffix.lower()
     if suffix not in ENGINE_SUFFIXES + (".onnx",) + CHECKPOINT_SUFFIXES:
         raise ModelError(f"don't know how to run {path}: expected a .onnx model, a TensorRT .engine or a training "
