@@ -30,6 +30,7 @@ import onnx
 import torch
 from torch import nn
 
+from g2d_edge.files import atomic_write_bytes
 from g2d_edge.sidecar import InputSpec, ModelSidecar, sidecar_path_for
 from train.model import G2DModel, InferenceModel
 
@@ -408,14 +409,7 @@ def export_onnx(model_or_checkpoint: Union[G2DModel, PathLike], out_path: PathLi
                           f"; nothing was written to {out_path}. Try another --opset, or report the model config: "
                           "an operator is exported wrongly", report)
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    try:
-        tmp.write_bytes(onnx_model.SerializeToString())
-        tmp.replace(out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(out_path, onnx_model.SerializeToString())
     sidecar.save(sidecar_path_for(out_path))
     log.info("exported %s (%.2f MB, %s, %d classes) + %s", out_path, out_path.stat().st_size / 1e6,
              sidecar.embedding_space, sidecar.num_classes, sidecar_path_for(out_path).name)

@@ -33,6 +33,7 @@ from g2d_edge.backends.tensorrt import (PRECISIONS, GpuInfo, current_gpu, engine
                                         import_tensorrt, trt_logger)
 from g2d_edge.backends.tensorrt import _release, _slug
 from g2d_edge.errors import ModelError
+from g2d_edge.files import atomic_write_bytes
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for
 
 from .errors import EngineBuildError, ParityError
@@ -147,9 +148,7 @@ def make_calibrator(trt: Any, cuda: Any, faces: Optional[np.ndarray], batch: int
             return None
 
         def write_calibration_cache(self, cache) -> None:
-            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
-            tmp.write_bytes(bytes(cache))
-            tmp.replace(self.cache_path)
+            atomic_write_bytes(self.cache_path, bytes(cache))
             log.info("INT8: calibration cache written to %s", self.cache_path)
 
         def free(self) -> None:
@@ -269,7 +268,7 @@ def build_engine(onnx_path: PathLike, engine_path: Optional[PathLike] = None,
             raise EngineBuildError(f"TensorRT failed to build the {options.precision} engine: "
                                    f"{' | '.join(logger.errors[-5:]) or 'see the log above'}")
         log.info("engine built in %.1f s", time.perf_counter() - start)
-        _atomic_write(timing_path, bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
         engine_bytes = bytes(serialized)
     finally:
         if calibrator is not None:
@@ -311,12 +310,6 @@ def build_engine(onnx_path: PathLike, engine_path: Optional[PathLike] = None,
     log.info("wrote %s (%.1f MB) + %s", engine_path, engine_path.stat().st_size / 1e6,
              sidecar_path_for(engine_path).name)
     return sidecar
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _verification_faces(options: TrtBuildOptions, calib_faces: Optional[np.ndarray], count: int = 32) -> np.ndarray:

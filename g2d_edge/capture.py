@@ -9,7 +9,10 @@ order (the reader waits for the consumer) for offline processing; `CaptureOption
         for frame in cap:                   # Frame(image, index, timestamp_ms)
             faces = rec.identify(frame.image)
 
-Live streams that drop are reopened with exponential backoff; a file that ends ends the iteration.
+Live streams that drop are reopened with exponential backoff; a file that ends ends the iteration. Network sources
+never block for long: opening a URL gives up after `CaptureOptions.open_timeout` seconds and a read after
+`read_timeout` seconds (OpenCV's CAP_PROP_OPEN_TIMEOUT_MSEC / CAP_PROP_READ_TIMEOUT_MSEC), ending in CaptureError
+(or a reconnection).
 """
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from .errors import CaptureError, ImageReadError
-from .io import list_images, read_image
+from .errors import CaptureError, ImageReadError, InputError
+from .io import DEFAULT_MAX_IMAGE_PIXELS, list_images, read_image
 from .slot import LatestSlot
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,11 @@ class CaptureOptions:
     max_reconnect_delay: ... up to this many seconds.
     max_reconnect_attempts: give up (and end with CaptureError) after this many failed attempts in a row; 0: never.
     width, height, fps: requested camera mode (cameras only; the driver may pick the nearest it supports).
+    open_timeout: URLs (RTSP, HTTP ...; OpenCV's FFmpeg backend): seconds to wait for the stream to open before
+        CaptureError (OpenCV's own default is 30 s). Cameras and GStreamer pipelines use their driver's timeouts.
+    read_timeout: URLs: seconds to wait for the next frame; a stream silent for longer counts as dropped
+        (reconnect, else CaptureError).
+    max_image_pixels: image folders: images whose header claims more pixels are skipped (see `read_image`).
     """
 
     drop_frames: Optional[bool] = None
@@ -58,6 +66,18 @@ class CaptureOptions:
     width: Optional[int] = None
     height: Optional[int] = None
     fps: Optional[float] = None
+    open_timeout: float = 5.0
+    read_timeout: float = 5.0
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+    def __post_init__(self) -> None:
+        for name in ("open_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+                raise InputError(f"CaptureOptions.{name} must be a positive number of seconds, got {value!r}")
+        pixels = self.max_image_pixels
+        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
+            raise InputError(f"CaptureOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,12 +166,15 @@ class _VideoReader:
                 raise CaptureError("this OpenCV build has no GStreamer support, so a GStreamer pipeline cannot be "
                                    "opened; on a Jetson use the system OpenCV from JetPack (python3-opencv)")
             cap = cv2.VideoCapture(str(self.source), cv2.CAP_GSTREAMER)
+        elif self.kind == "url":
+            cap = cv2.VideoCapture(str(self.source), cv2.CAP_ANY, self._timeout_params())
         else:
             cap = cv2.VideoCapture(self.source if self.kind == "camera" else str(self.source))
         if not cap.isOpened():
             cap.release()
             hint = {"camera": "is the camera connected and not used by another program?",
-                    "url": "is the URL reachable and the stream running?",
+                    "url": f"is the URL reachable and the stream running? (no stream within "
+                           f"CaptureOptions.open_timeout={self.options.open_timeout:g} s)",
                     "file": "is it a video format this OpenCV build can decode?",
                     "gstreamer": "check the pipeline with gst-launch-1.0"}[self.kind]
             raise CaptureError(f"cannot open {self.kind} source {self.source!r}: {hint}")
@@ -165,6 +188,11 @@ class _VideoReader:
             if opts.fps:
                 cap.set(cv2.CAP_PROP_FPS, opts.fps)
         self.cap = cap
+
+    def _timeout_params(self) -> List[int]:
+        """OpenCV open parameters bounding how long a network stream may keep us waiting (FFmpeg backend)."""
+        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(1, int(self.options.open_timeout * 1000)),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, max(1, int(self.options.read_timeout * 1000))]
 
     def read(self) -> Tuple[bool, Optional[np.ndarray], Optional[float]]:
         assert self.cap is not None
@@ -188,7 +216,8 @@ class _VideoReader:
 class _FolderReader:
     """Images of a folder in name order; unreadable files are skipped (logged and counted)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+        self.max_pixels = max_pixels
         try:
             self.files: List[Path] = list_images(folder)
         except ImageReadError as exc:
@@ -204,7 +233,7 @@ class _FolderReader:
             path = self.files[self.pos]
             self.pos += 1
             try:
-                return True, read_image(path), None
+                return True, read_image(path, self.max_pixels), None
             except ImageReadError as exc:
                 self.skipped += 1
                 log.warning("capture: skipping %s", exc)
@@ -233,7 +262,7 @@ class Capture:
         self.drop_frames = self.live if self.options.drop_frames is None else bool(self.options.drop_frames)
         self._reader: Union[_VideoReader, _FolderReader]
         if self.kind == "folder":
-            self._reader = _FolderReader(Path(self.source))
+            self._reader = _FolderReader(Path(self.source), self.options.max_image_pixels)
         else:
             self._reader = _VideoReader(self.kind, self.source, self.options)
         self.fps: Optional[float] = self._reader.fps
@@ -308,9 +337,12 @@ class Capture:
             while not self._stop.is_set():
                 ok, image, pos_ms = self._reader.read()
                 if not ok:
-                    if self.live and self.options.reconnect and not self._stop.is_set():
-                        if self._reconnect():
+                    if self.live and not self._stop.is_set():
+                        if self.options.reconnect and self._reconnect():
                             continue
+                        if not self.options.reconnect:
+                            self._error = CaptureError(f"{self.kind} source {str(self.source)!r} stopped "
+                                                       "delivering frames" + self._read_timeout_note())
                     break
                 if pos_ms is not None and pos_ms > 0:
                     ts = int(round(pos_ms))
@@ -337,6 +369,10 @@ class Capture:
         finally:
             self._reader.release()
             self._slot.close()
+
+    def _read_timeout_note(self) -> str:
+        return (f" (none within CaptureOptions.read_timeout={self.options.read_timeout:g} s)"
+                if self.kind == "url" else "")
 
     def _reconnect(self) -> bool:
         """Reopen a live source with exponential backoff. False if stopped or out of attempts (error recorded).

@@ -6,7 +6,9 @@
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
 
 Every command takes --json for machine-readable output. Errors the user can fix (G2DError) print one line to stderr
-and exit with status 1; bad arguments exit with 2.
+and exit with status 1; bad arguments exit with 2. Names and paths are printed with control characters escaped
+(`g2d_edge.text.printable`), so nothing read from a gallery or typed as an argument can inject terminal escapes
+or extra lines.
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .errors import G2DError, GalleryError
+from .imagesize import DEFAULT_MAX_IMAGE_PIXELS
+from .text import printable
 
 log = logging.getLogger("g2d_edge.cli")
 
@@ -31,6 +35,22 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", help="model name on the Triton server (default: the sidecar's name)")
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine threshold for 'same person' (default: gallery's, else the model's)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _image_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                   help=f"refuse images larger than this many pixels, read from the header before decoding "
+                        f"(default {DEFAULT_MAX_IMAGE_PIXELS})")
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
@@ -51,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="photos of the person (one face each; the largest face is used)")
     p.add_argument("--gallery", required=True, help="gallery file (.npz) or directory; created if missing")
     p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing")
+    _image_args(p)
     _model_args(p)
     _common_args(p)
 
@@ -58,12 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("--gallery", required=True, help="gallery made with `g2d enroll`")
     p.add_argument("--top-k", type=int, default=1, help="candidates listed per face (default 1)")
+    _image_args(p)
     _model_args(p)
     _common_args(p)
 
     p = sub.add_parser("verify", help="are the faces of two images the same person?")
     p.add_argument("image_a")
     p.add_argument("image_b")
+    _image_args(p)
     _model_args(p)
     _common_args(p)
 
@@ -88,16 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _recognizer(args: argparse.Namespace, gallery: Any = None) -> Any:
     from .recognizer import Recognizer, RecognizerOptions
 
-    opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1))
+    opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1),
+                             max_image_pixels=args.max_pixels)
     triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
     return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts, **triton)
 
 
-def _emit(args: argparse.Namespace, payload: Dict[str, Any], text: str) -> None:
+def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -> None:
+    """Print `payload` as JSON (--json), else the text `lines`, each escaped into one printable line."""
     if args.json:
         print(json.dumps(payload, indent=2))
     else:
-        print(text)
+        print("\n".join(printable(line) for line in lines))
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -113,11 +138,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     payload = {"name": result.name, "added": result.added, "templates": result.templates,
                "skipped": [{"image": i, "reason": r} for i, r in result.skipped], "gallery": str(path),
                "identities": len(gallery)}
-    text = (f"enrolled {result.name}: {result.added} photo(s) added ({result.templates} template(s) in total); "
-            f"gallery {path} now holds {len(gallery)} people")
-    for image, reason in result.skipped:
-        text += f"\n  skipped {image}: {reason}"
-    _emit(args, payload, text)
+    lines = [f"enrolled {result.name}: {result.added} photo(s) added ({result.templates} template(s) in total); "
+             f"gallery {path} now holds {len(gallery)} people"]
+    lines += [f"  skipped {image}: {reason}" for image, reason in result.skipped]
+    _emit(args, payload, lines)
     return 0
 
 
@@ -129,7 +153,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     if len(gallery) == 0:
         raise GalleryError(f"gallery {gallery.path} is empty: enrol people first with "
                            f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
-    image = read_image(args.image)  # before loading the model: a typo in the path fails fast
+    image = read_image(args.image, args.max_pixels)  # before loading the model: a typo in the path fails fast
     rec = _recognizer(args, gallery)
     try:
         faces = rec.identify(image)
@@ -143,7 +167,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         who = f.name if f.name is not None else "unknown"
         score = "n/a" if f.score is None else f"{f.score:.3f}"
         lines.append(f"  #{i} {who} (score {score}, threshold {threshold:.3f}) box {x1},{y1},{x2},{y2}")
-    _emit(args, payload, "\n".join(lines))
+    _emit(args, payload, lines)
     return 0
 
 
@@ -156,8 +180,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         rec.close()
     payload = {"image_a": args.image_a, "image_b": args.image_b, "same": bool(same), "score": score,
                "threshold": threshold}
-    _emit(args, payload, f"{'same person' if same else 'different people'} "
-                         f"(score {score:.3f}, threshold {threshold:.3f})")
+    _emit(args, payload, [f"{'same person' if same else 'different people'} "
+                          f"(score {score:.3f}, threshold {threshold:.3f})"])
     return 0
 
 
@@ -171,17 +195,17 @@ def cmd_gallery(args: argparse.Namespace) -> int:
                    "model_name": gallery.model_name, "threshold": gallery.threshold, "identities": people}
         lines = [f"{gallery.path}: {len(people)} people, {gallery.num_templates} templates"]
         lines += [f"  {p['name']}  ({p['templates']} templates)" for p in people]
-        _emit(args, payload, "\n".join(lines))
+        _emit(args, payload, lines)
         return 0
     if args.action == "remove":
         removed = gallery.remove(args.name)
         gallery.save()
         _emit(args, {"removed": args.name, "templates": removed, "identities": len(gallery)},
-              f"removed {args.name} ({removed} templates); {len(gallery)} people left")
+              [f"removed {args.name} ({removed} templates); {len(gallery)} people left"])
         return 0
     gallery.rename(args.old, args.new)
     gallery.save()
-    _emit(args, {"renamed": args.old, "to": args.new}, f"renamed {args.old} to {args.new}")
+    _emit(args, {"renamed": args.old, "to": args.new}, [f"renamed {args.old} to {args.new}"])
     return 0
 
 
@@ -226,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return COMMANDS[args.command](args)
         except G2DError as exc:
-            print(f"g2d: error: {exc}", file=sys.stderr)
+            print(f"g2d: error: {printable(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("g2d: interrupted", file=sys.stderr)

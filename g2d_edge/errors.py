@@ -31,4 +31,8 @@ class GalleryError(G2DError):
 
 
 class CaptureError(G2DError):
-    """A frame source (camera, file, URL, folder) cannot be opened or has ended for good."""
+    """A frame source (camera, file, URL, folder) cannot be opened, does not answer in time, or has ended for good."""
+
+
+class ClosedError(G2DError):
+    """An object (a `Recognizer`) was used after `close()`: create a new one."""

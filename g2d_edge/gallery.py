@@ -1,9 +1,19 @@
 """A persistent gallery of enrolled people: several unit-norm templates per identity, cosine top-k search.
 
-On disk a gallery is one `.npz` file (NumPy arrays + a JSON header, no pickle), written atomically: the new content
-goes to a temporary file in the same folder, is flushed and fsync'ed, then `os.replace`d over the old file, so a
-crash or a full disk during a save leaves the previous gallery intact. A path without a suffix (or an existing
-folder) is a gallery directory holding `gallery.npz`.
+On disk a gallery is one `.npz` file (NumPy arrays + a JSON header, no pickle). A path without a suffix (or an
+existing folder) is a gallery directory holding `gallery.npz`.
+
+Saving is safe against crashes and against other processes (see `Gallery.save`):
+
+- atomic: the new content goes to a temporary file in the same folder (`.<name>.XXXXXXXX.tmp`), is fsync'ed, then
+  `os.replace`d over the old file, so a crash or a full disk leaves the previous gallery intact; temporary files
+  left by a killed save are removed by the next load or save of the same gallery;
+- locked: a save holds an exclusive `flock` on `.<name>.lock` next to the gallery (waiting at most `lock_timeout`
+  seconds, then GalleryError);
+- merged: when another process saved the file since this gallery was loaded, the two are merged per identity
+  (nothing another process enrolled is lost), or the save is refused with GalleryError when the changes conflict.
+
+Loading validates the whole file (header fields, array types and shapes, names); any damage is a GalleryError.
 
 A gallery remembers the `embedding_space` of the model that made its templates (from the model's sidecar) and
 refuses to be used with another model: embeddings of two different networks are not comparable.
@@ -12,17 +22,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .errors import GalleryError, InputError
+from .files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
+                    temp_files_of)
+from .text import MAX_NAME_LENGTH, forbidden_character, quoted
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +44,8 @@ log = logging.getLogger(__name__)
 GALLERY_FORMAT = 1
 #: File name used inside a gallery directory.
 GALLERY_FILENAME = "gallery.npz"
+#: Seconds `Gallery.save` waits for another process's save of the same file before giving up.
+DEFAULT_LOCK_TIMEOUT = 10.0
 
 
 class Match(NamedTuple):
@@ -55,11 +71,32 @@ def resolve_gallery_path(path: Union[str, os.PathLike]) -> Path:
     return p
 
 
+def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
+    """The lock file `Gallery.save` holds while it writes the gallery at `path`: `.<name>.lock` beside it."""
+    file = resolve_gallery_path(path)
+    return file.with_name(f".{file.name}.lock")
+
+
 def check_identity_name(name: str) -> str:
-    """The name with surrounding spaces removed; InputError unless it is a non-empty string."""
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"an identity name must be a non-empty string, got {name!r}")
-    return name.strip()
+    """The name with surrounding spaces removed.
+
+    Raises InputError unless it is a non-empty string of at most `MAX_NAME_LENGTH` characters without control
+    characters (NUL, newline, escape, bidirectional overrides ...; see `g2d_edge.text`).
+    """
+    if not isinstance(name, str):
+        raise InputError(f"an identity name must be a string, got {type(name).__name__}")
+    bad = forbidden_character(name)
+    if bad is not None:
+        position, char = bad
+        raise InputError(f"identity name {quoted(name)} contains the control character U+{ord(char):04X} at "
+                         f"position {position}; use printable characters only")
+    stripped = name.strip()
+    if not stripped:
+        raise InputError(f"an identity name must not be empty, got {quoted(name)}")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise InputError(f"identity name {quoted(stripped, 40)} has {len(stripped)} characters; at most "
+                         f"{MAX_NAME_LENGTH} are allowed")
+    return stripped
 
 
 def _faiss_module() -> Any:
@@ -86,18 +123,22 @@ class Gallery:
             5-10 ms with FAISS vs 18 ms with NumPy, but a batch of 16 queries 140 ms vs 50 ms, so FAISS pays off
             only for very large galleries queried one face at a time (it also avoids the (N, T) score matrix).
         faiss_min_templates: gallery size from which "auto" switches to FAISS.
+        model_name: name of the model the templates were made with (informative).
+        lock_timeout: seconds `save` waits for another process that is saving the same file.
 
-    Thread-safe: mutations and searches are serialised by a lock.
+    Thread-safe: mutations and searches are serialised by a lock. Safe across processes: see `save`.
     """
 
     def __init__(self, embedding_space: Optional[str] = None, embedding_dim: Optional[int] = None,
                  threshold: Optional[float] = None, path: Optional[Union[str, os.PathLike]] = None,
                  use_faiss: Union[str, bool] = False, faiss_min_templates: int = 50000,
-                 model_name: str = "") -> None:
+                 model_name: str = "", lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         if use_faiss not in ("auto", True, False):
             raise InputError(f"use_faiss must be 'auto', True or False, got {use_faiss!r}")
         if use_faiss is True and _faiss_module() is None:
             raise GalleryError("use_faiss=True but FAISS is not installed: pip install faiss-cpu (or g2d-edge[faiss])")
+        if not _is_number(lock_timeout) or not lock_timeout >= 0:
+            raise InputError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
         self.embedding_space = embedding_space
         self.embedding_dim = int(embedding_dim) if embedding_dim is not None else None
         self.threshold = threshold
@@ -105,9 +146,14 @@ class Gallery:
         self.path: Optional[Path] = resolve_gallery_path(path) if path is not None else None
         self.use_faiss = use_faiss
         self.faiss_min_templates = int(faiss_min_templates)
+        self.lock_timeout = float(lock_timeout)
         self._templates: Dict[str, np.ndarray] = {}
         self._lock = threading.RLock()
         self._index: Optional[Dict[str, Any]] = None  # search matrix cache, rebuilt after a change
+        # What the file `_base_file` held when this gallery last loaded or saved it: the merge base of `save`.
+        self._base = _Snapshot(_Header(), {})
+        self._base_file: Optional[Path] = None
+        self._base_revision: Optional[str] = None
 
     # ------------------------------------------------------------------ listing
     def __len__(self) -> int:
@@ -305,65 +351,69 @@ class Gallery:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Optional[Union[str, os.PathLike]] = None) -> Path:
-        """Write the gallery atomically (temp file + fsync + os.replace) and return the file written.
+        """Write the gallery to `path` (default: where it was loaded from) and return the file written.
 
-        If writing fails part-way (disk full, crash, exception), the previous file at `path` is left unchanged.
+        Atomic: if writing fails part-way (disk full, crash, exception), the previous file is left unchanged.
+
+        Locked and merged: the save holds an exclusive lock on the file (`gallery_lock_path`; GalleryError after
+        `lock_timeout` seconds). If another process saved the file since this gallery loaded (or last saved) it,
+        or the file is not the one this gallery came from, what is on disk is merged per identity against the
+        version this gallery started from (a three-way merge), so nobody's work is silently overwritten:
+
+        - an identity changed on one side only keeps that side's version: people enrolled, removed or renamed by
+          either side all stay enrolled, removed or renamed (a rename is the removal of the old name and the
+          addition of the new one);
+        - templates both sides added to the same name are all kept (the file's first, then this gallery's);
+        - an identity removed or renamed on one side but changed on the other, a different threshold set on both
+          sides, or a file of another model's embedding space is a conflict: GalleryError, nothing is written and
+          this gallery is unchanged (load the file again and repeat the change).
+
+        Afterwards this gallery holds exactly what was written. Stale temporary files of the gallery (left by a
+        killed save) are removed.
         """
         target = resolve_gallery_path(path) if path is not None else self.path
         if target is None:
             raise GalleryError("this gallery has no path yet: call save(path)")
         with self._lock:
-            names = list(self._templates)
-            counts = np.array([self._templates[n].shape[0] for n in names], dtype=np.int64)
-            dim = self.embedding_dim or 0
-            matrix = (np.concatenate([self._templates[n] for n in names]).astype(np.float32)
-                      if names else np.zeros((0, dim), dtype=np.float32))
-            meta = {"format": GALLERY_FORMAT, "embedding_space": self.embedding_space,
-                    "embedding_dim": self.embedding_dim, "threshold": self.threshold,
-                    "model_name": self.model_name, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            arrays = {"meta": np.array(json.dumps(meta)), "names": np.array(names, dtype=np.str_),
-                      "counts": counts, "embeddings": matrix}
+            revision = uuid.uuid4().hex
             try:
-                _atomic_write_npz(target, arrays)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with exclusive_lock(gallery_lock_path(target), self.lock_timeout):
+                    remove_temp_files(target)
+                    snapshot = self._merged_with(target)
+                    atomic_write(target, lambda fh: _write_npz(fh, snapshot, revision))
+            except LockTimeout:
+                raise GalleryError(f"cannot save gallery {target}: another process has held its lock "
+                                   f"({gallery_lock_path(target)}) for more than {self.lock_timeout:g} s; wait "
+                                   "for it to finish and save again, or pass a larger lock_timeout") from None
             except OSError as exc:
-                raise GalleryError(f"cannot write gallery {target}: {exc}; the previous file (if any) is unchanged") \
-                    from exc
-            self.path = target
-        log.info("saved gallery %s (%d identities, %d templates)", target, len(names), int(counts.sum()))
+                raise GalleryError(f"cannot write gallery {target}: {exc}; the previous file (if any) is "
+                                   "unchanged") from exc
+            self._set_state(snapshot, target, revision)
+        log.info("saved gallery %s (%d identities, %d templates)", target, len(snapshot.templates),
+                 sum(t.shape[0] for t in snapshot.templates.values()))
         return target
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], **kwargs: Any) -> "Gallery":
-        """Read a gallery written by `save`. Raises GalleryError if it is missing, corrupt or of a newer format.
+        """Read a gallery written by `save`. Raises GalleryError if it is missing, not a regular file, damaged in
+        any way (the whole header and every array are checked) or of a newer format.
 
-        Extra keyword arguments (`use_faiss`, `faiss_min_templates`) are passed to the constructor.
+        Extra keyword arguments (`use_faiss`, `faiss_min_templates`, `lock_timeout`) are passed to the constructor.
+        Temporary files left next to it by a killed save are removed when no save is running.
         """
         file = resolve_gallery_path(path)
-        if not file.is_file():
+        problem = regular_file_problem(file)
+        if problem == "not found":
             raise GalleryError(f"gallery not found: {file}; create one with `g2d enroll NAME PHOTOS... "
                                f"--gallery {path}` or Gallery().save(path)")
-        try:
-            with np.load(file, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                names = [str(n) for n in data["names"]]
-                counts = data["counts"].astype(np.int64)
-                matrix = data["embeddings"].astype(np.float32)
-        except Exception as exc:  # zip, npy or JSON damage all mean the same thing to the user
-            raise GalleryError(f"gallery {file} is corrupt or not a g2d gallery ({type(exc).__name__}: {exc}); "
-                               "restore it from a backup or enrol the people again") from exc
-        if not isinstance(meta, dict) or int(meta.get("format", 0)) > GALLERY_FORMAT:
-            raise GalleryError(f"gallery {file} was written by a newer g2d-edge (format {meta.get('format')}); "
-                               "upgrade g2d-edge")
-        if counts.sum() != matrix.shape[0] or len(names) != counts.shape[0]:
-            raise GalleryError(f"gallery {file} is inconsistent (names, counts and templates disagree); "
-                               "restore it from a backup or enrol the people again")
-        gallery = cls(embedding_space=meta.get("embedding_space"), embedding_dim=meta.get("embedding_dim"),
-                      threshold=meta.get("threshold"), path=file, model_name=meta.get("model_name") or "",
-                      **kwargs)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        for i, name in enumerate(names):
-            gallery._templates[name] = matrix[offsets[i]:offsets[i + 1]]
-        log.debug("loaded gallery %s (%d identities)", file, len(names))
+        if problem is not None:
+            raise GalleryError(f"gallery {file} is {problem}; pass the path of a gallery file (.npz) or folder")
+        gallery = cls(path=file, **kwargs)
+        _remove_stale_temp_files(file)
+        snapshot, revision = _read_gallery_file(file)
+        gallery._set_state(snapshot, file, revision)
+        log.debug("loaded gallery %s (%d identities)", file, len(gallery))
         return gallery
 
     @classmethod
@@ -372,44 +422,274 @@ class Gallery:
         file = resolve_gallery_path(path)
         if file.exists():
             return cls.load(file, **kwargs)
-        return cls(path=file, **kwargs)
+        gallery = cls(path=file, **kwargs)
+        gallery._base_file = file  # an empty start: whatever appears there before `save` is merged, not replaced
+        return gallery
+
+    def _header(self) -> "_Header":
+        return _Header(self.embedding_space, self.embedding_dim, self.threshold, self.model_name)
+
+    def _merged_with(self, target: Path) -> "_Snapshot":
+        """What `save` writes to `target`: this gallery, merged with the file there if someone else wrote it."""
+        ours = _Snapshot(self._header(), dict(self._templates))
+        problem = regular_file_problem(target)
+        if problem == "not found":
+            return ours
+        if problem is not None:
+            raise GalleryError(f"cannot save gallery to {target}: it is {problem}; save to a .npz file path")
+        same_file = target == self._base_file
+        if same_file and self._base_revision is not None and _disk_revision(target) == self._base_revision:
+            return ours  # nobody wrote it since we read it
+        try:
+            theirs, _ = _read_gallery_file(target)
+        except GalleryError as exc:
+            raise GalleryError(f"not saved: {exc}. Move that file away to save this gallery there, or save "
+                               "to another path") from None
+        base = self._base if same_file else _Snapshot(_Header(), {})
+        merged = _merge(base, ours, theirs, target)
+        log.info("gallery %s was changed by another process since it was loaded: merged (%d identities here, %d "
+                 "there, %d after the merge)", target, len(ours.templates), len(theirs.templates),
+                 len(merged.templates))
+        return merged
+
+    def _set_state(self, snapshot: "_Snapshot", file: Path, revision: Optional[str]) -> None:
+        """Make this gallery hold `snapshot`, as read from or written to `file` (the base of the next merge)."""
+        with self._lock:
+            header = snapshot.header
+            self.embedding_space, self.embedding_dim = header.embedding_space, header.embedding_dim
+            self.threshold, self.model_name = header.threshold, header.model_name or ""
+            self._templates = dict(snapshot.templates)
+            self._index = None
+            self.path = file
+            self._base = _Snapshot(header, dict(snapshot.templates))
+            self._base_file, self._base_revision = file, revision
 
     # ------------------------------------------------------------------ helpers
     def _get(self, name: str) -> np.ndarray:
         try:
             return self._templates[name]
-        except KeyError:
-            known = ", ".join(repr(n) for n in self.names()[:10]) or "none"
-            raise GalleryError(f"no identity named {name!r} in the gallery (enrolled: {known})") from None
+        except (KeyError, TypeError):
+            known = ", ".join(quoted(n) for n in self.names()[:10]) or "none"
+            raise GalleryError(f"no identity named {quoted(name)} in the gallery (enrolled: {known})") from None
 
 
 
-def _atomic_write_npz(target: Path, arrays: Dict[str, np.ndarray]) -> None:
-    """Write `arrays` as an .npz at `target` so that readers only ever see the old or the complete new file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-    tmp = Path(tmp_name)
+
+# ---------------------------------------------------------------------------------------------- file format
+class _Header(NamedTuple):
+    """The gallery-wide fields of a gallery file."""
+
+    embedding_space: Optional[str] = None
+    embedding_dim: Optional[int] = None
+    threshold: Optional[float] = None
+    model_name: str = ""
+
+
+class _Snapshot(NamedTuple):
+    """A whole gallery's content: header and {name: (K, D) float32 templates} in file order."""
+
+    header: _Header
+    templates: Dict[str, np.ndarray]
+
+
+class _SchemaError(Exception):
+    """What is wrong with a gallery file (turned into a GalleryError naming the file)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _write_npz(fh: BinaryIO, snapshot: _Snapshot, revision: str) -> None:
+    names = list(snapshot.templates)
+    dim = snapshot.header.embedding_dim or 0
+    matrix = (np.concatenate([snapshot.templates[n] for n in names]).astype(np.float32)
+              if names else np.zeros((0, dim), dtype=np.float32))
+    header = snapshot.header
+    meta = {"format": GALLERY_FORMAT, "embedding_space": header.embedding_space,
+            "embedding_dim": header.embedding_dim, "threshold": header.threshold, "model_name": header.model_name,
+            "revision": revision, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    np.savez(fh, meta=np.array(json.dumps(meta)), names=np.array(names, dtype=np.str_),
+             counts=np.array([snapshot.templates[n].shape[0] for n in names], dtype=np.int64), embeddings=matrix)
+
+
+def _read_gallery_file(file: Path) -> Tuple[_Snapshot, Optional[str]]:
+    """The validated content of a gallery file and its revision id (None for files saved before revisions)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        with np.load(file, allow_pickle=False) as data:
+            missing = [k for k in ("meta", "names", "counts", "embeddings") if k not in data.files]
+            if missing:
+                raise _SchemaError(f"the array(s) {', '.join(missing)} are missing")
+            arrays = {k: data[k] for k in ("meta", "names", "counts", "embeddings")}
+        meta = _parse_meta(arrays["meta"])
+        header, revision = _parse_header(meta, file)
+        templates = _parse_templates(arrays["names"], arrays["counts"], arrays["embeddings"], header)
+    except GalleryError:
         raise
-    _fsync_dir(target.parent)
+    except _SchemaError as exc:
+        raise GalleryError(f"gallery {file} is damaged or not a g2d gallery: {exc}; restore it from a backup or "
+                           "enrol the people again") from None
+    except Exception as exc:  # zip, npy or JSON damage all mean the same thing to the user
+        raise GalleryError(f"gallery {file} is corrupt or not a g2d gallery ({type(exc).__name__}: {exc}); "
+                           "restore it from a backup or enrol the people again") from exc
+    return _Snapshot(header, templates), revision
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); silently skipped where directories cannot be opened (Windows)."""
+def _parse_meta(raw: np.ndarray) -> Dict[str, Any]:
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise _SchemaError(f"its header is a {raw.dtype} array of shape {raw.shape}, not a JSON text")
+    meta = json.loads(str(raw[()]))
+    if not isinstance(meta, dict):
+        raise _SchemaError(f"its header is a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def _parse_header(meta: Dict[str, Any], file: Path) -> Tuple[_Header, Optional[str]]:
+    fmt = meta.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise _SchemaError(f"its header has format {fmt!r}, not a format number")
+    if fmt > GALLERY_FORMAT:
+        raise GalleryError(f"gallery {file} was written by a newer g2d-edge (format {fmt}, this one reads up to "
+                           f"{GALLERY_FORMAT}); upgrade g2d-edge")
+    space, dim, threshold = meta.get("embedding_space"), meta.get("embedding_dim"), meta.get("threshold")
+    model_name, revision = meta.get("model_name"), meta.get("revision")
+    model_name = "" if model_name is None else model_name
+    if space is not None and (not isinstance(space, str) or not space):
+        raise _SchemaError(f"its embedding_space is {space!r}, not a non-empty text")
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        raise _SchemaError(f"its embedding_dim is {dim!r}, not a positive whole number")
+    if threshold is not None and (not _is_number(threshold) or not math.isfinite(threshold)
+                                  or not -1.0 <= threshold <= 1.0):
+        raise _SchemaError(f"its threshold is {threshold!r}, not a number in [-1, 1]")
+    if not isinstance(model_name, str):
+        raise _SchemaError(f"its model_name is {model_name!r}, not a text")
+    if revision is not None and not isinstance(revision, str):
+        raise _SchemaError(f"its revision is {revision!r}, not a text")
+    return _Header(space, dim, None if threshold is None else float(threshold), model_name), revision
+
+
+def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
+                     header: _Header) -> Dict[str, np.ndarray]:
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise _SchemaError(f"its names are a {names.dtype} array of shape {names.shape}, not a list of texts")
+    if counts.dtype.kind not in "iu" or counts.shape != names.shape:
+        raise _SchemaError(f"its counts are a {counts.dtype} array of shape {counts.shape}, not {len(names)} "
+                           "whole numbers (one per name)")
+    if np.any(counts < 1):
+        raise _SchemaError("an identity has fewer than one template")
+    if matrix.dtype.kind != "f" or matrix.ndim != 2:
+        raise _SchemaError(f"its templates are a {matrix.dtype} array of shape {matrix.shape}, not a float matrix")
+    if int(counts.sum()) != matrix.shape[0]:
+        raise _SchemaError(f"its counts add up to {int(counts.sum())} templates but it holds {matrix.shape[0]}")
+    if matrix.shape[0] and matrix.shape[1] != header.embedding_dim:
+        raise _SchemaError(f"its templates have length {matrix.shape[1]} but its header says embedding_dim "
+                           f"{header.embedding_dim}")
+    matrix = matrix.astype(np.float32)
+    if not np.all(np.isfinite(matrix)):
+        raise _SchemaError("its templates contain NaN or infinity")
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    templates: Dict[str, np.ndarray] = {}
+    for i, name in enumerate(str(n) for n in names):
+        try:
+            valid = check_identity_name(name) == name
+        except InputError:
+            valid = False
+        if not valid:
+            raise _SchemaError(f"it holds the invalid identity name {quoted(name)}")
+        if name in templates:
+            raise _SchemaError(f"the identity name {quoted(name)} appears twice")
+        templates[name] = matrix[offsets[i]:offsets[i + 1]]
+    return templates
+
+
+def _disk_revision(file: Path) -> Optional[str]:
+    """The revision id in a gallery file's header; None when there is none or the header cannot be read."""
     try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:
+        with np.load(file, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"][()]))
+    except Exception:  # unreadable: the full read that follows reports what is wrong
+        return None
+    revision = meta.get("revision") if isinstance(meta, dict) else None
+    return revision if isinstance(revision, str) else None
+
+
+def _remove_stale_temp_files(file: Path) -> None:
+    """Remove temporary files of `file` left by killed saves, unless a save is running now (its lock is taken)."""
+    if not temp_files_of(file):
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        with exclusive_lock(gallery_lock_path(file), timeout=0):
+            remove_temp_files(file)
+    except OSError as exc:  # a save is running (its temporary file is in use), or the folder is read-only
+        log.debug("left the temporary files of %s alone: %s", file, exc)
+
+
+# ---------------------------------------------------------------------------------------------- three-way merge
+def _merge(base: _Snapshot, ours: _Snapshot, theirs: _Snapshot, file: Path) -> _Snapshot:
+    """Merge this process's gallery (`ours`) with the file's current content (`theirs`), both changed from
+    `base`; see `Gallery.save` for the rules. Raises GalleryError on a conflict."""
+    header = _merge_header(base.header, ours.header, theirs.header, file)
+    templates: Dict[str, np.ndarray] = {}
+    for name in _ordered_union(theirs.templates, ours.templates):
+        merged = _merge_identity(name, base.templates.get(name), ours.templates.get(name),
+                                 theirs.templates.get(name), file)
+        if merged is not None:
+            templates[name] = merged
+    return _Snapshot(header, templates)
+
+
+def _merge_header(base: _Header, ours: _Header, theirs: _Header, file: Path) -> _Header:
+    for field, label in (("embedding_space", "embedding space"), ("embedding_dim", "embedding length")):
+        mine, other = getattr(ours, field), getattr(theirs, field)
+        if mine is not None and other is not None and mine != other:
+            raise _conflict(file, f"the file now holds templates of another model ({label} {other!r}, this "
+                                  f"gallery's is {mine!r})")
+    if ours.threshold == theirs.threshold or theirs.threshold == base.threshold:
+        threshold = ours.threshold
+    elif ours.threshold == base.threshold:
+        threshold = theirs.threshold
+    else:
+        raise _conflict(file, f"the threshold was set to {theirs.threshold} there and to {ours.threshold} here")
+    return _Header(ours.embedding_space if ours.embedding_space is not None else theirs.embedding_space,
+                   ours.embedding_dim if ours.embedding_dim is not None else theirs.embedding_dim,
+                   threshold, ours.model_name or theirs.model_name)
+
+
+def _merge_identity(name: str, base: Optional[np.ndarray], ours: Optional[np.ndarray],
+                    theirs: Optional[np.ndarray], file: Path) -> Optional[np.ndarray]:
+    """One identity's templates after the merge (None: not enrolled)."""
+    if _same(ours, base):
+        return theirs
+    if _same(theirs, base):
+        return ours
+    if ours is None or theirs is None:
+        where = "here" if ours is None else "by the other process"
+        raise _conflict(file, f"{quoted(name)} was removed or renamed {where} but given other templates on the "
+                              "other side")
+    if _extends(ours, base) and _extends(theirs, base):
+        return np.concatenate([theirs, ours[0 if base is None else base.shape[0]:]])
+    raise _conflict(file, f"{quoted(name)} was replaced on both sides")
+
+
+def _same(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> bool:
+    if a is b:
+        return True
+    return a is not None and b is not None and a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _extends(templates: np.ndarray, base: Optional[np.ndarray]) -> bool:
+    """True if `templates` is `base` with more templates appended (anything extends no base)."""
+    if base is None:
+        return True
+    n = base.shape[0]
+    return templates.shape[0] >= n and templates.shape[1:] == base.shape[1:] and bool(np.array_equal(templates[:n],
+                                                                                                   base))
+
+
+def _ordered_union(first: Iterable[str], second: Iterable[str]) -> List[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _conflict(file: Path, what: str) -> GalleryError:
+    return GalleryError(f"gallery {file} was changed by another process since this gallery was loaded, and the "
+                        f"changes conflict: {what}. Nothing was saved; load the gallery again and repeat the change")

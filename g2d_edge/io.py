@@ -1,11 +1,14 @@
 """Reading images from disk (or taking arrays) with errors a user can act on.
 
 OpenCV's `cv2.imread` returns `None` for a missing file, a directory or corrupt bytes alike; these helpers tell the
-three apart and raise `ImageReadError` with the path and what to do, instead of letting a `None` travel on until
-NumPy or OpenCV fails far away.
+cases apart and raise `ImageReadError` with the path and what to do, instead of letting a `None` travel on until
+NumPy or OpenCV fails far away. They also refuse what would hang or exhaust the machine: a FIFO or device path
+(never opened for reading), and an image whose header claims more than `max_pixels` pixels (checked before
+decoding, see `g2d_edge.imagesize`).
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import List, Union
@@ -14,7 +17,10 @@ import cv2
 import numpy as np
 
 from .detect import check_bgr_frame
-from .errors import ImageReadError
+from .errors import ImageReadError, InputError
+from .files import read_regular_file
+from .imagesize import DEFAULT_MAX_IMAGE_PIXELS, SUPPORTED_FORMATS, image_size
+from .text import printable
 
 #: File suffixes treated as images when a folder is scanned (lower case).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -23,35 +29,73 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
 
-def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
+def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Read an image file as an HxWx3 uint8 BGR array.
 
     Grayscale and alpha images are converted to 3-channel BGR. Non-ASCII paths work (the bytes are read with
-    Python and decoded by OpenCV).
+    Python and decoded by OpenCV). Formats: JPEG, PNG, BMP, WebP, TIFF, PBM/PGM/PPM.
+
+    Args:
+        path: the image file.
+        max_pixels: refuse images whose header claims more than this many pixels (width x height), before
+            decoding them.
 
     Raises:
-        ImageReadError: the file is missing, is a directory, cannot be read, or is not a decodable image.
+        ImageReadError: the file is missing, is a directory or not a regular file (FIFO, device), cannot be read,
+            is larger than `max_pixels`, or is not a decodable image.
+        InputError: `max_pixels` is not a positive whole number.
     """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise InputError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
     p = Path(path)
-    if not p.exists():
-        raise ImageReadError(f"image not found: {p}; check the path")
-    if p.is_dir():
-        raise ImageReadError(f"{p} is a directory, not an image file; pass the image files inside it")
-    try:
-        data = np.fromfile(str(p), dtype=np.uint8)
-    except OSError as exc:
-        raise ImageReadError(f"cannot read image {p}: {exc.strerror or exc}") from exc
-    if data.size == 0:
+    data = _read_bytes(p)
+    if not data:
         raise ImageReadError(f"image file {p} is empty (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    size = image_size(data)
+    if size is None:
+        raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
+                             f"(supported: {', '.join(SUPPORTED_FORMATS)})")
+    _check_pixels(p, size, int(max_pixels))
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV's own limits and decoder failures
+        raise ImageReadError(f"cannot decode {p}: {str(exc).strip().splitlines()[-1]}") from None
     if image is None:
         raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
-                             f"(supported: {', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})")
+                             f"(supported: {', '.join(SUPPORTED_FORMATS)})")
     return image
 
 
-def load_image(image: ImageLike) -> np.ndarray:
-    """Return a BGR uint8 image from a path (read with `read_image`) or an array (validated, not copied).
+def _read_bytes(p: Path) -> bytes:
+    """The file's bytes; ImageReadError for a missing path, a directory, a FIFO/device or a read error."""
+    try:
+        return read_regular_file(p)
+    except ValueError:
+        raise ImageReadError(f"{printable(p)} is not a valid path (it contains a NUL character)") from None
+    except FileNotFoundError:
+        raise ImageReadError(f"image not found: {p}; check the path") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{p} is a directory, not an image file; pass the image files inside it") from None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            raise ImageReadError(f"{p} is not a regular file (a FIFO, socket or device); pass an image file") \
+                from None
+        raise ImageReadError(f"cannot read image {p}: {exc.strerror or exc}") from exc
+
+
+def _check_pixels(p: Path, size: tuple, max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"image {p} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), above the limit of "
+            f"{max_pixels / 1e6:g} megapixels (max_pixels={max_pixels}); downscale it, or if you trust it raise "
+            "the limit: read_image(..., max_pixels=N), RecognizerOptions(max_image_pixels=N), "
+            "CaptureOptions(max_image_pixels=N) or `g2d ... --max-pixels N`")
+
+
+def load_image(image: ImageLike, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Return a BGR uint8 image from a path (read with `read_image`, refusing more than `max_pixels` pixels) or
+    an array (validated, not copied).
 
     Raises:
         ImageReadError: a path that cannot be read as an image.
@@ -60,7 +104,7 @@ def load_image(image: ImageLike) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return check_bgr_frame(image)
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        return read_image(image, max_pixels)
     raise ImageReadError(f"expected an image path or a BGR numpy array, got {type(image).__name__}")
 
 

@@ -7,8 +7,9 @@
 
 Every face of a frame is embedded in one backend call. Two running modes, as in MediaPipe:
 `RunningMode.IMAGE` (independent frames, `identify`) and `RunningMode.STREAM` (`identify_stream(frame, timestamp_ms)`
-hands frames to a worker thread; when frames arrive faster than they are processed the newest one wins and the
-older pending one is dropped; results arrive through `result_callback` or `latest_result()`).
+hands frames to one worker thread; when frames arrive faster than they are processed the newest one wins and the
+older pending one is dropped; results arrive in frame order through `result_callback` or `latest_result()`).
+After `close()` every method that needs the detector or the model raises `ClosedError`.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ import numpy as np
 
 from .align import ALIGNED_SIZE, align_face
 from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
-from .errors import G2DError, ImageReadError, InputError, ModelError, NoFaceError
+from .errors import ClosedError, G2DError, ImageReadError, InputError, ModelError, NoFaceError
+from .files import regular_file_problem
 from .gallery import Gallery, Match, check_identity_name
-from .io import ImageLike, describe, load_image
+from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
 
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 #: The model shipped inside the package, used when `Recognizer(model=None)`.
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "g2d-edge-s.onnx"
+
+_CLOSED_MESSAGE = ("this Recognizer was closed (close() or the end of its `with` block); create a new Recognizer "
+                   "to go on")
 
 
 class RunningMode(str, Enum):
@@ -122,8 +127,10 @@ class RecognizerOptions:
     min_face_size: smallest face (box width in pixels) to recognise; None keeps `detector.min_face_size`.
         Tiny faces give unreliable embeddings.
     running_mode: IMAGE or STREAM (see `RunningMode`).
-    result_callback: STREAM mode only: called with each `StreamResult` from the worker thread.
+    result_callback: STREAM mode only: called with each `StreamResult` from the worker thread, in frame order.
     warmup: run one dummy batch through the backend at start-up (first-call latency out of the way).
+    max_image_pixels: image files (enrol, verify) whose header claims more pixels than this are refused with
+        ImageReadError before they are decoded (decompression bombs); see `g2d_edge.io.DEFAULT_MAX_IMAGE_PIXELS`.
     """
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
@@ -133,6 +140,7 @@ class RecognizerOptions:
     running_mode: RunningMode = RunningMode.IMAGE
     result_callback: Optional[Callable[[StreamResult], None]] = None
     warmup: bool = True
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 ModelLike = Union[None, str, os.PathLike, Any]
@@ -160,10 +168,13 @@ def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend
                 "(its .json sidecar must sit next to it).")
         model = SHIPPED_MODEL
     path = Path(model)
-    if not path.exists():
+    problem = regular_file_problem(path)
+    if problem == "not found":
         raise ModelError(f"model file not found: {path}")
-    if path.is_dir():
+    if problem == "a directory":
         raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
+    if problem is not None:
+        raise ModelError(f"model {path} is {problem}; pass the model file (.onnx or .engine)")
     from .backends import load_backend  # lazy: pulls in onnxruntime / tensorrt
 
     try:
@@ -191,7 +202,9 @@ class Recognizer:
         options: `RecognizerOptions`.
         **backend_options: passed to `g2d_edge.backends.load_backend`.
 
-    Not for concurrent use from several threads except through stream mode; one Recognizer per thread otherwise.
+    Not for concurrent use from several threads except through stream mode (`identify_stream` may be called from
+    several threads); one Recognizer per thread otherwise. `close()` (or the `with` block's end) stops the stream
+    worker and releases the detector; using the recognizer afterwards raises ClosedError.
     """
 
     def __init__(self, model: ModelLike = None, backend: str = "auto", gallery: GalleryLike = None,
@@ -203,6 +216,9 @@ class Recognizer:
             raise InputError(f"running_mode must be a RunningMode, got {self.options.running_mode!r}")
         if self.options.result_callback is not None and self.options.running_mode is not RunningMode.STREAM:
             raise InputError("result_callback is only called in RunningMode.STREAM; set running_mode too")
+        pixels = self.options.max_image_pixels
+        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
+            raise InputError(f"RecognizerOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
         _check_threshold(self.options.threshold)
         self.backend = load_model_backend(model, backend, **backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
@@ -221,7 +237,10 @@ class Recognizer:
         #: seconds spent per stage by the last identify call: detection, alignment, inference, matching
         self.last_timings: Dict[str, float] = {}
         self._stream: Optional[_StreamWorker] = None
+        self._stream_lock = threading.Lock()  # starts the one stream worker; orders submissions
         self._last_ts: Optional[int] = None
+        self._closing = False  # close() has begun: no more stream frames (guarded by _stream_lock)
+        self._closed = False  # the detector is released (guarded by _lock)
         if self.options.warmup:
             self.backend.warmup()
         log.info("recognizer ready: model %s (%s backend), gallery %r, threshold %.3f", self.sidecar.name,
@@ -270,12 +289,14 @@ class Recognizer:
                              "g2d_edge.align.align_face")
         if faces.dtype != np.uint8:
             raise InputError(f"aligned faces must be uint8 BGR, got {faces.dtype}")
+        self._check_open()
         emb = self._infer(faces)
         return emb[0] if single else emb
 
     def detect(self, frame: np.ndarray) -> List[Detection]:
         """Faces in a BGR frame (largest first), without recognition."""
         with self._lock:
+            self._check_open()
             return self.detector.detect(frame)
 
     def identify(self, frame: np.ndarray) -> List[Recognition]:
@@ -286,6 +307,7 @@ class Recognizer:
         """
         frame = check_bgr_frame(frame)
         with self._lock:
+            self._check_open()
             recognitions, timings = self._analyse(frame)
         self.last_timings = timings
         return recognitions
@@ -293,20 +315,26 @@ class Recognizer:
     def identify_stream(self, frame: np.ndarray, timestamp_ms: int) -> None:
         """STREAM mode: submit a frame for recognition without waiting; the newest submitted frame wins.
 
-        The frame is copied. Results are delivered to `options.result_callback` (on the worker thread) and kept
-        for `latest_result()`. Timestamps (milliseconds) must increase from call to call.
+        The frame is copied. Results are delivered to `options.result_callback` (on the worker thread, in frame
+        order) and kept for `latest_result()`. Timestamps (milliseconds) must increase from call to call. Safe to
+        call from several threads: one worker is started, on the first call.
         """
         if self.options.running_mode is not RunningMode.STREAM:
             raise InputError("identify_stream needs RecognizerOptions(running_mode=RunningMode.STREAM); "
                              "use identify(frame) for independent images")
-        frame = check_bgr_frame(frame)
+        frame = check_bgr_frame(frame).copy()
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
+            raise InputError(f"timestamp_ms must be a whole number of milliseconds, got {timestamp_ms!r}")
         ts = int(timestamp_ms)
-        if self._last_ts is not None and ts <= self._last_ts:
-            raise InputError(f"stream timestamps must increase: got {ts} ms after {self._last_ts} ms")
-        self._last_ts = ts
-        if self._stream is None:
-            self._stream = _StreamWorker(self)
-        self._stream.submit(frame.copy(), ts)
+        with self._stream_lock:  # one worker, and frames reach it in timestamp order
+            if self._closing:
+                raise ClosedError("this Recognizer was closed; create a new one to recognise more frames")
+            if self._last_ts is not None and ts <= self._last_ts:
+                raise InputError(f"stream timestamps must increase: got {ts} ms after {self._last_ts} ms")
+            self._last_ts = ts
+            if self._stream is None:
+                self._stream = _StreamWorker(self)
+            self._stream.submit(frame, ts)
 
     def latest_result(self) -> Optional[StreamResult]:
         """STREAM mode: the most recent finished `StreamResult`, or None before the first one."""
@@ -370,11 +398,21 @@ class Recognizer:
         return self._gallery.save(path)
 
     def close(self) -> None:
-        """Stop the stream worker (if any) and release the detector."""
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-        self.detector.close()
+        """Stop the stream worker (it finishes the frame it holds; it is joined) and release the detector.
+
+        Safe to call twice. Afterwards `identify`, `identify_stream`, `enroll`, `verify`, `detect` and `embed`
+        raise ClosedError; stream counters and the last stream result stay readable.
+        """
+        with self._stream_lock:
+            if self._closing:
+                return
+            self._closing = True
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+        with self._lock:
+            self._closed = True
+            self.detector.close()
 
     def __enter__(self) -> "Recognizer":
         return self
@@ -393,19 +431,28 @@ class Recognizer:
         gallery.bind(self.sidecar.embedding_space, int(self.sidecar.embedding_dim), self.sidecar.name)
         return gallery
 
+    def _check_open(self) -> None:
+        """ClosedError once close() has begun (the stream worker alone may finish its frame until it is joined)."""
+        if self._closing:
+            raise ClosedError(_CLOSED_MESSAGE)
+
     def _infer(self, faces: np.ndarray) -> np.ndarray:
         if faces.shape[0] == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         with self._lock:
+            if self._closed:
+                raise ClosedError(_CLOSED_MESSAGE)
             emb, _ = self.backend.infer(np.ascontiguousarray(faces))
         return np.asarray(emb, dtype=np.float32)
 
     def _largest_aligned_face(self, image: ImageLike, label: str) -> np.ndarray:
+        self._check_open()
         try:
-            frame = load_image(image)
+            frame = load_image(image, self.options.max_image_pixels)
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from exc
         with self._lock:
+            self._check_open()
             detections = self.detector.detect(frame)
         if not detections:
             raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible "
@@ -446,8 +493,11 @@ class Recognizer:
 
 
 def _check_threshold(value: Optional[float]) -> None:
-    if value is not None and not (-1.0 <= float(value) <= 1.0):
-        raise InputError(f"threshold is a cosine similarity in [-1, 1], got {value}")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not -1.0 <= float(value) <= 1.0:
+        raise InputError(f"threshold is a cosine similarity in [-1, 1], got {value!r}")
 
 
 def _as_image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:
@@ -461,7 +511,14 @@ def _as_image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageL
 
 
 class _StreamWorker:
-    """The STREAM-mode worker thread: takes the newest submitted frame, recognises it, publishes the result."""
+    """The STREAM-mode worker thread: takes the newest submitted frame, recognises it, publishes the result.
+
+    One per Recognizer (started under its `_stream_lock`); frames are processed one at a time in the order they
+    were submitted, so results come out in frame order.
+    """
+
+    #: Seconds `close()` waits for the frame being processed (and its callback) to finish.
+    JOIN_TIMEOUT_S = 30.0
 
     def __init__(self, recognizer: Recognizer) -> None:
         self._rec = recognizer
@@ -492,8 +549,14 @@ class _StreamWorker:
         return True
 
     def close(self) -> None:
+        """Stop taking frames, let the worker finish the frame it holds, and join it."""
         self._slot.close()
-        self._thread.join(timeout=10)
+        if threading.current_thread() is self._thread:  # close() called from the result callback
+            return
+        self._thread.join(self.JOIN_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.warning("stream: the worker did not stop within %.0f s (a result callback that does not return?)",
+                        self.JOIN_TIMEOUT_S)
 
     def _run(self) -> None:
         callback = self._rec.options.result_callback
@@ -504,6 +567,8 @@ class _StreamWorker:
             frame, ts = item
             try:
                 with self._rec._lock:
+                    if self._rec._closed:  # close() was called from the result callback: the detector is gone
+                        return
                     recognitions, timings = self._rec._analyse(frame)
                 self._rec.last_timings = timings
                 result = StreamResult(timestamp_ms=ts, recognitions=tuple(recognitions), frame=frame)

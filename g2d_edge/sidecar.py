@@ -1,18 +1,62 @@
 """The JSON sidecar that travels with every exported model (ONNX graph or TensorRT engine).
 
 One definition, written by `export/` and read by `g2d_edge`. A gallery records the sidecar's `embedding_space`
-so that embeddings from different models are never compared.
+so that embeddings from different models are never compared. Every field is type- and range-checked when a sidecar
+is made or read: a damaged or hand-edited sidecar is a ModelError saying which field is wrong.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
 
 from .errors import ModelError
+from .files import atomic_write_bytes, regular_file_problem
 
 SCHEMA_VERSION = 1
+
+_Rule = Tuple[Callable[[Any], bool], str]
+
+
+def _is_int(minimum: int) -> _Rule:
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+            f"a whole number >= {minimum}")
+
+
+def _is_real(low: float, high: float, optional: bool = False) -> _Rule:
+    def ok(v: Any) -> bool:
+        if v is None:
+            return optional
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+    return ok, f"a number in [{low:g}, {high:g}]" + (" or null" if optional else "")
+
+
+def _is_dtype(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and np.dtype(value).kind in "uif"
+    except TypeError:
+        return False
+
+
+_TEXT: _Rule = (lambda v: isinstance(v, str), "a text")
+_NAME: _Rule = (lambda v: isinstance(v, str) and bool(v), "a non-empty text")
+_TEXTS: _Rule = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of texts")
+_OBJECT: _Rule = (lambda v: isinstance(v, dict), "a JSON object")
+
+
+def _check_fields(obj: Any, rules: Dict[str, _Rule], what: str) -> None:
+    """ModelError naming the first field of `obj` that breaks its rule."""
+    for name, (ok, expected) in rules.items():
+        value = getattr(obj, name)
+        if not ok(value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ModelError(f"{what} field {name!r} is {shown}, not {expected}; re-export the model with "
+                             "g2d-export (or correct the sidecar's JSON)")
 
 
 @dataclass(frozen=True)
@@ -26,6 +70,11 @@ class InputSpec:
     dtype: str = "uint8"
     layout: str = "NHWC"
     color: str = "BGR"
+
+    def __post_init__(self) -> None:
+        _check_fields(self, {"name": _NAME, "height": _is_int(1), "width": _is_int(1), "channels": _is_int(1),
+                             "dtype": (_is_dtype, "a NumPy number type such as 'uint8'"), "layout": _TEXT,
+                             "color": _TEXT}, "model sidecar input")
 
 
 @dataclass(frozen=True)
@@ -59,23 +108,32 @@ class ModelSidecar:
     engine: Optional[Dict[str, Any]] = None
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        _check_fields(self, {
+            "schema_version": _is_int(1), "name": _TEXT, "embedding_dim": _is_int(1), "num_classes": _is_int(0),
+            "embedding_space": _NAME, "weights_sha256": _TEXT, "threshold": _is_real(-1.0, 1.0),
+            "threshold_far": _is_real(0.0, 1.0, optional=True),
+            "input": (lambda v: isinstance(v, InputSpec), "an object of input fields"), "outputs": _TEXTS,
+            "class_names": _TEXTS, "config": _OBJECT, "config_hash": _TEXT, "data_summary": _OBJECT,
+            "versions": _OBJECT, "trained_on": _TEXT,
+            "engine": (lambda v: v is None or isinstance(v, dict), "a JSON object or null"),
+        }, "model sidecar")
+
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
     def save(self, path: Union[str, Path]) -> Path:
-        """Write as pretty JSON (atomically: a temp file, then a rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        """Write as pretty JSON, atomically (`g2d_edge.files.atomic_write`)."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        return atomic_write_bytes(path, text.encode("utf-8"))
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ModelSidecar":
+        """A sidecar from its JSON object; ModelError naming the first missing or invalid field."""
         if not isinstance(data, dict):
-            raise ModelError("model sidecar must be a JSON object")
+            raise ModelError(f"model sidecar must be a JSON object, got a JSON {type(data).__name__}")
         version = data.get("schema_version", SCHEMA_VERSION)
-        if version > SCHEMA_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
             raise ModelError(f"model sidecar has schema version {version}, this g2d-edge reads up to "
                              f"{SCHEMA_VERSION}: upgrade g2d-edge")
         known = {f.name for f in fields(cls)}
@@ -93,14 +151,21 @@ class ModelSidecar:
     def load(cls, path: Union[str, Path]) -> "ModelSidecar":
         """Read a sidecar JSON file; raises ModelError with a hint when it is missing or malformed."""
         path = Path(path)
-        if not path.is_file():
+        problem = regular_file_problem(path)
+        if problem == "not found":
             raise ModelError(f"model sidecar not found: {path}; every model needs its .json next to it "
                              "(g2d-export writes both)")
+        if problem is not None:
+            raise ModelError(f"model sidecar {path} is {problem}; it must be the .json file g2d-export wrote")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"model sidecar {path} is not valid JSON ({exc}); re-export the model") from exc
-        return cls.from_dict(data)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ModelError(f"model sidecar {path} is not valid JSON ({type(exc).__name__}: {exc}); re-export "
+                             "the model") from exc
+        try:
+            return cls.from_dict(data)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
 
 
 def sidecar_path_for(model_path: Union[str, Path]) -> Path:

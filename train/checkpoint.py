@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
+
+from g2d_edge.files import atomic_write
 
 from .model import G2DModel, ModelConfig, build_model
 
@@ -77,13 +78,7 @@ def save_checkpoint(path: PathLike, *, stage: str, model_config: ModelConfig, st
         "meta": _json_safe({**meta, "stage": stage}),
         "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda fh: torch.save(payload, fh))
     log.debug("saved %s checkpoint (epoch %d, step %d) -> %s", stage, epoch, step, path)
     return path
 

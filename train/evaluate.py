@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -38,6 +37,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from g2d_edge.errors import InputError
+from g2d_edge.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -876,9 +876,7 @@ def write_results_json(path: PathLike, results: Mapping[str, Any], meta: Optiona
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"results": _json_safe(results), "meta": _json_safe(dict(meta or {}))}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8"))
     return path
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,8 @@ class AlignedCache:
     summary: Dict
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
         arrays = {k: v for k, v in asdict(self).items() if k != "summary"}
-        np.savez(tmp, summary=np.array(json.dumps(self.summary)), **arrays)
-        tmp.replace(path)
-        return path
+        return atomic_write(path, lambda fh: np.savez(fh, summary=np.array(json.dumps(self.summary)), **arrays))
 
     @classmethod
     def load(cls, path: Path) -> "AlignedCache":

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from g2d_edge.errors import ModelError
+from g2d_edge.files import atomic_write
 
 from .prepare import AlignedCache
 
@@ -198,10 +199,7 @@ def build_teacher_cache(cache_path: Path, out: Path, teacher: str = "dlib", root
         chunks = [model(cache.images[s:s + batch_size])
                   for s in tqdm(range(0, len(cache), batch_size), desc=f"teacher {model.name}")]
         emb = np.concatenate(chunks).astype(np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(out)
+    atomic_write(out, lambda fh: np.save(fh, emb))
     log.info("teacher cache %s: %d rows x %d, %d failed", out, emb.shape[0], emb.shape[1],
              int(np.isnan(emb[:, 0]).sum()))
     return emb

@@ -1,13 +1,63 @@
-"""Helpers shared by the SDK tests (real-photo frames, masks, videos)."""
+"""Helpers shared by the SDK tests (real-photo frames, masks, videos, subprocesses, crafted image files)."""
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def repo_env() -> Dict[str, str]:
+    """The environment for a subprocess that must import this checkout's g2d_edge (first on PYTHONPATH)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def start_python(code: str, *args: object) -> subprocess.Popen:
+    """A real Python process running `code` with `args` as sys.argv[1:] (this checkout importable), talking
+    text lines over stdin/stdout."""
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=repo_env())
+
+
+#: Code for `start_python(LOCK_HOLDER, lock_file)`: takes an exclusive flock on the file, prints "locked", and holds
+#: it until a line arrives on stdin.
+LOCK_HOLDER = """
+import fcntl, sys
+fh = open(sys.argv[1], "a")
+fcntl.flock(fh, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def gray_png(width: int, height: int, body: bool = True) -> bytes:
+    """A valid 8-bit grayscale PNG of black pixels, compressed row by row (a 12000x12000 one takes ~0.1 s and
+    600 KB); body=False leaves out the pixel data (a header that claims the size, nothing behind it)."""
+    idat = b""
+    if body:
+        comp = zlib.compressobj(1)
+        row = b"\x00" * (width + 1)  # filter byte + pixels
+        idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
+
+
+def jpeg_header(width: int, height: int) -> bytes:
+    """The start of a baseline JPEG whose frame header (SOF0) claims width x height, without image data."""
+    sof = struct.pack(">BHHB", 8, height, width, 3) + b"".join(bytes([i, 0x11, 0]) for i in (1, 2, 3))
+    return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9"
 
 
 def read(path: Path) -> np.ndarray:

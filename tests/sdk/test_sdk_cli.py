@@ -1,6 +1,5 @@
 """The `g2d` CLI: JSON round trip enroll -> gallery list -> identify -> verify -> rename/remove, and clean errors."""
 import json
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 
 from g2d_edge.cli import main
 from g2d_edge.gallery import Gallery
-from sdk_helpers import REPO
+from sdk_helpers import repo_env
 
 
 def run_json(capsys, *argv):
@@ -89,7 +88,7 @@ def test_cli_errors_are_one_line(capsys, tmp_path, tiny_onnx_model, people):
 
 
 def test_python_dash_m_entry_point(tmp_path, tiny_onnx_model, people):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = repo_env()
     photo = next(iter(people.values()))[0]
     ok = subprocess.run([sys.executable, "-m", "g2d_edge", "verify", str(photo), str(photo), "--model",
                          str(tiny_onnx_model), "--json"], capture_output=True, text=True, env=env, cwd=tmp_path,

@@ -129,7 +129,7 @@ def test_crash_during_replace_keeps_old_file(gallery, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert Gallery.load(path).names() == ["ann", "bob", "cid"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npz"]  # no temp file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.npz.lock", "g.npz"]  # no temp file left behind
 
 
 def test_crash_in_the_middle_of_writing_keeps_old_file(gallery, tmp_path, monkeypatch):
@@ -149,7 +149,7 @@ def test_crash_in_the_middle_of_writing_keeps_old_file(gallery, tmp_path, monkey
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert Gallery.load(path).names() == ["ann", "bob", "cid"]
-    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.npz.lock", "g.npz"]
 
 
 def test_corrupt_missing_and_future_files(tmp_path, gallery):

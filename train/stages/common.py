@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from g2d_edge.errors import G2DError
+from g2d_edge.files import atomic_write_bytes
 from g2d_edge.machine import machine_line
 
 from ..checkpoint import load_checkpoint, save_checkpoint
@@ -197,12 +199,11 @@ class MetricsLog:
             if self.path.exists():
                 self.path.unlink()
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_bytes(self.path, text.getvalue().encode("utf-8"))
 
     def write(self, kind: str, epoch: int, step: int, values: Mapping[str, float], lr: float, seconds: float) -> None:
         if not self.enabled:
