@@ -182,7 +182,8 @@ def _parse_lite_url(url: str) -> MilvusLocation:
 def _check_identifier(name: str, url: str) -> None:
     if not _IDENTIFIER.fullmatch(name):
         raise InputError(f"{quoted(name)} in gallery URL {quoted(url)} is not a valid Milvus collection or database "
-                         "name: letters, digits and underscores, starting with a letter or underscore, at most 255")
+                         "name (letters, digits and underscores, starting with a letter or underscore, at most 255): "
+                         f"{_URL_HELP}")
 
 
 def string_literal(text: str) -> str:
