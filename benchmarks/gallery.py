@@ -60,7 +60,9 @@ DISTRACTOR_PREFIX = "synthetic-"
 class GallerySettings:
     """sizes: gallery sizes in identities; seconds: timed single-query searches per row (at most `queries`, at
     least `min_queries`); nprobe: FAISS IVF lists searched; hnsw_max: largest size given a Milvus HNSW row
-    (its index build grows fastest); hnsw: Milvus HNSW index and search parameters; engines: which to run."""
+    (its index build grows fastest); hnsw: Milvus HNSW index and search parameters; engines: which to run;
+    min_free_gb: an engine whose estimated memory would leave less than this much of the machine's available
+    memory is skipped (and says so) rather than risk pushing other processes out of memory."""
 
     sizes: Sequence[int] = (10_000, 100_000)
     seconds: float = 10.0
@@ -71,6 +73,7 @@ class GallerySettings:
     hnsw: Dict[str, Any] = field(default_factory=lambda: {"M": 16, "efConstruction": 100, "ef": 64})
     engines: Sequence[str] = ("numpy", "faiss-flat", "faiss-ivf", "milvus-flat", "milvus-hnsw")
     seed: int = 0
+    min_free_gb: float = 3.0
 
 
 @dataclass
@@ -94,7 +97,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     timed_queries: int
-    recall_at_1: float
+    recall_at_1: Optional[float]
+    skipped: str = ""
 
 
 # ---------------------------------------------------------------------------------------------- embeddings
@@ -313,6 +317,13 @@ def measure_size(real: RealSet, size: int, space: str, settings: GallerySettings
     rows: List[Row] = []
     reference: Optional[List[Optional[str]]] = None
     for name in _engines_for(size, settings):
+        short = memory_shortfall(name, n_templates, real.queries.shape[1], settings.min_free_gb)
+        if short or reference is None and name != "numpy":
+            why = short or "no exact reference (the NumPy row was skipped)"
+            rows.append(Row(ENGINE_LABELS[name], len(content), n_templates, ENGINE_EXACT[name], 0.0, 0.0, 0.0, 0,
+                            None, skipped=why))
+            log.warning("%s at %d identities skipped: %s", name, len(content), why)
+            continue
         start = time.perf_counter()
         engine = build_engine(name, content, space, settings, server)
         build_s = time.perf_counter() - start
@@ -331,6 +342,25 @@ def measure_size(real: RealSet, size: int, space: str, settings: GallerySettings
                         timed_queries=len(latencies), recall_at_1=recall))
         log.info("%s", rows[-1])
     return rows
+
+
+#: Rough bytes an engine holds per template element beyond the benchmark's own copy (the SDK's normalised copy and
+#: search matrix, FAISS's index, the Milvus server's data and index).
+MEMORY_FACTOR = {"numpy": 2.2, "faiss-flat": 3.2, "faiss-ivf": 2.2, "milvus-flat": 3.5, "milvus-hnsw": 4.0}
+
+
+def memory_shortfall(engine: str, templates: int, dim: int, min_free_gb: float) -> str:
+    """Why `engine` must be skipped for lack of memory ("" when it fits or /proc/meminfo is unreadable)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split("\n")
+        available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return ""
+    need = templates * dim * 4 * MEMORY_FACTOR[engine]
+    if available - need >= min_free_gb * 2 ** 30:
+        return ""
+    return (f"needs about {need / 2 ** 30:.1f} GiB, {available / 2 ** 30:.1f} GiB available (keeping "
+            f"{min_free_gb:g} GiB free)")
 
 
 def _engines_for(size: int, settings: GallerySettings) -> List[str]:
@@ -382,6 +412,10 @@ def markdown(result: Dict[str, Any]) -> str:
              "", "| identities | engine | exact | build s | p50 ms | p99 ms | recall@1 |",
              "|---:|---|:---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
+        if r.get("skipped"):
+            lines.append(f"| {r['identities']:,} | {r['engine']} | {'yes' if r['exact'] else 'no'} | skipped: "
+                         f"{r['skipped']} | | | |")
+            continue
         lines.append(f"| {r['identities']:,} | {r['engine']} | {'yes' if r['exact'] else 'no'} | {r['build_s']:.1f} "
                      f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_1']:.3f} |")
     return "\n".join(lines)
@@ -399,11 +433,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--engines", nargs="+", default=list(ENGINE_LABELS), choices=list(ENGINE_LABELS))
     p.add_argument("--hnsw-max", type=int, default=100_000, help="largest size with a Milvus HNSW row")
     p.add_argument("--nprobe", type=int, default=16, help="FAISS IVF lists searched per query")
+    p.add_argument("--min-free-gb", type=float, default=3.0,
+                   help="skip an engine whose estimated memory would leave less than this much available")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result JSON (default {DEFAULT_JSON})")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     settings = GallerySettings(sizes=args.sizes, seconds=args.seconds, engines=args.engines, hnsw_max=args.hnsw_max,
-                               nprobe=args.nprobe)
+                               nprobe=args.nprobe, min_free_gb=args.min_free_gb)
     start = time.perf_counter()
     real = real_embeddings(args.model, args.photos, args.people, args.templates)
     log.info("embedded %d real people in %.0f s", len(real.templates), time.perf_counter() - start)

@@ -55,3 +55,11 @@ def test_every_engine_at_a_small_size(bench, real, tiny_onnx_model, tmp_path):
             assert row["recall_at_1"] == 1.0, row
     assert result["machine_line"] in bench.markdown(result)
     json.dumps(result)  # what main writes
+
+
+def test_an_engine_that_would_crowd_out_other_processes_is_skipped(bench, real):
+    assert bench.memory_shortfall("numpy", 10, 4, min_free_gb=0) == ""
+    assert "GiB available" in bench.memory_shortfall("numpy", 10, 4, min_free_gb=1e9)
+    settings = bench.GallerySettings(sizes=[20], engines=["numpy", "faiss-ivf"], min_free_gb=1e9)
+    rows = bench.measure_size(real, 20, "space", settings, server=None)
+    assert [r.skipped != "" for r in rows] == [True, True] and rows[1].skipped.startswith("needs about")
