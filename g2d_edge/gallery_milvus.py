@@ -80,6 +80,8 @@ _PROP_THRESHOLD = "g2d.threshold"
 _NAME_BYTES = 4 * MAX_NAME_LENGTH  # VARCHAR lengths count bytes: 4 per character at most in UTF-8
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _SCHEMES = {"milvus": "http", "milvus+tls": "https"}
+# One flush at a time in this process: Milvus Lite fails flushes of one collection that overlap.
+_FLUSH_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------- options and URLs
@@ -94,8 +96,11 @@ class MilvusGalleryOptions:
         (`{"M": 16, "efConstruction": 200}`), "IVF_FLAT" (`{"nlist": 1024}`) ... as Milvus documents them.
     search_params: index search parameters, e.g. `{"ef": 64}` for HNSW, `{"nprobe": 16}` for IVF.
     token: "user:password" or an API key; None reads `G2D_MILVUS_TOKEN` ("" for none).
-    flush_writes: flush the collection after each write. None (default): only on Milvus Lite, which searches
-        unflushed rows one by one; a Milvus server seals segments itself and rate-limits flushes.
+    flush_writes: flush the collection after each write (best effort: a failed flush is logged, the write stands).
+        None (default): only for a `milvus-lite://` database of this process, since Milvus Lite searches unflushed
+        rows one by one; never for a `milvus://` server (a Milvus server seals segments itself and rate-limits
+        flushes, and a Milvus Lite server flushes by itself at 128 MB and fails flushes that several clients send at
+        once).
     """
 
     timeout_s: float = 10.0
@@ -225,8 +230,6 @@ class MilvusGallery(GalleryBase):
         self._meta: Optional[_Meta] = None
         self._pending_threshold: Optional[float] = None
         try:
-            self._is_lite = self._call("ask the server version", self._client.get_server_version) \
-                .lower().startswith("milvus_lite")
             self._meta = self._read_meta()
             if self._meta is None and not create:
                 raise GalleryError(f"gallery {self.where.url} not found: no collection {self.where.collection!r} "
@@ -415,7 +418,8 @@ class MilvusGallery(GalleryBase):
         """Seal what the server holds in memory into indexed segments (after large imports; Milvus Lite searches
         unflushed rows one by one)."""
         if self._exists():
-            self._call("flush", self._client.flush, self.where.collection, timeout=self.options.timeout_s)
+            with _FLUSH_LOCK:
+                self._call("flush", self._client.flush, self.where.collection, timeout=self.options.timeout_s)
 
     def close(self) -> None:
         """Close the connection (a Milvus Lite database stays open in this process until it exits)."""
@@ -501,9 +505,14 @@ class MilvusGallery(GalleryBase):
             log.warning("%s failed, and removing its partly written rows (%s) failed too: %s", what, expr, exc)
 
     def _flush_if_needed(self) -> None:
+        """Flush after a write when the options say so; a failure is logged, since the write itself is stored."""
         flush = self.options.flush_writes
-        if flush or (flush is None and self._is_lite):
-            self.flush()
+        if flush or (flush is None and self.where.local):
+            try:
+                self.flush()
+            except GalleryError as exc:
+                log.warning("the change to %s is stored, but flushing it failed (searches may be slower until the "
+                            "server flushes by itself): %s", self.where.url, exc)
 
     # ------------------------------------------------------------------ internals: the collection
     def _read_meta(self) -> Optional[_Meta]:
@@ -542,11 +551,24 @@ class MilvusGallery(GalleryBase):
             if isinstance(exc, GalleryUnavailableError):
                 raise
             log.debug("creating %s failed (made by another box at the same time?): %s", self.where.url, exc)
-        self._meta = self._read_meta()
-        if self._meta is None:
-            raise GalleryError(f"could not create the collection of gallery {self.where.url}; check the server "
-                               "log and the user's rights")
+            self._meta = self._await_meta(exc)
+        else:
+            self._meta = self._await_meta(None)
         self._ensure_loaded()
+
+    def _await_meta(self, create_error: Optional[GalleryError]) -> _Meta:
+        """The new collection's fields, waiting up to `timeout_s` for it to appear: a box whose create request lost
+        the race to another box's sees the winner's collection only once the server has finished making it."""
+        deadline = time.monotonic() + self.options.timeout_s
+        while True:
+            meta = self._read_meta()
+            if meta is not None:
+                return meta
+            if time.monotonic() > deadline:
+                why = f" ({create_error})" if create_error else ""
+                raise GalleryError(f"could not create the collection of gallery {self.where.url}{why}; check the "
+                                   "server log and the user's rights")
+            time.sleep(0.05)
 
     def _index_params(self) -> Any:
         params = self._client.prepare_index_params()
