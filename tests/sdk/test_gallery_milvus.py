@@ -55,7 +55,8 @@ def test_urls(tmp_path, monkeypatch):
     where = parse_gallery_url("milvus://db-host/people")
     assert (where.uri, where.collection, where.db_name) == ("http://db-host:19530", "people", "")
     where = parse_gallery_url("milvus+tls://[::1]:443/site_a/people")
-    assert (where.uri, where.db_name, where.url) == ("https://[::1]:443", "site_a", "milvus+tls://[::1]:443/site_a/people")
+    assert (where.uri, where.db_name) == ("https://[::1]:443", "site_a")
+    assert where.url == "milvus+tls://[::1]:443/site_a/people"
     monkeypatch.chdir(tmp_path)
     where = parse_gallery_url("milvus-lite://data/g.db/staff")
     assert where.local and where.uri == str(tmp_path / "data" / "g.db") and where.collection == "staff"
