@@ -29,7 +29,7 @@ from .align import ALIGNED_SIZE, align_face
 from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
 from .errors import ClosedError, G2DError, ImageReadError, InputError, ModelError, NoFaceError
 from .files import regular_file_problem
-from .gallery import Gallery, Match, check_identity_name
+from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
@@ -144,7 +144,7 @@ class RecognizerOptions:
 
 
 ModelLike = Union[None, str, os.PathLike, Any]
-GalleryLike = Union[None, Gallery, str, os.PathLike]
+GalleryLike = Union[None, GalleryBase, str, os.PathLike]
 
 
 def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Any:
@@ -197,8 +197,10 @@ class Recognizer:
             "triton" (`url="grpc://host:8001"`, `model_name=...`): the model runs on a Triton server and `model`
             only names the sidecar it must match (see `g2d_edge.backends.triton`).
         gallery: a `Gallery`, a gallery path (loaded if it exists, else created empty and saved there by
-            `save_gallery()`), or None for a new in-memory gallery. A gallery made with another model is refused
-            (GalleryError).
+            `save_gallery()`), a database gallery (`MilvusGallery`) or its URL (`milvus://host:19530/collection`,
+            `milvus-lite://path.db/collection`; README "Scaling out"), or None for a new in-memory gallery. A
+            gallery made with another model is refused (GalleryError). A gallery opened here from a path or URL is
+            closed by `close()`.
         options: `RecognizerOptions`.
         **backend_options: passed to `g2d_edge.backends.load_backend`.
 
@@ -248,7 +250,7 @@ class Recognizer:
 
     # ------------------------------------------------------------------ properties
     @property
-    def gallery(self) -> Gallery:
+    def gallery(self) -> GalleryBase:
         """The gallery faces are matched against. Assigning a Gallery or a path attaches it (model check included)."""
         return self._gallery
 
@@ -413,6 +415,8 @@ class Recognizer:
         with self._lock:
             self._closed = True
             self.detector.close()
+            if self._opened_gallery is not None:
+                self._opened_gallery.close()
 
     def __enter__(self) -> "Recognizer":
         return self
@@ -421,14 +425,24 @@ class Recognizer:
         self.close()
 
     # ------------------------------------------------------------------ internals
-    def _attach(self, gallery: GalleryLike) -> Gallery:
+    def _attach(self, gallery: GalleryLike) -> GalleryBase:
+        opened = isinstance(gallery, (str, os.PathLike))
         if gallery is None:
             gallery = Gallery()
-        elif isinstance(gallery, (str, os.PathLike)):
-            gallery = Gallery.open(gallery)
-        elif not isinstance(gallery, Gallery):
-            raise InputError(f"gallery must be a Gallery, a path or None, got {type(gallery).__name__}")
-        gallery.bind(self.sidecar.embedding_space, int(self.sidecar.embedding_dim), self.sidecar.name)
+        elif opened:
+            gallery = open_gallery(gallery)
+        elif not isinstance(gallery, GalleryBase):
+            raise InputError(f"gallery must be a Gallery, a path, a gallery URL or None, got {type(gallery).__name__}")
+        try:
+            gallery.bind(self.sidecar.embedding_space, int(self.sidecar.embedding_dim), self.sidecar.name)
+        except BaseException:
+            if opened:
+                gallery.close()
+            raise
+        old = getattr(self, "_opened_gallery", None)
+        if old is not None:
+            old.close()
+        self._opened_gallery = gallery if opened else None  # closed by close(), or when another one is attached
         return gallery
 
     def _check_open(self) -> None:
@@ -471,11 +485,11 @@ class Recognizer:
         embeddings = self._infer(aligned)
         embeddings.setflags(write=False)
         t3 = time.perf_counter()
-        if detections and len(self._gallery) == 0 and not self._warned_empty:
+        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if detections else []
+        if detections and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
             log.warning("the gallery is empty: every face is reported as unknown (name=None); "
                         "enrol people with Recognizer.enroll or `g2d enroll`")
             self._warned_empty = True
-        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if detections else []
         threshold = self.threshold
         results = []
         for det, emb, matches in zip(detections, embeddings, candidates):
