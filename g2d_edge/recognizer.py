@@ -54,8 +54,10 @@ class RunningMode(str, Enum):
 class Recognition:
     """One face found in a frame (an immutable record, like insightface's `Face`).
 
-    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: (6, 2) float32 detector keypoints (eyes, nose tip,
-    mouth centre, ears; see `g2d_edge.detect.KEYPOINT_NAMES`). det_score: detector confidence.
+    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: the keypoints the face was aligned from, float32:
+    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detect.KEYPOINT_NAMES_6`; the default
+    front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
+    `KEYPOINT_NAMES_5`). det_score: detector confidence.
     embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
     threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
     the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
@@ -120,7 +122,7 @@ class StreamResult:
 class RecognizerOptions:
     """How a `Recognizer` behaves.
 
-    detector: face-detector options (model "short"/"full", min_confidence, max_faces, ...).
+    detector: face-detector options (model "yunet"/"short"/"full", every_scale, min_confidence, max_faces, ...).
     threshold: cosine similarity from which a face is given a name; None uses the gallery's threshold if it has
         one, else the model sidecar's calibrated threshold.
     top_k: how many candidate identities each `Recognition.matches` lists.
@@ -187,8 +189,8 @@ def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend
 
 
 class Recognizer:
-    """Face recognition on BGR frames: detection (MediaPipe BlazeFace), alignment (shared 112x112 aligner),
-    embedding (ONNX Runtime / TensorRT backend), and gallery matching.
+    """Face recognition on BGR frames: detection (YuNet or MediaPipe BlazeFace, see `DetectorOptions`), alignment
+    (shared 112x112 aligner), embedding (ONNX Runtime / TensorRT backend), and gallery matching.
 
     Args:
         model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the shipped model,
@@ -470,7 +472,7 @@ class Recognizer:
             detections = self.detector.detect(frame)
         if not detections:
             raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible "
-                              "and at least ~40 px wide")
+                              "and at least ~24 px wide (~64 px wearing a mask)")
         return align_face(frame, detections[0].keypoints)
 
     def _analyse(self, frame: np.ndarray) -> Tuple[List[Recognition], Dict[str, float]]:
