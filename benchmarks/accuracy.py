@@ -5,7 +5,7 @@ a synthetic mask is drawn on the *raw photo* (Face Mesh landmarks of the clean p
 training). Recognisers (see `benchmarks/peers.py`):
 
 - each g2d model (`--model`, default: the shipped ones) runs the SDK's own front end on the clean and on the masked
-  photo: MediaPipe detection on that photo itself -> shared 112x112 aligner -> ONNX Runtime;
+  photo: the SDK's default detector on that photo itself -> shared 112x112 aligner -> ONNX Runtime;
 - OpenCV's SFace gets the very same crops (the same front end);
 - dlib gets its best case for pairs (landmarks of the clean photo) and its own front end for the round trip.
 
@@ -62,6 +62,9 @@ log = logging.getLogger("benchmarks.accuracy")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
 MODELS_DIR = REPO / "g2d_edge" / "models"
 DEFAULT_MODELS = (MODELS_DIR / "g2d-edge-m.onnx", MODELS_DIR / "g2d-edge-s.onnx")
+#: The detector whose face on the clean photo decides whether a photo gets a mask (and places it when Face Mesh
+#: finds no face): BlazeFace short range, as for every published figure, whatever the SDK's default detector is.
+MASK_PLACEMENT = DetectorOptions(model="short")
 CONDITIONS = ("unmasked-unmasked", "masked-unmasked", "masked-masked")
 PROBES = ("clean", "masked")
 
@@ -88,7 +91,7 @@ class AccuracyConfig:
 @dataclass
 class EvalPhotos:
     """The evaluation photos: raw clean image, its masked version (None: no face in the clean photo, so no mask),
-    MediaPipe's box on the clean photo, identity label."""
+    the mask-placement detector's box on the clean photo (`MASK_PLACEMENT`), identity label."""
 
     paths: List[Path]
     labels: np.ndarray
@@ -164,13 +167,14 @@ def select_photos(cfg: AccuracyConfig, identities: Sequence[str]) -> Tuple[List[
     return [paths[i] for i in keep], labels[keep], names
 
 
-def load_photos(cfg: AccuracyConfig, identities: Sequence[str]) -> EvalPhotos:
+def load_photos(cfg: AccuracyConfig, identities: Sequence[str],
+                detector_options: DetectorOptions = MASK_PLACEMENT) -> EvalPhotos:
     """Read every photo and draw a synthetic mask on it (seeded per photo)."""
     paths, labels, names = select_photos(cfg, identities)
     synth = MaskSynthesizer(MaskOptions())
     mesh = create_face_mesh()
     clean, masked, boxes = [], [], []
-    with FaceDetector(DetectorOptions()) as detector:
+    with FaceDetector(detector_options) as detector:
         for i, path in enumerate(tqdm(paths, desc="read + mask", mininterval=5)):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
@@ -187,12 +191,13 @@ def load_photos(cfg: AccuracyConfig, identities: Sequence[str]) -> EvalPhotos:
     return EvalPhotos(paths, labels, names, clean, masked, boxes)
 
 
-def sdk_front_end(photos: EvalPhotos) -> FrontEnd:
-    """MediaPipe detection + the shared aligner on each photo itself (largest face), as `Recognizer` does."""
+def sdk_front_end(photos: EvalPhotos, detector_options: Optional[DetectorOptions] = None) -> FrontEnd:
+    """Detection (the SDK's default detector unless `detector_options` says otherwise) + the shared aligner on each
+    photo itself (largest face), as `Recognizer` does."""
     n = len(photos.paths)
     out = FrontEnd(np.zeros((n, 112, 112, 3), np.uint8), np.zeros((n, 112, 112, 3), np.uint8),
                    np.zeros(n, bool), np.zeros(n, bool))
-    with FaceDetector(DetectorOptions()) as detector:
+    with FaceDetector(detector_options or DetectorOptions()) as detector:
         for i in range(n):
             for image, crops, ok in ((photos.clean[i], out.clean, out.ok_clean),
                                      (photos.masked[i], out.masked, out.ok_masked)):
@@ -370,7 +375,7 @@ def report(results: Dict[str, Dict[str, VerificationResult]], trips: Dict[str, R
     lines += ["", "| recogniser | embed ms/face (CPU, batch 1, 1 thread) |", "|---|---|"]
     lines += [f"| {key[:-len('_embed_ms')]} | {value:.2f} |" for key, value in latency.items()
               if key.endswith("_embed_ms")]
-    lines.append(f"\nSDK face preparation (MediaPipe detection + alignment): {latency['sdk_detect_align_ms']:.2f} ms"
+    lines.append(f"\nSDK face preparation (default detector + alignment): {latency['sdk_detect_align_ms']:.2f} ms"
                  + (f"; dlib's HOG detection: {latency['dlib_front_end_ms']:.2f} ms" if "dlib_front_end_ms" in latency
                     else ""))
     return "\n".join(lines)

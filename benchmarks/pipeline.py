@@ -2,7 +2,8 @@
 """End-to-end pipeline benchmark: frames per second and time per stage at 1, 4 and 16 faces per frame.
 
 Stages: capture (time the loop waits on the threaded `Capture` for the next frame: JPEG frames read from a folder,
-decoded ahead on the reader thread, as a camera would deliver them), detection (MediaPipe BlazeFace), alignment,
+decoded ahead on the reader thread, as a camera would deliver them), detection (the SDK's default front end unless
+`--detector` / `--scale-mode` say otherwise: YuNet in the every-scale mode with BlazeFace keypoints), alignment,
 inference (all faces of a frame in one backend call) and matching (cosine top-1 over a gallery).
 
 Test frames are built from real photos: N face photos of different people from ../shared/data/celeba-train tiled into
@@ -13,6 +14,7 @@ identities (`--gallery-size`).
     python benchmarks/pipeline.py                          # shipped model, CPU (+ GPU when present), Markdown
     python benchmarks/pipeline.py --model m.onnx --json    # JSON on stdout
     python benchmarks/pipeline.py --backends cpu --faces 1,4 --frames 30
+    python benchmarks/pipeline.py --detector short --scale-mode one      # the previous front end (BlazeFace, 1 pass)
 """
 from __future__ import annotations
 
@@ -84,6 +86,15 @@ def machine_info() -> Dict[str, Any]:
             "os": shared["os"], "versions": versions}
 
 
+#: --scale-mode -> DetectorOptions.every_scale
+SCALE_MODES = {"default": None, "every": True, "one": False}
+
+
+def detector_options(args: argparse.Namespace) -> DetectorOptions:
+    """The front end the benchmark runs: `--detector` in `--scale-mode`, other options at the SDK's defaults."""
+    return DetectorOptions(model=args.detector, every_scale=SCALE_MODES[args.scale_mode])
+
+
 def gpu_available() -> bool:
     try:
         import onnxruntime as ort
@@ -148,8 +159,8 @@ def run_config(config: str, args: argparse.Namespace, photos: List[np.ndarray]) 
         backend, options = "onnxruntime", {"providers": ["cpu"], "intra_op_threads": args.threads}
     else:
         backend, options = args.gpu_backend, {}
-    rec = Recognizer(model=args.model, backend=backend,
-                     options=RecognizerOptions(detector=DetectorOptions(model=args.detector)), **options)
+    rec = Recognizer(model=args.model, backend=backend, options=RecognizerOptions(detector=detector_options(args)),
+                     **options)
     device = getattr(rec.backend, "provider", None) or rec.backend.name
     rows = []
     try:
@@ -204,7 +215,7 @@ def markdown(rows: List[Row], machine: Dict[str, Any], args: argparse.Namespace,
              f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable){gpu}; "
              f"{machine['os']}; onnxruntime {machine['versions'].get('onnxruntime', '?')}, "
              f"mediapipe {machine['versions'].get('mediapipe', '?')}.",
-             f"Detector: BlazeFace {args.detector} range; gallery of {args.gallery_size} identities; ONNX Runtime CPU "
+             f"Detector: {args.detector_name}; gallery of {args.gallery_size} identities; ONNX Runtime CPU "
              f"threads: {args.threads or 'default'}; "
              f"{args.frames} frames per row; times are means per frame in ms.", "",
              "| config | runs on | faces/frame | found | FPS | capture | detection | alignment | inference | "
@@ -228,8 +239,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime CPU threads (0: its default, one per core). On small CPUs 1 can be faster "
                         "overall: idle ORT threads keep spinning and slow the detector and the matching")
-    p.add_argument("--detector", choices=("short", "full"), default="full",
-                   help="BlazeFace range (default full: 16 faces in one frame are small)")
+    p.add_argument("--detector", choices=("yunet", "short", "full"), default=DetectorOptions.model,
+                   help="face detector: yunet (the SDK default), short or full (BlazeFace short / full range)")
+    p.add_argument("--scale-mode", choices=tuple(SCALE_MODES), default="default",
+                   help="every-scale mode: default (the detector's own: on for YuNet, off for BlazeFace), every or "
+                        "one (one pass)")
     p.add_argument("--frames", type=int, default=60, help="timed frames per row")
     p.add_argument("--warmup", type=int, default=5, help="untimed frames per row")
     p.add_argument("--distinct", type=int, default=4, help="different frames per row (cycled)")
@@ -258,7 +272,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"pipeline benchmark: photo folder not found: {args.data} (pass --data)", file=sys.stderr)
         return 1
     try:
-        with FaceDetector(DetectorOptions(model=args.detector)) as detector:
+        with FaceDetector(detector_options(args)) as detector:
+            args.detector_name = detector.name
             photos = pick_photos(args.data, max(args.faces) * args.distinct, detector)
         rows: List[Row] = []
         model_name = ""
@@ -273,8 +288,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     machine = machine_info()
     if args.json:
-        print(json.dumps({"model": model_name, "machine": machine, "detector": args.detector, "threads": args.threads,
-                          "gallery_size": args.gallery_size, "rows": [asdict(r) for r in rows]}, indent=2))
+        print(json.dumps({"model": model_name, "machine": machine, "detector": args.detector_name,
+                          "threads": args.threads, "gallery_size": args.gallery_size,
+                          "rows": [asdict(r) for r in rows]}, indent=2))
     else:
         print(markdown(rows, machine, args, model_name))
     return 0

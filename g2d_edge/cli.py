@@ -4,6 +4,11 @@
     g2d identify FRAME.jpg --gallery people.npz        # Recognizer.identify
     g2d verify A.jpg B.jpg                             # Recognizer.verify
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
+    g2d gallery export DEST --gallery SRC              # copy a gallery: file <-> database (milvus://...)
+    g2d gallery import SRC --gallery DEST
+
+--gallery takes a gallery file or folder, or a database URL (milvus://host:19530/collection,
+milvus-lite://path.db/collection; README "Scaling out").
 
 Every command takes --json for machine-readable output. Errors the user can fix (G2DError) print one line to stderr
 and exit with status 1; bad arguments exit with 2. Names and paths are printed with control characters escaped
@@ -69,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("enroll", help="add a person to a gallery from photos")
     p.add_argument("name", help="the person's name")
     p.add_argument("images", nargs="+", help="photos of the person (one face each; the largest face is used)")
-    p.add_argument("--gallery", required=True, help="gallery file (.npz) or directory; created if missing")
+    p.add_argument("--gallery", required=True, help="gallery file (.npz), directory or database URL "
+                                                     "(milvus://host:19530/collection); created if missing")
     p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing")
     _image_args(p)
     _model_args(p)
@@ -105,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new")
     p.add_argument("--gallery", required=True)
     _common_args(p)
+    for action, other, help_text in (("export", "destination", "copy the --gallery into another gallery"),
+                                     ("import", "source", "copy another gallery into the --gallery")):
+        p = gsub.add_parser(action, help=f"{help_text} (file <-> database)")
+        p.add_argument(other, help=f"the {other}: a gallery file or a database URL (milvus://host:19530/collection)")
+        p.add_argument("--gallery", required=True)
+        p.add_argument("--replace", action="store_true",
+                       help="replace people enrolled in both (default: refuse and copy nothing)")
+        _common_args(p)
     return parser
 
 
@@ -126,40 +140,41 @@ def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from .gallery import Gallery
+    from .gallery import open_gallery
 
-    gallery = Gallery.open(args.gallery)
-    rec = _recognizer(args, gallery)
-    try:
-        result = rec.enroll(args.name, args.images, skip_failed=args.skip_failed)
-        path = rec.save_gallery()
-    finally:
-        rec.close()
+    with open_gallery(args.gallery) as gallery:
+        rec = _recognizer(args, gallery)
+        try:
+            result = rec.enroll(args.name, args.images, skip_failed=args.skip_failed)
+            path = rec.save_gallery()
+        finally:
+            rec.close()
+        identities = len(gallery)
     payload = {"name": result.name, "added": result.added, "templates": result.templates,
                "skipped": [{"image": i, "reason": r} for i, r in result.skipped], "gallery": str(path),
-               "identities": len(gallery)}
+               "identities": identities}
     lines = [f"enrolled {result.name}: {result.added} photo(s) added ({result.templates} template(s) in total); "
-             f"gallery {path} now holds {len(gallery)} people"]
+             f"gallery {path} now holds {identities} people"]
     lines += [f"  skipped {image}: {reason}" for image, reason in result.skipped]
     _emit(args, payload, lines)
     return 0
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from .gallery import Gallery
+    from .gallery import open_gallery
     from .io import read_image
 
-    gallery = Gallery.load(args.gallery)
-    if len(gallery) == 0:
-        raise GalleryError(f"gallery {gallery.path} is empty: enrol people first with "
-                           f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
-    image = read_image(args.image, args.max_pixels)  # before loading the model: a typo in the path fails fast
-    rec = _recognizer(args, gallery)
-    try:
-        faces = rec.identify(image)
-        threshold = rec.threshold
-    finally:
-        rec.close()
+    with open_gallery(args.gallery, create=False) as gallery:
+        if gallery.is_empty():
+            raise GalleryError(f"gallery {gallery.location} is empty: enrol people first with "
+                               f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
+        image = read_image(args.image, args.max_pixels)  # before loading the model: a typo in the path fails fast
+        rec = _recognizer(args, gallery)
+        try:
+            faces = rec.identify(image)
+            threshold = rec.threshold
+        finally:
+            rec.close()
     payload = {"image": args.image, "threshold": threshold, "faces": [f.to_dict() for f in faces]}
     lines = [f"{args.image}: {len(faces)} face(s)"]
     for i, f in enumerate(faces):
@@ -186,14 +201,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
-    from .gallery import Gallery
+    from .gallery import open_gallery
 
-    gallery = Gallery.load(args.gallery)
+    if args.action in ("export", "import"):
+        return _copy_gallery(args)
+    with open_gallery(args.gallery, create=False) as gallery:
+        return _edit_gallery(args, gallery)
+
+
+def _edit_gallery(args: argparse.Namespace, gallery: Any) -> int:
     if args.action == "list":
         people = [{"name": i.name, "templates": i.templates} for i in gallery.identities()]
-        payload = {"gallery": str(gallery.path), "embedding_space": gallery.embedding_space,
+        payload = {"gallery": gallery.location, "embedding_space": gallery.embedding_space,
                    "model_name": gallery.model_name, "threshold": gallery.threshold, "identities": people}
-        lines = [f"{gallery.path}: {len(people)} people, {gallery.num_templates} templates"]
+        lines = [f"{gallery.location}: {len(people)} people, {sum(p['templates'] for p in people)} templates"]
         lines += [f"  {p['name']}  ({p['templates']} templates)" for p in people]
         _emit(args, payload, lines)
         return 0
@@ -206,6 +227,24 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     gallery.rename(args.old, args.new)
     gallery.save()
     _emit(args, {"renamed": args.old, "to": args.new}, [f"renamed {args.old} to {args.new}"])
+    return 0
+
+
+def _copy_gallery(args: argparse.Namespace) -> int:
+    """`gallery export DEST --gallery SRC` and `gallery import SRC --gallery DEST`: copy_gallery between any two
+    galleries (file or database); the source must exist, the destination is created if missing."""
+    from .gallery import open_gallery
+    from .gallery_api import copy_gallery
+
+    source, destination = ((args.gallery, args.destination) if args.action == "export"
+                           else (args.source, args.gallery))
+    with open_gallery(source, create=False) as src, open_gallery(destination) as dst:
+        result = copy_gallery(src, dst, replace=args.replace)
+        payload = {"source": src.location, "destination": dst.location, "identities": result.identities,
+                   "templates": result.templates, "replaced": result.replaced}
+        line = (f"copied {result.identities} people ({result.templates} templates) from {src.location} to "
+                f"{dst.location}" + (f"; {result.replaced} replaced" if result.replaced else ""))
+    _emit(args, payload, [line])
     return 0
 
 
@@ -247,6 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with _quiet_native_stderr(enabled=not args.verbose):
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+        if not args.verbose:  # pymilvus logs every failed request itself; our one error line says it all
+            logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         try:
             return COMMANDS[args.command](args)
         except G2DError as exc:

@@ -36,3 +36,8 @@ class CaptureError(G2DError):
 
 class ClosedError(G2DError):
     """An object (a `Recognizer`) was used after `close()`: create a new one."""
+
+
+class GalleryUnavailableError(GalleryError, BackendUnavailableError):
+    """A gallery database cannot be reached (server down or unreachable, wrong address, local database held by
+    another process) or its client package is not installed. Both a GalleryError and a BackendUnavailableError."""

@@ -27,7 +27,6 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -36,7 +35,9 @@ import numpy as np
 from .errors import GalleryError, InputError
 from .files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
                     temp_files_of)
-from .text import MAX_NAME_LENGTH, forbidden_character, quoted
+from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_query_length,
+                          check_template_length, checked_queries, normalised_queries, normalised_templates)
+from .text import quoted
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +47,6 @@ GALLERY_FORMAT = 1
 GALLERY_FILENAME = "gallery.npz"
 #: Seconds `Gallery.save` waits for another process's save of the same file before giving up.
 DEFAULT_LOCK_TIMEOUT = 10.0
-
-
-class Match(NamedTuple):
-    """One candidate identity for a query: its name and the best cosine similarity over its templates."""
-
-    name: str
-    score: float
-
-
-@dataclass(frozen=True)
-class IdentityInfo:
-    """A row of `Gallery.identities()`: an enrolled name and how many templates it holds."""
-
-    name: str
-    templates: int
 
 
 def resolve_gallery_path(path: Union[str, os.PathLike]) -> Path:
@@ -77,28 +63,6 @@ def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
     return file.with_name(f".{file.name}.lock")
 
 
-def check_identity_name(name: str) -> str:
-    """The name with surrounding spaces removed.
-
-    Raises InputError unless it is a non-empty string of at most `MAX_NAME_LENGTH` characters without control
-    characters (NUL, newline, escape, bidirectional overrides ...; see `g2d_edge.text`).
-    """
-    if not isinstance(name, str):
-        raise InputError(f"an identity name must be a string, got {type(name).__name__}")
-    bad = forbidden_character(name)
-    if bad is not None:
-        position, char = bad
-        raise InputError(f"identity name {quoted(name)} contains the control character U+{ord(char):04X} at "
-                         f"position {position}; use printable characters only")
-    stripped = name.strip()
-    if not stripped:
-        raise InputError(f"an identity name must not be empty, got {quoted(name)}")
-    if len(stripped) > MAX_NAME_LENGTH:
-        raise InputError(f"identity name {quoted(stripped, 40)} has {len(stripped)} characters; at most "
-                         f"{MAX_NAME_LENGTH} are allowed")
-    return stripped
-
-
 def _faiss_module() -> Any:
     try:
         import faiss  # type: ignore
@@ -107,7 +71,7 @@ def _faiss_module() -> Any:
     return faiss
 
 
-class Gallery:
+class Gallery(GalleryBase):
     """Enrolled identities, each with one or more L2-normalised templates, searched by cosine similarity.
 
     Args:
@@ -127,6 +91,7 @@ class Gallery:
         lock_timeout: seconds `save` waits for another process that is saving the same file.
 
     Thread-safe: mutations and searches are serialised by a lock. Safe across processes: see `save`.
+    Implements the gallery protocol `g2d_edge.gallery_api.GalleryBase` (shared with the database gallery).
     """
 
     def __init__(self, embedding_space: Optional[str] = None, embedding_dim: Optional[int] = None,
@@ -175,6 +140,15 @@ class Gallery:
         """Total number of templates over all identities."""
         return sum(t.shape[0] for t in self._templates.values())
 
+    @property
+    def location(self) -> str:
+        """The gallery file, or "memory" for a gallery never loaded or saved."""
+        return str(self.path) if self.path is not None else "memory"
+
+    def is_empty(self) -> bool:
+        """True when no one is enrolled."""
+        return not self._templates
+
     def names(self) -> List[str]:
         """Enrolled names, sorted."""
         return sorted(self._templates)
@@ -196,23 +170,11 @@ class Gallery:
         Embeddings are L2-normalised here; all must have the gallery's dimension.
         """
         name = check_identity_name(name)
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim == 1:
-            emb = emb[None]
-        if emb.ndim != 2 or emb.shape[0] == 0:
-            raise InputError(f"embeddings must be a (D,) or (K, D) array with K >= 1, got shape {emb.shape}")
-        if not np.all(np.isfinite(emb)):
-            raise InputError("embeddings contain NaN or infinity")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        if np.any(norms < 1e-12):
-            raise InputError("an embedding has zero length and cannot be normalised")
-        emb = emb / norms
+        emb = normalised_templates(embeddings)
         with self._lock:
+            check_template_length(int(emb.shape[1]), self.embedding_dim)
             if self.embedding_dim is None:
                 self.embedding_dim = int(emb.shape[1])
-            elif emb.shape[1] != self.embedding_dim:
-                raise GalleryError(f"embedding length {emb.shape[1]} does not match this gallery's "
-                                   f"{self.embedding_dim}: it was made with another model")
             old = self._templates.get(name)
             self._templates[name] = emb if old is None else np.concatenate([old, emb])
             self._index = None
@@ -253,16 +215,8 @@ class Gallery:
         An unbound gallery adopts the space; a gallery made with another model is refused with GalleryError.
         """
         with self._lock:
-            if self.embedding_space is not None and self.embedding_space != embedding_space:
-                made = f" (made with model {self.model_name!r})" if self.model_name else ""
-                raise GalleryError(
-                    f"gallery{' ' + str(self.path) if self.path else ''}{made} holds embeddings of embedding space "
-                    f"{self.embedding_space!r}, but the model in use has embedding space {embedding_space!r}: "
-                    "embeddings of different models cannot be compared. Use the model the gallery was made with, "
-                    "or enrol the people again into a new gallery with this model.")
-            if self.embedding_dim is not None and self.embedding_dim != int(embedding_dim):
-                raise GalleryError(f"gallery templates have length {self.embedding_dim} but the model gives "
-                                   f"{embedding_dim}: enrol the people again with this model")
+            check_binding(self.embedding_space, self.embedding_dim, self.model_name,
+                          str(self.path) if self.path else "", embedding_space, embedding_dim)
             self.embedding_space = embedding_space
             self.embedding_dim = int(embedding_dim)
             if model_name and not self.model_name:
@@ -277,21 +231,12 @@ class Gallery:
         An empty gallery matches nothing: each query gets an empty list (no exception), so a caller can tell
         "no one enrolled" apart from "not similar enough" by `len(gallery) == 0`.
         """
-        if top_k < 1:
-            raise InputError(f"top_k must be at least 1, got {top_k}")
-        q = np.asarray(embeddings, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None]
-        if q.ndim != 2:
-            raise InputError(f"query embeddings must be (D,) or (N, D), got shape {q.shape}")
+        q = checked_queries(embeddings, top_k)
         with self._lock:
             if not self._templates or q.shape[0] == 0:
                 return [[] for _ in range(q.shape[0])]
-            if q.shape[1] != self.embedding_dim:
-                raise GalleryError(f"query embedding length {q.shape[1]} does not match the gallery's "
-                                   f"{self.embedding_dim}: it comes from another model")
-            norms = np.linalg.norm(q, axis=1, keepdims=True)
-            q = q / np.maximum(norms, 1e-12)
+            check_query_length(int(q.shape[1]), self.embedding_dim)
+            q = normalised_queries(q)
             index = self._search_index()
             k = min(top_k, len(index["names"]))
             if index["faiss"] is not None:
@@ -300,11 +245,6 @@ class Gallery:
                 sims = q @ index["matrix"].T  # (N, T)
                 per_identity = np.maximum.reduceat(sims, index["starts"], axis=1)  # (N, I)
             return [self._top(row, index["names"], k) for row in per_identity]
-
-    def best_match(self, embedding: np.ndarray) -> Optional[Match]:
-        """The single best identity for one embedding, or None when the gallery is empty."""
-        found = self.search(embedding, top_k=1)[0]
-        return found[0] if found else None
 
     @staticmethod
     def _top(row: np.ndarray, names: Sequence[str], k: int) -> List[Match]:
@@ -471,6 +411,36 @@ class Gallery:
         except (KeyError, TypeError):
             known = ", ".join(quoted(n) for n in self.names()[:10]) or "none"
             raise GalleryError(f"no identity named {quoted(name)} in the gallery (enrolled: {known})") from None
+
+
+
+#: URL schemes of database galleries (see `g2d_edge.gallery_milvus`).
+DATABASE_SCHEMES = ("milvus://", "milvus+tls://", "milvus-lite://")
+
+
+def is_gallery_url(location: Union[str, os.PathLike]) -> bool:
+    """True when `location` is a database gallery URL (`milvus://...`, `milvus+tls://...`, `milvus-lite://...`)
+    rather than a file path."""
+    return isinstance(location, str) and location.lower().startswith(DATABASE_SCHEMES)
+
+
+def open_gallery(location: Union[str, os.PathLike], create: bool = True, **options: Any) -> GalleryBase:
+    """The gallery at `location`: a file path (`Gallery`) or a database URL (`MilvusGallery`, README "Scaling out").
+
+    create=True opens a missing gallery as a new empty one (a file is written by the first `save`, a collection is
+    made when the gallery is bound to a model); create=False raises GalleryError for a missing one.
+    `options`: keyword arguments of `Gallery.load` for a file, `options=MilvusGalleryOptions(...)` for a URL.
+    Any other `scheme://` is an InputError (not silently taken for a file name).
+    """
+    if is_gallery_url(location):
+        from .gallery_milvus import MilvusGallery  # lazy: pymilvus is an optional extra
+
+        return MilvusGallery(str(location), create=create, **options)
+    if isinstance(location, str) and "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise InputError(f"unknown gallery URL scheme {quoted(scheme + '://')}: use a file path, "
+                         "milvus://host:19530/collection or milvus-lite:///path/galleries.db/collection")
+    return Gallery.open(location, **options) if create else Gallery.load(location, **options)
 
 
 

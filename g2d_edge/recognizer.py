@@ -29,7 +29,7 @@ from .align import ALIGNED_SIZE, align_face
 from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
 from .errors import ClosedError, G2DError, ImageReadError, InputError, ModelError, NoFaceError
 from .files import regular_file_problem
-from .gallery import Gallery, Match, check_identity_name
+from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .maskflag import MaskFlag
 from .tracking import FaceTracker, TrackingOptions, Vote
@@ -56,8 +56,10 @@ class RunningMode(str, Enum):
 class Recognition:
     """One face found in a frame (an immutable record, like insightface's `Face`).
 
-    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: (6, 2) float32 detector keypoints (eyes, nose tip,
-    mouth centre, ears; see `g2d_edge.detect.KEYPOINT_NAMES`). det_score: detector confidence.
+    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: the keypoints the face was aligned from, float32:
+    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detect.KEYPOINT_NAMES_6`; the default
+    front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
+    `KEYPOINT_NAMES_5`). det_score: detector confidence.
     embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
     threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
     the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
@@ -130,7 +132,7 @@ class StreamResult:
 class RecognizerOptions:
     """How a `Recognizer` behaves.
 
-    detector: face-detector options (model "short"/"full", min_confidence, max_faces, ...).
+    detector: face-detector options (model "yunet"/"short"/"full", every_scale, min_confidence, max_faces, ...).
     threshold: cosine similarity from which a face is given a name; None uses the gallery's threshold if it has
         one, else the model sidecar's calibrated threshold.
     top_k: how many candidate identities each `Recognition.matches` lists.
@@ -169,7 +171,7 @@ class RecognizerOptions:
 
 
 ModelLike = Union[None, str, os.PathLike, Any]
-GalleryLike = Union[None, Gallery, str, os.PathLike]
+GalleryLike = Union[None, GalleryBase, str, os.PathLike]
 
 
 def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Any:
@@ -212,8 +214,8 @@ def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend
 
 
 class Recognizer:
-    """Face recognition on BGR frames: detection (MediaPipe BlazeFace), alignment (shared 112x112 aligner),
-    embedding (ONNX Runtime / TensorRT backend), and gallery matching.
+    """Face recognition on BGR frames: detection (YuNet or MediaPipe BlazeFace, see `DetectorOptions`), alignment
+    (shared 112x112 aligner), embedding (ONNX Runtime / TensorRT backend), and gallery matching.
 
     Args:
         model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the shipped model,
@@ -222,8 +224,10 @@ class Recognizer:
             "triton" (`url="grpc://host:8001"`, `model_name=...`): the model runs on a Triton server and `model`
             only names the sidecar it must match (see `g2d_edge.backends.triton`).
         gallery: a `Gallery`, a gallery path (loaded if it exists, else created empty and saved there by
-            `save_gallery()`), or None for a new in-memory gallery. A gallery made with another model is refused
-            (GalleryError).
+            `save_gallery()`), a database gallery (`MilvusGallery`) or its URL (`milvus://host:19530/collection`,
+            `milvus-lite://path.db/collection`; README "Scaling out"), or None for a new in-memory gallery. A
+            gallery made with another model is refused (GalleryError). A gallery opened here from a path or URL is
+            closed by `close()`.
         options: `RecognizerOptions`.
         **backend_options: passed to `g2d_edge.backends.load_backend`.
 
@@ -277,7 +281,7 @@ class Recognizer:
 
     # ------------------------------------------------------------------ properties
     @property
-    def gallery(self) -> Gallery:
+    def gallery(self) -> GalleryBase:
         """The gallery faces are matched against. Assigning a Gallery or a path attaches it (model check included)."""
         return self._gallery
 
@@ -448,6 +452,8 @@ class Recognizer:
         with self._lock:
             self._closed = True
             self.detector.close()
+            if self._opened_gallery is not None:
+                self._opened_gallery.close()
 
     def __enter__(self) -> "Recognizer":
         return self
@@ -456,14 +462,24 @@ class Recognizer:
         self.close()
 
     # ------------------------------------------------------------------ internals
-    def _attach(self, gallery: GalleryLike) -> Gallery:
+    def _attach(self, gallery: GalleryLike) -> GalleryBase:
+        opened = isinstance(gallery, (str, os.PathLike))
         if gallery is None:
             gallery = Gallery()
-        elif isinstance(gallery, (str, os.PathLike)):
-            gallery = Gallery.open(gallery)
-        elif not isinstance(gallery, Gallery):
-            raise InputError(f"gallery must be a Gallery, a path or None, got {type(gallery).__name__}")
-        gallery.bind(self.sidecar.embedding_space, int(self.sidecar.embedding_dim), self.sidecar.name)
+        elif opened:
+            gallery = open_gallery(gallery)
+        elif not isinstance(gallery, GalleryBase):
+            raise InputError(f"gallery must be a Gallery, a path, a gallery URL or None, got {type(gallery).__name__}")
+        try:
+            gallery.bind(self.sidecar.embedding_space, int(self.sidecar.embedding_dim), self.sidecar.name)
+        except BaseException:
+            if opened:
+                gallery.close()
+            raise
+        old = getattr(self, "_opened_gallery", None)
+        if old is not None:
+            old.close()
+        self._opened_gallery = gallery if opened else None  # closed by close(), or when another one is attached
         return gallery
 
     def _check_open(self) -> None:
@@ -491,7 +507,7 @@ class Recognizer:
             detections = self.detector.detect(frame)
         if not detections:
             raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible "
-                              "and at least ~40 px wide")
+                              "and at least ~24 px wide (~64 px wearing a mask)")
         return align_face(frame, detections[0].keypoints)
 
     def _analyse(self, frame: np.ndarray) -> Tuple[List[Recognition], Dict[str, float]]:
@@ -510,11 +526,11 @@ class Recognizer:
         embeddings.setflags(write=False)
         mask_scores = self.mask_flag.scores(aligned) if self.mask_flag is not None else [None] * len(aligned)
         t4 = time.perf_counter()
-        if detections and len(self._gallery) == 0 and not self._warned_empty:
+        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if todo else []
+        if todo and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
             log.warning("the gallery is empty: every face is reported as unknown (name=None); "
                         "enrol people with Recognizer.enroll or `g2d enroll`")
             self._warned_empty = True
-        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if todo else []
         fresh = dict(zip(todo, zip(embeddings, candidates, mask_scores)))
         results = [self._recognition(det, tid, fresh.get(i)) for i, (det, tid) in enumerate(zip(detections, track_ids))]
         t5 = time.perf_counter()

@@ -35,8 +35,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--gallery", type=Path, help="gallery file to load (and to save after --enroll)")
     p.add_argument("--model", help="model file (.onnx / .engine); default: the shipped model")
     p.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
-    p.add_argument("--detector", choices=("short", "full"), default="short",
-                   help="BlazeFace short range (faces within ~2 m) or full range (up to ~5 m)")
+    p.add_argument("--detector", choices=("yunet", "short", "full"), default="yunet",
+                   help="yunet (default: masked, small and many faces, every scale) or the faster MediaPipe "
+                        "BlazeFace, short range (faces within ~2 m) or full range (up to ~5 m)")
     p.add_argument("--threshold", type=float, help="cosine threshold (default: the model's)")
     p.add_argument("--headless", action="store_true", help="no window (for machines without a screen)")
     p.add_argument("--output", type=Path, help="write the annotated video here (.mp4 or .avi)")

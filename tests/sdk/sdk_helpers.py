@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -67,9 +67,18 @@ def read(path: Path) -> np.ndarray:
 
 
 def draw_mask(image: np.ndarray, keypoints: np.ndarray, color=(235, 200, 150)) -> np.ndarray:
-    """A surgical-mask-like filled polygon over nose, mouth and chin, placed from the 6 detector keypoints."""
-    eyes, nose, mouth = keypoints[:2], keypoints[2], keypoints[3]
-    ear_l, ear_r = keypoints[4], keypoints[5]
+    """A surgical-mask-like filled polygon over nose, mouth and chin, placed from detector keypoints: BlazeFace's 6
+    (eyes, nose, mouth centre, ears) or YuNet's 5 (eyes, nose, mouth corners; the ears are put 0.6 eye distances
+    outside the eyes)."""
+    kps = np.asarray(keypoints, dtype=np.float64)
+    eyes, nose = kps[:2], kps[2]
+    if len(kps) == 6:
+        mouth, ear_l, ear_r = kps[3], kps[4], kps[5]
+    else:
+        mouth = kps[3:5].mean(axis=0)
+        left, right = sorted(eyes, key=lambda p: p[0])
+        span = 0.6 * (right[0] - left[0])
+        ear_l, ear_r = left - [span, 0], right + [span, 0]
     top_y = (eyes[:, 1].mean() + nose[1]) / 2
     chin_y = mouth[1] + (mouth[1] - nose[1]) * 2.0
     half = abs(ear_r[0] - ear_l[0]) * 0.2
@@ -78,6 +87,35 @@ def draw_mask(image: np.ndarray, keypoints: np.ndarray, color=(235, 200, 150)) -
     masked = image.copy()
     cv2.fillPoly(masked, [poly], color)
     return masked
+
+
+def place_in_frame(images: List[np.ndarray], frame_size=(1080, 1920), cell: int = 64, seed: int = 0,
+                   margin: Optional[int] = None):
+    """Real photos resized to `cell` px, spread over a noisy grey frame of `frame_size` (h, w) three cells apart,
+    `margin` (default: one cell) from the top-left corner.
+    Returns (frame, boxes): the (N, 4) cells (x1, y1, x2, y2) the photos were put in."""
+    h, w = frame_size
+    margin = cell if margin is None else margin
+    rng = np.random.default_rng(seed)
+    frame = np.clip(110 + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    per_row = max(1, (w - cell) // (3 * cell))
+    boxes = []
+    for k, image in enumerate(images):
+        r, c = divmod(k, per_row)
+        x, y = margin + 3 * c * cell, margin + 3 * r * cell
+        assert y + cell <= h, "frame too small for the photos"
+        frame[y:y + cell, x:x + cell] = cv2.resize(image, (cell, cell), interpolation=cv2.INTER_AREA)
+        boxes.append((x, y, x + cell, y + cell))
+    return frame, np.array(boxes, np.float32)
+
+
+def faces_in_cells(faces, boxes: np.ndarray) -> int:
+    """How many cells hold the centre of a detected face (each cell counted once)."""
+    hit = np.zeros(len(boxes), bool)
+    for face in faces:
+        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+        hit |= (boxes[:, 0] <= cx) & (cx <= boxes[:, 2]) & (boxes[:, 1] <= cy) & (cy <= boxes[:, 3])
+    return int(hit.sum())
 
 
 def tile(images: List[np.ndarray], cell: int = 144) -> np.ndarray:

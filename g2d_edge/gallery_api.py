@@ -1,0 +1,296 @@
+"""The one gallery protocol: what the file gallery (`g2d_edge.gallery.Gallery`) and the database gallery
+(`g2d_edge.gallery_milvus.MilvusGallery`) both offer, and the rules they share.
+
+A gallery holds identities, each with one or more L2-normalised templates (face embeddings of one model), and
+answers cosine top-k searches where an identity's score is the best cosine over its templates. It remembers the
+`embedding_space` of the model that made its templates and refuses another model's (`bind`).
+
+Everything that must behave the same whatever the storage lives here: identity-name rules
+(`check_identity_name`), embedding validation and normalisation (`normalised_templates`), query checks
+(`checked_queries`), the model-binding check (`check_binding`), and copying one gallery into another
+(`copy_gallery`, behind `g2d gallery export/import`).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Union
+
+import numpy as np
+
+from .errors import GalleryError, InputError
+from .text import MAX_NAME_LENGTH, forbidden_character, quoted
+
+
+class Match(NamedTuple):
+    """One candidate identity for a query: its name and the best cosine similarity over its templates."""
+
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    """A row of `Gallery.identities()`: an enrolled name and how many templates it holds."""
+
+    name: str
+    templates: int
+
+
+def check_identity_name(name: str) -> str:
+    """The name with surrounding spaces removed.
+
+    Raises InputError unless it is a non-empty string of at most `MAX_NAME_LENGTH` characters without control
+    characters (NUL, newline, escape, bidirectional overrides ...; see `g2d_edge.text`).
+    """
+    if not isinstance(name, str):
+        raise InputError(f"an identity name must be a string, got {type(name).__name__}")
+    bad = forbidden_character(name)
+    if bad is not None:
+        position, char = bad
+        raise InputError(f"identity name {quoted(name)} contains the control character U+{ord(char):04X} at "
+                         f"position {position}; use printable characters only")
+    stripped = name.strip()
+    if not stripped:
+        raise InputError(f"an identity name must not be empty, got {quoted(name)}")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise InputError(f"identity name {quoted(stripped, 40)} has {len(stripped)} characters; at most "
+                         f"{MAX_NAME_LENGTH} are allowed")
+    return stripped
+
+
+def normalised_templates(embeddings: np.ndarray) -> np.ndarray:
+    """One (D,) or several (K, D) embeddings as a (K, D) float32 array of unit rows.
+
+    Raises InputError for another shape, K = 0, NaN or infinity, or a zero-length row.
+    """
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim == 1:
+        emb = emb[None]
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        raise InputError(f"embeddings must be a (D,) or (K, D) array with K >= 1, got shape {emb.shape}")
+    if not np.all(np.isfinite(emb)):
+        raise InputError("embeddings contain NaN or infinity")
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    if np.any(norms < 1e-12):
+        raise InputError("an embedding has zero length and cannot be normalised")
+    return emb / norms
+
+
+def check_template_length(length: int, gallery_dim: Optional[int]) -> None:
+    """GalleryError when templates of `length` cannot join a gallery of `gallery_dim` (None: not fixed yet)."""
+    if gallery_dim is not None and length != gallery_dim:
+        raise GalleryError(f"embedding length {length} does not match this gallery's {gallery_dim}: it was made "
+                           "with another model")
+
+
+def checked_queries(embeddings: np.ndarray, top_k: int) -> np.ndarray:
+    """Query embeddings as an (N, D) float32 array (not yet normalised); InputError for a bad shape or top_k."""
+    if top_k < 1:
+        raise InputError(f"top_k must be at least 1, got {top_k}")
+    q = np.asarray(embeddings, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None]
+    if q.ndim != 2:
+        raise InputError(f"query embeddings must be (D,) or (N, D), got shape {q.shape}")
+    return q
+
+
+def check_query_length(length: int, gallery_dim: Optional[int]) -> None:
+    """GalleryError when queries of `length` cannot be compared with templates of `gallery_dim`."""
+    if length != gallery_dim:
+        raise GalleryError(f"query embedding length {length} does not match the gallery's {gallery_dim}: it "
+                           "comes from another model")
+
+
+def normalised_queries(q: np.ndarray) -> np.ndarray:
+    """Rows of `q` scaled to unit length (zero rows stay zero)."""
+    return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+
+
+def check_binding(gallery_space: Optional[str], gallery_dim: Optional[int], gallery_model: str, where: str,
+                  embedding_space: str, embedding_dim: int) -> None:
+    """The `bind` rule: a gallery holding another model's embedding space or length is refused with GalleryError.
+
+    `where` names the gallery in the message (a path or URL; "" for an in-memory gallery).
+    """
+    if gallery_space is not None and gallery_space != embedding_space:
+        made = f" (made with model {gallery_model!r})" if gallery_model else ""
+        raise GalleryError(
+            f"gallery{' ' + where if where else ''}{made} holds embeddings of embedding space "
+            f"{gallery_space!r}, but the model in use has embedding space {embedding_space!r}: "
+            "embeddings of different models cannot be compared. Use the model the gallery was made with, "
+            "or enrol the people again into a new gallery with this model.")
+    if gallery_dim is not None and gallery_dim != int(embedding_dim):
+        raise GalleryError(f"gallery templates have length {gallery_dim} but the model gives "
+                           f"{embedding_dim}: enrol the people again with this model")
+
+
+def check_threshold(value: Optional[float]) -> Optional[float]:
+    """A gallery threshold as a float in [-1, 1], or None; InputError otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not -1.0 <= float(value) <= 1.0:
+        raise InputError(f"a gallery threshold is a cosine similarity in [-1, 1] or None, got {value!r}")
+    return float(value)
+
+
+class GalleryBase(abc.ABC):
+    """The gallery protocol shared by the file gallery and the database gallery.
+
+    Attributes every gallery has: `embedding_space` (None until bound to a model), `embedding_dim`, `threshold`
+    (its own "known person" cosine threshold, None: use the model's), `model_name`, and `location` (a path or URL,
+    for messages).
+
+    Writes: a file gallery changes in memory and `save()` writes it (atomic, locked, merged); a database gallery
+    writes every change to the database as it is made (`save()` has nothing left to do). `close()` releases
+    connections; galleries are context managers.
+    """
+
+    embedding_space: Optional[str]
+    embedding_dim: Optional[int]
+    threshold: Optional[float]
+    model_name: str
+
+    # ------------------------------------------------------------------ listing
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the gallery lives (a file path, a database URL, or "memory"), for messages."""
+
+    @property
+    @abc.abstractmethod
+    def num_templates(self) -> int:
+        """Total number of templates over all identities."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of enrolled identities."""
+
+    @abc.abstractmethod
+    def __contains__(self, name: object) -> bool:
+        """True when `name` is enrolled."""
+
+    @abc.abstractmethod
+    def names(self) -> List[str]:
+        """Enrolled names, sorted."""
+
+    @abc.abstractmethod
+    def identities(self) -> List[IdentityInfo]:
+        """Every enrolled name with its template count, sorted by name."""
+
+    @abc.abstractmethod
+    def templates(self, name: str) -> np.ndarray:
+        """A copy of the (K, D) templates of `name`, in enrolment order. GalleryError if it is not enrolled."""
+
+    def templates_by_name(self) -> Dict[str, np.ndarray]:
+        """Every identity's (K, D) templates, {name: templates} sorted by name (a database gallery reads them in
+        one pass)."""
+        return {name: self.templates(name) for name in self.names()}
+
+    def is_empty(self) -> bool:
+        """True when no one is enrolled."""
+        return self.num_templates == 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    # ------------------------------------------------------------------ editing
+    @abc.abstractmethod
+    def add(self, name: str, embeddings: np.ndarray) -> int:
+        """Add one (D,) or several (K, D) templates for `name` (created if new), all or nothing. Returns its
+        template count. Embeddings are L2-normalised; all must have the gallery's dimension."""
+
+    def add_many(self, identities: Mapping[str, np.ndarray]) -> int:
+        """Add the templates of several identities ({name: (K, D) or (D,)}); returns how many templates were
+        added. Each identity is added as by `add`; a database gallery sends them in large batches."""
+        added = 0
+        for name, embeddings in identities.items():
+            self.add(name, embeddings)
+            added += np.atleast_2d(np.asarray(embeddings)).shape[0]
+        return added
+
+    @abc.abstractmethod
+    def remove(self, name: str) -> int:
+        """Remove an identity and all its templates. Returns how many templates were removed."""
+
+    @abc.abstractmethod
+    def rename(self, old: str, new: str) -> None:
+        """Rename an identity. GalleryError if `old` is unknown or `new` is already enrolled."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove every identity (the embedding space and threshold are kept)."""
+
+    # ------------------------------------------------------------------ model binding and search
+    @abc.abstractmethod
+    def bind(self, embedding_space: str, embedding_dim: int, model_name: str = "") -> None:
+        """Attach the gallery to a model's embedding space: an unbound gallery adopts it, a gallery made with
+        another model is refused with GalleryError (`check_binding`)."""
+
+    @abc.abstractmethod
+    def search(self, embeddings: np.ndarray, top_k: int = 1) -> List[List[Match]]:
+        """Best `top_k` identities for each query embedding ((D,) or (N, D)), best first; an identity's score is
+        its best template's cosine. An empty gallery gives an empty list per query."""
+
+    def best_match(self, embedding: np.ndarray) -> Optional[Match]:
+        """The single best identity for one embedding, or None when the gallery is empty."""
+        found = self.search(embedding, top_k=1)[0]
+        return found[0] if found else None
+
+    # ------------------------------------------------------------------ persistence
+    @abc.abstractmethod
+    def save(self, path: Optional[Union[str, Path]] = None) -> Union[Path, str]:
+        """Make every change durable; returns where the gallery lives (the file written, or the URL)."""
+
+    def close(self) -> None:
+        """Release what the gallery holds open (connections). A file gallery holds nothing."""
+
+    def __enter__(self) -> "GalleryBase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What `copy_gallery` did: identities and templates copied, identities replaced in the destination."""
+
+    identities: int
+    templates: int
+    replaced: int
+
+
+def copy_gallery(source: GalleryBase, destination: GalleryBase, replace: bool = False,
+                 save: bool = True) -> CopyResult:
+    """Copy every identity of `source` into `destination` (file to database, database to file, ...), then save it
+    (save=False leaves that to the caller, e.g. for an in-memory destination).
+
+    The destination is bound to the source's embedding space first, so a destination of another model is
+    refused (GalleryError). Names enrolled in both are a GalleryError before anything is written, unless
+    `replace=True` (their templates in the destination are replaced by the source's). The source's threshold is
+    copied when the destination has none. A file destination is written in one atomic save; a database
+    destination receives each identity whole (all or nothing per identity).
+    """
+    if source.embedding_space is None or source.embedding_dim is None:
+        raise GalleryError(f"gallery {source.location} is not bound to a model (no embedding space): nothing to "
+                           "copy; enrol people with a model first")
+    destination.bind(source.embedding_space, source.embedding_dim, source.model_name)
+    identities = source.templates_by_name()
+    clashing = sorted(set(identities) & set(destination.names()))
+    if clashing and not replace:
+        listed = ", ".join(quoted(n) for n in clashing[:10]) + (" ..." if len(clashing) > 10 else "")
+        raise GalleryError(f"{len(clashing)} name(s) are enrolled in both {source.location} and "
+                           f"{destination.location}: {listed}. Nothing was copied; remove or rename them, or "
+                           "replace them (--replace)")
+    for name in clashing:
+        destination.remove(name)
+    templates = destination.add_many(identities)
+    if destination.threshold is None and source.threshold is not None:
+        destination.threshold = source.threshold
+    if save:
+        destination.save()
+    return CopyResult(identities=len(identities), templates=templates, replaced=len(clashing))

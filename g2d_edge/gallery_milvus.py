@@ -1,0 +1,696 @@
+"""A gallery in a Milvus collection: the same protocol as the file gallery, shared by many edge boxes at once.
+
+    Recognizer(gallery="milvus://db-host:19530/people")               # Milvus standalone or cluster
+    Recognizer(gallery="milvus-lite:///var/lib/g2d/galleries.db/people")  # Milvus Lite, in this process
+
+URL scheme (see `parse_gallery_url`):
+
+- `milvus://HOST[:PORT]/[DATABASE/]COLLECTION`: a Milvus server over gRPC (port 19530 by default, database
+  "default" unless named); `milvus+tls://...` the same over TLS. Credentials never go in the URL: pass
+  `MilvusGalleryOptions(token=...)` or set `G2D_MILVUS_TOKEN` ("user:password" or an API key).
+- `milvus-lite://PATH.db/COLLECTION`: a Milvus Lite database in the folder PATH.db (relative to the working
+  directory; `milvus-lite:///abs/path.db/...` for an absolute path), served inside this process by `pymilvus`.
+  Only one process may open it at a time; for several processes on one box run its server
+  (`milvus-lite server --data-dir PATH.db --port 19530`) and use `milvus://127.0.0.1:19530/COLLECTION`.
+
+One collection is one gallery. Each row is one template: `id` (primary key), `name`, `enrolment` (the id of the
+`add` call that wrote it), `enrolled_ns` and `template_index` (enrolment order), and the unit-norm `embedding`
+(FLOAT_VECTOR, COSINE index). The embedding space, template length, model name and threshold are collection
+properties written together with the collection, so a collection of another model's embedding space is refused
+(GalleryError), as a gallery file of another model is.
+
+Guarantees:
+
+- an enrolment (`add`) is all or nothing: its templates go to the server in one insert request to a one-shard
+  collection, which the server applies whole or rejects; if the request fails the rows of that enrolment that
+  may have landed are deleted before GalleryError is raised. `rename` is one upsert request, `remove` one delete.
+- several processes (edge boxes) can enrol and search one collection at once: rows have unique ids, so concurrent
+  enrolments never overwrite each other (two boxes enrolling the same name both add their templates, as the file
+  gallery's merge does), and searches and queries run at the "Strong" consistency level by default, so a box sees
+  what any box enrolled before its search started. There are no cross-request transactions: `rename` checks that
+  the new name is free and then writes, so a concurrent enrolment of the new name merges into it.
+- every request has a bounded timeout (`MilvusGalleryOptions.timeout_s`, which also bounds pymilvus's retries);
+  an unreachable server is a GalleryUnavailableError (a GalleryError and a BackendUnavailableError).
+
+Search is exact (FLAT index, the default) or approximate with `MilvusGalleryOptions(index_type="HNSW", ...)`;
+either way the server groups hits by name and returns the best template per identity.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .errors import GalleryError, GalleryUnavailableError, InputError
+from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_query_length,
+                          check_template_length, check_threshold, checked_queries, normalised_queries,
+                          normalised_templates)
+from .text import MAX_NAME_LENGTH, quoted
+
+log = logging.getLogger(__name__)
+
+#: Version of the collection layout written by this module.
+MILVUS_GALLERY_FORMAT = 1
+#: Port of a Milvus server when the URL names none.
+DEFAULT_PORT = 19530
+#: Environment variable holding the Milvus token ("user:password" or an API key) when no token option is given.
+TOKEN_ENV = "G2D_MILVUS_TOKEN"
+#: Rows per insert request when many identities are added at once (`add_many`).
+INSERT_BATCH_ROWS = 2000
+#: Rows per page when a whole collection is read (names, export).
+READ_BATCH_ROWS = 10000
+#: Most identities one search may return (Milvus's top-k limit).
+MAX_TOP_K = 16384
+
+_PROP_FORMAT = "g2d.gallery_format"
+_PROP_SPACE = "g2d.embedding_space"
+_PROP_DIM = "g2d.embedding_dim"
+_PROP_MODEL = "g2d.model_name"
+_PROP_THRESHOLD = "g2d.threshold"
+_NAME_BYTES = 4 * MAX_NAME_LENGTH  # VARCHAR lengths count bytes: 4 per character at most in UTF-8
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_SCHEMES = {"milvus": "http", "milvus+tls": "https"}
+# One flush at a time in this process: Milvus Lite fails flushes of one collection that overlap.
+_FLUSH_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------- options and URLs
+@dataclass(frozen=True)
+class MilvusGalleryOptions:
+    """How a `MilvusGallery` talks to Milvus.
+
+    timeout_s: seconds each request (and connecting) may take, retries by pymilvus included.
+    consistency_level: of searches and queries: "Strong" (default; every box sees all enrolments made before its
+        request), "Bounded", "Session" or "Eventually" (faster on a busy cluster, may miss the latest writes).
+    index_type / index_params: vector index made with a new collection: "FLAT" (exact, default), "HNSW"
+        (`{"M": 16, "efConstruction": 200}`), "IVF_FLAT" (`{"nlist": 1024}`) ... as Milvus documents them.
+    search_params: index search parameters, e.g. `{"ef": 64}` for HNSW, `{"nprobe": 16}` for IVF.
+    token: "user:password" or an API key; None reads `G2D_MILVUS_TOKEN` ("" for none).
+    flush_writes: flush the collection after each write (best effort: a failed flush is logged, the write stands).
+        None (default): only for a `milvus-lite://` database of this process, since Milvus Lite searches unflushed
+        rows one by one; never for a `milvus://` server (a Milvus server seals segments itself and rate-limits
+        flushes, and a Milvus Lite server flushes by itself at 128 MB and fails flushes that several clients send at
+        once).
+    """
+
+    timeout_s: float = 10.0
+    consistency_level: str = "Strong"
+    index_type: str = "FLAT"
+    index_params: Mapping[str, Any] = field(default_factory=dict)
+    search_params: Mapping[str, Any] = field(default_factory=dict)
+    token: Optional[str] = None
+    flush_writes: Optional[bool] = None
+
+    def validate(self) -> None:
+        """InputError for a value Milvus would refuse later."""
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or \
+                not self.timeout_s > 0:
+            raise InputError(f"MilvusGalleryOptions.timeout_s must be a positive number of seconds, got "
+                             f"{self.timeout_s!r}")
+        if self.consistency_level not in ("Strong", "Bounded", "Session", "Eventually"):
+            raise InputError(f"MilvusGalleryOptions.consistency_level must be Strong, Bounded, Session or "
+                             f"Eventually, got {self.consistency_level!r}")
+
+
+@dataclass(frozen=True)
+class MilvusLocation:
+    """A parsed gallery URL: what pymilvus connects to (`uri`, `db_name`) and the `collection`."""
+
+    url: str
+    uri: str
+    collection: str
+    db_name: str = ""
+    local: bool = False
+
+
+_URL_HELP = ("use milvus://HOST[:PORT]/[DATABASE/]COLLECTION, milvus+tls://... or "
+             "milvus-lite://PATH.db/COLLECTION (milvus-lite:///abs/path.db/COLLECTION)")
+
+
+def parse_gallery_url(url: str) -> MilvusLocation:
+    """Parse a database gallery URL (see the module docstring). InputError, saying the accepted forms, if bad."""
+    if not isinstance(url, str):
+        raise InputError(f"a gallery URL must be a string, got {type(url).__name__}")
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "milvus-lite":
+        return _parse_lite_url(url)
+    if scheme not in _SCHEMES:
+        raise InputError(f"{quoted(url)} is not a gallery URL: {_URL_HELP}")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise InputError(f"put no credentials in the gallery URL {quoted(url.split('@')[-1])} (they would show in "
+                         f"logs and process lists): set {TOKEN_ENV}=user:password or pass "
+                         "MilvusGalleryOptions(token=...)")
+    if parts.query or parts.fragment:
+        raise InputError(f"gallery URL {quoted(url)} has a query or fragment: {_URL_HELP}")
+    try:
+        host, port = parts.hostname, parts.port or DEFAULT_PORT
+    except ValueError:
+        raise InputError(f"gallery URL {quoted(url)} has an invalid port: {_URL_HELP}") from None
+    if not host:
+        raise InputError(f"gallery URL {quoted(url)} names no host: {_URL_HELP}")
+    names = [p for p in parts.path.split("/") if p]
+    if len(names) not in (1, 2):
+        raise InputError(f"gallery URL {quoted(url)} must end in /COLLECTION or /DATABASE/COLLECTION: {_URL_HELP}")
+    for name in names:
+        _check_identifier(name, url)
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    db_name, collection = (names[0], names[1]) if len(names) == 2 else ("", names[0])
+    shown = f"{scheme}://{netloc}/{db_name + '/' if db_name else ''}{collection}"
+    return MilvusLocation(url=shown, uri=f"{_SCHEMES[scheme]}://{netloc}", collection=collection, db_name=db_name)
+
+
+def _parse_lite_url(url: str) -> MilvusLocation:
+    rest = url.split("://", 1)[1]
+    if "/" not in rest:
+        raise InputError(f"gallery URL {quoted(url)} names no collection: {_URL_HELP}")
+    folder, collection = rest.rsplit("/", 1)
+    if not folder.endswith(".db") or folder in (".db", "/.db"):
+        raise InputError(f"the Milvus Lite database in {quoted(url)} must be a path ending in .db, followed by "
+                         f"/COLLECTION: {_URL_HELP}")
+    _check_identifier(collection, url)
+    path = Path(folder).expanduser().absolute()
+    return MilvusLocation(url=f"milvus-lite://{path}/{collection}", uri=str(path), collection=collection,
+                          local=True)
+
+
+def _check_identifier(name: str, url: str) -> None:
+    if not _IDENTIFIER.fullmatch(name):
+        raise InputError(f"{quoted(name)} in gallery URL {quoted(url)} is not a valid Milvus collection or database "
+                         "name (letters, digits and underscores, starting with a letter or underscore, at most 255): "
+                         f"{_URL_HELP}")
+
+
+def string_literal(text: str) -> str:
+    """`text` as a double-quoted string literal of Milvus's filter expressions (backslash and quote escaped).
+    Identity names hold no control characters (`check_identity_name`), so nothing else needs escaping."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---------------------------------------------------------------------------------------------- the gallery
+class _Meta(NamedTuple):
+    """The gallery-wide fields, stored as collection properties."""
+
+    embedding_space: str
+    embedding_dim: int
+    model_name: str
+    threshold: Optional[float]
+
+
+class MilvusGallery(GalleryBase):
+    """A gallery kept in one Milvus collection (see the module docstring for the URL scheme and guarantees).
+
+    Args:
+        url: `milvus://host:19530/collection`, `milvus+tls://...` or `milvus-lite://path.db/collection`.
+        options: `MilvusGalleryOptions`.
+        create: True (default): a missing collection is made when the gallery is first bound to a model
+            (`bind`; a Recognizer does it); False: a missing collection is a GalleryError.
+
+    Raises:
+        GalleryUnavailableError: pymilvus is not installed, or the server cannot be reached in time.
+        GalleryError: the collection is missing (create=False) or is not a g2d gallery.
+    """
+
+    def __init__(self, url: str, options: Optional[MilvusGalleryOptions] = None, create: bool = True) -> None:
+        self.options = options or MilvusGalleryOptions()
+        self.options.validate()
+        self.where = parse_gallery_url(url)
+        self._lock = threading.RLock()
+        self._client = _connect(self.where, self.options)
+        self._meta: Optional[_Meta] = None
+        self._pending_threshold: Optional[float] = None
+        try:
+            self._meta = self._read_meta()
+            if self._meta is None and not create:
+                raise GalleryError(f"gallery {self.where.url} not found: no collection {self.where.collection!r} "
+                                   "on that server; enrol people into it first (`g2d enroll NAME PHOTOS... "
+                                   f"--gallery {self.where.url}`)")
+            if self._meta is not None:
+                self._ensure_loaded()
+        except BaseException:
+            self.close()
+            raise
+        log.debug("opened gallery %s (%s)", self.where.url, "exists" if self._meta else "not created yet")
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def location(self) -> str:
+        return self.where.url
+
+    @property
+    def embedding_space(self) -> Optional[str]:  # type: ignore[override]
+        return self._meta.embedding_space if self._meta else None
+
+    @property
+    def embedding_dim(self) -> Optional[int]:  # type: ignore[override]
+        return self._meta.embedding_dim if self._meta else None
+
+    @property
+    def model_name(self) -> str:  # type: ignore[override]
+        return self._meta.model_name if self._meta else ""
+
+    @property
+    def threshold(self) -> Optional[float]:  # type: ignore[override]
+        """The gallery's own threshold (a collection property), as read when the gallery was opened or last set
+        here; None: use the model's. Setting it writes it to the collection at once."""
+        return self._meta.threshold if self._meta else self._pending_threshold
+
+    @threshold.setter
+    def threshold(self, value: Optional[float]) -> None:
+        value = check_threshold(value)
+        with self._lock:
+            if self._meta is None:
+                self._pending_threshold = value  # written with the collection, when it is made
+                return
+            text = "" if value is None else repr(value)
+            self._call("set the threshold", self._client.alter_collection_properties, self.where.collection,
+                       properties={_PROP_THRESHOLD: text}, timeout=self.options.timeout_s)
+            self._meta = self._meta._replace(threshold=value)
+
+    def __repr__(self) -> str:
+        return f"MilvusGallery({self.where.url!r})"
+
+    # ------------------------------------------------------------------ listing
+    @property
+    def num_templates(self) -> int:
+        if not self._exists():
+            return 0
+        rows = self._call("count the templates", self._client.query, self.where.collection, filter="",
+                          output_fields=["count(*)"], **self._read_kwargs())
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def __len__(self) -> int:
+        return len(self.identities())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or not self._exists():
+            return False
+        return bool(self._rows_of(name, ["id"], limit=1))
+
+    def names(self) -> List[str]:
+        return [info.name for info in self.identities()]
+
+    def identities(self) -> List[IdentityInfo]:
+        counts = Counter(row["name"] for row in self._all_rows(["name"]))
+        return [IdentityInfo(name, counts[name]) for name in sorted(counts)]
+
+    def templates(self, name: str) -> np.ndarray:
+        rows = self._rows_of(name, ["embedding", "enrolled_ns", "template_index"]) if self._exists() else []
+        if not rows:
+            raise GalleryError(f"no identity named {quoted(name)} in the gallery {self.where.url}")
+        return _ordered_matrix(rows)
+
+    def templates_by_name(self) -> Dict[str, np.ndarray]:
+        grouped: Dict[str, list] = defaultdict(list)
+        for row in self._all_rows(["name", "embedding", "enrolled_ns", "template_index"]):
+            grouped[row["name"]].append(row)
+        return {name: _ordered_matrix(grouped[name]) for name in sorted(grouped)}
+
+    # ------------------------------------------------------------------ editing
+    def add(self, name: str, embeddings: np.ndarray) -> int:
+        """Add templates for `name` in one insert request (all or nothing). Returns its template count now."""
+        name = check_identity_name(name)
+        emb = normalised_templates(embeddings)
+        meta = self._require_meta("enrol")
+        check_template_length(int(emb.shape[1]), meta.embedding_dim)
+        self._insert(_rows(name, emb), f"enrol {quoted(name)}")
+        return len(self._rows_of(name, ["id"]))
+
+    def add_many(self, identities: Mapping[str, np.ndarray]) -> int:
+        """Add several identities, `INSERT_BATCH_ROWS` rows per insert request; each identity's templates travel
+        in one request (all or nothing per identity). Returns how many templates were added."""
+        meta = self._require_meta("enrol")
+        batch: List[Dict[str, Any]] = []
+        added = 0
+        for name, embeddings in identities.items():
+            emb = normalised_templates(embeddings)
+            check_template_length(int(emb.shape[1]), meta.embedding_dim)
+            rows = _rows(check_identity_name(name), emb)
+            if batch and len(batch) + len(rows) > INSERT_BATCH_ROWS:
+                self._insert(batch, f"add {len(batch)} templates", flush=False)
+                batch = []
+            batch.extend(rows)
+            added += len(rows)
+        if batch:
+            self._insert(batch, f"add {len(batch)} templates", flush=False)
+        self._flush_if_needed()
+        return added
+
+    def remove(self, name: str) -> int:
+        ids = [row["id"] for row in self._rows_of(name, ["id"])] if self._exists() else []
+        if not ids:
+            raise GalleryError(f"no identity named {quoted(name)} in the gallery {self.where.url}")
+        self._call(f"remove {quoted(name)}", self._client.delete, self.where.collection, ids=ids,
+                   timeout=self.options.timeout_s)
+        self._flush_if_needed()
+        return len(ids)
+
+    def rename(self, old: str, new: str) -> None:
+        new = check_identity_name(new)
+        fields = ["id", "name", "enrolment", "enrolled_ns", "template_index", "embedding"]
+        rows = self._rows_of(old, fields) if self._exists() else []
+        if not rows:
+            raise GalleryError(f"no identity named {quoted(old)} in the gallery {self.where.url}")
+        if new == old:
+            return
+        if new in self:
+            raise GalleryError(f"cannot rename {old!r} to {new!r}: {new!r} is already enrolled "
+                               "(remove it first, or enrol the photos under one name)")
+        for row in rows:
+            row["name"] = new
+            row["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
+        self._call(f"rename {quoted(old)}", self._client.upsert, self.where.collection, rows,
+                   timeout=self.options.timeout_s)
+        self._flush_if_needed()
+
+    def clear(self) -> None:
+        if not self._exists():
+            return
+        self._call("clear the gallery", self._client.delete, self.where.collection, filter='id != ""',
+                   timeout=self.options.timeout_s)
+        self._flush_if_needed()
+
+    # ------------------------------------------------------------------ model binding and search
+    def bind(self, embedding_space: str, embedding_dim: int, model_name: str = "") -> None:
+        """Check the collection against a model (GalleryError for another embedding space), or make it."""
+        with self._lock:
+            if self._meta is None:
+                self._meta = self._read_meta()
+            if self._meta is None:
+                self._create(embedding_space, int(embedding_dim), model_name)
+            check_binding(self._meta.embedding_space, self._meta.embedding_dim, self._meta.model_name,
+                          self.where.url, embedding_space, embedding_dim)
+
+    def search(self, embeddings: np.ndarray, top_k: int = 1) -> List[List[Match]]:
+        q = checked_queries(embeddings, top_k)
+        if q.shape[0] == 0 or not self._exists():
+            return [[] for _ in range(q.shape[0])]
+        check_query_length(int(q.shape[1]), self.embedding_dim)
+        q = normalised_queries(q)
+        hits = self._call("search", self._client.search, self.where.collection, data=[row for row in q],
+                          limit=min(int(top_k), MAX_TOP_K), anns_field="embedding", output_fields=["name"],
+                          group_by_field="name", search_params={"metric_type": "COSINE",
+                                                                "params": dict(self.options.search_params)},
+                          **self._read_kwargs())
+        return [_matches(per_query, top_k) for per_query in hits]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Optional[Union[str, os.PathLike]] = None) -> str:
+        """Nothing to write: every change reached the database when it was made. Returns the gallery URL.
+        A path is refused: copy a database gallery to a file with `copy_gallery` / `g2d gallery export`."""
+        if path is not None:
+            raise GalleryError(f"gallery {self.where.url} lives in a database and is written as it changes; to "
+                               f"write a copy to {path}, use `g2d gallery export {path} --gallery "
+                               f"{self.where.url}` (g2d_edge.gallery_api.copy_gallery)")
+        return self.where.url
+
+    def flush(self) -> None:
+        """Seal what the server holds in memory into indexed segments (after large imports; Milvus Lite searches
+        unflushed rows one by one)."""
+        if self._exists():
+            with _FLUSH_LOCK:
+                self._call("flush", self._client.flush, self.where.collection, timeout=self.options.timeout_s)
+
+    def close(self) -> None:
+        """Close the connection (a Milvus Lite database stays open in this process until it exits)."""
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            try:
+                client.close()
+            except Exception as exc:  # closing must not fail: the connection is gone either way
+                log.debug("closing the connection to %s: %s", self.where.url, exc)
+
+    # ------------------------------------------------------------------ internals: requests
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one pymilvus request; its failures become GalleryError (GalleryUnavailableError when the server
+        cannot be reached)."""
+        if self._client is None:
+            raise GalleryError(f"gallery {self.where.url} was closed; open it again")
+        try:
+            return fn(*args, **kwargs)
+        except GalleryError:
+            raise
+        except Exception as exc:
+            raise _request_error(what, self.where, self.options, exc) from exc
+
+    def _read_kwargs(self) -> Dict[str, Any]:
+        return {"consistency_level": self.options.consistency_level, "timeout": self.options.timeout_s}
+
+    def _exists(self) -> bool:
+        """Whether the collection exists (re-checked while it does not: another box may have made it)."""
+        if self._meta is None:
+            with self._lock:
+                self._meta = self._read_meta()
+                if self._meta is not None:
+                    self._ensure_loaded()
+        return self._meta is not None
+
+    def _require_meta(self, what: str) -> _Meta:
+        if not self._exists():
+            raise GalleryError(f"cannot {what} into gallery {self.where.url}: it is not bound to a model yet "
+                               "(open it through a Recognizer, or call gallery.bind(embedding_space, dim))")
+        assert self._meta is not None
+        return self._meta
+
+    def _rows_of(self, name: str, fields: Sequence[str], limit: Optional[int] = None) -> List[Dict[str, Any]]:
+        extra = {"limit": limit} if limit else {}
+        return list(self._call(f"read {quoted(name)}", self._client.query, self.where.collection,
+                               filter=f"name == {string_literal(name)}", output_fields=list(fields),
+                               **extra, **self._read_kwargs()))
+
+    def _all_rows(self, fields: Sequence[str]) -> List[Dict[str, Any]]:
+        """Every row of the collection (the given fields), read page by page."""
+        if not self._exists():
+            return []
+        iterator = self._call("read the gallery", self._client.query_iterator, self.where.collection,
+                              batch_size=READ_BATCH_ROWS, filter="", output_fields=list(fields),
+                              **self._read_kwargs())
+        rows: List[Dict[str, Any]] = []
+        try:
+            while True:
+                page = self._call("read the gallery", iterator.next)
+                if not page:
+                    return rows
+                rows.extend(page)
+        finally:
+            iterator.close()
+
+    def _insert(self, rows: List[Dict[str, Any]], what: str, flush: bool = True) -> None:
+        """One insert request. If it fails, whatever of its enrolments may have landed is deleted, then
+        GalleryError (nothing of them stays enrolled)."""
+        try:
+            self._call(what, self._client.insert, self.where.collection, rows, timeout=self.options.timeout_s)
+        except GalleryError as exc:
+            self._undo_insert(rows, what)
+            raise GalleryError(f"{exc}; nothing of it was enrolled") from exc
+        if flush:
+            self._flush_if_needed()
+
+    def _undo_insert(self, rows: List[Dict[str, Any]], what: str) -> None:
+        enrolments = sorted({row["enrolment"] for row in rows})
+        expr = "enrolment in [" + ", ".join(string_literal(e) for e in enrolments) + "]"
+        try:
+            self._client.delete(self.where.collection, filter=expr, timeout=self.options.timeout_s)
+        except Exception as exc:  # the insert failed as a whole on every server seen; say so if this fails too
+            log.warning("%s failed, and removing its partly written rows (%s) failed too: %s", what, expr, exc)
+
+    def _flush_if_needed(self) -> None:
+        """Flush after a write when the options say so; a failure is logged, since the write itself is stored."""
+        flush = self.options.flush_writes
+        if flush or (flush is None and self.where.local):
+            try:
+                self.flush()
+            except GalleryError as exc:
+                log.warning("the change to %s is stored, but flushing it failed (searches may be slower until the "
+                            "server flushes by itself): %s", self.where.url, exc)
+
+    # ------------------------------------------------------------------ internals: the collection
+    def _read_meta(self) -> Optional[_Meta]:
+        """The gallery-wide fields of the collection, None when it does not exist; GalleryError when the
+        collection is not a g2d gallery (or of a newer format)."""
+        name = self.where.collection
+        if not self._call("look up the collection", self._client.has_collection, name,
+                          timeout=self.options.timeout_s):
+            return None
+        info = self._call("describe the collection", self._client.describe_collection, name,
+                          timeout=self.options.timeout_s)
+        return _meta_of(info, self.where.url)
+
+    def _create(self, embedding_space: str, embedding_dim: int, model_name: str) -> None:
+        """Make the collection with the model's embedding space; another box making it at the same time is fine
+        (whichever was first wins, and `bind` checks its space)."""
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
+        schema.add_field("name", DataType.VARCHAR, max_length=_NAME_BYTES)
+        schema.add_field("enrolment", DataType.VARCHAR, max_length=32)
+        schema.add_field("enrolled_ns", DataType.INT64)
+        schema.add_field("template_index", DataType.INT64)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=embedding_dim)
+        properties = {_PROP_FORMAT: str(MILVUS_GALLERY_FORMAT), _PROP_SPACE: embedding_space,
+                      _PROP_DIM: str(embedding_dim), _PROP_MODEL: model_name,
+                      _PROP_THRESHOLD: "" if self._pending_threshold is None else repr(self._pending_threshold)}
+        try:
+            self._call("create the collection", self._client.create_collection, self.where.collection,
+                       schema=schema, properties=properties, num_shards=1,
+                       consistency_level=self.options.consistency_level, timeout=self.options.timeout_s)
+            log.info("created gallery collection %s (embedding space %s, %d-d)", self.where.url, embedding_space,
+                     embedding_dim)
+        except GalleryError as exc:
+            if isinstance(exc, GalleryUnavailableError):
+                raise
+            log.debug("creating %s failed (made by another box at the same time?): %s", self.where.url, exc)
+            self._meta = self._await_meta(exc)
+        else:
+            self._meta = self._await_meta(None)
+        self._ensure_loaded()
+
+    def _await_meta(self, create_error: Optional[GalleryError]) -> _Meta:
+        """The new collection's fields, waiting up to `timeout_s` for it to appear: a box whose create request lost
+        the race to another box's sees the winner's collection only once the server has finished making it."""
+        deadline = time.monotonic() + self.options.timeout_s
+        while True:
+            meta = self._read_meta()
+            if meta is not None:
+                return meta
+            if time.monotonic() > deadline:
+                why = f" ({create_error})" if create_error else ""
+                raise GalleryError(f"could not create the collection of gallery {self.where.url}{why}; check the "
+                                   "server log and the user's rights")
+            time.sleep(0.05)
+
+    def _index_params(self) -> Any:
+        params = self._client.prepare_index_params()
+        params.add_index(field_name="embedding", index_type=self.options.index_type, metric_type="COSINE",
+                         params=dict(self.options.index_params))
+        return params
+
+    def _ensure_loaded(self) -> None:
+        """Load the collection for search (made by another box that may not have indexed or loaded it yet)."""
+        name = self.where.collection
+        state = self._call("check the collection", self._client.get_load_state, name,
+                           timeout=self.options.timeout_s)
+        if str(state.get("state", "")) == "Loaded":
+            return
+        if not self._call("list the indexes", self._client.list_indexes, name, timeout=self.options.timeout_s):
+            try:  # sync=False: the index of an empty collection exists at once (and Milvus Lite cannot wait)
+                self._call("index the collection", self._client.create_index, name, self._index_params(),
+                           sync=False, timeout=self.options.timeout_s)
+            except GalleryError as exc:  # indexed by the box that made it, in the meantime
+                log.debug("indexing %s: %s", self.where.url, exc)
+        self._call("load the collection", self._client.load_collection, name, timeout=self.options.timeout_s)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _connect(where: MilvusLocation, options: MilvusGalleryOptions) -> Any:
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:
+        raise GalleryUnavailableError(f"gallery {where.url} needs pymilvus, which is not installed: "
+                                      f"pip install 'g2d-edge[milvus]' ({exc})") from None
+    token = options.token if options.token is not None else os.environ.get(TOKEN_ENV, "")
+    if where.local:
+        where_dir = Path(where.uri)
+        where_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A connection alias of its own: pymilvus shares connections by URI, and closing a shared one would cut
+        # off every other gallery of this process on the same server.
+        return MilvusClient(uri=where.uri, token=token, db_name=where.db_name, timeout=options.timeout_s,
+                            alias=f"g2d-gallery-{uuid.uuid4().hex}")
+    except Exception as exc:
+        raise _connect_error(where, options, exc) from exc
+
+
+def _connect_error(where: MilvusLocation, options: MilvusGalleryOptions, exc: Exception) -> GalleryError:
+    text = f"{type(exc).__name__}: {exc}"
+    if where.local:
+        return GalleryUnavailableError(
+            f"cannot open the Milvus Lite database {where.uri} ({text}). If another process has it open, only that "
+            f"process can use it: to share it, run `milvus-lite server --data-dir {where.uri} --port 19530` and "
+            f"use milvus://127.0.0.1:19530/{where.collection}")
+    if "database" in str(exc).lower() and where.db_name:
+        return GalleryError(f"cannot use database {where.db_name!r} on {where.uri} ({text}); create it first or "
+                            "leave it out of the URL for the default database")
+    return GalleryUnavailableError(f"cannot reach the Milvus server of gallery {where.url} within "
+                                   f"{options.timeout_s:g} s ({text}). Is it running and reachable from here? "
+                                   "Check the host and port (default 19530), the network, and the token "
+                                   f"({TOKEN_ENV}) if it requires one")
+
+
+def _request_error(what: str, where: MilvusLocation, options: MilvusGalleryOptions, exc: Exception) -> GalleryError:
+    text = str(exc)
+    lowered = text.lower()
+    if any(word in lowered for word in ("unavailable", "deadline", "timeout", "timed out", "connect")):
+        return GalleryUnavailableError(f"cannot {what} in gallery {where.url}: the Milvus server did not answer "
+                                       f"within {options.timeout_s:g} s ({type(exc).__name__}: {text}). Is it "
+                                       "running and reachable?")
+    return GalleryError(f"cannot {what} in gallery {where.url}: the Milvus server refused ({type(exc).__name__}: "
+                        f"{text})")
+
+
+def _meta_of(info: Mapping[str, Any], url: str) -> _Meta:
+    props = dict(info.get("properties") or {})
+    fmt = props.get(_PROP_FORMAT)
+    if fmt is None:
+        raise GalleryError(f"the collection of {url} exists but is not a g2d gallery (no {_PROP_FORMAT} property); "
+                           "use another collection name")
+    try:
+        fmt_number, dim = int(fmt), int(props.get(_PROP_DIM, ""))
+        threshold_text = props.get(_PROP_THRESHOLD, "")
+        threshold = check_threshold(float(threshold_text)) if threshold_text else None
+    except (ValueError, InputError) as exc:
+        raise GalleryError(f"the collection properties of gallery {url} are damaged ({exc}); fix them with "
+                           "alter_collection_properties or export what is left and make a new collection") from None
+    if fmt_number > MILVUS_GALLERY_FORMAT:
+        raise GalleryError(f"gallery {url} was made by a newer g2d-edge (layout {fmt_number}, this one knows up to "
+                           f"{MILVUS_GALLERY_FORMAT}); upgrade g2d-edge")
+    space = props.get(_PROP_SPACE, "")
+    if not space:
+        raise GalleryError(f"gallery {url} has no embedding space property; it is damaged")
+    _check_fields(info, dim, url)
+    return _Meta(space, dim, props.get(_PROP_MODEL, ""), threshold)
+
+
+def _check_fields(info: Mapping[str, Any], dim: int, url: str) -> None:
+    fields = {f.get("name"): f for f in info.get("fields", [])}
+    needed = ("id", "name", "enrolment", "enrolled_ns", "template_index", "embedding")
+    missing = [n for n in needed if n not in fields]
+    if missing:
+        raise GalleryError(f"the collection of gallery {url} lacks the field(s) {', '.join(missing)}: it is not a "
+                           "g2d gallery")
+    vector_dim = (fields["embedding"].get("params") or {}).get("dim")
+    if vector_dim is not None and int(vector_dim) != dim:
+        raise GalleryError(f"gallery {url} stores {vector_dim}-d vectors but its properties say {dim}; it is damaged")
+
+
+def _rows(name: str, emb: np.ndarray) -> List[Dict[str, Any]]:
+    """The rows of one enrolment: one per template, all with the same enrolment id."""
+    enrolment, now = uuid.uuid4().hex, time.time_ns()
+    return [{"id": uuid.uuid4().hex, "name": name, "enrolment": enrolment, "enrolled_ns": now,
+             "template_index": i, "embedding": emb[i]} for i in range(emb.shape[0])]
+
+
+def _ordered_matrix(rows: List[Mapping[str, Any]]) -> np.ndarray:
+    """The embeddings of rows in enrolment order, as one (K, D) float32 array."""
+    ordered = sorted(rows, key=lambda r: (int(r["enrolled_ns"]), int(r["template_index"])))
+    return np.asarray([r["embedding"] for r in ordered], dtype=np.float32)
+
+
+def _matches(hits: Any, top_k: int) -> List[Match]:
+    found = [Match(str(hit["entity"]["name"]), float(hit["distance"])) for hit in hits]
+    best: Dict[str, float] = {}
+    for match in found:  # one hit per name already (group by name); keep the best should a server send more
+        best[match.name] = max(best.get(match.name, -np.inf), match.score)
+    ranked: List[Tuple[str, float]] = sorted(best.items(), key=lambda item: -item[1])
+    return [Match(name, score) for name, score in ranked[:top_k]]
