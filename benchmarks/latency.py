@@ -38,10 +38,11 @@ from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.backends import available_backends, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
+from g2d_edge.shipped import DEFAULT_MODEL, shipped_model_path  # noqa: E402
 
 log = logging.getLogger("benchmarks.latency")
 
-SHIPPED_MODEL = REPO / "g2d_edge" / "models" / "g2d-edge-s.onnx"
+SHIPPED_MODEL = shipped_model_path(DEFAULT_MODEL)
 FACE_CACHE = REPO / ".cache" / "celeba-train.npz"
 
 

@@ -52,17 +52,42 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name}."
 
 
+def _new_file_mode(target: Path) -> int:
+    """The permissions `target` gets: those it has, or for a new file what `open()` would give (0o666 minus the
+    umask) — not `mkstemp`'s private 0o600, which would hide exported models and galleries from other users."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write(target: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Create or replace `target` with what `write(fh)` writes to a binary file handle, atomically.
 
     The parent folder is created if needed. If `write` raises (or the disk fills up), the temporary file is removed
-    and `target` is left as it was. Returns `target` as a Path.
+    and `target` is left as it was. A replaced file keeps its permissions; a new one gets the umask's. Returns
+    `target` as a Path.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _new_file_mode(target)
     fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=TEMP_SUFFIX, dir=str(target.parent))
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -32,14 +32,15 @@ from .files import regular_file_problem
 from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .maskflag import MaskFlag
-from .tracking import FaceTracker, TrackingOptions, Vote
+from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
+from .tracking import FaceTracker, TrackingOptions, Vote
 
 log = logging.getLogger(__name__)
 
-#: The model shipped inside the package, used when `Recognizer(model=None)`.
-SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "g2d-edge-s.onnx"
+#: The model shipped inside the package, used when `Recognizer(model=None)`; others by name (`g2d_edge.shipped`).
+SHIPPED_MODEL = shipped_model_path(DEFAULT_MODEL)
 
 _CLOSED_MESSAGE = ("this Recognizer was closed (close() or the end of its `with` block); create a new Recognizer "
                    "to go on")
@@ -175,8 +176,9 @@ GalleryLike = Union[None, GalleryBase, str, os.PathLike]
 
 
 def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Any:
-    """Open a model: None -> the shipped model; a path -> `g2d_edge.backends.load_backend`; a ready backend object
-    (anything with `.infer` and `.sidecar`) is returned as is.
+    """Open a model: None -> the default shipped model; a shipped model's name ("g2d-edge-s", see
+    `g2d_edge.shipped`) -> that model; a path -> `g2d_edge.backends.load_backend`; a ready backend object (anything
+    with `.infer` and `.sidecar`) is returned as is.
 
     Raises:
         ModelError: the shipped model is missing, the file does not exist, or it is not a loadable model.
@@ -187,17 +189,13 @@ def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend
         raise ModelError(f"model must be a path to an .onnx/.engine file or a backend object, "
                          f"got {type(model).__name__}")
     if model is None:
-        if not SHIPPED_MODEL.is_file():
-            raise ModelError(
-                f"the model shipped with g2d-edge ({SHIPPED_MODEL.name}) is not installed in this build "
-                f"(looked in {SHIPPED_MODEL.parent}). Pass a model explicitly: Recognizer(model='path/to/model.onnx') "
-                "or `--model path/to/model.onnx` on the g2d command line; export one with `g2d-export onnx` "
-                "(its .json sidecar must sit next to it).")
-        model = SHIPPED_MODEL
+        model = _installed(SHIPPED_MODEL)
+    elif isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
+        model = _installed(shipped_model_path(model))
     path = Path(model)
     problem = regular_file_problem(path)
     if problem == "not found":
-        raise ModelError(f"model file not found: {path}")
+        raise ModelError(f"model file not found: {path} (or name a shipped model: {', '.join(SHIPPED_MODELS)})")
     if problem == "a directory":
         raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
     if problem is not None:
@@ -213,13 +211,24 @@ def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend
                          "Is it a model exported by g2d-export (ONNX graph or TensorRT engine)?") from exc
 
 
+def _installed(path: Path) -> Path:
+    """`path` of a shipped model, or ModelError when this build does not carry it."""
+    if not path.is_file():
+        raise ModelError(
+            f"the model shipped with g2d-edge ({path.name}) is not installed in this build "
+            f"(looked in {path.parent}). Pass a model explicitly: Recognizer(model='path/to/model.onnx') "
+            "or `--model path/to/model.onnx` on the g2d command line; export one with `g2d-export onnx` "
+            "(its .json sidecar must sit next to it).")
+    return path
+
+
 class Recognizer:
     """Face recognition on BGR frames: detection (YuNet or MediaPipe BlazeFace, see `DetectorOptions`), alignment
     (shared 112x112 aligner), embedding (ONNX Runtime / TensorRT backend), and gallery matching.
 
     Args:
-        model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the shipped model,
-            or a ready backend object.
+        model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the default shipped
+            model, a shipped model's name ("g2d-edge-m", "g2d-edge-s"), or a ready backend object.
         backend: "auto" (by file suffix and what is installed), "onnxruntime", "tensorrt", ...
             "triton" (`url="grpc://host:8001"`, `model_name=...`): the model runs on a Triton server and `model`
             only names the sidecar it must match (see `g2d_edge.backends.triton`).

@@ -85,3 +85,20 @@ def test_temp_file_of_a_running_save_is_left_alone(tmp_path):
         holder.kill()
     Gallery.load(path)
     assert not any(t.exists() for t in left)
+
+
+def test_atomic_writes_keep_permissions_and_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from g2d_edge.files import atomic_write_bytes
+
+    old = os.umask(0o027)
+    try:
+        new = atomic_write_bytes(tmp_path / "new.bin", b"x")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640  # 0o666 minus the umask, not mkstemp's private 0o600
+        os.chmod(new, 0o604)
+        atomic_write_bytes(new, b"y")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o604 and new.read_bytes() == b"y"  # a replaced file keeps its mode
+    finally:
+        os.umask(old)
