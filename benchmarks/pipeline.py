@@ -3,8 +3,14 @@
 
 Stages: capture (time the loop waits on the threaded `Capture` for the next frame: JPEG frames read from a folder,
 decoded ahead on the reader thread, as a camera would deliver them), detection (the SDK's default front end unless
-`--detector` / `--scale-mode` say otherwise: YuNet in the every-scale mode with BlazeFace keypoints), alignment,
-inference (all faces of a frame in one backend call) and matching (cosine top-1 over a gallery).
+`--detector` / `--scale-mode` say otherwise: YuNet in the every-scale mode with BlazeFace keypoints), tracking,
+alignment, inference (all faces of a frame in one backend call, and the mask flag) and matching (cosine top-1 over a
+gallery).
+
+`--video`: the frames form a video (the same faces drifting across the frame) and every row is run twice, with
+tracking off (every face recognised in every frame) and on (`RecognizerOptions(track=True)`: a track is recognised
+when new, every `recognise_every` frames, or when its face gets clearly better); `embedded` is the faces embedded per
+frame.
 
 Test frames are built from real photos: N face photos of different people from ../shared/data/celeba-train tiled into
 one frame (1x1, 2x2, 4x4). The photos the detector is most confident about are used, so that the N faces are really
@@ -41,9 +47,10 @@ from g2d_edge import machine as _machine  # noqa: E402
 from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
                       RecognizerOptions)
 from g2d_edge.errors import G2DError  # noqa: E402
+from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
-STAGES = ("capture", "detection", "alignment", "inference", "matching")
+STAGES = ("capture", "detection", "tracking", "alignment", "inference", "matching")
 
 
 @dataclass
@@ -53,12 +60,15 @@ class Row:
     config: str
     backend: str
     device: str
+    tracking: str
     faces_per_frame: int
     faces_found: float
+    embedded: float
     frames: int
     fps: float
     capture_ms: float
     detection_ms: float
+    tracking_ms: float
     alignment_ms: float
     inference_ms: float
     matching_ms: float
@@ -139,6 +149,19 @@ def build_frames(photos: List[np.ndarray], n_faces: int, distinct: int, cell: in
     return frames
 
 
+def video_frames(frame: np.ndarray, count: int, drift: int = 24) -> List[np.ndarray]:
+    """`count` frames of a video: `frame` on a larger canvas, drifting back and forth by up to `drift` pixels."""
+    h, w = frame.shape[:2]
+    out = []
+    for t in range(count):
+        dx = int(round(drift * (1 + np.sin(2 * np.pi * t / 50)) / 2))
+        dy = int(round(drift * (1 + np.cos(2 * np.pi * t / 70)) / 2))
+        canvas = np.full((h + drift, w + drift, 3), 64, np.uint8)
+        canvas[dy:dy + h, dx:dx + w] = frame
+        out.append(canvas)
+    return out
+
+
 def fill_gallery(rec: Recognizer, frames: List[np.ndarray], size: int, seed: int = 0) -> None:
     """The people in the frames (one template per face found) plus random filler identities up to `size`."""
     gallery = rec.gallery
@@ -155,33 +178,42 @@ def fill_gallery(rec: Recognizer, frames: List[np.ndarray], size: int, seed: int
 
 
 def run_config(config: str, args: argparse.Namespace, photos: List[np.ndarray]) -> List[Row]:
+    """The rows of one backend configuration (twice, tracking off and on, in video mode)."""
+    return [row for track in ((False, True) if args.video else (None,)) for row in run_tracking(config, args, photos,
+                                                                                                track)]
+
+
+def run_tracking(config: str, args: argparse.Namespace, photos: List[np.ndarray], track: Optional[bool]) -> List[Row]:
     if config == "cpu":
         backend, options = "onnxruntime", {"providers": ["cpu"], "intra_op_threads": args.threads}
     else:
         backend, options = args.gpu_backend, {}
-    rec = Recognizer(model=args.model, backend=backend, options=RecognizerOptions(detector=detector_options(args)),
-                     **options)
+    rec = Recognizer(model=args.model, backend=backend, **options,
+                     options=RecognizerOptions(detector=detector_options(args), track=track))
     device = getattr(rec.backend, "provider", None) or rec.backend.name
+    label = {None: "-", False: "off", True: "on"}[track]
     rows = []
     try:
         for n_faces in args.faces:
-            frames = build_frames(photos, n_faces, args.distinct, args.cell)
-            fill_gallery(rec, frames, args.gallery_size)
+            frames = build_frames(photos, n_faces, 1 if args.video else args.distinct, args.cell)
+            if args.video:
+                frames = video_frames(frames[0], args.frames + args.warmup)
+            fill_gallery(rec, frames[:1] if args.video else frames, args.gallery_size)
+            rec.reset_tracks()
             with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
                 for i in range(args.frames + args.warmup):
                     cv2.imwrite(str(Path(tmp) / f"{i:06d}.jpg"), frames[i % len(frames)],
                                 [cv2.IMWRITE_JPEG_QUALITY, 90])
-                rows.append(measure(rec, Path(tmp), args, config, device, n_faces))
+                rows.append(measure(rec, Path(tmp), args, config, device, n_faces, label))
     finally:
         rec.close()
     return rows
 
 
 def measure(rec: Recognizer, folder: Path, args: argparse.Namespace, config: str, device: str,
-            n_faces: int) -> Row:
+            n_faces: int, tracking: str) -> Row:
     totals = {s: 0.0 for s in STAGES}
-    found = 0
-    done = 0
+    found = embedded = done = 0
     with Capture(folder, CaptureOptions(drop_frames=False)) as cap:
         for _ in range(args.warmup):
             frame = cap.read(timeout=30)
@@ -200,12 +232,14 @@ def measure(rec: Recognizer, folder: Path, args: argparse.Namespace, config: str
             for stage, seconds in rec.last_timings.items():
                 totals[stage] += seconds
             found += len(faces)
+            embedded += rec.last_faces_embedded
             done += 1
         wall = time.perf_counter() - start
     per = {s: 1000.0 * totals[s] / max(done, 1) for s in STAGES}
-    return Row(config=config, backend=rec.backend.name, device=device, faces_per_frame=n_faces,
-               faces_found=found / max(done, 1), frames=done, fps=done / max(wall, 1e-9),
-               capture_ms=per["capture"], detection_ms=per["detection"], alignment_ms=per["alignment"],
+    return Row(config=config, backend=rec.backend.name, device=device, tracking=tracking, faces_per_frame=n_faces,
+               faces_found=found / max(done, 1), embedded=embedded / max(done, 1), frames=done,
+               fps=done / max(wall, 1e-9), capture_ms=per["capture"], detection_ms=per["detection"],
+               tracking_ms=per["tracking"], alignment_ms=per["alignment"],
                inference_ms=per["inference"], matching_ms=per["matching"], total_ms=1000.0 * wall / max(done, 1))
 
 
@@ -218,13 +252,14 @@ def markdown(rows: List[Row], machine: Dict[str, Any], args: argparse.Namespace,
              f"Detector: {args.detector_name}; gallery of {args.gallery_size} identities; ONNX Runtime CPU "
              f"threads: {args.threads or 'default'}; "
              f"{args.frames} frames per row; times are means per frame in ms.", "",
-             "| config | runs on | faces/frame | found | FPS | capture | detection | alignment | inference | "
-             "matching | total |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| config | runs on | tracking | faces/frame | found | embedded | FPS | capture | detection | tracking | "
+             "alignment | inference | matching | total |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.config} | {r.device} | {r.faces_per_frame} | {r.faces_found:.1f} | {r.fps:.1f} | "
-                     f"{r.capture_ms:.2f} | {r.detection_ms:.2f} | {r.alignment_ms:.2f} | {r.inference_ms:.2f} | "
-                     f"{r.matching_ms:.2f} | {r.total_ms:.2f} |")
+        lines.append(f"| {r.config} | {r.device} | {r.tracking} | {r.faces_per_frame} | {r.faces_found:.1f} | "
+                     f"{r.embedded:.1f} | {r.fps:.1f} | {r.capture_ms:.2f} | {r.detection_ms:.2f} | "
+                     f"{r.tracking_ms:.2f} | {r.alignment_ms:.2f} | {r.inference_ms:.2f} | {r.matching_ms:.2f} | "
+                     f"{r.total_ms:.2f} |")
     return "\n".join(lines)
 
 
@@ -249,6 +284,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--distinct", type=int, default=4, help="different frames per row (cycled)")
     p.add_argument("--cell", type=int, default=144, help="pixels per tiled photo")
     p.add_argument("--gallery-size", type=int, default=1000, help="identities in the gallery")
+    p.add_argument("--video", action="store_true",
+                   help="frames form a video; each row runs with tracking off and on")
     p.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     args = p.parse_args(argv)
     try:
@@ -276,13 +313,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.detector_name = detector.name
             photos = pick_photos(args.data, max(args.faces) * args.distinct, detector)
         rows: List[Row] = []
-        model_name = ""
         for config in args.backends:
             rows += run_config(config, args, photos)
-        if args.model is None:
-            model_name = "shipped model g2d-edge-s"
-        else:
-            model_name = Path(args.model).name
+        model_name = f"shipped model {SHIPPED_MODEL.stem}" if args.model is None else Path(args.model).name
     except G2DError as exc:
         print(f"pipeline benchmark: error: {exc}", file=sys.stderr)
         return 1

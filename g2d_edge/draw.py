@@ -23,6 +23,7 @@ class DrawOptions:
     font_scale: float = 0.5
     show_score: bool = True
     show_keypoints: bool = False
+    show_mask: bool = True  #: append "[mask]" to the label of a face flagged as masked
     unknown_label: str = "unknown"
 
 
@@ -30,7 +31,8 @@ def annotate(frame: np.ndarray, recognitions: Iterable, fps: Optional[float] = N
              options: Optional[DrawOptions] = None) -> np.ndarray:
     """A copy of `frame` with a box, name and score per recognition (and the FPS in the corner if given).
 
-    `recognitions` are `Recognition`s (anything with `box`, `name`, `score`, `keypoints` works).
+    `recognitions` are `Recognition`s (anything with `box`, `name`, `score`, `keypoints` works; `masked` adds a
+    "[mask]" tag).
     Known people are drawn in green, unknown faces in red. The input frame is not modified.
     """
     opts = options or DrawOptions()
@@ -44,6 +46,8 @@ def annotate(frame: np.ndarray, recognitions: Iterable, fps: Optional[float] = N
         score = getattr(rec, "score", None)
         if opts.show_score and score is not None:
             label = f"{label} {score:.2f}"
+        if opts.show_mask and getattr(rec, "masked", None):
+            label = f"{label} [mask]"
         _label(out, label, (x1, y1), color, opts)
         if opts.show_keypoints:
             for x, y in np.asarray(rec.keypoints):

@@ -31,9 +31,11 @@ from .errors import ClosedError, G2DError, ImageReadError, InputError, ModelErro
 from .files import regular_file_problem
 from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
+from .maskflag import MaskFlag
 from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
+from .tracking import FaceTracker, TrackingOptions, Vote
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ class Recognition:
     embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
     threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
     the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
-    Arrays are read-only.
+    masked: whether the face wears a mask (`g2d_edge.maskflag`); mask_score: the classifier's probability of it
+    (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
+    tracked; see `RecognizerOptions.track`). Arrays are read-only.
     """
 
     box: np.ndarray
@@ -72,6 +76,9 @@ class Recognition:
     name: Optional[str] = None
     score: Optional[float] = None
     matches: Tuple[Match, ...] = ()
+    masked: Optional[bool] = None
+    mask_score: Optional[float] = None
+    track_id: Optional[int] = None
 
     @property
     def is_known(self) -> bool:
@@ -87,6 +94,9 @@ class Recognition:
             "name": self.name,
             "score": None if self.score is None else round(float(self.score), 4),
             "matches": [{"name": m.name, "score": round(float(m.score), 4)} for m in self.matches],
+            "masked": self.masked,
+            "mask_score": None if self.mask_score is None else round(float(self.mask_score), 4),
+            "track_id": self.track_id,
         }
         if include_embedding:
             out["embedding"] = [float(v) for v in self.embedding]
@@ -134,6 +144,13 @@ class RecognizerOptions:
     warmup: run one dummy batch through the backend at start-up (first-call latency out of the way).
     max_image_pixels: image files (enrol, verify) whose header claims more pixels than this are refused with
         ImageReadError before they are decoded (decompression bombs); see `g2d_edge.io.DEFAULT_MAX_IMAGE_PIXELS`.
+    mask_flag: fill `Recognition.masked` / `mask_score` with the shipped mask classifier (`g2d_edge.maskflag`,
+        well under 1 ms per face on a CPU).
+    track: treat successive frames as one video: faces keep a `track_id`, a track is recognised only when new,
+        every `tracking.recognise_every` frames or when its face gets clearly better, and its name is a vote over
+        its recognitions (`g2d_edge.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
+        call `reset_tracks()` between videos.
+    tracking: the tracker's options.
     """
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
@@ -144,6 +161,14 @@ class RecognizerOptions:
     result_callback: Optional[Callable[[StreamResult], None]] = None
     warmup: bool = True
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    mask_flag: bool = True
+    track: Optional[bool] = None
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+
+    @property
+    def tracks_faces(self) -> bool:
+        """Whether faces are tracked between frames (see `track`)."""
+        return self.running_mode is RunningMode.STREAM if self.track is None else bool(self.track)
 
 
 ModelLike = Union[None, str, os.PathLike, Any]
@@ -238,6 +263,8 @@ class Recognizer:
         det_opts = self.options.detector
         if self.options.min_face_size is not None:
             det_opts = dataclasses.replace(det_opts, min_face_size=int(self.options.min_face_size))
+        self.mask_flag: Optional[MaskFlag] = MaskFlag() if self.options.mask_flag else None
+        self._tracker: Optional[FaceTracker] = FaceTracker(self.options.tracking) if self.options.tracks_faces else None
         self.detector = FaceDetector(det_opts)
         try:
             self._gallery = self._attach(gallery)
@@ -247,8 +274,10 @@ class Recognizer:
         self._threshold: Optional[float] = self.options.threshold
         self._lock = threading.RLock()  # detector and backend are used by one thread at a time
         self._warned_empty = False
-        #: seconds spent per stage by the last identify call: detection, alignment, inference, matching
+        #: seconds spent per stage by the last identify call: detection, tracking, alignment, inference, matching
         self.last_timings: Dict[str, float] = {}
+        #: faces the last identify call embedded (with tracking, only the tracks that needed recognition)
+        self.last_faces_embedded = 0
         self._stream: Optional[_StreamWorker] = None
         self._stream_lock = threading.Lock()  # starts the one stream worker; orders submissions
         self._last_ts: Optional[int] = None
@@ -311,6 +340,12 @@ class Recognizer:
         with self._lock:
             self._check_open()
             return self.detector.detect(frame)
+
+    def reset_tracks(self) -> None:
+        """Forget every track (a new video starts): the next frame's faces get new track ids."""
+        with self._lock:
+            if self._tracker is not None:
+                self._tracker = FaceTracker(self.options.tracking)
 
     def identify(self, frame: np.ndarray) -> List[Recognition]:
         """Recognise every face in one BGR uint8 frame (largest face first).
@@ -488,33 +523,51 @@ class Recognizer:
         t0 = time.perf_counter()
         detections = self.detector.detect(frame)
         t1 = time.perf_counter()
-        if detections:
-            aligned = np.stack([align_face(frame, d.keypoints) for d in detections])
-        else:
-            aligned = np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE, 3), dtype=np.uint8)
+        track_ids = self._tracker.update(detections) if self._tracker is not None else [None] * len(detections)
+        todo = [i for i, (det, tid) in enumerate(zip(detections, track_ids))
+                if self._tracker is None or self._tracker.needs_recognition(tid, det)]
+        self.last_faces_embedded = len(todo)
         t2 = time.perf_counter()
+        aligned = (np.stack([align_face(frame, detections[i].keypoints) for i in todo]) if todo
+                   else np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE, 3), dtype=np.uint8))
+        t3 = time.perf_counter()
         embeddings = self._infer(aligned)
         embeddings.setflags(write=False)
-        t3 = time.perf_counter()
-        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if detections else []
-        if detections and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
+        mask_scores = self.mask_flag.scores(aligned) if self.mask_flag is not None else [None] * len(aligned)
+        t4 = time.perf_counter()
+        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if todo else []
+        if todo and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
             log.warning("the gallery is empty: every face is reported as unknown (name=None); "
                         "enrol people with Recognizer.enroll or `g2d enroll`")
             self._warned_empty = True
-        threshold = self.threshold
-        results = []
-        for det, emb, matches in zip(detections, embeddings, candidates):
+        fresh = dict(zip(todo, zip(embeddings, candidates, mask_scores)))
+        results = [self._recognition(det, tid, fresh.get(i)) for i, (det, tid) in enumerate(zip(detections, track_ids))]
+        t5 = time.perf_counter()
+        return results, {"detection": t1 - t0, "tracking": t2 - t1, "alignment": t3 - t2, "inference": t4 - t3,
+                         "matching": t5 - t4}
+
+    def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple]) -> Recognition:
+        """The record of one face: recognised in this frame (`fresh` = (embedding, matches, mask score)), or its
+        track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.tracking`)."""
+        if fresh is not None:
+            embedding, matches, mask_score = fresh
             best = matches[0] if matches else None
-            box = np.array(det.box, dtype=np.float32)
-            kps = np.array(det.keypoints, dtype=np.float32)
-            box.setflags(write=False)
-            kps.setflags(write=False)
-            results.append(Recognition(
-                box=box, keypoints=kps, det_score=float(det.score), embedding=emb,
-                name=best.name if best is not None and best.score >= threshold else None,
-                score=best.score if best is not None else None, matches=tuple(matches)))
-        t4 = time.perf_counter()
-        return results, {"detection": t1 - t0, "alignment": t2 - t1, "inference": t3 - t2, "matching": t4 - t3}
+            vote = Vote(best.name if best is not None and best.score >= self.threshold else None,
+                        best.score if best is not None else None)
+            if self._tracker is not None:
+                vote = self._tracker.record(track_id, det, vote, embedding, mask_score, tuple(matches))
+            matches = tuple(matches)
+        else:
+            state = self._tracker.states[track_id]
+            vote, embedding, mask_score, matches = state.identity(), state.embedding, state.mask_score, state.matches
+        box = np.array(det.box, dtype=np.float32)
+        kps = np.array(det.keypoints, dtype=np.float32)
+        box.setflags(write=False)
+        kps.setflags(write=False)
+        return Recognition(box=box, keypoints=kps, det_score=float(det.score), embedding=embedding, name=vote.name,
+                           score=vote.score, matches=matches, track_id=track_id,
+                           masked=None if mask_score is None else bool(mask_score >= self.mask_flag.threshold),
+                           mask_score=None if mask_score is None else float(mask_score))
 
 
 def _check_threshold(value: Optional[float]) -> None:

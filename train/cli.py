@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="leave once this many epochs are done (checkpointed; the next run resumes)")
         p.add_argument("--device", help="cpu | cuda | cuda:N | auto (overrides the config)")
 
+    p = sub.add_parser("maskflag", help="train the mask flag (Recognition.masked) and export it to ONNX")
+    _common(p)
+    p.add_argument("-o", "--output", type=Path, default=Path("g2d_edge/models/mask-flag.onnx"),
+                   help="ONNX file to write (default: the one shipped in the package)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threshold", type=float, default=0.5, help="mask_score from which a face counts as masked")
+
     p = sub.add_parser("eval", help="verification (clean/masked pairs) and identification of a checkpoint")
     _common(p)
     p.add_argument("--checkpoint", type=Path, help="default: <run-dir>/classifier/final.pt")
@@ -206,11 +213,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maskflag(args: argparse.Namespace) -> int:
+    from .maskflag import MaskFlagOptions, export_mask_flag, train_mask_flag
+
+    cfg = _load_cfg(args)
+    net = train_mask_flag(cfg, MaskFlagOptions(epochs=args.epochs))
+    export_mask_flag(net, args.output, threshold=args.threshold)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `g2d-train`; returns the exit status (0 ok, 2 for errors the user can fix)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handlers = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval}
+    handlers = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval, "maskflag": cmd_maskflag}
     handler = handlers.get(args.command, cmd_train)
     try:
         return handler(args)

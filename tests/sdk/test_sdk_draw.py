@@ -31,3 +31,17 @@ def test_annotate_keypoints_and_empty_list():
     assert out[50, 50].sum() > 0
     with pytest.raises(InputError):
         annotate(np.zeros((10, 10)), [])
+
+
+def test_annotate_tags_masked_faces():
+    import dataclasses
+
+    frame = np.zeros((120, 200, 3), np.uint8)
+    plain = annotate(frame, [face("ann", box=(20, 60, 80, 110))])
+    masked = annotate(frame, [dataclasses.replace(face("ann", box=(20, 60, 80, 110)), masked=True)])
+    # the label box above the face is wider with the "[mask]" tag
+    row = 50
+    assert (masked[row] > 0).any(axis=1).sum() > (plain[row] > 0).any(axis=1).sum()
+    off = annotate(frame, [dataclasses.replace(face("ann", box=(20, 60, 80, 110)), masked=True)],
+                   options=DrawOptions(show_mask=False))
+    assert np.array_equal(off, plain)

@@ -50,7 +50,7 @@ def test_identify_real_photos_gives_faces_with_unit_embeddings(rec, people):
             assert f.embedding.shape == (rec.embedding_dim,) and f.embedding.dtype == np.float32
             assert np.linalg.norm(f.embedding) == pytest.approx(1.0, abs=1e-4)
             assert f.name is None and f.score is None  # empty gallery
-    assert set(rec.last_timings) == {"detection", "alignment", "inference", "matching"}
+    assert set(rec.last_timings) == {"detection", "tracking", "alignment", "inference", "matching"}
 
 
 def test_recognition_is_immutable(rec, people):

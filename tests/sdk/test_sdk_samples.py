@@ -86,9 +86,21 @@ def test_pipeline_benchmark_json(tmp_path, tiny_onnx_model, celeba_dir):
     for r in rows:
         assert r["frames"] == 4 and r["fps"] > 0 and r["backend"] == "onnxruntime"
         assert r["faces_found"] == pytest.approx(r["faces_per_frame"], abs=1.0)
-        stages = [r[f"{s}_ms"] for s in ("capture", "detection", "alignment", "inference", "matching")]
+        stages = [r[f"{s}_ms"] for s in ("capture", "detection", "tracking", "alignment", "inference", "matching")]
         assert all(v >= 0 for v in stages) and r["detection_ms"] > 0 and r["inference_ms"] > 0
         assert sum(stages) <= r["total_ms"] * 1.05
+        assert r["tracking"] == "-" and r["embedded"] == pytest.approx(r["faces_found"])
+
+
+def test_pipeline_video_mode_tracks_and_embeds_less(tmp_path, tiny_onnx_model, celeba_dir):
+    res = run([REPO / "benchmarks" / "pipeline.py", "--model", tiny_onnx_model, "--data", celeba_dir, "--faces", "4",
+               "--frames", "12", "--warmup", "1", "--gallery-size", "20", "--backends", "cpu", "--video", "--json"],
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = {r["tracking"]: r for r in json.loads(res.stdout)["rows"]}
+    assert set(rows) == {"off", "on"}
+    assert rows["off"]["embedded"] == pytest.approx(rows["off"]["faces_found"])
+    assert rows["on"]["embedded"] < rows["on"]["faces_found"] / 2  # tracks are re-recognised every 10th frame
 
 
 def test_runtime_does_not_import_torch(tmp_path):

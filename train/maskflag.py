@@ -1,0 +1,176 @@
+"""`g2d-train maskflag`: the tiny CNN behind `Recognition.masked` — does an aligned face wear a mask?
+
+Every training face (the config's sources, held-out people excluded) is seen twice per epoch: clean (label 0) and
+with a synthetic mask from `train.masks` (label 1), both with the same random flip and colour jitter and a random
+similarity warp (shift, scale, rotation: masked faces are aligned from less certain keypoints); optionally at a
+random lower resolution (`MaskFlagOptions.low_res_prob`). The network
+takes the SDK's aligned crop as it is, `uint8` (N, 112, 112, 3) BGR, and outputs one probability per face
+(`mask_score`); it is exported to ONNX with that contract and run by `g2d_edge.maskflag.MaskFlag`.
+
+Architecture: 2x2 average pooling to 56 px, four stride-2 3x3 Conv-BN-ReLU (16, 32, 64, 64 channels), global
+average pooling, one linear unit, sigmoid: 0.06 M parameters, about 10 M multiply-adds per face.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .data import AugmentOptions, EpochShuffleSampler, build_stage_data, collate_faces
+from .model import ConvBNAct, Preprocess
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "faces"
+OUTPUT_NAME = "mask_score"
+
+
+@dataclass
+class MaskFlagOptions:
+    """How the mask flag is trained."""
+
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    num_workers: int = 1
+    seed: int = 0
+    max_shift: float = 0.06  #: random translation, fraction of the crop
+    max_scale: float = 0.10  #: random zoom in/out
+    max_rotation_deg: float = 10.0
+    min_resolution: int = 20  #: faces may also be seen downscaled to as little as this many pixels (then upscaled)
+    #: share of batches seen at a random lower resolution. 0 by default: with 0.5 (and twice the warp above) the
+    #: flag got worse on real masked photos (85.5 % instead of 88.1 % at a 0.5 threshold, benchmarks/maskflag.py)
+    low_res_prob: float = 0.0
+
+
+class MaskFlagNet(nn.Module):
+    """uint8 NHWC BGR aligned faces (N, 112, 112, 3) -> probability that each wears a mask (N,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.preprocess = Preprocess()
+        self.pool = nn.AvgPool2d(2)
+        channels = (3, 16, 32, 64, 64)
+        self.features = nn.Sequential(*(ConvBNAct(a, b, 3, 2, activation="relu")
+                                        for a, b in zip(channels[:-1], channels[1:])))
+        self.head = nn.Linear(channels[-1], 1)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """x: float NCHW RGB in [-1, 1] (the model's `Preprocess` output) -> (N,) logits."""
+        return self.head(self.features(self.pool(x)).mean(dim=(2, 3))).squeeze(1)
+
+    def forward(self, faces: Tensor) -> Tensor:
+        return torch.sigmoid(self.logits(self.preprocess(faces)))
+
+
+def random_warp(x: Tensor, options: MaskFlagOptions, generator: torch.Generator) -> Tensor:
+    """A random similarity transform of each image of a float NCHW batch (bilinear, border replicated)."""
+    n = x.shape[0]
+    u = torch.rand(n, 4, generator=generator) * 2 - 1
+    angle = u[:, 0] * math.radians(options.max_rotation_deg)
+    scale = 1.0 + u[:, 1] * options.max_scale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * options.max_shift * 2], 1),
+                         torch.stack([sin, cos, u[:, 3] * options.max_shift * 2], 1)], 1)
+    grid = nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def random_low_resolution(x: Tensor, options: MaskFlagOptions, generator: torch.Generator) -> Tensor:
+    """With probability `low_res_prob`, the whole batch downscaled to a random size (>= `min_resolution`) and back:
+    real camera faces are often small and blurred."""
+    if float(torch.rand(1, generator=generator)) >= options.low_res_prob:
+        return x
+    size = int(torch.randint(options.min_resolution, x.shape[-1], (1,), generator=generator))
+    small = nn.functional.interpolate(x, size=(size, size), mode="area")
+    return nn.functional.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _batch_inputs(batch: Dict[str, Tensor], pre: Preprocess, options: MaskFlagOptions,
+                  generator: torch.Generator) -> Tuple[Tensor, Tensor]:
+    """(images, labels): the clean faces (0) and their masked versions (1), randomly warped and blurred."""
+    x = torch.cat([pre(batch["clean"]), pre(batch["masked"])])
+    y = torch.cat([torch.zeros(len(batch["clean"])), torch.ones(len(batch["masked"]))])
+    return random_low_resolution(random_warp(x, options, generator), options, generator), y
+
+
+def train_mask_flag(cfg: TrainConfig, options: MaskFlagOptions) -> MaskFlagNet:
+    """Train the mask flag on the config's sources (held-out people excluded); returns the network in eval mode."""
+    augment = AugmentOptions(mask_prob=1.0, flip=True, color_jitter=max(cfg.data.color_jitter, 0.2),
+                             mask=dict(cfg.data.masks))
+    data = build_stage_data(cfg.data, [s.name for s in cfg.data.sources], augment, options.seed)
+    torch.manual_seed(options.seed)
+    net = MaskFlagNet()
+    sampler = EpochShuffleSampler(len(data.dataset), seed=options.seed)
+    loader = DataLoader(data.dataset, batch_size=options.batch_size, sampler=sampler,
+                        num_workers=options.num_workers, collate_fn=collate_faces, drop_last=True)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    steps = options.epochs * len(loader)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=options.lr, total_steps=max(1, steps))
+    generator = torch.Generator().manual_seed(options.seed)
+    loss_fn = nn.BCEWithLogitsLoss()
+    for epoch in range(options.epochs):
+        sampler.set_epoch(epoch)
+        data.dataset.set_epoch(epoch)
+        net.train()
+        seen, correct, total_loss = 0, 0, 0.0
+        for batch in tqdm(loader, desc=f"maskflag {epoch + 1}/{options.epochs}", mininterval=10):
+            x, y = _batch_inputs(batch, net.preprocess, options, generator)
+            logits = net.logits(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            seen += len(y)
+            correct += int(((logits > 0).float() == y).sum())
+            total_loss += float(loss.detach()) * len(y)
+        log.info("maskflag epoch %d/%d: loss %.4f, accuracy %.4f on %d faces", epoch + 1, options.epochs,
+                 total_loss / max(1, seen), correct / max(1, seen), seen)
+    return net.eval()
+
+
+def export_mask_flag(net: MaskFlagNet, out: Path, threshold: float = 0.5, tolerance: float = 1e-4) -> Path:
+    """Write the network as ONNX (`faces` uint8 (N,112,112,3) BGR -> `mask_score` (N,)), dynamic batch, with its
+    decision threshold in the graph's metadata; ONNX Runtime must reproduce PyTorch within `tolerance`."""
+    import io
+
+    import onnx
+    import onnxruntime as ort
+
+    from g2d_edge.files import atomic_write_bytes
+
+    net = net.eval()
+    dummy = torch.randint(0, 256, (2, 112, 112, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(net, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    model = onnx.load_from_string(buf.getvalue())
+    model.producer_name = "g2d-train maskflag"
+    model.doc_string = "g2d-edge mask flag: aligned faces uint8 (N,112,112,3) BGR -> P(wears a mask) (N,)"
+    for key, value in {"threshold": f"{threshold:.6g}", "kind": "g2d-mask-flag"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    faces = torch.randint(0, 256, (5, 112, 112, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {INPUT_NAME: faces.numpy()})[0]
+    with torch.no_grad():
+        want = net(faces).numpy()
+    if got.shape != want.shape or np.abs(got - want).max() > tolerance:
+        raise RuntimeError(f"the exported mask flag does not reproduce PyTorch (max diff {np.abs(got - want).max()})")
+    atomic_write_bytes(Path(out), model.SerializeToString())
+    log.info("mask flag exported to %s (%.1f KB)", out, Path(out).stat().st_size / 1024)
+    return Path(out)
