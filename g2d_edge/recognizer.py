@@ -521,13 +521,16 @@ class Recognizer:
 
     def _analyse(self, frame: np.ndarray) -> Tuple[List[Recognition], Dict[str, float]]:
         t0 = time.perf_counter()
-        detections = self.detector.detect(frame)
+        detections = self.detector.find(frame)
         t1 = time.perf_counter()
         track_ids = self._tracker.update(detections) if self._tracker is not None else [None] * len(detections)
         todo = [i for i, (det, tid) in enumerate(zip(detections, track_ids))
                 if self._tracker is None or self._tracker.needs_recognition(tid, det)]
         self.last_faces_embedded = len(todo)
         t2 = time.perf_counter()
+        # keypoints to align from (BlazeFace's on YuNet's faces) only for the faces recognised in this frame
+        for i, det in zip(todo, self.detector.refine_keypoints(frame, [detections[i] for i in todo])):
+            detections[i] = det
         aligned = (np.stack([align_face(frame, detections[i].keypoints) for i in todo]) if todo
                    else np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE, 3), dtype=np.uint8))
         t3 = time.perf_counter()

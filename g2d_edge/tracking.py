@@ -40,7 +40,7 @@ class TrackingOptions:
     frame_rate: the video's frame rate (ByteTrack scales its buffer with it).
     """
 
-    recognise_every: int = 10
+    recognise_every: int = 20
     better_face_ratio: float = 1.5
     vote_window: int = 5
     max_lost_frames: int = 30

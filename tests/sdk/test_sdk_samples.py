@@ -100,7 +100,7 @@ def test_pipeline_video_mode_tracks_and_embeds_less(tmp_path, tiny_onnx_model, c
     rows = {r["tracking"]: r for r in json.loads(res.stdout)["rows"]}
     assert set(rows) == {"off", "on"}
     assert rows["off"]["embedded"] == pytest.approx(rows["off"]["faces_found"])
-    assert rows["on"]["embedded"] < rows["on"]["faces_found"] / 2  # tracks are re-recognised every 10th frame
+    assert rows["on"]["embedded"] < rows["on"]["faces_found"] / 2  # tracks are re-recognised every 20th frame
 
 
 def test_runtime_does_not_import_torch(tmp_path):
