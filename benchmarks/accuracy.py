@@ -33,7 +33,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks._timing import median_seconds  # noqa: E402
+from benchmarks._timing import interleaved_median_seconds, median_seconds  # noqa: E402
 from benchmarks.peers import (DLIB_DISTANCE_THRESHOLD, SFACE_COSINE_THRESHOLD, DlibPeer, PhotoEmbeddings,  # noqa: E402
                               embed_rows, sface_as_shipped)
 from g2d_edge.align import align_face  # noqa: E402
@@ -317,16 +317,18 @@ def _median_ms(fn, repeats: int, warmup: int = 5) -> float:
 
 def measure_latency(cfg: AccuracyConfig, crop: np.ndarray, photo: np.ndarray, box: np.ndarray,
                     dlib: Optional[DlibPeer]) -> Dict[str, float]:
-    """Per-face CPU latency at batch 1 on one thread of each recogniser, and the SDK's detection + alignment."""
-    out: Dict[str, float] = {}
+    """Per-face CPU latency at batch 1 on one thread of each recogniser (the ONNX models taking turns call by call,
+    so that a change in the machine's load hits them alike), and the SDK's detection + alignment."""
+    calls: Dict[str, Callable[[], object]] = {}
     for label, path in cfg.models:
         backend = load_backend(path, backend="onnxruntime", intra_op_threads=1)
-        out[f"{label}_embed_ms"] = _median_ms(lambda: backend.infer(crop[None]), cfg.latency_repeats)
+        calls[label] = lambda backend=backend: backend.infer(crop[None])
     if cfg.sface is not None:
-        shipped = sface_as_shipped(cfg.sface, threads=1)
-        out["sface_embed_ms"] = _median_ms(lambda: shipped(crop), cfg.latency_repeats)
-        plain = SFace(cfg.sface, threads=1)
-        out["sface_float_embed_ms"] = _median_ms(lambda: plain(crop[None]), cfg.latency_repeats)
+        shipped, plain = sface_as_shipped(cfg.sface, threads=1), SFace(cfg.sface, threads=1)
+        calls["sface"] = lambda: shipped(crop)
+        calls["sface_float"] = lambda: plain(crop[None])
+    timed = interleaved_median_seconds(calls, 5, cfg.latency_repeats)
+    out = {f"{name}_embed_ms": seconds * 1000 for name, seconds in timed.items()}
     with FaceDetector(DetectorOptions()) as det:
         out["sdk_detect_align_ms"] = _median_ms(lambda: align_face(photo, det.detect(photo)[0].keypoints),
                                                 cfg.latency_repeats)
@@ -372,9 +374,11 @@ def report(results: Dict[str, Dict[str, VerificationResult]], trips: Dict[str, R
             total = t.known + t.unknown
             lines.append(f"| {name} | {t.threshold} | {t.rank1['clean']}/{t.known} | {t.rank1['masked']}/{t.known} "
                          f"| {t.open_set['clean'] / total:.4f} | {t.open_set['masked'] / total:.4f} |")
+    names = {"sface": "OpenCV SFace (the shared file: int8 weights, dequantised at run time)",
+             "sface_float": "OpenCV SFace (the same graph with float32 weights)", "dlib": "dlib ResNet"}
     lines += ["", "| recogniser | embed ms/face (CPU, batch 1, 1 thread) |", "|---|---|"]
-    lines += [f"| {key[:-len('_embed_ms')]} | {value:.2f} |" for key, value in latency.items()
-              if key.endswith("_embed_ms")]
+    lines += [f"| {names.get(key[:-len('_embed_ms')], key[:-len('_embed_ms')])} | {value:.2f} |"
+              for key, value in latency.items() if key.endswith("_embed_ms")]
     lines.append(f"\nSDK face preparation (default detector + alignment): {latency['sdk_detect_align_ms']:.2f} ms"
                  + (f"; dlib's HOG detection: {latency['dlib_front_end_ms']:.2f} ms" if "dlib_front_end_ms" in latency
                     else ""))

@@ -115,8 +115,8 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], batches: list[int
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--configs", nargs="+", default=["tiny", "edge", "paper"],
-                   help="ModelConfig presets to measure (tiny, tiny-paper, edge, paper)")
+    p.add_argument("--configs", nargs="+", default=["tiny", "edge", "sface", "paper"],
+                   help="ModelConfig presets to measure (tiny, tiny-paper, edge, sface, paper)")
     p.add_argument("--batches", nargs="+", type=int, default=[1, 32], help="batch sizes for the latency columns")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--warmup", type=int, default=3, help="untimed forward passes before timing")
