@@ -19,7 +19,7 @@ _LAZY = {
     "build_engine": "export.tensorrt", "build_engine_if_missing": "export.tensorrt",
     "TrtBuildOptions": "export.tensorrt", "engine_cache_path": "export.tensorrt",
     "write_triton_repository": "export.triton", "TritonRepoOptions": "export.triton",
-    "ExportError": "export.errors", "ParityError": "export.errors", "EngineBuildError": "export.errors",
+    "ExportError": "g2d_edge.errors", "ParityError": "g2d_edge.errors", "EngineBuildError": "g2d_edge.errors",
 }
 
 __all__ = sorted(_LAZY)

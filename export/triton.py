@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from g2d_edge.errors import ModelError
+from g2d_edge.errors import ExportError, ModelError
 from g2d_edge.sidecar import ModelSidecar
-
-from .errors import ExportError
 
 __all__ = ["TritonRepoOptions", "TritonModelEntry", "write_triton_repository", "model_config_text",
            "SIDECAR_PARAMETERS", "TENSORRT_SUFFIX"]
