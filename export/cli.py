@@ -118,7 +118,8 @@ def run_onnx(args: argparse.Namespace) -> int:
 
 
 def run_trt(args: argparse.Namespace) -> int:
-    from .tensorrt import TrtBuildOptions, build_engine, default_engine_path
+    from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
+    from g2d_edge.backends.engine_cache import default_engine_path
 
     if args.output is not None and len(args.precision) > 1:
         raise G2DError("-o/--output names one engine: give a single --precision, or omit -o")

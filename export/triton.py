@@ -7,7 +7,7 @@
         1/model.json                its sidecar (the SDK's convention: the sidecar sits next to the model file)
       g2d-edge-s-trt/               TensorRT plan variant, only where TensorRT and a GPU are present
         config.pbtxt
-        1/model.plan                built by `export.tensorrt.build_engine` (parity-checked against ONNX Runtime)
+        1/model.plan                built by `g2d_edge.backends.engine_build.build_engine` (parity-checked against ONNX Runtime)
         1/model.json                the engine's sidecar (TensorRT version, GPU, precision)
 
 This is the layout the NGC `tritonserver` container loads as is (`--model-repository=/models`). Each `config.pbtxt`
@@ -204,7 +204,7 @@ def tensorrt_skip_reason(options: TritonRepoOptions) -> Optional[str]:
 
 def _write_tensorrt_variant(onnx_path: Path, repository: Path, name: str,
                             options: TritonRepoOptions) -> TritonModelEntry:
-    from .tensorrt import TrtBuildOptions, build_engine
+    from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
 
     trt_name = name + TENSORRT_SUFFIX
     folder = _version_dir(repository, trt_name, options)

@@ -26,21 +26,17 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from .align import ALIGNED_SIZE, align_face
+from .backends.loader import SHIPPED_MODEL, ModelLike, open_model  # noqa: F401 - SHIPPED_MODEL: importable here
 from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
-from .errors import ClosedError, G2DError, ImageReadError, InputError, ModelError, NoFaceError
-from .files import regular_file_problem
+from .errors import ClosedError, ImageReadError, InputError, NoFaceError
 from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .maskflag import MaskFlag
-from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
 from .tracking import FaceTracker, TrackingOptions, Vote
 
 log = logging.getLogger(__name__)
-
-#: The model shipped inside the package, used when `Recognizer(model=None)`; others by name (`g2d_edge.shipped`).
-SHIPPED_MODEL = shipped_model_path(DEFAULT_MODEL)
 
 _CLOSED_MESSAGE = ("this Recognizer was closed (close() or the end of its `with` block); create a new Recognizer "
                    "to go on")
@@ -171,55 +167,9 @@ class RecognizerOptions:
         return self.running_mode is RunningMode.STREAM if self.track is None else bool(self.track)
 
 
-ModelLike = Union[None, str, os.PathLike, Any]
 GalleryLike = Union[None, GalleryBase, str, os.PathLike]
-
-
-def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Any:
-    """Open a model: None -> the default shipped model; a shipped model's name ("g2d-edge-s", see
-    `g2d_edge.shipped`) -> that model; a path -> `g2d_edge.backends.load_backend`; a ready backend object (anything
-    with `.infer` and `.sidecar`) is returned as is.
-
-    Raises:
-        ModelError: the shipped model is missing, the file does not exist, or it is not a loadable model.
-    """
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        if hasattr(model, "infer") and hasattr(model, "sidecar"):
-            return model
-        raise ModelError(f"model must be a path to an .onnx/.engine file or a backend object, "
-                         f"got {type(model).__name__}")
-    if model is None:
-        model = _installed(SHIPPED_MODEL)
-    elif isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
-        model = _installed(shipped_model_path(model))
-    path = Path(model)
-    problem = regular_file_problem(path)
-    if problem == "not found":
-        raise ModelError(f"model file not found: {path} (or name a shipped model: {', '.join(SHIPPED_MODELS)})")
-    if problem == "a directory":
-        raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
-    if problem is not None:
-        raise ModelError(f"model {path} is {problem}; pass the model file (.onnx or .engine)")
-    from .backends import load_backend  # lazy: pulls in onnxruntime / tensorrt
-
-    try:
-        return load_backend(path, backend, **backend_options)
-    except G2DError:
-        raise
-    except Exception as exc:  # a runtime's own error for a bad file: say which file and what to do
-        raise ModelError(f"cannot load model {path} with backend {backend!r}: {type(exc).__name__}: {exc}. "
-                         "Is it a model exported by g2d-export (ONNX graph or TensorRT engine)?") from exc
-
-
-def _installed(path: Path) -> Path:
-    """`path` of a shipped model, or ModelError when this build does not carry it."""
-    if not path.is_file():
-        raise ModelError(
-            f"the model shipped with g2d-edge ({path.name}) is not installed in this build "
-            f"(looked in {path.parent}). Pass a model explicitly: Recognizer(model='path/to/model.onnx') "
-            "or `--model path/to/model.onnx` on the g2d command line; export one with `g2d-export onnx` "
-            "(its .json sidecar must sit next to it).")
-    return path
+#: `open_model` under its former name (it moved to `g2d_edge.backends.loader`).
+load_model_backend = open_model
 
 
 class Recognizer:
@@ -258,7 +208,7 @@ class Recognizer:
         if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
             raise InputError(f"RecognizerOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
         _check_threshold(self.options.threshold)
-        self.backend = load_model_backend(model, backend, **backend_options)
+        self.backend = open_model(model, backend, **backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
         det_opts = self.options.detector
         if self.options.min_face_size is not None:

@@ -1,8 +1,13 @@
 """PyTorch backend, for development only: runs a training checkpoint eagerly (no export step).
 
-Useful to compare an exported model against its source and as the baseline of `benchmarks/latency.py`. It needs
-the training extras (`pip install g2d-edge[train]`); `torch`, `train` and `export` are imported only when a
-`TorchBackend` is created, so the runtime SDK never pulls them in.
+Useful to compare an exported model against its source and as the baseline of `benchmarks/latency.py`. It lives
+with the export tools, not in the runtime, because it needs torch and the training code (`pip install
+g2d-edge[train]`); it implements the runtime's `Backend` protocol, so a `Recognizer` takes it as its model:
+
+    from export.torch_backend import TorchBackend
+    rec = Recognizer(model=TorchBackend("runs/edge/classifier/final.pt"))
+
+`torch` and `train` are imported when a `TorchBackend` is created, so importing this module stays cheap.
 """
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelError
-from .base import BaseBackend, PathLike
+from g2d_edge.backends.base import BaseBackend, PathLike
+from g2d_edge.errors import BackendUnavailableError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +71,9 @@ class TorchBackend(BaseBackend):
         self.options = options or TorchOptions()
         torch = import_torch()
         try:
-            from export.onnx import build_sidecar
             from train.model import InferenceModel
+
+            from .onnx import build_sidecar
         except ImportError as exc:
             raise BackendUnavailableError(f"{TORCH_INSTALL_HINT} ({exc})") from exc
         if model is None:
