@@ -32,10 +32,9 @@ from train.model import ModelConfig, build_decoder, build_model, count_flops, co
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    """What the numbers were measured on: benchmarks/_machine.py's description, the logical cores, the PyTorch
-    version and threads, and the load average."""
-    info: dict[str, Any] = {**_machine.machine_info(), "logical_cores": os.cpu_count(), "torch_threads": threads,
-                            "torch": torch.__version__}
+    """What the numbers were measured on: the machine (`g2d_edge.machine`), the PyTorch version and threads, and the
+    load average."""
+    info: dict[str, Any] = {**_machine.machine_info(), "torch_threads": threads, "torch": torch.__version__}
     if hasattr(os, "getloadavg"):
         info["load_average_1min"] = round(os.getloadavg()[0], 2)
     return info
