@@ -52,6 +52,7 @@ from benchmarks._timing import interleaved_median_seconds  # noqa: E402
 from benchmarks.peers import PhotoEmbeddings, embed_rows  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
@@ -111,7 +112,7 @@ def detector_options(spec: str) -> DetectorOptions:
 
 # ------------------------------------------------------------------------------------------------- real photos
 def load_rmfd(folder: Path, limit: int) -> List[np.ndarray]:
-    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    paths = list_images(folder, recursive=True)
     if limit:
         paths = paths[:limit]
     if not paths:

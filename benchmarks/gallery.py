@@ -47,6 +47,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.gallery import Gallery  # noqa: E402
+from g2d_edge.io import list_people  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL, Recognizer, RecognizerOptions  # noqa: E402
 
@@ -108,10 +109,10 @@ def real_embeddings(model: Path, photos: Path, people: int, templates: int) -> R
     detected face: `templates` photos enrolled, the next one a query."""
     found: Dict[str, List[np.ndarray]] = {}
     with Recognizer(model=model, options=RecognizerOptions(warmup=False)) as rec:
-        for folder in sorted(p for p in photos.iterdir() if p.is_dir()):
-            embs = _person_embeddings(rec, sorted(folder.glob("*.jpg")), templates + 1)
+        for name, paths in list_people(photos):
+            embs = _person_embeddings(rec, paths, templates + 1)
             if embs is not None:
-                found[folder.name] = embs
+                found[name] = embs
             if len(found) == people:
                 break
     if len(found) < 2:

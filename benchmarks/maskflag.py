@@ -35,6 +35,7 @@ from benchmarks._timing import median_seconds  # noqa: E402
 from benchmarks.accuracy import AccuracyConfig, load_photos, resolve_identities  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.maskflag import MaskFlag  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
@@ -43,7 +44,6 @@ from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
 log = logging.getLogger("benchmarks.maskflag")
 
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "rmfd-real"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def aligned_largest_faces(images: Sequence[Optional[np.ndarray]]) -> List[Optional[np.ndarray]]:
@@ -66,7 +66,7 @@ def flag_rate(flag: MaskFlag, crops: Sequence[Optional[np.ndarray]], want_masked
 
 
 def read_folder(root: Path) -> List[np.ndarray]:
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = list_images(root, recursive=True)
     if not paths:
         raise SystemExit(f"no photos under {root}")
     return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]

@@ -44,6 +44,7 @@ from g2d_edge import machine as _machine  # noqa: E402
 from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
                       RecognizerOptions)
 from g2d_edge.errors import G2DError  # noqa: E402
+from g2d_edge.io import list_people  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
@@ -105,10 +106,9 @@ def gpu_available() -> bool:
 
 def pick_photos(data: Path, count: int, detector: FaceDetector) -> List[np.ndarray]:
     """One photo each of up to `count` people, those the detector finds most confidently, best first."""
-    people = sorted(p for p in data.iterdir() if p.is_dir())
     scored: List[Tuple[float, np.ndarray]] = []
-    for person in people[: max(count * 3, count + 8)]:
-        for path in sorted(person.glob("*.jpg"))[:2]:
+    for _, paths in list_people(data)[: max(count * 3, count + 8)]:
+        for path in paths[:2]:
             image = cv2.imread(str(path))
             found = detector.detect(image) if image is not None else []
             if len(found) == 1:

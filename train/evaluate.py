@@ -38,12 +38,12 @@ import numpy as np
 
 from g2d_edge.errors import InputError
 from g2d_edge.files import atomic_write_bytes
+from g2d_edge.io import IMAGE_SUFFIXES, list_people
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FARS: Tuple[float, ...] = (1e-2, 1e-3, 1e-4)
 DEFAULT_FOLDS = 10
-IMAGE_SUFFIXES: Tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 CONDITION_CLEAN = "unmasked-unmasked"
 CONDITION_MIXED = "masked-unmasked"
@@ -628,27 +628,18 @@ def list_identity_images(
 ) -> Tuple[List[Path], np.ndarray, List[str]]:
     """Images of a folder ``root/<identity>/<image>``: ``(paths, labels, identity_names)``, sorted by name.
 
-    ``labels[i]`` indexes ``identity_names``. Hidden files and other suffixes are skipped.
+    ``labels[i]`` indexes ``identity_names``. Hidden files and other suffixes are skipped (`g2d_edge.io.list_people`,
+    the one image-folder reader).
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root} (expected root/<identity>/<image>)")
-    wanted = {s.lower() for s in suffixes}
-    paths: List[Path] = []
-    labels: List[int] = []
-    names: List[str] = []
-    for ident in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(
-            f for f in ident.iterdir() if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in wanted
-        )
-        if not files:
-            continue
-        names.append(ident.name)
-        paths.extend(files)
-        labels.extend([len(names) - 1] * len(files))
-    if not paths:
-        raise InputError(f"no images with suffix {sorted(wanted)} under {root}/<identity>/")
-    return paths, np.array(labels, dtype=np.int64), names
+    people = list_people(root, suffixes)
+    if not people:
+        raise InputError(f"no images with suffix {sorted(s.lower() for s in suffixes)} under {root}/<identity>/")
+    paths = [path for _, photos in people for path in photos]
+    labels = [k for k, (_, photos) in enumerate(people) for _ in photos]
+    return paths, np.array(labels, dtype=np.int64), [name for name, _ in people]
 
 
 def generate_folder_pairs(

@@ -22,10 +22,11 @@ from tqdm import tqdm
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
 from g2d_edge.files import atomic_write
+from g2d_edge.io import IMAGE_SUFFIXES, list_people
+from g2d_edge.io import list_images as list_image_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MESH_POINTS = 468
 
 
@@ -76,17 +77,14 @@ class AlignedCache:
 
 
 def list_images(root: Path, labelled: bool) -> List[Tuple[Path, str]]:
-    """(path, identity) pairs; identity is the sub-folder name when labelled, "" otherwise. Sorted, deterministic."""
+    """(path, identity) pairs; identity is the sub-folder name when labelled, "" otherwise (then every image under
+    `root`, recursively). Sorted, deterministic; read by `g2d_edge.io`'s one image-folder reader."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    items: List[Tuple[Path, str]] = []
     if labelled:
-        for ident in sorted(p for p in root.iterdir() if p.is_dir()):
-            items += [(f, ident.name) for f in sorted(ident.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    else:
-        items = [(f, "") for f in sorted(root.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-    return items
+        return [(f, name) for name, photos in list_people(root) for f in photos]
+    return [(f, "") for f in list_image_files(root, recursive=True)]
 
 
 def create_face_mesh():

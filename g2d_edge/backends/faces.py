@@ -18,10 +18,10 @@ from typing import List, Optional, Union
 import cv2
 import numpy as np
 from ..align import ALIGNED_SIZE, ARCFACE_TEMPLATE_5, align_face
+from ..io import IMAGE_SUFFIXES, list_images
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 #: The prepared CelebA cache of a source checkout (`g2d-train prepare`), used for real-face checks when present.
 DEFAULT_FACE_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "celeba-train.npz"
 #: Log the alignment progress of a photo folder every this many faces.
@@ -93,12 +93,6 @@ def synthetic_faces(n: int, rng: Optional[np.random.Generator] = None) -> np.nda
     return out
 
 
-def list_image_files(root: PathLike) -> List[Path]:
-    """Image files under `root` (recursive, sorted)."""
-    root = Path(root)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def align_folder(root: PathLike, max_faces: int, seed: int = 0, min_face_size: int = 10) -> np.ndarray:
     """Detect and align the largest face of up to `max_faces` photos under `root` (random order, seeded).
 
@@ -107,7 +101,7 @@ def align_folder(root: PathLike, max_faces: int, seed: int = 0, min_face_size: i
     """
     from ..detect import DetectorOptions, FaceDetector  # mediapipe is slow to import: only when needed
 
-    files = list_image_files(root)
+    files = list_images(root, recursive=True)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     order = np.random.default_rng(seed).permutation(len(files))
