@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.gallery import Gallery  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
@@ -459,7 +460,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log.info("embedded %d real people in %.0f s", len(real.templates), time.perf_counter() - start)
     result = run_benchmark(real, model_description(args.model), settings)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     return 0
 

@@ -33,6 +33,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks._timing import median_seconds  # noqa: E402
 from benchmarks.accuracy import AccuracyConfig, load_photos, resolve_identities  # noqa: E402
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.io import list_images  # noqa: E402
@@ -91,7 +92,7 @@ def run(real: Path, model_flag: Optional[Path] = None, json_path: Optional[Path]
     lines.append(f"\nClassifier: {latency_ms:.3f} ms per face (CPU, batch 1, one thread)")
     text = "\n".join(lines)
     if json_path:
-        Path(json_path).write_text(json.dumps({"machine": machine_info(), "threshold": flag.threshold,
+        atomic_write_text(json_path, json.dumps({"machine": machine_info(), "threshold": flag.threshold,
                                                "results": results, "ms_per_face": latency_ms}, indent=2) + "\n")
     return {"text": text, "results": results, "ms_per_face": latency_ms}
 

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge import machine as _machine  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
 from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters  # noqa: E402
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if str(args.json) == "-":
             print(text)
         else:
-            args.json.write_text(text + "\n")
+            atomic_write_text(args.json, text + "\n")
     return 0
 
 

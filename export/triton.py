@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from g2d_edge.errors import ExportError, ModelError
+from g2d_edge.files import atomic_copy, atomic_write_text
 from g2d_edge.sidecar import ModelSidecar
 
 __all__ = ["TritonRepoOptions", "TritonModelEntry", "write_triton_repository", "model_config_text",
@@ -170,17 +171,13 @@ def _version_dir(repository: Path, name: str, options: TritonRepoOptions) -> Pat
 
 
 def _write_config(folder: Path, text: str) -> Path:
-    path = folder / "config.pbtxt"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(folder / "config.pbtxt", text)
 
 
 def _write_onnx_variant(onnx_path: Path, sidecar: ModelSidecar, repository: Path, name: str,
                         options: TritonRepoOptions) -> TritonModelEntry:
     folder = _version_dir(repository, name, options)
-    shutil.copyfile(onnx_path, folder / "model.onnx")
+    atomic_copy(onnx_path, folder / "model.onnx")
     sidecar.save(folder / "model.json")
     kind = "KIND_GPU" if options.device == "gpu" else "KIND_CPU"
     config = _write_config(folder.parent, model_config_text(sidecar, name, "onnxruntime_onnx", options, kind))

@@ -179,3 +179,27 @@ def test_the_runtime_recognises_faces_without_torch_train_or_export(celeba_peopl
     assert out.returncode == 0, out.stderr
     model, name, same, loaded = out.stdout.split(maxsplit=3)
     assert model == "g2d-edge-m" and name == people[1][0] and same == "True" and loaded.strip() == "[]"
+
+
+#: Direct writes of files no reader sees half-written: (module, call).
+DIRECT_WRITES_ALLOWED = {
+    ("g2d_edge.backends.engine_build", "write_bytes"),  # a scratch copy of the engine for the parity check
+}
+
+
+def test_files_are_written_through_atomic_write():
+    """Every file the code writes goes through `g2d_edge.files.atomic_write` (temporary file, fsync, rename), not
+    `Path.write_text` / `write_bytes` / `os.replace` of its own."""
+    direct = []
+    for module, path in _modules().items():
+        if module == "g2d_edge.files":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            is_os = isinstance(node.func.value, ast.Name) and node.func.value.id == "os"
+            if (name in ("write_text", "write_bytes") or (is_os and name in ("replace", "rename"))) \
+                    and (module, name) not in DIRECT_WRITES_ALLOWED:
+                direct.append(f"{module}:{node.lineno} {name}")
+    assert not direct, "write these with g2d_edge.files.atomic_write*:\n" + "\n".join(direct)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from g2d_edge.errors import G2DError
+from g2d_edge.files import atomic_write_text
 
 from .model import ModelConfig
 
@@ -594,10 +595,7 @@ def save_config(cfg: TrainConfig, path: Union[str, Path]) -> Path:
     """Write a config as YAML (round-trips through `load_config`)."""
     import yaml
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
-    return path
+    return atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def canonical_json(cfg: TrainConfig) -> str:
