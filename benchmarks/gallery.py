@@ -49,6 +49,7 @@ from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.gallery import Gallery  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
+from g2d_edge.vectors import l2_normalise  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL, Recognizer, RecognizerOptions  # noqa: E402
 
@@ -146,7 +147,7 @@ def distractors(real: RealSet, count: int, seed: int, chunk: int = 100_000) -> I
     for start in range(0, count, chunk):
         z = rng.standard_normal((min(chunk, count - start), data.shape[1]))
         x = (mean + z @ lower.T).astype(np.float32)
-        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+        yield l2_normalise(x)
 
 
 def gallery_content(real: RealSet, size: int, seed: int) -> Dict[str, np.ndarray]:
@@ -212,7 +213,7 @@ class FaissIvfEngine(Engine):
         self._quantizer = quantizer  # the IVF index keeps a pointer to it
 
     def search(self, queries: np.ndarray) -> List[Optional[str]]:
-        q = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True), dtype=np.float32)
+        q = np.ascontiguousarray(l2_normalise(queries))
         _, ids = self.index.search(q, 1)
         return [self.names[self.owner[i]] if i >= 0 else None for i in ids[:, 0]]
 

@@ -30,6 +30,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler, default_collate
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
 from g2d_edge.errors import G2DError
+from g2d_edge.vectors import l2_normalise
 
 from .prepare import MESH_POINTS, AlignedCache, list_images
 
@@ -456,7 +457,7 @@ def build_stage_data(data_cfg, source_names: Sequence[str], augment: AugmentOpti
                 info["teacher_failed_rows"] = int((keep & ~finite).sum())
                 keep &= finite
                 teacher = teacher.copy()  # unit rows: the centring mean is taken on the sphere, as the loss expects
-                teacher[finite] /= np.maximum(np.linalg.norm(teacher[finite], axis=1, keepdims=True), 1e-12)
+                teacher[finite] = l2_normalise(teacher[finite], dtype=teacher.dtype)
             labels = None
             if src.labelled and need_labels:
                 used = sorted(set(row_ident[keep].tolist()) - {""})

@@ -39,6 +39,7 @@ import numpy as np
 from g2d_edge.errors import InputError
 from g2d_edge.files import atomic_write_bytes
 from g2d_edge.io import IMAGE_SUFFIXES, list_people
+from g2d_edge.vectors import l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -668,9 +669,7 @@ def _as_embeddings(emb: Any, name: str) -> np.ndarray:
 
 def l2_normalize(emb: Any, eps: float = 1e-12) -> np.ndarray:
     """Rows scaled to unit length (float64); zero rows stay zero, NaN rows stay NaN."""
-    arr = _as_embeddings(emb, "embeddings")
-    norm = np.linalg.norm(arr, axis=1, keepdims=True)
-    return arr / np.maximum(norm, eps)
+    return l2_normalise(_as_embeddings(emb, "embeddings"), eps, dtype=np.float64)
 
 
 def cosine_scores(emb_a: Any, emb_b: Any) -> np.ndarray:
