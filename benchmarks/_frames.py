@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.facemesh import create_face_mesh, mesh_landmarks
 from g2d_edge.io import list_people
-from train.masks import MaskOptions, MaskSynthesizer
-from train.prepare import create_face_mesh, mesh_landmarks
+from g2d_edge.masks import MaskOptions, MaskSynthesizer
 
 #: Frame sizes by name: (height, width).
 RESOLUTIONS = {"1080p": (1080, 1920), "4K": (2160, 3840)}

@@ -71,7 +71,7 @@ class DataConfig:
         threshold choice): a count (picked deterministically under `split_seed`) or a list of identity names of the
         `val_source`. The split is by identity, never by photo.
     val_source: the labelled source the hold-out applies to (default: the first labelled source).
-    masks: `train.masks.MaskOptions` fields shared by every stage (a stage's own `mask` overrides them).
+    masks: `g2d_edge.masks.MaskOptions` fields shared by every stage (a stage's own `mask` overrides them).
     detector: `g2d_edge.detect.DetectorOptions` fields for `prepare` and image-folder sources.
     """
 

@@ -49,7 +49,7 @@ class AugmentOptions:
 
     mask_prob: probability that an item is masked. flip: random horizontal flip (images + region together, after
     masking). color_jitter: strength j of a random brightness/contrast change (factors in [1-j, 1+j]) applied to the
-    face before masking (0 disables). mask: `train.masks.MaskOptions` fields.
+    face before masking (0 disables). mask: `g2d_edge.masks.MaskOptions` fields.
     """
 
     mask_prob: float = 1.0
@@ -59,8 +59,8 @@ class AugmentOptions:
 
 
 def make_mask_synthesizer(options: Dict[str, Any]):
-    """A `train.masks.MaskSynthesizer` from MaskOptions fields (lists accepted for tuples); DataError if invalid."""
-    from .masks import MaskOptions, MaskSynthesizer
+    """A `g2d_edge.masks.MaskSynthesizer` from MaskOptions fields (lists accepted for tuples); DataError if invalid."""
+    from g2d_edge.masks import MaskOptions, MaskSynthesizer
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     try:

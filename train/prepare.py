@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.facemesh import MESH_POINTS, create_face_mesh, mesh_landmarks  # noqa: F401 - also importable here
 from g2d_edge.files import atomic_write
 from g2d_edge.io import IMAGE_SUFFIXES, list_people
 from g2d_edge.io import list_images as list_image_files
 
 log = logging.getLogger(__name__)
 
-MESH_POINTS = 468
 
 
 @dataclass
@@ -85,23 +85,6 @@ def list_images(root: Path, labelled: bool) -> List[Tuple[Path, str]]:
     if labelled:
         return [(f, name) for name, photos in list_people(root) for f in photos]
     return [(f, "") for f in list_image_files(root, recursive=True)]
-
-
-def create_face_mesh():
-    """MediaPipe Face Mesh for single photos (the 468-point model ships in the mediapipe wheel)."""
-    import mediapipe as mp
-
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                           min_detection_confidence=0.3)
-
-
-def mesh_landmarks(face_mesh, image: np.ndarray) -> Optional[np.ndarray]:
-    """The 468 Face Mesh landmarks of the first face in a BGR photo, in its pixels ((468, 2) float64), or None."""
-    result = face_mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-        return None
-    h, w = image.shape[:2]
-    return np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark[:MESH_POINTS]])
 
 
 class _Worker:
