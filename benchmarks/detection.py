@@ -57,7 +57,7 @@ from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
-from train.evaluate import generate_pairs  # noqa: E402
+from train.eval import generate_pairs  # noqa: E402
 
 log = logging.getLogger("benchmarks.detection")
 

@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .stages.evaluation import run_eval
+    from .eval.runner import run_eval
 
     cfg = _load_cfg(args)
     run_dir = Path(cfg.run_dir)

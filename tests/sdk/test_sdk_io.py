@@ -65,7 +65,7 @@ def test_one_image_folder_reader_for_sdk_training_and_calibration(tmp_path):
     """A .tif enrols in the SDK, so prepare, evaluation and INT8 calibration read it too (one suffix list)."""
     from g2d_edge.backends.faces import align_folder
     from g2d_edge.io import IMAGE_SUFFIXES, list_people
-    from train.evaluate import list_identity_images
+    from train.eval import list_identity_images
     from train.prepare import list_images as prepare_list
 
     for person, names in {"bo": ["1.tif", "2.JPG", ".3.jpg", "n.txt"], "al": ["x.webp"], "cy": [],

@@ -3,7 +3,7 @@ import numpy as np
 
 from g2d_edge.backends import l2_normalise as from_backends
 from g2d_edge.vectors import l2_normalise
-from train.evaluate import l2_normalize as from_evaluation
+from train.eval import l2_normalize as from_evaluation
 
 
 def test_unit_rows_in_the_asked_precision_and_zero_rows_stay_zero():

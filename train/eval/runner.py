@@ -1,8 +1,8 @@
-"""`g2d-train eval` and the threshold calibration after the classifier stage.
+"""`g2d-train eval`: embed faces with a trained network and score them.
 
-Embeds faces with a trained network (clean, and with masks synthesised under a seed kept apart from training),
-scores verification pairs in three conditions (unmasked-unmasked, masked-unmasked, masked-masked) with the metrics
-of `train.evaluate`, and measures closed-set identification. Pairs come from:
+Faces are embedded clean and with masks synthesised under a seed kept apart from training; verification pairs are
+scored in three conditions (unmasked-unmasked, masked-unmasked, masked-masked) with the metrics of
+`train.eval.metrics`, and closed-set identification is measured. Pairs come from:
 
 * a prepared cache (default: the held-out identities of the hold-out source, as recorded in the checkpoint),
 * an image folder `root/<identity>/<image>` (generated pairs, on-the-fly detection + alignment), or
@@ -11,7 +11,6 @@ of `train.evaluate`, and measures closed-set identification. Pairs come from:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -19,12 +18,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import evaluate as ev
 from ..config import EvalConfig, TrainConfig
-from ..data import (DataError, compute_holdout, item_rng, load_aligned_cache,
-                    make_mask_synthesizer, row_identities)
+from ..data import DataError, item_rng, load_aligned_cache, make_mask_synthesizer, row_identities
 from ..model import G2DModel, Preprocess
 from ..prepare import AlignedCache
+from .metrics import IdentificationResult, identify, split_gallery_probe, top1_accuracy
+from .pairs import IndexPairs, PathPairs, generate_folder_pairs, generate_pairs, load_lfw_pairs
+from .report import EvalReport
+from .scores import evaluate_conditions
 
 log = logging.getLogger(__name__)
 
@@ -65,61 +66,15 @@ def mask_faces(faces: np.ndarray, seed: int, options: Dict[str, Any], mesh: Opti
     return out
 
 
-@dataclass
-class EvalReport:
-    """Results of one evaluation: verification per condition, identification, and how they were obtained."""
-
-    verification: Dict[str, ev.VerificationResult] = field(default_factory=dict)
-    identification: Dict[str, ev.IdentificationResult] = field(default_factory=dict)
-    meta: Dict[str, Any] = field(default_factory=dict)
-    #: (clean embeddings, masked embeddings, pairs) behind `verification` (kept in memory, not written)
-    scored: Optional[Tuple[np.ndarray, np.ndarray, ev.IndexPairs]] = None
-
-    def table(self) -> str:
-        """Markdown tables of the results."""
-        text = ev.format_table(self.verification) if self.verification else ""
-        if self.identification:
-            text += "\n| Identification | Probes | Identities | Top-1 |\n|---|---|---|---|\n"
-            for name, r in self.identification.items():
-                text += f"| {name} | {r.n_probes} | {r.n_identities} | {r.top1:.4f} |\n"
-        return text
-
-    def write_json(self, path: Union[str, Path]) -> Path:
-        """`{"results": {"verification": ..., "identification": ...}, "meta": ...}` via `write_results_json`."""
-        return ev.write_results_json(path, {"verification": self.verification,
-                                            "identification": self.identification}, self.meta)
-
-
 def _verify(model: G2DModel, faces: np.ndarray, masked: np.ndarray, labels: np.ndarray, ecfg: EvalConfig,
-            device: torch.device, report: EvalReport) -> Tuple[np.ndarray, np.ndarray, ev.IndexPairs]:
+            device: torch.device, report: EvalReport) -> Tuple[np.ndarray, np.ndarray, IndexPairs]:
     clean_emb, _ = embed_faces(model, faces, device, ecfg.batch_size)
     masked_emb, _ = embed_faces(model, masked, device, ecfg.batch_size)
-    pairs = ev.generate_pairs(labels, ecfg.pairs, seed=ecfg.mask_seed, n_folds=ecfg.folds)
-    report.verification.update(ev.evaluate_conditions(clean_emb, masked_emb, pairs, fars=ecfg.far,
+    pairs = generate_pairs(labels, ecfg.pairs, seed=ecfg.mask_seed, n_folds=ecfg.folds)
+    report.verification.update(evaluate_conditions(clean_emb, masked_emb, pairs, fars=ecfg.far,
                                                       n_folds=ecfg.folds, seed=ecfg.mask_seed))
     report.meta["pairs"] = len(pairs)
     return clean_emb, masked_emb, pairs
-
-
-def choose_threshold(clean_emb: np.ndarray, masked_emb: np.ndarray, pairs: ev.IndexPairs, far: float = 0.0
-                     ) -> Tuple[float, Optional[float]]:
-    """The default "same person" threshold for the SDK, from held-out pairs.
-
-    The SDK compares a live face (masked or not) with clean enrolment photos, so the unmasked-unmasked and the
-    masked-unmasked scores are pooled. far > 0: the threshold of that false-accept rate; else the best-accuracy one.
-    Returns (threshold, far or None).
-    """
-    scores = ev.condition_scores(clean_emb, masked_emb, pairs)
-    s = np.concatenate([scores[ev.CONDITION_CLEAN], scores[ev.CONDITION_MIXED]])
-    same = np.concatenate([pairs.same, pairs.same]).astype(bool)
-    keep = np.isfinite(s)
-    s, same = s[keep], same[keep]
-    if far > 0:
-        try:
-            return float(ev.threshold_at_far(s[~same], far)), float(far)
-        except ValueError as exc:
-            log.warning("threshold at FAR %g not resolvable (%s); using the best-accuracy threshold", far, exc)
-    return float(ev.best_threshold(s, same)[0]), None
 
 
 def _class_index(class_names: Sequence[str], source: str) -> Dict[str, int]:
@@ -158,9 +113,9 @@ def evaluate_cache(model: G2DModel, meta: Dict[str, Any], cfg: TrainConfig, cach
     report.meta.update(identities=int(np.unique(labels).size), photos=int(eval_rows.size))
     clean_emb, masked_emb, pairs = _verify(model, faces, masked, labels, ecfg, device, report)
     try:
-        gallery, probe = ev.split_gallery_probe(labels, n_gallery=1, seed=ecfg.mask_seed)
+        gallery, probe = split_gallery_probe(labels, n_gallery=1, seed=ecfg.mask_seed)
         for name, emb in (("masked", masked_emb), ("clean", clean_emb)):
-            report.identification[f"heldout-templates-{name}"] = ev.identify(
+            report.identification[f"heldout-templates-{name}"] = identify(
                 clean_emb[gallery], labels[gallery], emb[probe], labels[probe])
     except ValueError as exc:
         log.warning("template identification skipped: %s", exc)
@@ -177,8 +132,8 @@ def evaluate_cache(model: G2DModel, meta: Dict[str, Any], cfg: TrainConfig, cach
                                  cache.keypoints[train_rows], ids=train_rows)
             for name, batch in (("masked", tmasked), ("clean", tfaces)):
                 _, logits = embed_faces(model, batch, device, ecfg.batch_size)
-                report.identification[f"classifier-{name}"] = ev.IdentificationResult(
-                    top1=ev.top1_accuracy(logits, truth), n_probes=int(truth.size), n_identities=len(class_names))
+                report.identification[f"classifier-{name}"] = IdentificationResult(
+                    top1=top1_accuracy(logits, truth), n_probes=int(truth.size), n_identities=len(class_names))
     report.scored = (clean_emb, masked_emb, pairs)
     return report
 
@@ -200,7 +155,7 @@ def _aligned_folder_faces(paths: Sequence[Path], cfg: TrainConfig) -> Tuple[np.n
     return faces, kps, ok
 
 
-def evaluate_pairs(model: G2DModel, meta: Dict[str, Any], cfg: TrainConfig, pairs: ev.PathPairs,
+def evaluate_pairs(model: G2DModel, meta: Dict[str, Any], cfg: TrainConfig, pairs: PathPairs,
                    device: torch.device) -> EvalReport:
     """Verification of image-file pairs (generated from a folder or read from an LFW pairs.txt)."""
     ecfg = cfg.eval
@@ -215,36 +170,9 @@ def evaluate_pairs(model: G2DModel, meta: Dict[str, Any], cfg: TrainConfig, pair
     report = EvalReport(meta={"images": len(paths), "unusable_images": int((~ok).sum()), "pairs": len(index_pairs),
                               "mask_seed": ecfg.mask_seed, "mask_options": mask_opts,
                               "checkpoint_stage": meta.get("stage"), "config_hash": meta.get("config_hash")})
-    report.verification.update(ev.evaluate_conditions(clean_emb, masked_emb, index_pairs, fars=ecfg.far,
+    report.verification.update(evaluate_conditions(clean_emb, masked_emb, index_pairs, fars=ecfg.far,
                                                       n_folds=ecfg.folds, seed=ecfg.mask_seed))
     return report
-
-
-def calibrate_threshold(model: G2DModel, meta: Dict[str, Any], cfg: TrainConfig, device: torch.device
-                        ) -> Dict[str, Any]:
-    """Threshold + validation metrics on the held-out identities (empty dict when nothing is held out)."""
-    holdout = compute_holdout(cfg.data)
-    if not holdout.held_out:
-        log.info("no held-out identities: the default threshold is not calibrated (set data.val_identities)")
-        return {}
-    src = cfg.data.source(holdout.source)
-    if not (src.cache and Path(src.cache).is_file()):
-        log.warning("held-out source %s has no prepared cache: threshold not calibrated", holdout.source)
-        return {}
-    try:
-        report = evaluate_cache(model, meta, cfg, load_aligned_cache(src.cache), device, holdout.held_out,
-                                holdout.source)
-    except ValueError as exc:
-        log.warning("threshold not calibrated: %s", exc)
-        return {}
-    clean_emb, masked_emb, pairs = report.scored
-    threshold, far = choose_threshold(clean_emb, masked_emb, pairs, cfg.eval.threshold_far)
-    validation = {k: {"accuracy": v.accuracy, "auc": v.auc, "best_threshold": v.best_threshold}
-                  for k, v in report.verification.items()}
-    validation.update({k: {"top1": v.top1} for k, v in report.identification.items()})
-    log.info("held-out validation (%d people): %s; threshold %.4f", len(holdout.held_out),
-             ", ".join(f"{k} acc {v['accuracy']:.4f}" for k, v in validation.items() if "accuracy" in v), threshold)
-    return {"threshold": threshold, "threshold_far": far, "validation": validation}
 
 
 def run_eval(cfg: TrainConfig, checkpoint: Path, device: Union[str, torch.device] = "cpu",
@@ -264,9 +192,9 @@ def run_eval(cfg: TrainConfig, checkpoint: Path, device: Union[str, torch.device
         if folder is None:
             raise DataError("LFW pairs need the image folder they refer to (--images)")
         if pairs_file is not None:
-            pairs = ev.load_lfw_pairs(pairs_file, folder)
+            pairs = load_lfw_pairs(pairs_file, folder)
         else:
-            pairs = ev.generate_folder_pairs(folder, cfg.eval.pairs, seed=cfg.eval.mask_seed, n_folds=cfg.eval.folds)
+            pairs = generate_folder_pairs(folder, cfg.eval.pairs, seed=cfg.eval.mask_seed, n_folds=cfg.eval.folds)
         report = evaluate_pairs(model, meta, cfg, pairs, device)
         report.meta.update(mode="lfw-pairs" if pairs_file else "folder", folder=str(folder),
                            pairs_file=str(pairs_file) if pairs_file else None)
