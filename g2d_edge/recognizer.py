@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,9 +29,10 @@ from .align import ALIGNED_SIZE, align_face
 from .backends.loader import SHIPPED_MODEL, ModelLike, open_model  # noqa: F401 - SHIPPED_MODEL: importable here
 from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
 from .errors import ClosedError, ImageReadError, InputError, NoFaceError
-from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
+from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery  # noqa: F401 - Match: here too
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .maskflag import MaskFlag
+from .results import EnrollResult, Recognition, StreamResult, VerifyResult
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
 from .tracking import FaceTracker, TrackingOptions, Vote
@@ -47,82 +48,6 @@ class RunningMode(str, Enum):
 
     IMAGE = "image"
     STREAM = "stream"
-
-
-@dataclass(frozen=True, eq=False)
-class Recognition:
-    """One face found in a frame (an immutable record, like insightface's `Face`).
-
-    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: the keypoints the face was aligned from, float32:
-    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detect.KEYPOINT_NAMES_6`; the default
-    front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
-    `KEYPOINT_NAMES_5`). det_score: detector confidence.
-    embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
-    threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
-    the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
-    masked: whether the face wears a mask (`g2d_edge.maskflag`); mask_score: the classifier's probability of it
-    (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
-    tracked; see `RecognizerOptions.track`). Arrays are read-only.
-    """
-
-    box: np.ndarray
-    keypoints: np.ndarray
-    det_score: float
-    embedding: np.ndarray
-    name: Optional[str] = None
-    score: Optional[float] = None
-    matches: Tuple[Match, ...] = ()
-    masked: Optional[bool] = None
-    mask_score: Optional[float] = None
-    track_id: Optional[int] = None
-
-    @property
-    def is_known(self) -> bool:
-        """True when the face was matched to an enrolled identity."""
-        return self.name is not None
-
-    def to_dict(self, include_embedding: bool = False) -> Dict[str, Any]:
-        """JSON-ready dict (boxes and keypoints as lists of floats)."""
-        out: Dict[str, Any] = {
-            "box": [round(float(v), 2) for v in self.box],
-            "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
-            "det_score": round(float(self.det_score), 4),
-            "name": self.name,
-            "score": None if self.score is None else round(float(self.score), 4),
-            "matches": [{"name": m.name, "score": round(float(m.score), 4)} for m in self.matches],
-            "masked": self.masked,
-            "mask_score": None if self.mask_score is None else round(float(self.mask_score), 4),
-            "track_id": self.track_id,
-        }
-        if include_embedding:
-            out["embedding"] = [float(v) for v in self.embedding]
-        return out
-
-
-class VerifyResult(NamedTuple):
-    """Result of `Recognizer.verify`: unpacks as `(same, score)`."""
-
-    same: bool
-    score: float
-
-
-@dataclass(frozen=True)
-class EnrollResult:
-    """What `Recognizer.enroll` did: templates added, the identity's template count now, images skipped (with why)."""
-
-    name: str
-    added: int
-    templates: int
-    skipped: Tuple[Tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class StreamResult:
-    """A stream-mode result: the recognitions of the frame submitted at `timestamp_ms` (and that frame)."""
-
-    timestamp_ms: int
-    recognitions: Tuple[Recognition, ...]
-    frame: np.ndarray
 
 
 @dataclass(frozen=True)

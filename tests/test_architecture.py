@@ -203,3 +203,26 @@ def test_files_are_written_through_atomic_write():
                     and (module, name) not in DIRECT_WRITES_ALLOWED:
                 direct.append(f"{module}:{node.lineno} {name}")
     assert not direct, "write these with g2d_edge.files.atomic_write*:\n" + "\n".join(direct)
+
+
+#: Limits that keep the code readable in one sitting (issue 13): lines per function and per module.
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 600
+
+
+def test_functions_and_modules_stay_short():
+    too_long = []
+    for module, path in _modules().items():
+        if module.split(".")[0] not in ("g2d_edge", "train", "export"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"module {module}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"function {module}.{node.name}: {length} lines")
+    assert not too_long, (f"split into named steps (functions <= {MAX_FUNCTION_LINES} lines, modules <= "
+                          f"{MAX_MODULE_LINES}):\n" + "\n".join(too_long))
