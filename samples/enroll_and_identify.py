@@ -8,8 +8,8 @@ from pathlib import Path
 
 import cv2
 
-from g2d_edge import Recognizer, annotate, read_image
-from g2d_edge.io import list_people
+from g2d_edge import Recognizer, annotate
+from g2d_edge.io import list_people, read_image
 
 people_dir, photo = Path(sys.argv[1]), read_image(sys.argv[2])
 rec = Recognizer(model=sys.argv[3] if len(sys.argv) > 3 else None)  # None: the model shipped with g2d-edge

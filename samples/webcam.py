@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from g2d_edge import G2DError, Recognizer, RecognizerOptions, jetson_csi_pipeline
+from g2d_edge import G2DError, Recognizer, RecognizerOptions
+from g2d_edge.capture import jetson_csi_pipeline
 from g2d_edge.detect import DetectorOptions
 from g2d_edge.io import list_people
 from g2d_edge.video import VideoLoop, VideoOptions, has_display, is_video_source
