@@ -8,7 +8,7 @@ import pytest
 
 from g2d_edge.cli import main
 from g2d_edge.gallery import Gallery
-from sdk_helpers import read, write_video
+from sdk_helpers import read, read_video, write_video
 
 
 @pytest.fixture()
@@ -81,14 +81,7 @@ def test_identify_a_video_writes_the_annotated_video_and_one_json_line_per_frame
         assert [f["name"] for f in faces] == names
         assert all(f["track_id"] is not None for f in faces)  # a video is tracked
     assert len({f["track_id"] for line in lines for f in line["faces"]}) == len(names)  # ... with stable ids
-    cap = cv2.VideoCapture(str(out))
-    written = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        written.append(image)
-    cap.release()
+    written = read_video(out)
     assert len(written) == len(frames) and written[0].shape == frames[0].shape
     assert np.abs(written[0].astype(int) - frames[0]).mean() > 1.0  # boxes and names were drawn
 
