@@ -190,6 +190,8 @@ def test_the_runtime_says_where_the_torch_backend_went(tiny_onnx_model: Path):
             call()
     with pytest.raises(ImportError, match="moved to export.torch_backend.TorchBackend"):
         from g2d_edge.backends import TorchBackend  # noqa: F401
+    with pytest.raises(ImportError, match="moved to export.torch_backend"):
+        import g2d_edge.backends.torch  # noqa: F401
     assert "torch" not in available_backends()
 
 
