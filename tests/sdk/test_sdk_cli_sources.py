@@ -48,7 +48,13 @@ def clip(tmp_path, photos, frames=12):
             x = 10 + 150 * k + 2 * i
             frame[40:184, x:x + 144] = image
         out.append(frame)
-    return write_video(tmp_path / "clip.avi", out, fps=12), out
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (480, 240))
+    assert writer.isOpened()
+    for frame in out:
+        writer.write(frame)
+    writer.release()
+    return path, out
 
 
 def test_enroll_folder_enrols_one_person_per_sub_folder(tmp_path, people, people_dir, tiny_onnx_model, capsys):
