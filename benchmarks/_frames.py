@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from g2d_edge.detect import DetectorOptions, FaceDetector
-from train.masks import MaskOptions, MaskSynthesizer
-from train.prepare import create_face_mesh, mesh_landmarks
+from g2d_edge.facemesh import create_face_mesh, mesh_landmarks
+from g2d_edge.io import list_people
+from g2d_edge.masks import MaskOptions, MaskSynthesizer
 
 #: Frame sizes by name: (height, width).
 RESOLUTIONS = {"1080p": (1080, 1920), "4K": (2160, 3840)}
@@ -64,10 +65,10 @@ def load_source_faces(data: Path, count: int, seed: int) -> List[SourceFace]:
               for m in ("yunet", "full")]
     faces: List[SourceFace] = []
     try:
-        for person in sorted(p for p in Path(data).iterdir() if p.is_dir()):
+        for _, paths in list_people(data):
             if len(faces) >= count:
                 break
-            for path in sorted(person.glob("*.jpg"))[:3]:
+            for path in paths[:3]:
                 photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 points = mesh_landmarks(mesh, photo) if photo is not None else None
                 if points is None:

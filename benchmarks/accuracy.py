@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:
 from benchmarks._timing import interleaved_median_seconds, median_seconds  # noqa: E402
 from benchmarks.peers import (DLIB_DISTANCE_THRESHOLD, SFACE_COSINE_THRESHOLD, DlibPeer, PhotoEmbeddings,  # noqa: E402
                               embed_rows, sface_as_shipped)
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
@@ -436,7 +437,7 @@ def run(cfg: AccuracyConfig, json_path: Optional[Path] = None) -> Dict:
         payload = {"meta": meta, "latency_ms": latency,
                    "results": {k: {c: r.to_dict() for c, r in v.items()} for k, v in results.items()},
                    "round_trip": {k: t.to_dict() for k, t in trips.items()}}
-        Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(json_path, json.dumps(payload, indent=2) + "\n")
     return {"text": text, "results": results, "round_trip": trips, "latency": latency, "meta": meta}
 
 

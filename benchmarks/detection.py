@@ -50,12 +50,14 @@ from benchmarks import accuracy  # noqa: E402
 from benchmarks._frames import RESOLUTIONS, SourceFace, compose_frame, load_source_faces, match_faces  # noqa: E402
 from benchmarks._timing import interleaved_median_seconds  # noqa: E402
 from benchmarks.peers import PhotoEmbeddings, embed_rows  # noqa: E402
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
-from train.evaluate import generate_pairs  # noqa: E402
+from train.eval import generate_pairs  # noqa: E402
 
 log = logging.getLogger("benchmarks.detection")
 
@@ -111,7 +113,7 @@ def detector_options(spec: str) -> DetectorOptions:
 
 # ------------------------------------------------------------------------------------------------- real photos
 def load_rmfd(folder: Path, limit: int) -> List[np.ndarray]:
-    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    paths = list_images(folder, recursive=True)
     if limit:
         paths = paths[:limit]
     if not paths:
@@ -308,7 +310,7 @@ def run(cfg: DetectionConfig, json_path: Optional[Path] = None) -> Dict:
     out = {"meta": meta, "rows": rows}
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(out, indent=2, default=str) + "\n")
+        atomic_write_text(json_path, json.dumps(out, indent=2, default=str) + "\n")
     out["text"] = report(out)
     return out
 

@@ -45,8 +45,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.gallery import Gallery  # noqa: E402
+from g2d_edge.io import list_people  # noqa: E402
+from g2d_edge.vectors import l2_normalise  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL, Recognizer, RecognizerOptions  # noqa: E402
 
@@ -108,10 +111,10 @@ def real_embeddings(model: Path, photos: Path, people: int, templates: int) -> R
     detected face: `templates` photos enrolled, the next one a query."""
     found: Dict[str, List[np.ndarray]] = {}
     with Recognizer(model=model, options=RecognizerOptions(warmup=False)) as rec:
-        for folder in sorted(p for p in photos.iterdir() if p.is_dir()):
-            embs = _person_embeddings(rec, sorted(folder.glob("*.jpg")), templates + 1)
+        for name, paths in list_people(photos):
+            embs = _person_embeddings(rec, paths, templates + 1)
             if embs is not None:
-                found[folder.name] = embs
+                found[name] = embs
             if len(found) == people:
                 break
     if len(found) < 2:
@@ -144,7 +147,7 @@ def distractors(real: RealSet, count: int, seed: int, chunk: int = 100_000) -> I
     for start in range(0, count, chunk):
         z = rng.standard_normal((min(chunk, count - start), data.shape[1]))
         x = (mean + z @ lower.T).astype(np.float32)
-        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+        yield l2_normalise(x)
 
 
 def gallery_content(real: RealSet, size: int, seed: int) -> Dict[str, np.ndarray]:
@@ -210,7 +213,7 @@ class FaissIvfEngine(Engine):
         self._quantizer = quantizer  # the IVF index keeps a pointer to it
 
     def search(self, queries: np.ndarray) -> List[Optional[str]]:
-        q = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True), dtype=np.float32)
+        q = np.ascontiguousarray(l2_normalise(queries))
         _, ids = self.index.search(q, 1)
         return [self.names[self.owner[i]] if i >= 0 else None for i in ids[:, 0]]
 
@@ -458,7 +461,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log.info("embedded %d real people in %.0f s", len(real.templates), time.perf_counter() - start)
     result = run_benchmark(real, model_description(args.model), settings)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     return 0
 

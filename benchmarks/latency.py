@@ -34,9 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.backends import available_backends, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
+from export.torch_backend import TorchBackend, TorchOptions, torch_available  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
 from g2d_edge.shipped import DEFAULT_MODEL, shipped_model_path  # noqa: E402
 
@@ -82,7 +84,7 @@ Candidate = Tuple[str, str, Callable[[], Any]]  # label, precision, factory retu
 def bench_faces(n: int) -> np.ndarray:
     """n aligned faces: real ones from the prepared cache when present, else synthetic."""
     try:
-        from export.faces import load_cached_faces, synthetic_faces
+        from g2d_edge.backends.faces import load_cached_faces, synthetic_faces
     except ImportError:  # export needs cv2 + tqdm only; keep the benchmark runnable regardless
         return np.random.default_rng(0).integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
     try:
@@ -128,10 +130,11 @@ def candidates(model: Optional[Path], checkpoint: Optional[Path], engines: Seque
     reasons = available_backends()
     threads = settings.threads
     if checkpoint is not None:
-        if reasons["torch"] is None:
-            out.append(("PyTorch eager", "fp32", lambda: load_backend(checkpoint, "torch", threads=threads)))
+        torch_reason = torch_available()
+        if torch_reason is None:
+            out.append(("PyTorch eager", "fp32", lambda: TorchBackend(checkpoint, TorchOptions(threads=threads))))
         else:
-            skipped.append({"label": "PyTorch eager", "reason": reasons["torch"]})
+            skipped.append({"label": "PyTorch eager", "reason": torch_reason})
     else:
         skipped.append({"label": "PyTorch eager", "reason": "no --checkpoint (the ONNX's source checkpoint) given"})
     if model is not None:
@@ -151,7 +154,7 @@ def candidates(model: Optional[Path], checkpoint: Optional[Path], engines: Seque
                 skipped.append({"label": label, "reason": reasons["tensorrt"]})
                 continue
             if precision == "int8" and settings.calib is None:
-                from export.tensorrt import default_calib_cache
+                from g2d_edge.backends.engine_cache import default_calib_cache
 
                 if not default_calib_cache(model).is_file():
                     skipped.append({"label": label, "reason": "needs --calib (calibration faces) or a cache"})
@@ -275,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_markdown(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -33,8 +33,10 @@ if str(REPO) not in sys.path:
 
 from benchmarks._timing import median_seconds  # noqa: E402
 from benchmarks.accuracy import AccuracyConfig, load_photos, resolve_identities  # noqa: E402
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.maskflag import MaskFlag  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
@@ -43,7 +45,6 @@ from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
 log = logging.getLogger("benchmarks.maskflag")
 
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "rmfd-real"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def aligned_largest_faces(images: Sequence[Optional[np.ndarray]]) -> List[Optional[np.ndarray]]:
@@ -66,7 +67,7 @@ def flag_rate(flag: MaskFlag, crops: Sequence[Optional[np.ndarray]], want_masked
 
 
 def read_folder(root: Path) -> List[np.ndarray]:
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = list_images(root, recursive=True)
     if not paths:
         raise SystemExit(f"no photos under {root}")
     return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
@@ -91,7 +92,7 @@ def run(real: Path, model_flag: Optional[Path] = None, json_path: Optional[Path]
     lines.append(f"\nClassifier: {latency_ms:.3f} ms per face (CPU, batch 1, one thread)")
     text = "\n".join(lines)
     if json_path:
-        Path(json_path).write_text(json.dumps({"machine": machine_info(), "threshold": flag.threshold,
+        atomic_write_text(json_path, json.dumps({"machine": machine_info(), "threshold": flag.threshold,
                                                "results": results, "ms_per_face": latency_ms}, indent=2) + "\n")
     return {"text": text, "results": results, "ms_per_face": latency_ms}
 

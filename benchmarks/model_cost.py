@@ -26,16 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge import machine as _machine  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
 from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters  # noqa: E402
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    """What the numbers were measured on: benchmarks/_machine.py's description, the logical cores, the PyTorch
-    version and threads, and the load average."""
-    info: dict[str, Any] = {**_machine.machine_info(), "logical_cores": os.cpu_count(), "torch_threads": threads,
-                            "torch": torch.__version__}
+    """What the numbers were measured on: the machine (`g2d_edge.machine`), the PyTorch version and threads, and the
+    load average."""
+    info: dict[str, Any] = {**_machine.machine_info(), "torch_threads": threads, "torch": torch.__version__}
     if hasattr(os, "getloadavg"):
         info["load_average_1min"] = round(os.getloadavg()[0], 2)
     return info
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if str(args.json) == "-":
             print(text)
         else:
-            args.json.write_text(text + "\n")
+            atomic_write_text(args.json, text + "\n")
     return 0
 
 

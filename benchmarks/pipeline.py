@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +44,7 @@ from g2d_edge import machine as _machine  # noqa: E402
 from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
                       RecognizerOptions)
 from g2d_edge.errors import G2DError  # noqa: E402
+from g2d_edge.io import list_people  # noqa: E402
 from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
@@ -76,24 +74,17 @@ class Row:
 
 
 def machine_info() -> Dict[str, Any]:
-    """CPU model, core counts, GPU (if any, as nvidia-smi names it: the SDK needs no PyTorch) and library versions."""
+    """The machine (`g2d_edge.machine`: CPU model, core counts, GPU with its memory as the driver names it) and the
+    library versions, in this benchmark's table format."""
     shared = _machine.machine_info(gpu=False)
-    gpu = None
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
-            gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-        except (OSError, subprocess.TimeoutExpired):
-            gpu = None
     versions = {"python": shared["python"], "numpy": np.__version__, "opencv": cv2.__version__}
     for mod in ("onnxruntime", "mediapipe", "tensorrt"):
         try:
             versions[mod] = __import__(mod).__version__
         except Exception:
             pass
-    return {"cpu": shared["cpu"], "cores": os.cpu_count(), "usable_cores": _machine.usable_cores(), "gpu": gpu,
-            "os": shared["os"], "versions": versions}
+    return {"cpu": shared["cpu"], "cores": int(shared["logical_cores"]), "usable_cores": int(shared["cores"]),
+            "gpu": _machine.gpu_name(memory=True) or None, "os": shared["os"], "versions": versions}
 
 
 #: --scale-mode -> DetectorOptions.every_scale
@@ -115,10 +106,9 @@ def gpu_available() -> bool:
 
 def pick_photos(data: Path, count: int, detector: FaceDetector) -> List[np.ndarray]:
     """One photo each of up to `count` people, those the detector finds most confidently, best first."""
-    people = sorted(p for p in data.iterdir() if p.is_dir())
     scored: List[Tuple[float, np.ndarray]] = []
-    for person in people[: max(count * 3, count + 8)]:
-        for path in sorted(person.glob("*.jpg"))[:2]:
+    for _, paths in list_people(data)[: max(count * 3, count + 8)]:
+        for path in paths[:2]:
             image = cv2.imread(str(path))
             found = detector.detect(image) if image is not None else []
             if len(found) == 1:

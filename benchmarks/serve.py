@@ -43,6 +43,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from benchmarks.latency import bench_faces  # noqa: E402
 from export.pytriton_server import LocalServer, start_server  # noqa: E402
 from export.triton import TritonRepoOptions, write_triton_repository  # noqa: E402
+from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.backends.triton import inference_statistics  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
@@ -228,7 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if server is not None:
                 server.stop()
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     return 0
 

@@ -5,8 +5,9 @@
     build_engine("g2d-edge-s.onnx", options=TrtBuildOptions(precision="fp16"))
     write_triton_repository("g2d-edge-s.onnx", "model_repository/")
 
-Names are resolved lazily: `export.onnx` needs torch (training extras) while `export.tensorrt` needs only
-TensorRT + pycuda, so a deployment box can build engines without torch.
+Names are resolved lazily: `export.onnx` needs torch (training extras). The TensorRT engine builder lives in the
+runtime (`g2d_edge.backends.engine_build`: engines are built on the target box, without torch); its names are
+re-exported here.
 """
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from typing import Any
 _LAZY = {
     "export_onnx": "export.onnx", "ParityOptions": "export.onnx", "ParityReport": "export.onnx",
     "verify_parity": "export.onnx", "build_sidecar": "export.onnx",
-    "build_engine": "export.tensorrt", "build_engine_if_missing": "export.tensorrt",
-    "TrtBuildOptions": "export.tensorrt", "engine_cache_path": "export.tensorrt",
+    "build_engine": "g2d_edge.backends.engine_build", "build_engine_if_missing": "g2d_edge.backends.engine_build",
+    "TrtBuildOptions": "g2d_edge.backends.engine_build", "engine_cache_path": "g2d_edge.backends.engine_cache",
     "write_triton_repository": "export.triton", "TritonRepoOptions": "export.triton",
-    "ExportError": "export.errors", "ParityError": "export.errors", "EngineBuildError": "export.errors",
+    "ExportError": "g2d_edge.errors", "ParityError": "g2d_edge.errors", "EngineBuildError": "g2d_edge.errors",
 }
 
 __all__ = sorted(_LAZY)

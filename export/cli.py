@@ -5,7 +5,8 @@
     g2d-export trt g2d_edge/models/g2d-edge-s.onnx --precision fp16 int8 --calib ../shared/data/celeba-train
     g2d-export triton g2d_edge/models/g2d-edge-s.onnx -o model_repository/
 
-Exit status: 0 on success, 1 when an export step fails (parity, parse, build, missing files), 2 on bad arguments.
+Exit status: 0 on success, 1 when an export step fails (parity, parse, build, missing files), 2 on bad arguments,
+130 when interrupted (`g2d_edge.cli_support`, shared with g2d and g2d-train).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from g2d_edge.cli_support import run_command
 from g2d_edge.errors import G2DError
 
 log = logging.getLogger("g2d-export")
@@ -118,7 +120,8 @@ def run_onnx(args: argparse.Namespace) -> int:
 
 
 def run_trt(args: argparse.Namespace) -> int:
-    from .tensorrt import TrtBuildOptions, build_engine, default_engine_path
+    from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
+    from g2d_edge.backends.engine_cache import default_engine_path
 
     if args.output is not None and len(args.precision) > 1:
         raise G2DError("-o/--output names one engine: give a single --precision, or omit -o")
@@ -159,15 +162,12 @@ _COMMANDS = {"onnx": run_onnx, "trt": run_trt, "triton": run_triton}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `g2d-export`; returns the exit status."""
+    """Entry point of `g2d-export`; returns the exit status (`g2d_edge.cli_support`: 0 ok, 1 when an export step
+    fails, 2 for bad usage, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _COMMANDS[args.command](args)
-    except G2DError as exc:
-        log.error("%s", exc)
-        return 1
+    return run_command("g2d-export", lambda: _COMMANDS[args.command](args), verbose=args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,12 +30,12 @@ import onnx
 import torch
 from torch import nn
 
+from g2d_edge.backends.faces import DEFAULT_FACE_CACHE, load_cached_faces, synthetic_faces
+from g2d_edge.errors import ExportError, ParityError
 from g2d_edge.files import atomic_write_bytes
 from g2d_edge.sidecar import InputSpec, ModelSidecar, sidecar_path_for
 from train.model import G2DModel, InferenceModel
 
-from .errors import ExportError, ParityError
-from .faces import DEFAULT_FACE_CACHE, load_cached_faces, synthetic_faces
 
 log = logging.getLogger(__name__)
 

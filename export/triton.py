@@ -7,7 +7,7 @@
         1/model.json                its sidecar (the SDK's convention: the sidecar sits next to the model file)
       g2d-edge-s-trt/               TensorRT plan variant, only where TensorRT and a GPU are present
         config.pbtxt
-        1/model.plan                built by `export.tensorrt.build_engine` (parity-checked against ONNX Runtime)
+        1/model.plan                built by `g2d_edge.backends.engine_build.build_engine` (parity-checked against ONNX Runtime)
         1/model.json                the engine's sidecar (TensorRT version, GPU, precision)
 
 This is the layout the NGC `tritonserver` container loads as is (`--model-repository=/models`). Each `config.pbtxt`
@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from g2d_edge.errors import ModelError
+from g2d_edge.errors import ExportError, ModelError
+from g2d_edge.files import atomic_copy, atomic_write_text
 from g2d_edge.sidecar import ModelSidecar
-
-from .errors import ExportError
 
 __all__ = ["TritonRepoOptions", "TritonModelEntry", "write_triton_repository", "model_config_text",
            "SIDECAR_PARAMETERS", "TENSORRT_SUFFIX"]
@@ -172,17 +171,13 @@ def _version_dir(repository: Path, name: str, options: TritonRepoOptions) -> Pat
 
 
 def _write_config(folder: Path, text: str) -> Path:
-    path = folder / "config.pbtxt"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(folder / "config.pbtxt", text)
 
 
 def _write_onnx_variant(onnx_path: Path, sidecar: ModelSidecar, repository: Path, name: str,
                         options: TritonRepoOptions) -> TritonModelEntry:
     folder = _version_dir(repository, name, options)
-    shutil.copyfile(onnx_path, folder / "model.onnx")
+    atomic_copy(onnx_path, folder / "model.onnx")
     sidecar.save(folder / "model.json")
     kind = "KIND_GPU" if options.device == "gpu" else "KIND_CPU"
     config = _write_config(folder.parent, model_config_text(sidecar, name, "onnxruntime_onnx", options, kind))
@@ -206,7 +201,7 @@ def tensorrt_skip_reason(options: TritonRepoOptions) -> Optional[str]:
 
 def _write_tensorrt_variant(onnx_path: Path, repository: Path, name: str,
                             options: TritonRepoOptions) -> TritonModelEntry:
-    from .tensorrt import TrtBuildOptions, build_engine
+    from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
 
     trt_name = name + TENSORRT_SUFFIX
     folder = _version_dir(repository, trt_name, options)

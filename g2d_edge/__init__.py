@@ -6,12 +6,14 @@
     for face in rec.identify(frame):         # frame: BGR uint8, as cv2.imread / VideoCapture give it
         print(face.name, face.score, face.box)
 
-Public API: `Recognizer`, `RecognizerOptions`, `RunningMode`, `Recognition`, `VerifyResult`, `EnrollResult`,
-`StreamResult`, `Gallery`, `GalleryBase` (the gallery protocol), `open_gallery` (a file path or a database URL such
-as `milvus://host:19530/people`, see `g2d_edge.gallery_milvus`), `Match`, `FaceDetector`, `DetectorOptions`,
-`Detection`, `align_face`, `Capture`, `CaptureOptions`, `Frame`, `jetson_csi_pipeline`, `annotate`, `read_image`,
-`ModelSidecar` and the errors
-(`G2DError` and subclasses). Nothing here imports torch; ONNX Runtime / TensorRT load when a model is opened.
+The public face (`__all__`): `Recognizer`, `RecognizerOptions` and the `Recognition` it returns; `Gallery` and
+`open_gallery` (a file path or a database URL such as `milvus://host:19530/people`); `Capture` (camera, video, URL,
+folder, image), `VideoLoop` (Capture -> identify -> annotate -> show / write) and `annotate`; `G2DError`, the base of
+every error the SDK raises on purpose. Everything else lives in its module: `g2d_edge.errors` (the G2DError
+subclasses), `g2d_edge.detect` (FaceDetector, DetectorOptions), `g2d_edge.align`, `g2d_edge.capture`,
+`g2d_edge.video`, `g2d_edge.draw`, `g2d_edge.io`, `g2d_edge.sidecar`, `g2d_edge.backends` ... The names this package
+exported before (e.g. `from g2d_edge import DetectorOptions`) stay importable here, out of `__all__`; new code
+imports them from their modules. Nothing here imports torch; ONNX Runtime / TensorRT load when a model is opened.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .io import read_image
 from .recognizer import (EnrollResult, Recognition, Recognizer, RecognizerOptions, RunningMode, StreamResult,
                          VerifyResult)
 from .sidecar import ModelSidecar
+from .video import VideoLoop, VideoOptions
 
 
 def _version() -> str:
@@ -41,10 +44,15 @@ def _version() -> str:
 
 __version__ = _version()
 
-__all__ = [
-    "ALIGNED_SIZE", "BackendUnavailableError", "Capture", "CaptureError", "CaptureOptions", "CaptureStats",
-    "Detection", "DetectorOptions", "DrawOptions", "EnrollResult", "FaceDetector", "Frame", "G2DError", "Gallery",
-    "GalleryBase", "GalleryError", "GalleryUnavailableError", "IdentityInfo", "ImageReadError", "InputError", "Match", "ModelError", "ModelSidecar",
-    "NoFaceError", "Recognition", "Recognizer", "RecognizerOptions", "RunningMode", "StreamResult", "VerifyResult",
-    "__version__", "align_face", "annotate", "jetson_csi_pipeline", "open_gallery", "read_image",
-]
+#: The public face: what a user needs to recognise people in photos, videos and streams.
+__all__ = ["Recognizer", "RecognizerOptions", "Recognition", "Gallery", "open_gallery", "Capture", "VideoLoop",
+           "annotate", "G2DError", "__version__"]
+
+#: Exported by earlier versions and still importable from here (not in `__all__`): import them from their modules.
+COMPATIBILITY_NAMES = (
+    "ALIGNED_SIZE", "BackendUnavailableError", "CaptureError", "CaptureOptions", "CaptureStats", "Detection",
+    "DetectorOptions", "DrawOptions", "EnrollResult", "FaceDetector", "Frame", "GalleryBase", "GalleryError",
+    "GalleryUnavailableError", "IdentityInfo", "ImageReadError", "InputError", "Match", "ModelError", "ModelSidecar",
+    "NoFaceError", "RunningMode", "StreamResult", "VerifyResult", "VideoOptions", "align_face",
+    "jetson_csi_pipeline", "read_image",
+)

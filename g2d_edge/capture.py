@@ -1,12 +1,12 @@
-"""Threaded frame sources that never lag: webcam, video file, RTSP/HTTP URL, GStreamer pipeline, image folder.
+"""Threaded frame sources that never lag: webcam, video file, RTSP/HTTP URL, GStreamer pipeline, image folder, image.
 
 A reader thread pulls frames as fast as the source gives them into a one-frame slot. For live sources the newest
 frame wins: a frame the application has not taken yet is replaced (and counted as dropped), so a slow consumer
 always gets the current picture instead of one from seconds ago. Files and folders by default deliver every frame in
 order (the reader waits for the consumer) for offline processing; `CaptureOptions.drop_frames` overrides either.
 
-    with Capture(0) as cap:                 # webcam 0; also "video.mp4", "rtsp://...", a folder, a GStreamer string
-        for frame in cap:                   # Frame(image, index, timestamp_ms)
+    with Capture(0) as cap:                 # webcam 0; also "video.mp4", "rtsp://...", a folder, a photo, a GStreamer
+        for frame in cap:                   # Frame(image, index, timestamp_ms, path)
             faces = rec.identify(frame.image)
 
 Live streams that drop are reopened with exponential backoff; a file that ends ends the iteration. Network sources
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from .errors import CaptureError, ImageReadError, InputError
-from .io import DEFAULT_MAX_IMAGE_PIXELS, list_images, read_image
+from .io import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_SUFFIXES, list_images, read_image
 from .slot import LatestSlot
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,14 @@ class CaptureOptions:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """A frame from a source: BGR uint8 image, its index in the source (counting dropped frames too) and a timestamp
+    """A frame from a source: BGR uint8 image, its index in the source (counting dropped frames too), a timestamp
     in milliseconds (position in the file for videos, time since opening for live sources, the frame number for image
-    folders; always increasing)."""
+    folders; always increasing) and, for image folders and image files, the file it was read from."""
 
     image: np.ndarray
     index: int
     timestamp_ms: int
+    path: Optional[Path] = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def has_gstreamer() -> bool:
 
 
 def classify_source(source: SourceLike) -> Tuple[str, Union[int, str, Path]]:
-    """("camera"|"gstreamer"|"url"|"folder"|"file", normalised source). Raises CaptureError for a missing path."""
+    """("camera"|"gstreamer"|"url"|"folder"|"image"|"file", normalised source): "image" is a file with an image
+    suffix (`g2d_edge.io.IMAGE_SUFFIXES`), "file" any other file (a video). Raises CaptureError for a missing path."""
     if isinstance(source, bool):
         raise CaptureError(f"not a frame source: {source!r}")
     if isinstance(source, int):
@@ -147,7 +149,7 @@ def classify_source(source: SourceLike) -> Tuple[str, Union[int, str, Path]]:
     if path.is_dir():
         return "folder", path
     if path.is_file():
-        return "file", path
+        return ("image" if path.suffix.lower() in IMAGE_SUFFIXES else "file"), path
     raise CaptureError(f"frame source not found: {text!r} is not a camera index, an existing file or folder, "
                        "a URL (rtsp://, http://) or a GStreamer pipeline")
 
@@ -214,12 +216,16 @@ class _VideoReader:
 
 
 class _FolderReader:
-    """Images of a folder in name order; unreadable files are skipped (logged and counted)."""
+    """Images of a folder in name order, unreadable ones skipped (logged and counted); or one image file, read when
+    the source is opened (CaptureError if it cannot be)."""
 
-    def __init__(self, folder: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    def __init__(self, folder: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, single: bool = False) -> None:
         self.max_pixels = max_pixels
+        self._first: Optional[np.ndarray] = None
         try:
-            self.files: List[Path] = list_images(folder)
+            self.files: List[Path] = [folder] if single else list_images(folder)
+            if single:
+                self._first = read_image(folder, max_pixels)
         except ImageReadError as exc:
             raise CaptureError(str(exc)) from exc
         if not self.files:
@@ -227,16 +233,23 @@ class _FolderReader:
         self.pos = 0
         self.skipped = 0
         self.fps = None
+        self.current: Optional[Path] = None  # the file of the image `read` returned last
 
     def read(self) -> Tuple[bool, Optional[np.ndarray], Optional[float]]:
+        if self._first is not None:
+            image, self._first, self.pos, self.current = self._first, None, 1, self.files[0]
+            return True, image, None
         while self.pos < len(self.files):
             path = self.files[self.pos]
             self.pos += 1
             try:
-                return True, read_image(path, self.max_pixels), None
+                image = read_image(path, self.max_pixels)
             except ImageReadError as exc:
                 self.skipped += 1
                 log.warning("capture: skipping %s", exc)
+                continue
+            self.current = path
+            return True, image, None
         return False, None, None
 
     def release(self) -> None:
@@ -248,7 +261,7 @@ class Capture:
 
     Args:
         source: camera index (0 or "0"), video file, URL (rtsp://, http://), GStreamer pipeline string (e.g.
-            `jetson_csi_pipeline()`), or a folder of images (read in sorted name order).
+            `jetson_csi_pipeline()`), a folder of images (read in sorted name order) or one image file.
         options: `CaptureOptions`.
 
     Raises CaptureError at construction when the source cannot be opened. Use as a context manager (or call
@@ -261,8 +274,8 @@ class Capture:
         self.live = self.kind in ("camera", "url", "gstreamer")
         self.drop_frames = self.live if self.options.drop_frames is None else bool(self.options.drop_frames)
         self._reader: Union[_VideoReader, _FolderReader]
-        if self.kind == "folder":
-            self._reader = _FolderReader(Path(self.source), self.options.max_image_pixels)
+        if self.kind in ("folder", "image"):
+            self._reader = _FolderReader(Path(self.source), self.options.max_image_pixels, single=self.kind == "image")
         else:
             self._reader = _VideoReader(self.kind, self.source, self.options)
         self.fps: Optional[float] = self._reader.fps
@@ -348,14 +361,15 @@ class Capture:
                     ts = int(round(pos_ms))
                 elif self.kind in ("file", "folder") and self.fps:
                     ts = int(round(self._read * 1000.0 / self.fps))
-                elif self.kind == "folder":
+                elif self.kind in ("folder", "image"):
                     ts = self._read
                 else:
                     ts = int((time.monotonic() - self._t0) * 1000)
                 self._fail_streak = 0
                 ts = max(ts, last_ts + 1)
                 last_ts = ts
-                frame = Frame(image=image, index=self._read, timestamp_ms=ts)
+                path = self._reader.current if isinstance(self._reader, _FolderReader) else None
+                frame = Frame(image=image, index=self._read, timestamp_ms=ts, path=path)
                 self._read += 1
                 if self.drop_frames:
                     self._slot.put(frame)

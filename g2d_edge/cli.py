@@ -1,19 +1,24 @@
 """`g2d` command line: a thin skin over the Python API.
 
     g2d enroll NAME PHOTO... --gallery people.npz      # Recognizer.enroll + Gallery.save
-    g2d identify FRAME.jpg --gallery people.npz        # Recognizer.identify
+    g2d enroll --folder people/ --gallery people.npz   # one sub-folder of photos per person
+    g2d identify SOURCE --gallery people.npz           # VideoLoop: Capture -> Recognizer.identify -> annotate
     g2d verify A.jpg B.jpg                             # Recognizer.verify
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
     g2d gallery export DEST --gallery SRC              # copy a gallery: file <-> database (milvus://...)
     g2d gallery import SRC --gallery DEST
 
+`identify` takes whatever `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP
+URL or a GStreamer pipeline; `--show` opens a window, `--output out.mp4` writes the annotated video, `--json` prints
+one JSON line per frame. Faces of a video or a camera are tracked (`RecognizerOptions(track=True)`).
+
 --gallery takes a gallery file or folder, or a database URL (milvus://host:19530/collection,
 milvus-lite://path.db/collection; README "Scaling out").
 
-Every command takes --json for machine-readable output. Errors the user can fix (G2DError) print one line to stderr
-and exit with status 1; bad arguments exit with 2. Names and paths are printed with control characters escaped
-(`g2d_edge.text.printable`), so nothing read from a gallery or typed as an argument can inject terminal escapes
-or extra lines.
+Every command takes --json for machine-readable output. Exit status (`g2d_edge.cli_support`, shared with g2d-train
+and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C.
+Names and paths are printed with control characters escaped (`g2d_edge.text.printable`), so nothing read from a
+gallery or typed as an argument can inject terminal escapes or extra lines.
 """
 from __future__ import annotations
 
@@ -23,18 +28,23 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .errors import G2DError, GalleryError
+from .backends.loader import BACKEND_NAMES
+from .cli_support import run_command
+from .errors import GalleryError
 from .imagesize import DEFAULT_MAX_IMAGE_PIXELS
 from .text import printable
+from .video import VIDEO_CODECS
 
 log = logging.getLogger("g2d_edge.cli")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model file (.onnx or .engine); default: the shipped model")
-    p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, tensorrt, triton")
+    p.add_argument("--backend", default="auto", choices=("auto",) + BACKEND_NAMES,
+                   help="inference backend (default auto: TensorRT for an engine or a cached one, else ONNX Runtime)")
     p.add_argument("--url", help="Triton server (grpc://host:8001 or http://host:8000) that runs the model; --model "
                                  "then only names its sidecar (README 'Scaling out')")
     p.add_argument("--model-name", help="model name on the Triton server (default: the sidecar's name)")
@@ -71,20 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("enroll", help="add a person to a gallery from photos")
-    p.add_argument("name", help="the person's name")
-    p.add_argument("images", nargs="+", help="photos of the person (one face each; the largest face is used)")
+    p = sub.add_parser("enroll", help="add people to a gallery from photos",
+                       usage="%(prog)s (NAME PHOTO... | --folder PEOPLE_DIR) --gallery GALLERY [options]")
+    p.add_argument("name", nargs="?", help="the person's name")
+    p.add_argument("images", nargs="*", help="photos of the person (one face each; the largest face is used)")
+    p.add_argument("--folder", help="enrol everyone of PEOPLE_DIR: one sub-folder of photos per person, named after "
+                                    "the person")
     p.add_argument("--gallery", required=True, help="gallery file (.npz), directory or database URL "
                                                      "(milvus://host:19530/collection); created if missing")
-    p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing")
+    p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing "
+                                                              "(always on with --folder)")
     _image_args(p)
     _model_args(p)
     _common_args(p)
 
-    p = sub.add_parser("identify", help="name every face in an image")
-    p.add_argument("image")
+    p = sub.add_parser("identify", help="name every face of an image, folder, video, camera or stream")
+    p.add_argument("source", help="an image, a folder of images, a video file, a camera index (0), an RTSP/HTTP URL "
+                                  "or a GStreamer pipeline")
     p.add_argument("--gallery", required=True, help="gallery made with `g2d enroll`")
     p.add_argument("--top-k", type=int, default=1, help="candidates listed per face (default 1)")
+    p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q or Esc stops)")
+    p.add_argument("--output", help=f"write the annotated frames as a video ({', '.join(VIDEO_CODECS)})")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     _image_args(p)
     _model_args(p)
     _common_args(p)
@@ -122,11 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _recognizer(args: argparse.Namespace, gallery: Any = None) -> Any:
+def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = False) -> Any:
     from .recognizer import Recognizer, RecognizerOptions
 
     opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1),
-                             max_image_pixels=args.max_pixels)
+                             max_image_pixels=args.max_pixels, track=track)
     triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
     return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts, **triton)
 
@@ -139,51 +157,88 @@ def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -
         print("\n".join(printable(line) for line in lines))
 
 
+def _enrolment(args: argparse.Namespace) -> List[Tuple[str, List[str]]]:
+    """(name, photos) of everyone to enrol: the NAME and PHOTOs given, or one person per sub-folder of --folder."""
+    from .io import list_people
+
+    if args.folder is not None:
+        people = [(name, [str(p) for p in photos]) for name, photos in list_people(args.folder)]
+        if not people:
+            raise GalleryError(f"--folder {args.folder}: no sub-folder with photos in it; expected one sub-folder of "
+                               "photos per person, named after the person")
+        return people
+    return [(args.name, list(args.images))]
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from .gallery import open_gallery
 
+    people = _enrolment(args)
     with open_gallery(args.gallery) as gallery:
         rec = _recognizer(args, gallery)
         try:
-            result = rec.enroll(args.name, args.images, skip_failed=args.skip_failed)
+            results = [rec.enroll(name, photos, skip_failed=args.skip_failed or args.folder is not None)
+                       for name, photos in people]
             path = rec.save_gallery()
         finally:
             rec.close()
         identities = len(gallery)
-    payload = {"name": result.name, "added": result.added, "templates": result.templates,
-               "skipped": [{"image": i, "reason": r} for i, r in result.skipped], "gallery": str(path),
-               "identities": identities}
-    lines = [f"enrolled {result.name}: {result.added} photo(s) added ({result.templates} template(s) in total); "
-             f"gallery {path} now holds {identities} people"]
-    lines += [f"  skipped {image}: {reason}" for image, reason in result.skipped]
+    enrolled = [{"name": r.name, "added": r.added, "templates": r.templates,
+                 "skipped": [{"image": i, "reason": why} for i, why in r.skipped]} for r in results]
+    payload = ({**enrolled[0], "gallery": str(path), "identities": identities} if args.folder is None else
+               {"enrolled": enrolled, "gallery": str(path), "identities": identities})
+    lines = []
+    for r in results:
+        lines.append(f"enrolled {r.name}: {r.added} photo(s) added ({r.templates} template(s) in total)")
+        lines += [f"  skipped {image}: {reason}" for image, reason in r.skipped]
+    lines.append(f"gallery {path} now holds {identities} people")
     _emit(args, payload, lines)
     return 0
 
 
-def cmd_identify(args: argparse.Namespace) -> int:
-    from .gallery import open_gallery
-    from .io import read_image
-
-    with open_gallery(args.gallery, create=False) as gallery:
-        if gallery.is_empty():
-            raise GalleryError(f"gallery {gallery.location} is empty: enrol people first with "
-                               f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
-        image = read_image(args.image, args.max_pixels)  # before loading the model: a typo in the path fails fast
-        rec = _recognizer(args, gallery)
-        try:
-            faces = rec.identify(image)
-            threshold = rec.threshold
-        finally:
-            rec.close()
-    payload = {"image": args.image, "threshold": threshold, "faces": [f.to_dict() for f in faces]}
-    lines = [f"{args.image}: {len(faces)} face(s)"]
+def _frame_lines(label: str, faces: Sequence[Any], threshold: float) -> List[str]:
+    lines = [f"{label}: {len(faces)} face(s)"]
     for i, f in enumerate(faces):
         x1, y1, x2, y2 = (int(round(float(v))) for v in f.box)
         who = f.name if f.name is not None else "unknown"
         score = "n/a" if f.score is None else f"{f.score:.3f}"
-        lines.append(f"  #{i} {who} (score {score}, threshold {threshold:.3f}) box {x1},{y1},{x2},{y2}")
-    _emit(args, payload, lines)
+        track = "" if f.track_id is None else f" track {f.track_id}"
+        lines.append(f"  #{i} {who} (score {score}, threshold {threshold:.3f}){track} box {x1},{y1},{x2},{y2}")
+    return lines
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from .capture import CaptureOptions
+    from .gallery import open_gallery
+    from .video import VideoLoop, VideoOptions, is_video_source
+
+    video = is_video_source(args.source)  # before loading the model: a typo in the path fails fast
+    options = VideoOptions(show=args.show, output=args.output, max_frames=args.max_frames or 0,
+                           capture=CaptureOptions(max_image_pixels=args.max_pixels))
+    with open_gallery(args.gallery, create=False) as gallery:
+        if gallery.is_empty():
+            raise GalleryError(f"gallery {gallery.location} is empty: enrol people first with "
+                               f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
+        rec = _recognizer(args, gallery, track=video)
+        try:
+            with VideoLoop(rec, args.source, options) as loop:
+                for result in loop:
+                    _print_frame(args, result, rec.threshold, video)
+        finally:
+            rec.close()
+    if not args.json:
+        print(f"{loop.frames} frame(s) in {loop.elapsed_s:.1f} s"
+              + (f"; wrote {printable(loop.written)}" if loop.written is not None else ""))
     return 0
+
+
+def _print_frame(args: argparse.Namespace, result: Any, threshold: float, video: bool) -> None:
+    """One JSON line (--json) or a few text lines per frame, printed as soon as the frame is done."""
+    if args.json:
+        print(json.dumps({"source": args.source, **result.to_dict(), "threshold": threshold}), flush=True)
+        return
+    label = f"frame {result.index} ({result.timestamp_ms / 1000:.2f} s)" if video else str(result.path)
+    print("\n".join(printable(line) for line in _frame_lines(label, result.faces, threshold)), flush=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -280,22 +335,30 @@ def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
         sys.stderr = old_stderr
 
 
+def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Argument combinations argparse cannot express; a wrong one exits with status 2 as argparse does."""
+    if args.command == "enroll":
+        if args.folder is not None and (args.name is not None or args.images):
+            parser.error("enroll: give either NAME PHOTO... or --folder PEOPLE_DIR, not both")
+        if args.folder is None and (args.name is None or not args.images):
+            parser.error("enroll: give NAME PHOTO... (the person's name and photos) or --folder PEOPLE_DIR")
+    if args.command == "identify" and args.output is not None \
+            and Path(args.output).suffix.lower() not in VIDEO_CODECS:
+        parser.error(f"identify: --output must be a video file ending in {', '.join(VIDEO_CODECS)}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `g2d` console script and `python -m g2d_edge`. Returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_usage(parser, args)
     with _quiet_native_stderr(enabled=not args.verbose):
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
         if not args.verbose:  # pymilvus logs every failed request itself; our one error line says it all
             logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         try:
-            return COMMANDS[args.command](args)
-        except G2DError as exc:
-            print(f"g2d: error: {printable(exc)}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("g2d: interrupted", file=sys.stderr)
-            return 130
+            return run_command("g2d", lambda: COMMANDS[args.command](args))
         finally:
             logging.getLogger().handlers.clear()
 

@@ -1,5 +1,8 @@
-"""Exceptions raised by g2d-edge. Every one of them says what the user can do about it."""
+"""Exceptions raised by g2d-edge (runtime, training and export tools). Every one of them says what the user can do
+about it; one `except G2DError` covers them all."""
 from __future__ import annotations
+
+from typing import Any, Optional
 
 
 class G2DError(Exception):
@@ -41,3 +44,23 @@ class ClosedError(G2DError):
 class GalleryUnavailableError(GalleryError, BackendUnavailableError):
     """A gallery database cannot be reached (server down or unreachable, wrong address, local database held by
     another process) or its client package is not installed. Both a GalleryError and a BackendUnavailableError."""
+
+
+class ExportError(G2DError):
+    """An export or engine-build step failed (model cannot be loaded or traced, the graph is invalid, a file cannot be
+    written)."""
+
+
+class ParityError(ExportError):
+    """An exported graph or a built engine does not reproduce its reference closely enough; nothing was written.
+
+    `report` is the `ParityReport` (or engine check) that failed.
+    """
+
+    def __init__(self, message: str, report: Optional[Any] = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class EngineBuildError(ExportError):
+    """TensorRT could not parse the ONNX graph or build an engine (its error messages are quoted)."""

@@ -1,8 +1,9 @@
 """Writing files safely: atomic replacement, their temporary files, and an inter-process lock.
 
-One place for these idioms (galleries, model sidecars and the training/export code all use them):
+One place for these idioms (galleries, model sidecars, engines, checkpoints, caches, configs and benchmark results
+all use them):
 
-- `atomic_write(target, write)` writes through a temporary file in the same folder (`.<name>.XXXXXXXX.tmp`),
+- `atomic_write(target, write)` (and `atomic_write_bytes`, `atomic_write_text`, `atomic_copy`) writes through a temporary file in the same folder (`.<name>.XXXXXXXX.tmp`),
   flushes and fsyncs it, then `os.replace`s it over `target`: readers only ever see the old or the complete new
   file, and a crash or a full disk leaves the old one intact.
 - `temp_files_of(target)` finds the temporary files `atomic_write` leaves behind for `target` when its process is
@@ -21,6 +22,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
@@ -101,8 +103,19 @@ def atomic_write(target: PathLike, write: Callable[[BinaryIO], None]) -> Path:
 
 
 def atomic_write_bytes(target: PathLike, data: bytes) -> Path:
-    """`atomic_write` of a bytes object (text: `atomic_write_bytes(path, text.encode("utf-8"))`)."""
+    """`atomic_write` of a bytes object."""
     return atomic_write(target, lambda fh: fh.write(data))
+
+
+def atomic_write_text(target: PathLike, text: str) -> Path:
+    """`atomic_write` of a text, encoded as UTF-8."""
+    return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_copy(source: PathLike, target: PathLike) -> Path:
+    """Copy the file `source` to `target` through `atomic_write` (streamed, not read into memory at once)."""
+    with open(source, "rb") as src:
+        return atomic_write(target, lambda fh: shutil.copyfileobj(src, fh))
 
 
 def temp_files_of(target: PathLike) -> List[Path]:

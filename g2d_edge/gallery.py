@@ -1,7 +1,8 @@
 """A persistent gallery of enrolled people: several unit-norm templates per identity, cosine top-k search.
 
-On disk a gallery is one `.npz` file (NumPy arrays + a JSON header, no pickle). A path without a suffix (or an
-existing folder) is a gallery directory holding `gallery.npz`.
+On disk a gallery is one `.npz` file (NumPy arrays + a JSON header, no pickle; the format and the merge below are
+`g2d_edge.gallery_file`). A path without a suffix (or an existing folder) is a gallery directory holding
+`gallery.npz`.
 
 Saving is safe against crashes and against other processes (see `Gallery.save`):
 
@@ -20,29 +21,26 @@ refuses to be used with another model: embeddings of two different networks are 
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import threading
-import time
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from .errors import GalleryError, InputError
 from .files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
                     temp_files_of)
+from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, is_number,  # noqa: F401
+                           merge_snapshots, read_gallery_file, write_npz)
 from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_query_length,
                           check_template_length, checked_queries, normalised_queries, normalised_templates)
 from .text import quoted
 
 log = logging.getLogger(__name__)
 
-#: Version of the on-disk format written by `Gallery.save`.
-GALLERY_FORMAT = 1
 #: File name used inside a gallery directory.
 GALLERY_FILENAME = "gallery.npz"
 #: Seconds `Gallery.save` waits for another process's save of the same file before giving up.
@@ -102,7 +100,7 @@ class Gallery(GalleryBase):
             raise InputError(f"use_faiss must be 'auto', True or False, got {use_faiss!r}")
         if use_faiss is True and _faiss_module() is None:
             raise GalleryError("use_faiss=True but FAISS is not installed: pip install faiss-cpu (or g2d-edge[faiss])")
-        if not _is_number(lock_timeout) or not lock_timeout >= 0:
+        if not is_number(lock_timeout) or not lock_timeout >= 0:
             raise InputError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
         self.embedding_space = embedding_space
         self.embedding_dim = int(embedding_dim) if embedding_dim is not None else None
@@ -116,7 +114,7 @@ class Gallery(GalleryBase):
         self._lock = threading.RLock()
         self._index: Optional[Dict[str, Any]] = None  # search matrix cache, rebuilt after a change
         # What the file `_base_file` held when this gallery last loaded or saved it: the merge base of `save`.
-        self._base = _Snapshot(_Header(), {})
+        self._base = Snapshot(Header(), {})
         self._base_file: Optional[Path] = None
         self._base_revision: Optional[str] = None
 
@@ -321,7 +319,7 @@ class Gallery(GalleryBase):
                 with exclusive_lock(gallery_lock_path(target), self.lock_timeout):
                     remove_temp_files(target)
                     snapshot = self._merged_with(target)
-                    atomic_write(target, lambda fh: _write_npz(fh, snapshot, revision))
+                    atomic_write(target, lambda fh: write_npz(fh, snapshot, revision))
             except LockTimeout:
                 raise GalleryError(f"cannot save gallery {target}: another process has held its lock "
                                    f"({gallery_lock_path(target)}) for more than {self.lock_timeout:g} s; wait "
@@ -351,7 +349,7 @@ class Gallery(GalleryBase):
             raise GalleryError(f"gallery {file} is {problem}; pass the path of a gallery file (.npz) or folder")
         gallery = cls(path=file, **kwargs)
         _remove_stale_temp_files(file)
-        snapshot, revision = _read_gallery_file(file)
+        snapshot, revision = read_gallery_file(file)
         gallery._set_state(snapshot, file, revision)
         log.debug("loaded gallery %s (%d identities)", file, len(gallery))
         return gallery
@@ -366,33 +364,33 @@ class Gallery(GalleryBase):
         gallery._base_file = file  # an empty start: whatever appears there before `save` is merged, not replaced
         return gallery
 
-    def _header(self) -> "_Header":
-        return _Header(self.embedding_space, self.embedding_dim, self.threshold, self.model_name)
+    def _header(self) -> Header:
+        return Header(self.embedding_space, self.embedding_dim, self.threshold, self.model_name)
 
-    def _merged_with(self, target: Path) -> "_Snapshot":
+    def _merged_with(self, target: Path) -> Snapshot:
         """What `save` writes to `target`: this gallery, merged with the file there if someone else wrote it."""
-        ours = _Snapshot(self._header(), dict(self._templates))
+        ours = Snapshot(self._header(), dict(self._templates))
         problem = regular_file_problem(target)
         if problem == "not found":
             return ours
         if problem is not None:
             raise GalleryError(f"cannot save gallery to {target}: it is {problem}; save to a .npz file path")
         same_file = target == self._base_file
-        if same_file and self._base_revision is not None and _disk_revision(target) == self._base_revision:
+        if same_file and self._base_revision is not None and disk_revision(target) == self._base_revision:
             return ours  # nobody wrote it since we read it
         try:
-            theirs, _ = _read_gallery_file(target)
+            theirs, _ = read_gallery_file(target)
         except GalleryError as exc:
             raise GalleryError(f"not saved: {exc}. Move that file away to save this gallery there, or save "
                                "to another path") from None
-        base = self._base if same_file else _Snapshot(_Header(), {})
-        merged = _merge(base, ours, theirs, target)
+        base = self._base if same_file else Snapshot(Header(), {})
+        merged = merge_snapshots(base, ours, theirs, target)
         log.info("gallery %s was changed by another process since it was loaded: merged (%d identities here, %d "
                  "there, %d after the merge)", target, len(ours.templates), len(theirs.templates),
                  len(merged.templates))
         return merged
 
-    def _set_state(self, snapshot: "_Snapshot", file: Path, revision: Optional[str]) -> None:
+    def _set_state(self, snapshot: Snapshot, file: Path, revision: Optional[str]) -> None:
         """Make this gallery hold `snapshot`, as read from or written to `file` (the base of the next merge)."""
         with self._lock:
             header = snapshot.header
@@ -401,7 +399,7 @@ class Gallery(GalleryBase):
             self._templates = dict(snapshot.templates)
             self._index = None
             self.path = file
-            self._base = _Snapshot(header, dict(snapshot.templates))
+            self._base = Snapshot(header, dict(snapshot.templates))
             self._base_file, self._base_revision = file, revision
 
     # ------------------------------------------------------------------ helpers
@@ -443,146 +441,6 @@ def open_gallery(location: Union[str, os.PathLike], create: bool = True, **optio
     return Gallery.open(location, **options) if create else Gallery.load(location, **options)
 
 
-
-
-# ---------------------------------------------------------------------------------------------- file format
-class _Header(NamedTuple):
-    """The gallery-wide fields of a gallery file."""
-
-    embedding_space: Optional[str] = None
-    embedding_dim: Optional[int] = None
-    threshold: Optional[float] = None
-    model_name: str = ""
-
-
-class _Snapshot(NamedTuple):
-    """A whole gallery's content: header and {name: (K, D) float32 templates} in file order."""
-
-    header: _Header
-    templates: Dict[str, np.ndarray]
-
-
-class _SchemaError(Exception):
-    """What is wrong with a gallery file (turned into a GalleryError naming the file)."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _write_npz(fh: BinaryIO, snapshot: _Snapshot, revision: str) -> None:
-    names = list(snapshot.templates)
-    dim = snapshot.header.embedding_dim or 0
-    matrix = (np.concatenate([snapshot.templates[n] for n in names]).astype(np.float32)
-              if names else np.zeros((0, dim), dtype=np.float32))
-    header = snapshot.header
-    meta = {"format": GALLERY_FORMAT, "embedding_space": header.embedding_space,
-            "embedding_dim": header.embedding_dim, "threshold": header.threshold, "model_name": header.model_name,
-            "revision": revision, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    np.savez(fh, meta=np.array(json.dumps(meta)), names=np.array(names, dtype=np.str_),
-             counts=np.array([snapshot.templates[n].shape[0] for n in names], dtype=np.int64), embeddings=matrix)
-
-
-def _read_gallery_file(file: Path) -> Tuple[_Snapshot, Optional[str]]:
-    """The validated content of a gallery file and its revision id (None for files saved before revisions)."""
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            missing = [k for k in ("meta", "names", "counts", "embeddings") if k not in data.files]
-            if missing:
-                raise _SchemaError(f"the array(s) {', '.join(missing)} are missing")
-            arrays = {k: data[k] for k in ("meta", "names", "counts", "embeddings")}
-        meta = _parse_meta(arrays["meta"])
-        header, revision = _parse_header(meta, file)
-        templates = _parse_templates(arrays["names"], arrays["counts"], arrays["embeddings"], header)
-    except GalleryError:
-        raise
-    except _SchemaError as exc:
-        raise GalleryError(f"gallery {file} is damaged or not a g2d gallery: {exc}; restore it from a backup or "
-                           "enrol the people again") from None
-    except Exception as exc:  # zip, npy or JSON damage all mean the same thing to the user
-        raise GalleryError(f"gallery {file} is corrupt or not a g2d gallery ({type(exc).__name__}: {exc}); "
-                           "restore it from a backup or enrol the people again") from exc
-    return _Snapshot(header, templates), revision
-
-
-def _parse_meta(raw: np.ndarray) -> Dict[str, Any]:
-    if raw.dtype.kind != "U" or raw.ndim != 0:
-        raise _SchemaError(f"its header is a {raw.dtype} array of shape {raw.shape}, not a JSON text")
-    meta = json.loads(str(raw[()]))
-    if not isinstance(meta, dict):
-        raise _SchemaError(f"its header is a JSON {type(meta).__name__}, not an object")
-    return meta
-
-
-def _parse_header(meta: Dict[str, Any], file: Path) -> Tuple[_Header, Optional[str]]:
-    fmt = meta.get("format")
-    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
-        raise _SchemaError(f"its header has format {fmt!r}, not a format number")
-    if fmt > GALLERY_FORMAT:
-        raise GalleryError(f"gallery {file} was written by a newer g2d-edge (format {fmt}, this one reads up to "
-                           f"{GALLERY_FORMAT}); upgrade g2d-edge")
-    space, dim, threshold = meta.get("embedding_space"), meta.get("embedding_dim"), meta.get("threshold")
-    model_name, revision = meta.get("model_name"), meta.get("revision")
-    model_name = "" if model_name is None else model_name
-    if space is not None and (not isinstance(space, str) or not space):
-        raise _SchemaError(f"its embedding_space is {space!r}, not a non-empty text")
-    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
-        raise _SchemaError(f"its embedding_dim is {dim!r}, not a positive whole number")
-    if threshold is not None and (not _is_number(threshold) or not math.isfinite(threshold)
-                                  or not -1.0 <= threshold <= 1.0):
-        raise _SchemaError(f"its threshold is {threshold!r}, not a number in [-1, 1]")
-    if not isinstance(model_name, str):
-        raise _SchemaError(f"its model_name is {model_name!r}, not a text")
-    if revision is not None and not isinstance(revision, str):
-        raise _SchemaError(f"its revision is {revision!r}, not a text")
-    return _Header(space, dim, None if threshold is None else float(threshold), model_name), revision
-
-
-def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
-                     header: _Header) -> Dict[str, np.ndarray]:
-    if names.dtype.kind != "U" or names.ndim != 1:
-        raise _SchemaError(f"its names are a {names.dtype} array of shape {names.shape}, not a list of texts")
-    if counts.dtype.kind not in "iu" or counts.shape != names.shape:
-        raise _SchemaError(f"its counts are a {counts.dtype} array of shape {counts.shape}, not {len(names)} "
-                           "whole numbers (one per name)")
-    if np.any(counts < 1):
-        raise _SchemaError("an identity has fewer than one template")
-    if matrix.dtype.kind != "f" or matrix.ndim != 2:
-        raise _SchemaError(f"its templates are a {matrix.dtype} array of shape {matrix.shape}, not a float matrix")
-    if int(counts.sum()) != matrix.shape[0]:
-        raise _SchemaError(f"its counts add up to {int(counts.sum())} templates but it holds {matrix.shape[0]}")
-    if matrix.shape[0] and matrix.shape[1] != header.embedding_dim:
-        raise _SchemaError(f"its templates have length {matrix.shape[1]} but its header says embedding_dim "
-                           f"{header.embedding_dim}")
-    matrix = matrix.astype(np.float32)
-    if not np.all(np.isfinite(matrix)):
-        raise _SchemaError("its templates contain NaN or infinity")
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    templates: Dict[str, np.ndarray] = {}
-    for i, name in enumerate(str(n) for n in names):
-        try:
-            valid = check_identity_name(name) == name
-        except InputError:
-            valid = False
-        if not valid:
-            raise _SchemaError(f"it holds the invalid identity name {quoted(name)}")
-        if name in templates:
-            raise _SchemaError(f"the identity name {quoted(name)} appears twice")
-        templates[name] = matrix[offsets[i]:offsets[i + 1]]
-    return templates
-
-
-def _disk_revision(file: Path) -> Optional[str]:
-    """The revision id in a gallery file's header; None when there is none or the header cannot be read."""
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"][()]))
-    except Exception:  # unreadable: the full read that follows reports what is wrong
-        return None
-    revision = meta.get("revision") if isinstance(meta, dict) else None
-    return revision if isinstance(revision, str) else None
-
-
 def _remove_stale_temp_files(file: Path) -> None:
     """Remove temporary files of `file` left by killed saves, unless a save is running now (its lock is taken)."""
     if not temp_files_of(file):
@@ -592,74 +450,3 @@ def _remove_stale_temp_files(file: Path) -> None:
             remove_temp_files(file)
     except OSError as exc:  # a save is running (its temporary file is in use), or the folder is read-only
         log.debug("left the temporary files of %s alone: %s", file, exc)
-
-
-# ---------------------------------------------------------------------------------------------- three-way merge
-def _merge(base: _Snapshot, ours: _Snapshot, theirs: _Snapshot, file: Path) -> _Snapshot:
-    """Merge this process's gallery (`ours`) with the file's current content (`theirs`), both changed from
-    `base`; see `Gallery.save` for the rules. Raises GalleryError on a conflict."""
-    header = _merge_header(base.header, ours.header, theirs.header, file)
-    templates: Dict[str, np.ndarray] = {}
-    for name in _ordered_union(theirs.templates, ours.templates):
-        merged = _merge_identity(name, base.templates.get(name), ours.templates.get(name),
-                                 theirs.templates.get(name), file)
-        if merged is not None:
-            templates[name] = merged
-    return _Snapshot(header, templates)
-
-
-def _merge_header(base: _Header, ours: _Header, theirs: _Header, file: Path) -> _Header:
-    for field, label in (("embedding_space", "embedding space"), ("embedding_dim", "embedding length")):
-        mine, other = getattr(ours, field), getattr(theirs, field)
-        if mine is not None and other is not None and mine != other:
-            raise _conflict(file, f"the file now holds templates of another model ({label} {other!r}, this "
-                                  f"gallery's is {mine!r})")
-    if ours.threshold == theirs.threshold or theirs.threshold == base.threshold:
-        threshold = ours.threshold
-    elif ours.threshold == base.threshold:
-        threshold = theirs.threshold
-    else:
-        raise _conflict(file, f"the threshold was set to {theirs.threshold} there and to {ours.threshold} here")
-    return _Header(ours.embedding_space if ours.embedding_space is not None else theirs.embedding_space,
-                   ours.embedding_dim if ours.embedding_dim is not None else theirs.embedding_dim,
-                   threshold, ours.model_name or theirs.model_name)
-
-
-def _merge_identity(name: str, base: Optional[np.ndarray], ours: Optional[np.ndarray],
-                    theirs: Optional[np.ndarray], file: Path) -> Optional[np.ndarray]:
-    """One identity's templates after the merge (None: not enrolled)."""
-    if _same(ours, base):
-        return theirs
-    if _same(theirs, base):
-        return ours
-    if ours is None or theirs is None:
-        where = "here" if ours is None else "by the other process"
-        raise _conflict(file, f"{quoted(name)} was removed or renamed {where} but given other templates on the "
-                              "other side")
-    if _extends(ours, base) and _extends(theirs, base):
-        return np.concatenate([theirs, ours[0 if base is None else base.shape[0]:]])
-    raise _conflict(file, f"{quoted(name)} was replaced on both sides")
-
-
-def _same(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> bool:
-    if a is b:
-        return True
-    return a is not None and b is not None and a.shape == b.shape and bool(np.array_equal(a, b))
-
-
-def _extends(templates: np.ndarray, base: Optional[np.ndarray]) -> bool:
-    """True if `templates` is `base` with more templates appended (anything extends no base)."""
-    if base is None:
-        return True
-    n = base.shape[0]
-    return templates.shape[0] >= n and templates.shape[1:] == base.shape[1:] and bool(np.array_equal(templates[:n],
-                                                                                                   base))
-
-
-def _ordered_union(first: Iterable[str], second: Iterable[str]) -> List[str]:
-    return list(dict.fromkeys([*first, *second]))
-
-
-def _conflict(file: Path, what: str) -> GalleryError:
-    return GalleryError(f"gallery {file} was changed by another process since this gallery was loaded, and the "
-                        f"changes conflict: {what}. Nothing was saved; load the gallery again and repeat the change")

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import GalleryError, InputError
 from .text import MAX_NAME_LENGTH, forbidden_character, quoted
+from .vectors import l2_normalise
 
 
 class Match(NamedTuple):
@@ -72,10 +73,9 @@ def normalised_templates(embeddings: np.ndarray) -> np.ndarray:
         raise InputError(f"embeddings must be a (D,) or (K, D) array with K >= 1, got shape {emb.shape}")
     if not np.all(np.isfinite(emb)):
         raise InputError("embeddings contain NaN or infinity")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    if np.any(norms < 1e-12):
+    if np.any(np.linalg.norm(emb, axis=1) < 1e-12):
         raise InputError("an embedding has zero length and cannot be normalised")
-    return emb / norms
+    return l2_normalise(emb)
 
 
 def check_template_length(length: int, gallery_dim: Optional[int]) -> None:
@@ -106,7 +106,7 @@ def check_query_length(length: int, gallery_dim: Optional[int]) -> None:
 
 def normalised_queries(q: np.ndarray) -> np.ndarray:
     """Rows of `q` scaled to unit length (zero rows stay zero)."""
-    return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    return l2_normalise(q)
 
 
 def check_binding(gallery_space: Optional[str], gallery_dim: Optional[int], gallery_model: str, where: str,

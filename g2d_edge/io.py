@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import List, Union
+from typing import List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -115,8 +115,18 @@ def describe(image: ImageLike, index: int = 0) -> str:
     return f"image #{index} (array)"
 
 
-def list_images(folder: Union[str, os.PathLike]) -> List[Path]:
-    """Image files directly inside `folder`, sorted by name.
+def is_image_file(path: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> bool:
+    """Whether a folder scan takes `path`: a file with an image suffix whose name is not hidden (".x.jpg", e.g. the
+    "._x.jpg" resource forks macOS leaves, is not an image)."""
+    return path.suffix.lower() in suffixes and not path.name.startswith(".") and path.is_file()
+
+
+def list_images(folder: Union[str, os.PathLike], recursive: bool = False,
+                suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[Path]:
+    """The image files of `folder` (with `recursive`, of its sub-folders too, except hidden ones), sorted by path.
+
+    The one image-folder reader of the SDK, training (`train.prepare`, evaluation) and INT8 calibration: one list of
+    suffixes (`IMAGE_SUFFIXES`), hidden files skipped.
 
     Raises:
         ImageReadError: the folder does not exist or is not a directory.
@@ -124,4 +134,27 @@ def list_images(folder: Union[str, os.PathLike]) -> List[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"image folder not found: {root}")
-    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    wanted = tuple(s.lower() for s in suffixes)
+    if not recursive:
+        return sorted(p for p in root.iterdir() if is_image_file(p, wanted))
+    return sorted(p for p in root.rglob("*") if is_image_file(p, wanted)
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def list_people(folder: Union[str, os.PathLike],
+                suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[Tuple[str, List[Path]]]:
+    """`(name, photos)` of every person of a `folder/<person>/<photo>` tree: one sub-folder per person (hidden ones
+    skipped), its images as `list_images` finds them; sorted by name, people without a photo left out.
+
+    Raises:
+        ImageReadError: the folder does not exist or is not a directory.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageReadError(f"image folder not found: {root} (expected one sub-folder of photos per person)")
+    people = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        photos = list_images(person, suffixes=suffixes)
+        if photos:
+            people.append((person.name, photos))
+    return people

@@ -1,10 +1,16 @@
-"""Which machine this is: named in every benchmark table and recorded in training checkpoints and model sidecars."""
+"""Which machine this is: the one description named in every benchmark table and recorded in training checkpoints
+and model sidecars. Torch-free: the GPU is named by the NVIDIA driver (`nvidia-smi`), not by a framework."""
 from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Dict, Optional
+
+#: Seconds `gpu_name` waits for nvidia-smi.
+NVIDIA_SMI_TIMEOUT_S = 10.0
 
 
 def cpu_model() -> str:
@@ -18,15 +24,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def gpu_name() -> str:
-    try:
-        import torch
+def _first_visible_gpu() -> str:
+    """The index nvidia-smi should describe: the first of CUDA_VISIBLE_DEVICES (what CUDA programs call device 0)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return ""
+
+def gpu_name(memory: bool = False) -> str:
+    """The name of the first visible NVIDIA GPU as its driver gives it (with its memory, e.g. "NVIDIA H100 80GB
+    HBM3, 81559 MiB", when `memory`); "" when there is none, or no driver / nvidia-smi to ask."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None or _first_visible_gpu() in ("-1", "none", "NoDevFiles"):
+        return ""
+    query = "name,memory.total" if memory else "name"
+    try:
+        out = subprocess.run([smi, f"--query-gpu={query}", "--format=csv,noheader", "-i", _first_visible_gpu()],
+                             capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    return lines[0].strip() if lines else ""
 
 
 def usable_cores() -> int:
@@ -35,9 +52,9 @@ def usable_cores() -> int:
 
 
 def machine_info(gpu: bool = True) -> Dict[str, str]:
-    """CPU model, usable cores, GPU (if any, as PyTorch names it; left out with gpu=False), OS and Python."""
-    info = {"cpu": cpu_model(), "cores": str(usable_cores()), "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
+    """CPU model, usable and logical cores, GPU (if any; left out with gpu=False), OS and Python."""
+    info = {"cpu": cpu_model(), "cores": str(usable_cores()), "logical_cores": str(os.cpu_count()),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
     name = gpu_name() if gpu else ""
     if name:
         info["gpu"] = name

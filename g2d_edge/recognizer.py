@@ -21,26 +21,23 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .align import ALIGNED_SIZE, align_face
+from .backends.loader import SHIPPED_MODEL, ModelLike, open_model  # noqa: F401 - SHIPPED_MODEL: importable here
 from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
-from .errors import ClosedError, G2DError, ImageReadError, InputError, ModelError, NoFaceError
-from .files import regular_file_problem
-from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery
+from .errors import ClosedError, ImageReadError, InputError, NoFaceError
+from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery  # noqa: F401 - Match: here too
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .maskflag import MaskFlag
-from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
+from .results import EnrollResult, Recognition, StreamResult, VerifyResult
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
 from .tracking import FaceTracker, TrackingOptions, Vote
 
 log = logging.getLogger(__name__)
-
-#: The model shipped inside the package, used when `Recognizer(model=None)`; others by name (`g2d_edge.shipped`).
-SHIPPED_MODEL = shipped_model_path(DEFAULT_MODEL)
 
 _CLOSED_MESSAGE = ("this Recognizer was closed (close() or the end of its `with` block); create a new Recognizer "
                    "to go on")
@@ -51,82 +48,6 @@ class RunningMode(str, Enum):
 
     IMAGE = "image"
     STREAM = "stream"
-
-
-@dataclass(frozen=True, eq=False)
-class Recognition:
-    """One face found in a frame (an immutable record, like insightface's `Face`).
-
-    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: the keypoints the face was aligned from, float32:
-    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detect.KEYPOINT_NAMES_6`; the default
-    front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
-    `KEYPOINT_NAMES_5`). det_score: detector confidence.
-    embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
-    threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
-    the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
-    masked: whether the face wears a mask (`g2d_edge.maskflag`); mask_score: the classifier's probability of it
-    (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
-    tracked; see `RecognizerOptions.track`). Arrays are read-only.
-    """
-
-    box: np.ndarray
-    keypoints: np.ndarray
-    det_score: float
-    embedding: np.ndarray
-    name: Optional[str] = None
-    score: Optional[float] = None
-    matches: Tuple[Match, ...] = ()
-    masked: Optional[bool] = None
-    mask_score: Optional[float] = None
-    track_id: Optional[int] = None
-
-    @property
-    def is_known(self) -> bool:
-        """True when the face was matched to an enrolled identity."""
-        return self.name is not None
-
-    def to_dict(self, include_embedding: bool = False) -> Dict[str, Any]:
-        """JSON-ready dict (boxes and keypoints as lists of floats)."""
-        out: Dict[str, Any] = {
-            "box": [round(float(v), 2) for v in self.box],
-            "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
-            "det_score": round(float(self.det_score), 4),
-            "name": self.name,
-            "score": None if self.score is None else round(float(self.score), 4),
-            "matches": [{"name": m.name, "score": round(float(m.score), 4)} for m in self.matches],
-            "masked": self.masked,
-            "mask_score": None if self.mask_score is None else round(float(self.mask_score), 4),
-            "track_id": self.track_id,
-        }
-        if include_embedding:
-            out["embedding"] = [float(v) for v in self.embedding]
-        return out
-
-
-class VerifyResult(NamedTuple):
-    """Result of `Recognizer.verify`: unpacks as `(same, score)`."""
-
-    same: bool
-    score: float
-
-
-@dataclass(frozen=True)
-class EnrollResult:
-    """What `Recognizer.enroll` did: templates added, the identity's template count now, images skipped (with why)."""
-
-    name: str
-    added: int
-    templates: int
-    skipped: Tuple[Tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class StreamResult:
-    """A stream-mode result: the recognitions of the frame submitted at `timestamp_ms` (and that frame)."""
-
-    timestamp_ms: int
-    recognitions: Tuple[Recognition, ...]
-    frame: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -171,55 +92,9 @@ class RecognizerOptions:
         return self.running_mode is RunningMode.STREAM if self.track is None else bool(self.track)
 
 
-ModelLike = Union[None, str, os.PathLike, Any]
 GalleryLike = Union[None, GalleryBase, str, os.PathLike]
-
-
-def load_model_backend(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Any:
-    """Open a model: None -> the default shipped model; a shipped model's name ("g2d-edge-s", see
-    `g2d_edge.shipped`) -> that model; a path -> `g2d_edge.backends.load_backend`; a ready backend object (anything
-    with `.infer` and `.sidecar`) is returned as is.
-
-    Raises:
-        ModelError: the shipped model is missing, the file does not exist, or it is not a loadable model.
-    """
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        if hasattr(model, "infer") and hasattr(model, "sidecar"):
-            return model
-        raise ModelError(f"model must be a path to an .onnx/.engine file or a backend object, "
-                         f"got {type(model).__name__}")
-    if model is None:
-        model = _installed(SHIPPED_MODEL)
-    elif isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
-        model = _installed(shipped_model_path(model))
-    path = Path(model)
-    problem = regular_file_problem(path)
-    if problem == "not found":
-        raise ModelError(f"model file not found: {path} (or name a shipped model: {', '.join(SHIPPED_MODELS)})")
-    if problem == "a directory":
-        raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
-    if problem is not None:
-        raise ModelError(f"model {path} is {problem}; pass the model file (.onnx or .engine)")
-    from .backends import load_backend  # lazy: pulls in onnxruntime / tensorrt
-
-    try:
-        return load_backend(path, backend, **backend_options)
-    except G2DError:
-        raise
-    except Exception as exc:  # a runtime's own error for a bad file: say which file and what to do
-        raise ModelError(f"cannot load model {path} with backend {backend!r}: {type(exc).__name__}: {exc}. "
-                         "Is it a model exported by g2d-export (ONNX graph or TensorRT engine)?") from exc
-
-
-def _installed(path: Path) -> Path:
-    """`path` of a shipped model, or ModelError when this build does not carry it."""
-    if not path.is_file():
-        raise ModelError(
-            f"the model shipped with g2d-edge ({path.name}) is not installed in this build "
-            f"(looked in {path.parent}). Pass a model explicitly: Recognizer(model='path/to/model.onnx') "
-            "or `--model path/to/model.onnx` on the g2d command line; export one with `g2d-export onnx` "
-            "(its .json sidecar must sit next to it).")
-    return path
+#: `open_model` under its former name (it moved to `g2d_edge.backends.loader`).
+load_model_backend = open_model
 
 
 class Recognizer:
@@ -258,7 +133,7 @@ class Recognizer:
         if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
             raise InputError(f"RecognizerOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
         _check_threshold(self.options.threshold)
-        self.backend = load_model_backend(model, backend, **backend_options)
+        self.backend = open_model(model, backend, **backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
         det_opts = self.options.detector
         if self.options.min_face_size is not None:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from g2d_edge.cli_support import run_command
 from g2d_edge.errors import G2DError
 
 log = logging.getLogger("train.cli")
@@ -194,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .stages.evaluation import run_eval
+    from .eval.runner import run_eval
 
     cfg = _load_cfg(args)
     run_dir = Path(cfg.run_dir)
@@ -222,20 +223,20 @@ def cmd_maskflag(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands other than the stages (`all`, `inpaint`, ... run `cmd_train`).
+HANDLERS = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval, "maskflag": cmd_maskflag}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `g2d-train`; returns the exit status (0 ok, 2 for errors the user can fix)."""
+    """Entry point of `g2d-train`; returns the exit status (`g2d_edge.cli_support`: 0 ok, 1 for errors the user can
+    fix, 2 for bad usage, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handlers = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval, "maskflag": cmd_maskflag}
-    handler = handlers.get(args.command, cmd_train)
-    try:
-        return handler(args)
-    except (G2DError, FileNotFoundError, ValueError) as exc:
-        log.error("%s", exc, exc_info=args.verbose)
-        return 2
-    except KeyboardInterrupt:
-        log.error("interrupted; re-run the same command to resume from the last finished epoch")
-        return 130
+    handler = HANDLERS.get(args.command, cmd_train)
+    # missing files and bad values in data and configs are the user's to fix, as G2DErrors are
+    return run_command("g2d-train", lambda: handler(args), verbose=args.verbose,
+                       errors=(G2DError, FileNotFoundError, ValueError),
+                       interrupted="interrupted; re-run the same command to resume from the last finished epoch")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler, default_collate
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
 from g2d_edge.errors import G2DError
+from g2d_edge.vectors import l2_normalise
 
 from .prepare import MESH_POINTS, AlignedCache, list_images
 
@@ -48,7 +49,7 @@ class AugmentOptions:
 
     mask_prob: probability that an item is masked. flip: random horizontal flip (images + region together, after
     masking). color_jitter: strength j of a random brightness/contrast change (factors in [1-j, 1+j]) applied to the
-    face before masking (0 disables). mask: `train.masks.MaskOptions` fields.
+    face before masking (0 disables). mask: `g2d_edge.masks.MaskOptions` fields.
     """
 
     mask_prob: float = 1.0
@@ -58,8 +59,8 @@ class AugmentOptions:
 
 
 def make_mask_synthesizer(options: Dict[str, Any]):
-    """A `train.masks.MaskSynthesizer` from MaskOptions fields (lists accepted for tuples); DataError if invalid."""
-    from .masks import MaskOptions, MaskSynthesizer
+    """A `g2d_edge.masks.MaskSynthesizer` from MaskOptions fields (lists accepted for tuples); DataError if invalid."""
+    from g2d_edge.masks import MaskOptions, MaskSynthesizer
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     try:
@@ -407,6 +408,103 @@ def compute_holdout(data_cfg) -> Holdout:
     return Holdout(source=name, train=train, held_out=held)
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """What a stage asks of every source: augmentation and seed of its items, teacher rows, identity labels."""
+
+    augment: AugmentOptions
+    seed: int
+    teacher: bool
+    labels: bool
+
+
+def _unit_teacher(src, name: str, cache: AlignedCache, keep: np.ndarray,
+                  info: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
+    """The source's teacher rows with unit length, and `keep` without the rows whose teacher failed (NaN)."""
+    from .teacher import load_teacher_cache
+
+    if not src.teacher:
+        raise DataError(f"source {name!r} has no teacher cache (data.sources[].teacher); build one with "
+                        "`g2d-train teacher` or leave the source out of this stage")
+    try:
+        teacher = load_teacher_cache(Path(src.teacher), expected_rows=len(cache))
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(str(exc)) from exc
+    finite = finite_teacher_rows(teacher)
+    info["teacher_failed_rows"] = int((keep & ~finite).sum())
+    keep = keep & finite
+    teacher = teacher.copy()  # unit rows: the centring mean is taken on the sphere, as the loss expects
+    teacher[finite] = l2_normalise(teacher[finite], dtype=teacher.dtype)
+    return teacher, keep
+
+
+def _class_labels(row_ident: np.ndarray, keep: np.ndarray, class_names: List[str], prefix: str) -> np.ndarray:
+    """Class index per row (-1: not a training identity); the source's identities are appended to `class_names`."""
+    used = sorted(set(row_ident[keep].tolist()) - {""})
+    offset = len(class_names)
+    class_names += [prefix + n for n in used]
+    lookup = {n: offset + j for j, n in enumerate(used)}
+    return np.array([lookup.get(n, -1) for n in row_ident], np.int64)
+
+
+def _cached_source(src, name: str, index: int, excluded: Set[str], wanted: _Wanted, class_names: List[str],
+                   prefix: str) -> Tuple[Dataset, Dict[str, Any], Optional[np.ndarray]]:
+    """(dataset, summary, teacher rows used) of a source with a prepared cache."""
+    cache = load_aligned_cache(src.cache)
+    row_ident = row_identities(cache)
+    is_held = np.isin(row_ident, sorted(excluded)) if excluded else np.zeros(len(cache), bool)
+    keep = ~is_held
+    if wanted.labels:
+        keep &= cache.labels >= 0
+    info: Dict[str, Any] = {"labelled": src.labelled, "kind": "cache", "path": str(src.cache),
+                            "held_out_rows": int(is_held.sum())}
+    teacher = None
+    if wanted.teacher:
+        teacher, keep = _unit_teacher(src, name, cache, keep, info)
+    labels = _class_labels(row_ident, keep, class_names, prefix) if src.labelled and wanted.labels else None
+    rows = np.flatnonzero(keep)
+    dataset = AlignedFaceDataset(cache, wanted.augment, rows=rows, labels=labels, teacher=teacher, seed=wanted.seed,
+                                 source_index=index)
+    info["identities"] = len(set(row_ident[rows].tolist()) - {""})
+    info["rows"] = int(len(rows))
+    return dataset, info, None if teacher is None else teacher[rows]
+
+
+def _folder_source(src, name: str, index: int, excluded: Set[str], wanted: _Wanted, class_names: List[str],
+                   prefix: str, detector: DetectorOptions) -> Tuple[Dataset, Dict[str, Any]]:
+    """(dataset, summary) of a source read from its image folder (no prepared cache: detected on the fly)."""
+    if wanted.teacher:
+        raise DataError(f"source {name!r} has no prepared cache ({src.cache or 'none set'}); distillation "
+                        "needs `g2d-train prepare` and `g2d-train teacher` first")
+    log.warning("source %s: no prepared cache, detecting and aligning %s on the fly (slow; run "
+                "`g2d-train prepare` once instead)", name, src.root)
+    keep_ids = None
+    if excluded or wanted.labels:
+        all_ids = sorted({i for _, i in list_images(Path(src.root), src.labelled)})
+        keep_ids = [i for i in all_ids if i not in excluded]
+    ds = ImageFolderDataset(src.root, wanted.augment, labelled=src.labelled, identities=keep_ids, seed=wanted.seed,
+                            source_index=index, detector=detector)
+    if src.labelled and wanted.labels:
+        offset = len(class_names)
+        class_names += [prefix + n for n in ds.identities]
+        ds.relabel({j: offset + j for j in range(len(ds.identities))})
+    else:
+        ds.relabel({})
+    info = {"labelled": src.labelled, "kind": "folder", "path": str(src.root), "identities": len(ds.identities),
+            "rows": len(ds)}
+    return ds, info
+
+
+def _teacher_mean(teacher_rows: List[np.ndarray], summary: Dict[str, Any]) -> np.ndarray:
+    """The mean of every source's (unit) teacher rows; the teachers must agree in dimension."""
+    dims = {t.shape[1] for t in teacher_rows}
+    if len(dims) != 1:
+        raise DataError(f"teacher caches of the sources differ in dimension: {sorted(dims)}")
+    stacked = np.concatenate(teacher_rows).astype(np.float64)
+    summary["teacher_dim"] = int(dims.pop())
+    return stacked.mean(axis=0).astype(np.float32)
+
+
 def build_stage_data(data_cfg, source_names: Sequence[str], augment: AugmentOptions, seed: int,
                      need_teacher: bool = False, need_labels: bool = False) -> StageData:
     """Assemble the training set of a stage from the named sources of `data_cfg` (a `train.config.DataConfig`).
@@ -415,12 +513,10 @@ def build_stage_data(data_cfg, source_names: Sequence[str], augment: AugmentOpti
     teacher row; rows whose teacher failed (NaN) are skipped; every source must have a teacher cache.
     need_labels: only labelled rows are used and `class_names` / item labels index the training identities.
     """
-    from .teacher import load_teacher_cache
-
     if not source_names:
         raise DataError("no data sources for this stage; add some under data.sources")
     holdout = compute_holdout(data_cfg)
-    held = set(holdout.held_out)
+    wanted = _Wanted(augment, seed, need_teacher, need_labels)
     parts: List[Dataset] = []
     summary: Dict[str, Any] = {"sources": {}, "held_out": holdout.to_meta()}
     class_names: List[str] = []
@@ -433,79 +529,22 @@ def build_stage_data(data_cfg, source_names: Sequence[str], augment: AugmentOpti
         if need_labels and not src.labelled:
             continue
         prefix = f"{name}/" if len(labelled_names) > 1 else ""
-        excluded = held if name == holdout.source else set()
-        info: Dict[str, Any] = {"labelled": src.labelled}
+        excluded = set(holdout.held_out) if name == holdout.source else set()
         if _source_is_cached(src):
-            cache = load_aligned_cache(src.cache)
-            row_ident = row_identities(cache)
-            is_held = np.isin(row_ident, sorted(excluded)) if excluded else np.zeros(len(cache), bool)
-            keep = ~is_held
-            if need_labels:
-                keep &= cache.labels >= 0
-            info.update(kind="cache", path=str(src.cache), held_out_rows=int(is_held.sum()))
-            teacher = None
-            if need_teacher:
-                if not src.teacher:
-                    raise DataError(f"source {name!r} has no teacher cache (data.sources[].teacher); build one with "
-                                    "`g2d-train teacher` or leave the source out of this stage")
-                try:
-                    teacher = load_teacher_cache(Path(src.teacher), expected_rows=len(cache))
-                except (FileNotFoundError, ValueError) as exc:
-                    raise DataError(str(exc)) from exc
-                finite = finite_teacher_rows(teacher)
-                info["teacher_failed_rows"] = int((keep & ~finite).sum())
-                keep &= finite
-                teacher = teacher.copy()  # unit rows: the centring mean is taken on the sphere, as the loss expects
-                teacher[finite] /= np.maximum(np.linalg.norm(teacher[finite], axis=1, keepdims=True), 1e-12)
-            labels = None
-            if src.labelled and need_labels:
-                used = sorted(set(row_ident[keep].tolist()) - {""})
-                offset = len(class_names)
-                class_names += [prefix + n for n in used]
-                lookup = {n: offset + j for j, n in enumerate(used)}
-                labels = np.array([lookup.get(n, -1) for n in row_ident], np.int64)
-            rows = np.flatnonzero(keep)
+            part, info, teacher = _cached_source(src, name, k, excluded, wanted, class_names, prefix)
             if teacher is not None:
-                teacher_rows.append(teacher[rows])
-            parts.append(AlignedFaceDataset(cache, augment, rows=rows, labels=labels, teacher=teacher, seed=seed,
-                                            source_index=k))
-            info["identities"] = len(set(row_ident[rows].tolist()) - {""})
+                teacher_rows.append(teacher)
         elif src.root:
-            if need_teacher:
-                raise DataError(f"source {name!r} has no prepared cache ({src.cache or 'none set'}); distillation "
-                                "needs `g2d-train prepare` and `g2d-train teacher` first")
-            log.warning("source %s: no prepared cache, detecting and aligning %s on the fly (slow; run "
-                        "`g2d-train prepare` once instead)", name, src.root)
-            keep_ids = None
-            if excluded or need_labels:
-                all_ids = sorted({i for _, i in list_images(Path(src.root), src.labelled)})
-                keep_ids = [i for i in all_ids if i not in excluded]
-            ds = ImageFolderDataset(src.root, augment, labelled=src.labelled, identities=keep_ids, seed=seed,
-                                    source_index=k, detector=detector_options(data_cfg))
-            if src.labelled and need_labels:
-                offset = len(class_names)
-                class_names += [prefix + n for n in ds.identities]
-                ds.relabel({j: offset + j for j in range(len(ds.identities))})
-            else:
-                ds.relabel({})
-            rows = np.arange(len(ds))
-            parts.append(ds)
-            info.update(kind="folder", path=str(src.root), identities=len(ds.identities))
+            part, info = _folder_source(src, name, k, excluded, wanted, class_names, prefix,
+                                        detector_options(data_cfg))
         else:
             raise DataError(f"source {name!r}: prepared cache {src.cache!r} not found and no image folder `root` "
                             "set; run `g2d-train prepare`")
-        info["rows"] = int(len(rows))
         if info["rows"] == 0:
             raise DataError(f"source {name!r} has no usable rows for this stage")
+        parts.append(part)
         summary["sources"][name] = info
-    teacher_mean = None
-    if need_teacher:
-        dims = {t.shape[1] for t in teacher_rows}
-        if len(dims) != 1:
-            raise DataError(f"teacher caches of the sources differ in dimension: {sorted(dims)}")
-        stacked = np.concatenate(teacher_rows).astype(np.float64)
-        teacher_mean = stacked.mean(axis=0).astype(np.float32)
-        summary["teacher_dim"] = int(dims.pop())
+    teacher_mean = _teacher_mean(teacher_rows, summary) if need_teacher else None
     dataset = FaceSources(parts)
     summary["total_rows"] = len(dataset)
     if need_labels:

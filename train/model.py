@@ -33,13 +33,16 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 
 from g2d_edge.align import ALIGNED_SIZE
 from g2d_edge.errors import InputError
+
+from .blocks import ConvBNAct, InvertedResidual, init_conv_bn_linear, l2_normalize, make_divisible  # noqa: F401
+from .costs import count_flops, count_macs, count_parameters  # noqa: F401 - part of this module's API
 
 __all__ = [
     "ENCODERS",
@@ -194,76 +197,6 @@ class ModelConfig:
                              f"transformer_heads ({self.transformer_heads})")
 
 
-# ------------------------------------------------------------------------------------------------------ building blocks
-def _make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of ``divisor`` (at least ``divisor``), as MobileNets do."""
-    return max(divisor, int(value + divisor / 2) // divisor * divisor)
-
-
-def _activation(kind: str, channels: int) -> nn.Module:
-    if kind == "prelu":
-        return nn.PReLU(channels)
-    if kind == "relu6":
-        return nn.ReLU6(inplace=True)
-    return nn.ReLU(inplace=True)
-
-
-class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) + BatchNorm2d + optional activation."""
-
-    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int] = 3, stride: int = 1, groups: int = 1,
-                 activation: Optional[str] = "prelu") -> None:
-        k = (kernel, kernel) if isinstance(kernel, int) else kernel
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, k, stride, (k[0] // 2, k[1] // 2), groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-        ]
-        if activation is not None:
-            layers.append(_activation(activation, cout))
-        super().__init__(*layers)
-
-
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand -> 3x3 depthwise (stride) -> 1x1 linear projection, residual when shapes match."""
-
-    def __init__(self, cin: int, cout: int, stride: int, expansion: int, activation: str) -> None:
-        super().__init__()
-        hidden = cin * expansion
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers.append(ConvBNAct(cin, hidden, 1, activation=activation))
-        layers += [ConvBNAct(hidden, hidden, 3, stride, groups=hidden, activation=activation),
-                   ConvBNAct(hidden, cout, 1, activation=None)]
-        self.block = nn.Sequential(*layers)
-        self.residual = stride == 1 and cin == cout
-        if self.residual:  # start as identity: deep stacks train faster from scratch
-            nn.init.zeros_(self.block[-1][1].weight)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.block(x)
-        return x + y if self.residual else y
-
-
-def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
-    """Row-wise L2 normalisation of (N, D) with plain ops (Mul, ReduceSum, Max, Sqrt, Div) for clean ONNX/TensorRT."""
-    return x / torch.sqrt((x * x).sum(dim=1, keepdim=True).clamp_min(eps))
-
-
-def _init_conv_bn_linear(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
 # ----------------------------------------------------------------------------------------------------------- encoders
 class EdgeEncoder(nn.Module):
     """Light CNN encoder: 3x3 conv stem (stride 2, 56 px), then three stages at 28, 14 and 7 px, each a dense 3x3
@@ -273,7 +206,7 @@ class EdgeEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         act = cfg.activation
-        c_stem, *c_stages = (_make_divisible(c * cfg.width) for c in cfg.edge_channels)
+        c_stem, *c_stages = (make_divisible(c * cfg.width) for c in cfg.edge_channels)
         layers: list[nn.Module] = [ConvBNAct(3, c_stem, 3, 2, activation=act)]  # 112 -> 56
         cin = c_stem
         for cout, depth in zip(c_stages, cfg.edge_depths):  # 56 -> 28 -> 14 -> 7
@@ -284,7 +217,7 @@ class EdgeEncoder(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_channels = cfg.descriptor_channels
         self.out_size = cfg.descriptor_size
-        _init_conv_bn_linear(self)
+        init_conv_bn_linear(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, 112, 112) -> (N, C, 7, 7)."""
@@ -343,7 +276,7 @@ class TransformerEncoder(nn.Module):
         self.head = nn.Linear(dim, cfg.descriptor_channels)
         self.out_channels = cfg.descriptor_channels
         self.out_size = self.grid
-        _init_conv_bn_linear(self)
+        init_conv_bn_linear(self)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -387,7 +320,7 @@ class SFaceEncoder(nn.Module):
         self.input_scale = 127.5 / 128.0
         self.out_channels = SFACE_CHANNELS
         self.out_size = cfg.descriptor_size
-        _init_conv_bn_linear(self)
+        init_conv_bn_linear(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, 112, 112) in [-1, 1] -> (N, 1024, 7, 7)."""
@@ -417,7 +350,7 @@ class Reformer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, embedding_dim, bias=False)
         self.bn = nn.BatchNorm1d(embedding_dim)
-        _init_conv_bn_linear(self)
+        init_conv_bn_linear(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, h, w) descriptors -> (N, embedding_dim) unit-norm embeddings."""
@@ -435,7 +368,7 @@ class LinearHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels * in_size * in_size, embedding_dim)
         self.bn = nn.BatchNorm1d(embedding_dim, eps=2e-5)
-        _init_conv_bn_linear(self)
+        init_conv_bn_linear(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, h, w) descriptors -> (N, embedding_dim) unit-norm embeddings."""
@@ -462,7 +395,7 @@ class InpaintDecoder(nn.Module):
             c = nxt
         layers += [nn.Conv2d(c, 12, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh()]  # 12 channels -> 3 at twice the size
         self.layers = nn.Sequential(*layers)
-        _init_conv_bn_linear(self)
+        init_conv_bn_linear(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, h, w) descriptors -> (N, 3, 112, 112) reconstruction in [-1, 1]."""
@@ -618,35 +551,3 @@ def load_sface_weights(model: "G2DModel", weights: Mapping[str, Any]) -> "G2DMod
         state = {**state, **{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}}
         module.load_state_dict(state, strict=True)
     return model
-
-
-# ------------------------------------------------------------------------------------------------------------ costs
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with ``requires_grad``)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def count_flops(module: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
-    """FLOPs of one forward pass on a zero input of ``input_shape`` (batch included), in eval mode.
-
-    Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of conv / linear / matmul;
-    BN, activations, softmax and pooling are not counted. Divide by the batch size for a per-face figure.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = module.training
-    ref = next(iter(module.parameters()), None)
-    device = ref.device if ref is not None else torch.device("cpu")
-    x = torch.zeros(tuple(input_shape), dtype=dtype, device=device)
-    module.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(x)
-    finally:
-        module.train(was_training)
-    return int(counter.get_total_flops())
-
-
-def count_macs(module: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
-    """Multiply-accumulates of one forward pass (``count_flops / 2``)."""
-    return count_flops(module, input_shape, dtype) // 2

@@ -21,12 +21,13 @@ from tqdm import tqdm
 
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.facemesh import MESH_POINTS, create_face_mesh, mesh_landmarks  # noqa: F401 - also importable here
 from g2d_edge.files import atomic_write
+from g2d_edge.io import IMAGE_SUFFIXES, list_people
+from g2d_edge.io import list_images as list_image_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-MESH_POINTS = 468
 
 
 @dataclass
@@ -76,34 +77,14 @@ class AlignedCache:
 
 
 def list_images(root: Path, labelled: bool) -> List[Tuple[Path, str]]:
-    """(path, identity) pairs; identity is the sub-folder name when labelled, "" otherwise. Sorted, deterministic."""
+    """(path, identity) pairs; identity is the sub-folder name when labelled, "" otherwise (then every image under
+    `root`, recursively). Sorted, deterministic; read by `g2d_edge.io`'s one image-folder reader."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    items: List[Tuple[Path, str]] = []
     if labelled:
-        for ident in sorted(p for p in root.iterdir() if p.is_dir()):
-            items += [(f, ident.name) for f in sorted(ident.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    else:
-        items = [(f, "") for f in sorted(root.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-    return items
-
-
-def create_face_mesh():
-    """MediaPipe Face Mesh for single photos (the 468-point model ships in the mediapipe wheel)."""
-    import mediapipe as mp
-
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                           min_detection_confidence=0.3)
-
-
-def mesh_landmarks(face_mesh, image: np.ndarray) -> Optional[np.ndarray]:
-    """The 468 Face Mesh landmarks of the first face in a BGR photo, in its pixels ((468, 2) float64), or None."""
-    result = face_mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-        return None
-    h, w = image.shape[:2]
-    return np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark[:MESH_POINTS]])
+        return [(f, name) for name, photos in list_people(root) for f in photos]
+    return [(f, "") for f in list_image_files(root, recursive=True)]
 
 
 class _Worker:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..sidecar import InputSpec, ModelSidecar, sidecar_path_for
+from ..vectors import l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,6 @@ def check_faces(faces: np.ndarray, spec: Optional[InputSpec] = None) -> np.ndarr
         raise InputError(f"faces must have shape (N, {spec.height}, {spec.width}, {spec.channels}) ({spec.layout}, "
                          f"{spec.color}, aligned with g2d_edge.align.align_face), got {faces.shape}")
     return np.ascontiguousarray(faces)
-
-
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise L2 normalisation in float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, eps)
 
 
 def check_model_file(path: PathLike, suffixes: Iterable[str], what: str) -> Path:

@@ -2,8 +2,8 @@
 
 An engine only runs on the GPU model and TensorRT version it was built with. Its sidecar (`<engine>.json`) records
 both; they are compared with the running machine *before* deserialising, so a mismatch is a `ModelError` that says
-how to rebuild, never a crash inside TensorRT. Engines cached by `build_engine=True` are named by
-`engine_cache_path(onnx, gpu, trt_version, precision)` and live next to the ONNX model.
+how to rebuild, never a crash inside TensorRT. Engines cached by `build_engine=True` are named and found by
+`g2d_edge.backends.engine_cache`; they are built by `g2d_edge.backends.engine_build`.
 
 Buffers (page-locked host, device) are allocated once for the profile's largest batch and reused; copies and
 execution are asynchronous on one CUDA stream, synchronised once per call. One backend object runs one batch at a
@@ -14,32 +14,20 @@ Nothing here imports `tensorrt` or `pycuda` at module level.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelError
+from ..errors import ModelError
 from ..sidecar import ModelSidecar
-from .base import BaseBackend, PathLike, check_model_file, load_sidecar, user_cache_dir
+from .base import BaseBackend, PathLike, check_model_file, load_sidecar
+from .engine_cache import engine_cache_candidates, engine_cache_path  # noqa: F401 - importable from here too
+from .tensorrt_env import (ENGINE_SUFFIXES, PRECISIONS, TRT_INSTALL_HINT, GpuInfo, current_gpu,  # noqa: F401
+                           import_tensorrt, tensorrt_available, trt_logger, trt_release)
 
 log = logging.getLogger(__name__)
-
-TRT_INSTALL_HINT = ("tensorrt backend needs the `tensorrt` and `pycuda` packages and an NVIDIA GPU: "
-                    "pip install g2d-edge[tensorrt]")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """The GPU an engine is built for or run on."""
-
-    name: str
-    compute_capability: str  # "major.minor", e.g. "8.7" (Jetson Orin), "9.0" (H100)
 
 
 @dataclass
@@ -55,77 +43,6 @@ class TrtRuntimeOptions:
     device: int = 0
     max_batch: int = 0
     strict_gpu: bool = True
-
-
-def import_tensorrt() -> Tuple[Any, Any]:
-    """(tensorrt, pycuda.driver), or BackendUnavailableError naming what is missing."""
-    missing = []
-    try:
-        import tensorrt as trt
-    except ImportError:
-        trt = None
-        missing.append("tensorrt")
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        cuda = None
-        missing.append("pycuda")
-    if missing:
-        raise BackendUnavailableError(f"{TRT_INSTALL_HINT} (missing here: {', '.join(missing)})")
-    return trt, cuda
-
-
-def tensorrt_available() -> Optional[str]:
-    """None when the TensorRT backend can run here, else the reason it cannot (package or GPU missing)."""
-    try:
-        _, cuda = import_tensorrt()
-        cuda.init()
-        if cuda.Device.count() < 1:
-            return f"no NVIDIA GPU found; {TRT_INSTALL_HINT}"
-    except BackendUnavailableError as exc:
-        return str(exc)
-    except Exception as exc:  # pycuda raises its own RuntimeError/LogicError when there is no driver or device
-        return f"CUDA is not usable here ({exc}); {TRT_INSTALL_HINT}"
-    return None
-
-
-def current_gpu(device: int = 0) -> GpuInfo:
-    """Name and compute capability of CUDA device `device` (through pycuda)."""
-    _, cuda = import_tensorrt()
-    try:
-        cuda.init()
-        dev = cuda.Device(device)
-        major, minor = dev.compute_capability()
-        return GpuInfo(name=str(dev.name()), compute_capability=f"{major}.{minor}")
-    except Exception as exc:
-        raise BackendUnavailableError(f"cannot open CUDA device {device} ({exc}); {TRT_INSTALL_HINT}") from exc
-
-
-def _release(version: str) -> Tuple[int, ...]:
-    """The major.minor.patch part of a TensorRT version string ("10.3.0.26" -> (10, 3, 0))."""
-    nums = [int(p) for p in re.findall(r"\d+", str(version))[:3]]
-    return tuple(nums)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "gpu"
-
-
-def engine_cache_path(onnx_path: PathLike, gpu_name: str, trt_version: str, precision: str) -> Path:
-    """Where the engine built from `onnx_path` for this GPU / TensorRT / precision is cached: next to the model,
-    e.g. `g2d-edge-s.fp16.nvidia-jetson-orin-nano.trt10.3.0.engine` (its sidecar replaces `.engine` by `.json`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    onnx_path = Path(onnx_path)
-    release = ".".join(str(n) for n in _release(trt_version)) or _slug(trt_version)
-    return onnx_path.with_name(f"{onnx_path.stem}.{precision}.{_slug(gpu_name)}.trt{release}.engine")
-
-
-def engine_cache_candidates(onnx_path: PathLike, gpu_name: str, trt_version: str, precision: str) -> List[Path]:
-    """Where a cached engine may be: next to the model, then in the user cache (used when the model's folder is
-    read-only, e.g. the shipped model inside site-packages)."""
-    primary = engine_cache_path(onnx_path, gpu_name, trt_version, precision)
-    return [primary, user_cache_dir() / "engines" / primary.name]
 
 
 def rebuild_hint(engine: Optional[Dict[str, Any]]) -> str:
@@ -153,7 +70,7 @@ def check_engine_compat(engine: Optional[Dict[str, Any]], gpu: GpuInfo, trt_vers
                          f"engine was not built by g2d-export); {rebuild_hint(None)}")
     problems = []
     built_trt = str(engine.get("tensorrt", ""))
-    if _release(built_trt) != _release(trt_version):
+    if trt_release(built_trt) != trt_release(trt_version):
         problems.append(f"built with TensorRT {built_trt or 'unknown'}, this machine has TensorRT {trt_version}")
     built_cc = str(engine.get("compute_capability", ""))
     built_gpu = str(engine.get("gpu", ""))
@@ -166,34 +83,6 @@ def check_engine_compat(engine: Optional[Dict[str, Any]], gpu: GpuInfo, trt_vers
     if problems:
         raise ModelError(f"TensorRT {where} does not match this machine: {'; '.join(problems)}; "
                          f"{rebuild_hint(engine)}")
-
-
-_TRT_LOGGER = None
-
-
-def trt_logger():
-    """The process-wide TensorRT logger (TensorRT wants one), forwarding to Python logging and keeping the last
-    errors so that they can be quoted in exceptions."""
-    global _TRT_LOGGER
-    if _TRT_LOGGER is None:
-        trt, _ = import_tensorrt()
-
-        class _Logger(trt.ILogger):
-            def __init__(self) -> None:
-                trt.ILogger.__init__(self)
-                self.errors: List[str] = []
-
-            def log(self, severity, msg) -> None:  # noqa: A003 - TensorRT's interface
-                if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-                    self.errors = (self.errors + [str(msg)])[-10:]
-                    log.error("TensorRT: %s", msg)
-                elif severity == trt.ILogger.Severity.WARNING:
-                    log.warning("TensorRT: %s", msg)
-                elif severity == trt.ILogger.Severity.INFO:
-                    log.debug("TensorRT: %s", msg)
-
-        _TRT_LOGGER = _Logger()
-    return _TRT_LOGGER
 
 
 @dataclass

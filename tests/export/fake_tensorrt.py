@@ -1,6 +1,6 @@
 """A CPU stand-in for `tensorrt` + `pycuda.driver`, for testing the TensorRT code paths on machines without a GPU.
 
-It implements the subset of the documented APIs that `export/tensorrt.py` and `g2d_edge/backends/tensorrt.py` use
+It implements the subset of the documented APIs that `g2d_edge/backends/engine_build.py` and `g2d_edge/backends/tensorrt.py` use
 (TensorRT 10 named-tensor API, pycuda driver) with the same semantics where they matter for our code:
 device memory is separate from host memory and only reachable through memcpy calls on real allocations;
 zero-byte allocations fail as `cuMemAlloc(0)` does; input shapes must lie in the optimisation profile; a corrupt
@@ -402,7 +402,7 @@ def install(monkeypatch) -> None:
     """Make `import tensorrt` / `import pycuda.driver` give these fakes for the rest of a test."""
     import sys
 
-    import g2d_edge.backends.tensorrt as backend_mod
+    import g2d_edge.backends.tensorrt_env as env_mod
 
     this = sys.modules[__name__]
     pycuda = types.ModuleType("pycuda")
@@ -410,4 +410,4 @@ def install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", this)
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
     monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
-    monkeypatch.setattr(backend_mod, "_TRT_LOGGER", None)
+    monkeypatch.setattr(env_mod, "_TRT_LOGGER", None)

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from export.cli import main as export_main
-from export.errors import EngineBuildError
-from export.tensorrt import TrtBuildOptions, build_engine
+from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
 from g2d_edge.backends import load_backend
 from g2d_edge.backends.tensorrt import (GpuInfo, check_engine_compat, engine_cache_candidates, engine_cache_path,
                                         rebuild_hint, tensorrt_available)
-from g2d_edge.errors import BackendUnavailableError, ModelError
+from g2d_edge.errors import BackendUnavailableError, EngineBuildError, ModelError
 
 TRT_REASON = tensorrt_available()
 needs_gpu = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs TensorRT + pycuda + an NVIDIA GPU: {TRT_REASON}")
@@ -135,7 +134,7 @@ def test_engine_for_another_gpu_or_version_is_refused(tiny_model_copy: Path, tmp
 @pytest.mark.gpu
 def test_int8_calibration_cache_is_written_and_reused(tiny_model_copy: Path, tmp_path: Path):
     calib = tmp_path / "calib.npz"
-    from export.faces import synthetic_faces
+    from g2d_edge.backends.faces import synthetic_faces
 
     np.savez(calib, images=synthetic_faces(64, np.random.default_rng(0)))
     cache = tmp_path / "tiny.calib"

@@ -14,12 +14,11 @@ import onnx
 import pytest
 
 from export.cli import main as export_main
-from export.errors import EngineBuildError, ParityError
-from export.faces import synthetic_faces
-from export.tensorrt import TrtBuildOptions, build_engine, build_engine_if_missing
+from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine, build_engine_if_missing
+from g2d_edge.backends.faces import synthetic_faces
 from g2d_edge.backends import find_cached_engine, load_backend
 from g2d_edge.backends.tensorrt import TensorRTBackend, engine_cache_path
-from g2d_edge.errors import InputError, ModelError
+from g2d_edge.errors import EngineBuildError, InputError, ModelError, ParityError
 from g2d_edge.sidecar import ModelSidecar
 
 import fake_tensorrt  # tests/export/fake_tensorrt.py (see tests/conftest.py)
@@ -156,9 +155,9 @@ def test_int8_calibrates_once_then_reuses_the_cache(fake_trt, tiny_model_copy: P
 
 
 def test_build_failures_are_reported(fake_trt, tiny_model_copy: Path, tmp_path: Path, monkeypatch):
-    import export.tensorrt as export_trt
+    import g2d_edge.backends.engine_build as engine_build
 
-    monkeypatch.setattr(export_trt, "verify_engine", lambda *a, **k: {"min_cosine": 0.5, "mean_cosine": 0.7,
+    monkeypatch.setattr(engine_build, "verify_engine", lambda *a, **k: {"min_cosine": 0.5, "mean_cosine": 0.7,
                                                                        "max_abs_logits_diff": 1.0, "num_faces": 8})
     engine = tmp_path / "bad.engine"
     with pytest.raises(ParityError, match="0.50000"):
@@ -207,3 +206,24 @@ def test_latency_benchmark_lists_tensorrt_rows(fake_trt, tiny_model_copy: Path, 
     assert result["machine"]["gpu"]
     assert any(s["label"] == "TensorRT int8" and "--calib" in s["reason"] for s in result["skipped"])
     assert "| TensorRT fp16 | Fake GPU 9000 | fp16 |" in latency.format_markdown(result)
+
+
+def test_building_an_engine_needs_neither_tqdm_nor_torch(fake_trt, tiny_model_copy: Path, tmp_path: Path,
+                                                         celeba_people: dict, monkeypatch):
+    """The runtime builds engines on a `[tensorrt]`-only box: no tqdm (a `[train]` extra), torch, train or export.
+    Before the builder moved into the runtime, `build_engine=True` failed there on tqdm's ImportError."""
+    import sys
+
+    from g2d_edge.backends.faces import align_folder
+
+    for name in ("tqdm", "torch", "train", "export"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import tqdm` etc. now raise ImportError
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, images=synthetic_faces(32, np.random.default_rng(0)))
+    backend = load_backend(tiny_model_copy, build_engine=True, precision="int8", calib_data=calib, max_batch=4)
+    assert backend.name == "tensorrt" and backend.sidecar.engine["calibration"]["faces"] == 32
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, paths in enumerate(celeba_people.values()):
+        (photos / f"{i}.jpg").write_bytes(paths[0].read_bytes())
+    assert len(align_folder(photos, max_faces=2)) == 2

@@ -139,6 +139,19 @@ def write_video(path: Path, frames: List[np.ndarray], fps: float = 10.0) -> Path
     return path
 
 
+def read_video(path: Path) -> List[np.ndarray]:
+    """Every frame of a video file."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
 def numbered_frames(n: int, size=(96, 128)) -> List[np.ndarray]:
     """Frames whose mean brightness encodes their number (5 * i + 10, so at most 49 frames), robust to JPEG."""
     assert n <= 49

@@ -21,7 +21,7 @@ TRT_REASON = tensorrt_available()
 
 @pytest.fixture(scope="module")
 def faces() -> np.ndarray:
-    from export.faces import synthetic_faces
+    from g2d_edge.backends.faces import synthetic_faces
 
     rng = np.random.default_rng(1)
     return np.concatenate([synthetic_faces(5, rng), rng.integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)])
@@ -33,7 +33,9 @@ def ort_backend(tiny_onnx_model: Path) -> OnnxRuntimeBackend:
 
 
 def test_onnxruntime_matches_pytorch(ort_backend, tiny_onnx_model: Path, faces: np.ndarray):
-    torch_backend = load_backend(tiny_onnx_model.with_suffix(".pt"), "torch", device="cpu")
+    from export.torch_backend import TorchBackend, TorchOptions
+
+    torch_backend = TorchBackend(tiny_onnx_model.with_suffix(".pt"), TorchOptions(device="cpu"))
     assert isinstance(ort_backend, Backend) and isinstance(torch_backend, Backend)
     assert ort_backend.name == "onnxruntime" and torch_backend.name == "torch"
     e_ort, l_ort = ort_backend.infer(faces)
@@ -110,6 +112,7 @@ def test_truncated_empty_or_missing_model_file(tiny_model_copy: Path, tmp_path: 
         load_backend(tiny_model_copy, "onnxruntime")
     with pytest.raises(ModelError, match="not found"):
         load_backend(tmp_path / "missing.onnx")
+    (tmp_path / "model.tflite").write_bytes(b"a TFLite model")
     with pytest.raises(ModelError, match="don't know how to run"):
         load_backend(tmp_path / "model.tflite")
 
@@ -147,7 +150,7 @@ def test_requesting_tensorrt_without_it_names_the_packages(tiny_onnx_model: Path
     assert available_backends()["tensorrt"] is not None
 
 
-def test_unavailable_ort_provider_and_bad_options(tiny_onnx_model: Path):
+def test_unavailable_ort_provider_and_bad_options(tiny_onnx_model: Path, tmp_path: Path):
     from g2d_edge.backends.onnxruntime import available_providers
 
     if "CUDAExecutionProvider" not in available_providers():
@@ -159,19 +162,37 @@ def test_unavailable_ort_provider_and_bad_options(tiny_onnx_model: Path):
         load_backend(tiny_onnx_model, batch_size=4)
     with pytest.raises(InputError, match="backend must be"):
         load_backend(tiny_onnx_model, backend="openvino")
+    engine = tmp_path / "m.fp16.engine"
+    engine.write_bytes(b"an engine")
     with pytest.raises(ModelError, match="onnxruntime backend runs .onnx"):
-        load_backend(tiny_onnx_model.with_suffix(".pt"), "onnxruntime")
+        load_backend(engine, "onnxruntime")
     # options of other backends are accepted (the caller may not know which one "auto" picks)
     assert load_backend(tiny_onnx_model, "onnxruntime", strict_gpu=False).name == "onnxruntime"
 
 
 def test_torch_backend_checkpoint_errors(tmp_path: Path):
+    from export.torch_backend import TorchBackend
+
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="cannot load checkpoint"):
-        load_backend(broken)
+        TorchBackend(broken)
     with pytest.raises(ModelError, match="not found"):
-        load_backend(tmp_path / "missing.pt", "torch")
+        TorchBackend(tmp_path / "missing.pt")
+
+
+def test_the_runtime_says_where_the_torch_backend_went(tiny_onnx_model: Path):
+    """Training checkpoints run on export.torch_backend (it needs torch); the runtime names it instead of failing
+    obscurely, and the names that moved say where they are now."""
+    for call in (lambda: load_backend(tiny_onnx_model.with_suffix(".pt")),
+                 lambda: load_backend(tiny_onnx_model, "torch")):
+        with pytest.raises(BackendUnavailableError, match="export.torch_backend"):
+            call()
+    with pytest.raises(ImportError, match="moved to export.torch_backend.TorchBackend"):
+        from g2d_edge.backends import TorchBackend  # noqa: F401
+    with pytest.raises(ImportError, match="moved to export.torch_backend"):
+        import g2d_edge.backends.torch  # noqa: F401
+    assert "torch" not in available_backends()
 
 
 def test_importing_the_runtime_does_not_import_torch_or_tensorrt():

@@ -45,7 +45,7 @@ def test_real_masked_photos_are_flagged_masked(flag):
 
 
 def test_clean_photos_are_flagged_clean_and_masks_drawn_on_them_masked(flag, celeba_people):
-    from train.masks import MaskOptions, MaskSynthesizer
+    from g2d_edge.masks import MaskOptions, MaskSynthesizer
 
     photos = [p for ps in celeba_people.values() for p in ps[:3]]
     crops = _aligned(photos)
@@ -77,7 +77,7 @@ def test_shipped_classifier_records_its_threshold():
 
 
 def test_recognizer_reports_the_flag_and_can_turn_it_off(celeba_people):
-    from train.masks import MaskOptions, MaskSynthesizer
+    from g2d_edge.masks import MaskOptions, MaskSynthesizer
 
     photo = read_image(next(iter(celeba_people.values()))[0])
     with FaceDetector(DetectorOptions()) as det:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-import g2d_edge.recognizer as recognizer_mod
+import g2d_edge.backends.loader as loader_mod
 from g2d_edge import (DetectorOptions, Gallery, Recognition, Recognizer, RecognizerOptions, RunningMode,
                       StreamResult)
 from g2d_edge.errors import GalleryError, ImageReadError, InputError, ModelError, NoFaceError
@@ -220,7 +220,7 @@ def test_unreadable_images(rec, tmp_path):
 
 
 def test_missing_shipped_model(monkeypatch, tmp_path):
-    monkeypatch.setattr(recognizer_mod, "SHIPPED_MODEL", tmp_path / "models" / "g2d-edge-s.onnx")
+    monkeypatch.setattr(loader_mod, "SHIPPED_MODEL", tmp_path / "models" / "g2d-edge-s.onnx")
     with pytest.raises(ModelError, match="model=") as err:
         Recognizer()
     assert "g2d-edge-s.onnx" in str(err.value) and "not installed" in str(err.value)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sdk_helpers import REPO, read, tile, write_video
+from sdk_helpers import REPO, read, read_video, tile, write_video
 
 
 def run(args, cwd, timeout=180):
@@ -44,14 +44,7 @@ def test_webcam_sample_headless_on_a_video(tmp_path, tiny_onnx_model, people, pe
     assert "10 frames" in res.stdout and f"wrote {out}" in res.stdout
     for name in people:
         assert f"enrolled {name}: 2 photo(s)" in res.stdout
-    cap = cv2.VideoCapture(str(out))
-    written = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        written.append(image)
-    cap.release()
+    written = read_video(out)
     assert len(written) == 10 and written[0].shape == (240, 320, 3)
     # annotations were drawn: the output differs from the input around the face
     assert np.abs(written[0].astype(int) - frames[0]).mean() > 1.0

@@ -23,7 +23,7 @@ from typing import Dict
 import numpy as np
 import pytest
 
-from export.faces import synthetic_faces
+from g2d_edge.backends.faces import synthetic_faces
 from export.pytriton_server import server_python, start_server
 from export.triton import TritonRepoOptions, write_triton_repository
 from g2d_edge import Recognizer, RecognizerOptions, RunningMode

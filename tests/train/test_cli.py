@@ -107,7 +107,9 @@ def test_cli_trains_stages_and_evaluates(tmp_path: Path, capsys) -> None:
     make_tiny_data(tmp_path)
     run = tmp_path / "run"
     args = _tiny_args(tmp_path, run)
-    assert main(["reformer", *args]) == 2  # its predecessors have not run: a readable error, no traceback
+    assert main(["reformer", *args]) == 1  # its predecessors have not run: a readable error, no traceback
+    err = capsys.readouterr().err
+    assert "g2d-train: error: stage 'reformer' starts from the 'encoder' stage" in err
     assert main(["inpaint", *args]) == 0
     assert (run / "inpaint" / "final.pt").is_file() and (run / "inpaint" / "metrics.csv").is_file()
     assert load_config(run / "config.yaml").data.sources[0].cache == str(tmp_path / "celeb.npz")

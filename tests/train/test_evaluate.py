@@ -1,4 +1,4 @@
-"""Tests of train/evaluate.py against hand-computed values."""
+"""Tests of the evaluation metrics and pairs (train/eval/) against hand-computed values."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from g2d_edge.errors import InputError
-from train import evaluate as ev
+from train import eval as ev
 
 # 3 genuine / 3 impostor with one inversion: genuine 0.6 sits below impostor 0.7.
 SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
@@ -392,3 +392,24 @@ def test_format_table_and_json(tmp_path: Path) -> None:
     assert data["results"]["masked-unmasked"]["tar_at_far"]["0.001"] is None
     assert data["results"]["unmasked-unmasked"]["auc"] == pytest.approx(res["unmasked-unmasked"].auc)
     assert data["results"]["unmasked-unmasked"]["far_resolved"]["0.01"] is True
+
+
+def test_train_evaluate_still_names_everything():
+    """`train.evaluate` (imported by older scripts and benchmarks) re-exports the metrics and pairs of train.eval."""
+    import train.evaluate
+
+    for name in ev.__all__:
+        assert getattr(train.evaluate, name) is getattr(ev, name)
+    assert ".tif" in train.evaluate.IMAGE_SUFFIXES
+
+
+def test_train_stages_evaluation_is_deprecated_but_works(monkeypatch):
+    import importlib
+    import sys
+
+    import train.eval.runner
+
+    monkeypatch.delitem(sys.modules, "train.stages.evaluation", raising=False)
+    with pytest.warns(DeprecationWarning, match="train.eval"):
+        old = importlib.import_module("train.stages.evaluation")
+    assert old.run_eval is train.eval.runner.run_eval

@@ -1,6 +1,6 @@
 """The greedy G2D stages, in training order: inpaint -> encoder -> reformer -> classifier.
 
-Each stage is a `Stage` run by the one loop in `train.stages.common.run_stage`; it starts from the previous stage's
+Each stage is a `Stage` run by the one loop in `train.stages.loop.run_stage`; it starts from the previous stage's
 `<run_dir>/<previous>/final.pt` and writes `<run_dir>/<stage>/{last,final}.pt` and `metrics.csv`.
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Dict, List, Optional, Type
 
 from ..config import ConfigError, TrainConfig
 from .classifier import ClassifierStage
-from .common import (FINAL, LAST, METRICS, Stage, StageOrderError, StageResult, is_finished, read_metrics,
-                     run_stage, stage_dir)
+from .common import FINAL, LAST, METRICS, Stage, StageOrderError, StageResult, is_finished, read_metrics, stage_dir
 from .encoder import EncoderStage
 from .inpaint import InpaintStage
+from .loop import run_stage
 from .reformer import ReformerStage
 
 STAGES: Dict[str, Type[Stage]] = {

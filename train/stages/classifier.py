@@ -4,7 +4,7 @@ The only stage that uses identity labels. `num_classes` is the number of labelle
 people excluded) and the checkpoint meta records their names (`class_names`, the logits' order). By default only
 the FC layer learns (encoder + reformer frozen, in eval mode); `finetune: true` also trains them at
 `lr * finetune_lr_scale`. When identities are held out, the final checkpoint also gets the default verification
-threshold and validation metrics measured on them (`train.stages.evaluation.calibrate_threshold`).
+threshold and validation metrics measured on them (`train.eval.threshold.calibrate_threshold`).
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ class ClassifierStage(Stage):
     def finish(self, modules: Dict[str, nn.Module], data: StageData, rt: Runtime) -> Dict[str, Any]:
         if not rt.is_main:
             return {}
-        from .evaluation import calibrate_threshold
+        from ..eval.threshold import calibrate_threshold
 
         if self.stage_cfg.head != "softmax":  # the exported Linear must give the scaled cosines trained on
             from ..losses import fold_cosine_classifier_

@@ -1,14 +1,6 @@
-"""The one training loop every greedy stage runs (parameterised by a `Stage`).
-
-A stage supplies its data (`Stage.build_data`), its modules (built from the previous stage's final checkpoint),
-which parameters learn and at what LR scale, and a `StageNet` computing the loss of a batch. This module supplies
-the rest: AdamW + warm-up/cosine LR, AMP (fp16 + GradScaler on CUDA, bf16 on CPU), optional `torch.compile`,
-DDP when launched by `torchrun` (WORLD_SIZE > 1: DistributedSampler; only rank 0 writes), tqdm progress, the
-metrics CSV, a checkpoint after every epoch (`last.pt`, resumed from on the next run) and at the end (`final.pt`,
-whose presence marks the stage finished: it is skipped unless forced).
-
-Determinism: the shuffle order and the per-item masks depend only on (seed, epoch), and the torch RNG is reseeded at
-every epoch, so a run interrupted after epoch k and resumed continues exactly as if it had not stopped.
+"""What the greedy stages share: the `Stage` API a stage implements, the process / device placement (`Runtime`,
+DDP), the LR schedule, parameter groups, the metrics CSV and the stage folders. The loop that runs a stage is
+`train.stages.loop.run_stage`.
 """
 from __future__ import annotations
 
@@ -18,27 +10,20 @@ import io
 import logging
 import math
 import os
-import sys
-import time
-import uuid
 from abc import ABC, abstractmethod
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from g2d_edge.errors import G2DError
 from g2d_edge.files import atomic_write_bytes
-from g2d_edge.machine import machine_line
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import StageConfig, TrainConfig, config_hash, to_dict
-from ..data import AugmentOptions, EpochShuffleSampler, StageData, build_stage_data, collate_faces
+from ..checkpoint import load_checkpoint
+from ..config import StageConfig, TrainConfig
+from ..data import AugmentOptions, StageData, build_stage_data
 from ..model import ModelConfig, Preprocess
 
 log = logging.getLogger(__name__)
@@ -392,260 +377,3 @@ def stage_dir(run_dir: Path, stage: str) -> Path:
 def is_finished(run_dir: Path, stage: str) -> bool:
     """Whether `<run_dir>/<stage>/final.pt` exists."""
     return (stage_dir(run_dir, stage) / FINAL).is_file()
-
-
-def _to_device(batch: Mapping[str, Any], device: torch.device) -> Dict[str, Any]:
-    nb = device.type == "cuda"
-    return {k: v.to(device, non_blocking=nb) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def _amp_dtype(sc: StageConfig, device: torch.device) -> Optional[torch.dtype]:
-    if not sc.amp:
-        return None
-    if sc.amp_dtype == "fp16" or (sc.amp_dtype == "auto" and device.type == "cuda"):
-        return torch.float16
-    return torch.bfloat16
-
-
-def _seed_everything(seed: int, epoch: int) -> None:
-    torch.manual_seed((int(seed) * 1_000_003 + int(epoch)) & 0x7FFF_FFFF_FFFF_FFFF)
-
-
-def run_stage(stage: Stage, run_dir: Path, force: bool = False, stop_after: Optional[int] = None) -> StageResult:
-    """Train `stage` in `<run_dir>/<stage.name>/`: skip when finished (unless `force`), else resume from `last.pt`.
-
-    stop_after: leave after this many epochs have been completed in total (checkpointed in last.pt, final.pt not
-    written), e.g. to fit a time slot; the next run resumes.
-    Raises StageOrderError when the previous stage has not finished.
-    """
-    cfg, sc = stage.cfg, stage.stage_cfg
-    run_dir = Path(run_dir)
-    out = stage_dir(run_dir, stage.name)
-    final_path, last_path = out / FINAL, out / LAST
-    rt = setup_runtime(cfg.device)
-    if final_path.is_file() and not force:
-        log.info("stage %s already finished (%s); skipping (use --force to retrain)", stage.name, final_path)
-        ckpt = load_checkpoint(final_path)
-        if ckpt["meta"].get("config_hash") != config_hash(cfg):
-            log.warning("stage %s was trained with another config (hash %s, now %s)", stage.name,
-                        str(ckpt["meta"].get("config_hash"))[:12], config_hash(cfg)[:12])
-        _warn_if_stale(stage, run_dir, ckpt["meta"], "finished")
-        return StageResult(stage.name, final_path, finished=True, skipped=True, epochs_done=ckpt["epoch"])
-    init = None
-    if stage.previous:
-        prev_path = stage_dir(run_dir, stage.previous) / FINAL
-        if not prev_path.is_file():
-            raise StageOrderError(f"stage {stage.name!r} starts from the {stage.previous!r} stage, which has not "
-                                  f"finished ({prev_path} missing): run `g2d-train {stage.previous}` first "
-                                  "(or `g2d-train all`)")
-        init = load_checkpoint(prev_path)
-    if force and rt.is_main:
-        for p in (final_path, last_path, out / METRICS):
-            if p.exists():
-                p.unlink()
-    _barrier(rt)
-
-    data = stage.build_data()
-    _seed_everything(sc.seed, -1)  # fresh weights (first stage, new heads) are reproducible under the seed
-    modules = stage.initial_modules(init)
-    modules.update(stage.extra_modules(modules, data))
-    for m in modules.values():
-        m.to(rt.device)
-    stage.prepare(modules, data, rt.device)
-    net = stage.build_net(modules, data).to(rt.device)
-
-    # data loading
-    world = rt.world_size
-    per_rank = len(data.dataset) // world
-    drop_last = per_rank >= sc.batch_size
-    if rt.distributed:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(data.dataset, num_replicas=world, rank=rt.rank, shuffle=True, seed=sc.seed,
-                                     drop_last=True)
-    else:
-        sampler = EpochShuffleSampler(len(data.dataset), seed=sc.seed)
-    loader = DataLoader(data.dataset, batch_size=sc.batch_size, sampler=sampler, num_workers=sc.num_workers,
-                        collate_fn=collate_faces, drop_last=drop_last, pin_memory=rt.device.type == "cuda")
-    steps_per_epoch = len(loader)
-    if sc.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, sc.max_steps_per_epoch)
-    if steps_per_epoch == 0 and sc.epochs > 0:
-        raise G2DError(f"stage {stage.name}: no training batch ({len(data.dataset)} faces, batch size "
-                       f"{sc.batch_size}); lower stages.{stage.name}.batch_size or add data")
-
-    groups = param_groups(stage.trainable(modules), sc.lr, sc.weight_decay)
-    params = [p for g in groups for p in g["params"]]
-    if sc.epochs > 0 and not params:
-        raise G2DError(f"stage {stage.name} has nothing to train")
-    optimizer = torch.optim.AdamW(groups or [{"params": [torch.zeros(1, requires_grad=True)]}], lr=sc.lr,
-                                  weight_decay=sc.weight_decay)
-    schedule = WarmupCosine(sc.epochs * steps_per_epoch, round(sc.warmup * steps_per_epoch), sc.min_lr_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    amp_dtype = _amp_dtype(sc, rt.device)
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=amp_dtype == torch.float16 and rt.device.type == "cuda")
-
-    start_epoch, step, history = 0, 0, []
-    if last_path.is_file() and not force:
-        ckpt = load_checkpoint(last_path, map_location=rt.device)
-        for name, m in modules.items():
-            if name not in ckpt["state"]:
-                raise RuntimeError(f"{last_path} has no {name!r} weights; delete it or use --force")
-            m.load_state_dict(ckpt["state"][name], strict=True)
-        if ckpt.get("optimizer") is not None:
-            optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler") is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        _warn_if_stale(stage, run_dir, ckpt["meta"], "partly trained")
-        history = list(ckpt["meta"].get("history", []))
-        if ckpt["meta"].get("config_hash") != config_hash(cfg):
-            log.warning("resuming %s with a changed config (hash %s -> %s)", stage.name,
-                        str(ckpt["meta"].get("config_hash"))[:12], config_hash(cfg)[:12])
-        log.info("resuming stage %s from %s: epoch %d of %d done, step %d", stage.name, last_path, start_epoch,
-                 sc.epochs, step)
-
-    train_net: nn.Module = net
-    if rt.distributed and params:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_net = DistributedDataParallel(net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    if sc.compile:
-        train_net = torch.compile(train_net)
-
-    metrics = MetricsLog(out / METRICS, keep_epochs=start_epoch, enabled=rt.is_main)
-    base_meta = {
-        "name": cfg.name,
-        "config_hash": config_hash(cfg),
-        "train_config": to_dict(cfg),
-        "stage_config": dataclasses.asdict(sc),
-        "data_summary": data.summary,
-        "trained_on": data.trained_on,
-        "machine": machine_line(),
-        "held_out": data.holdout.to_meta(),
-        "val_identities": list(data.holdout.held_out),
-        "run_id": uuid.uuid4().hex,
-        "previous": ({"stage": stage.previous, "config_hash": init["meta"].get("config_hash"),
-                      "run_id": init["meta"].get("run_id"), "epoch": init["epoch"]} if init else None),
-        "steps_per_epoch": steps_per_epoch,
-    }
-    if init is not None:
-        for key in ("class_names", "threshold", "threshold_far"):
-            if key in init["meta"]:
-                base_meta[key] = init["meta"][key]
-    log.info("stage %s: %d faces, %d steps/epoch x %d epochs, lr %g, device %s%s", stage.name, len(data.dataset),
-             steps_per_epoch, sc.epochs, sc.lr, rt.device, f", {world} ranks" if world > 1 else "")
-
-    def save(path: Path, epoch: int, finished: bool, extra: Optional[Dict[str, Any]] = None) -> None:
-        if not rt.is_main:
-            return
-        meta = {**base_meta, **stage.extra_meta(modules, data), "history": history, **(extra or {})}
-        save_checkpoint(path, stage=stage.name, model_config=modules["model"].config,
-                        state={n: m.state_dict() for n, m in modules.items()},
-                        optimizer=None if finished else optimizer, scheduler=None if finished else scheduler,
-                        scaler=None if finished else scaler, epoch=epoch, step=step, meta=meta, finished=finished)
-
-    end_epoch = sc.epochs if stop_after is None else min(sc.epochs, max(stop_after, start_epoch))
-    skipped_images = 0
-    show_bar = rt.is_main and sys.stderr.isatty()
-    for epoch in range(start_epoch, end_epoch):
-        _seed_everything(sc.seed, epoch)
-        sampler.set_epoch(epoch)
-        data.dataset.set_epoch(epoch)
-        stage.set_train_mode(modules)
-        if sc.freeze_bn:
-            freeze_batch_norm(modules.values())
-        t0 = time.time()
-        epoch_mean, window = _Mean(), _Mean()
-        bad_steps = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{stage.name} {epoch + 1}/{sc.epochs}", disable=not show_bar,
-                   leave=False)
-        done = 0
-        for batch in loader:
-            if done >= steps_per_epoch:
-                break
-            skipped_images += len(batch.get("skipped", []))
-            if "clean" not in batch or batch["clean"].shape[0] < 3:  # all skipped, or too small for BN / relations
-                continue
-            batch = _to_device(batch, rt.device)
-            autocast = (torch.autocast(device_type=rt.device.type, dtype=amp_dtype) if amp_dtype is not None
-                        else nullcontext())
-            with autocast:
-                loss, terms = train_net(batch)
-            if not torch.isfinite(loss):
-                bad_steps += 1
-                log.warning("stage %s epoch %d: non-finite loss at step %d, step skipped", stage.name, epoch + 1,
-                            step)
-                optimizer.zero_grad(set_to_none=True)
-                if bad_steps > 20:
-                    raise TrainingDivergedError(f"stage {stage.name}: loss not finite in {bad_steps} steps of epoch "
-                                                f"{epoch + 1}; lower stages.{stage.name}.lr or turn amp off")
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if sc.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, sc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            done += 1
-            values = {"loss": float(loss.detach()), **{k: float(v) for k, v in terms.items()}}
-            n = int(batch["clean"].shape[0])
-            epoch_mean.add(values, n)
-            window.add(values, n)
-            bar.update(1)
-            if done % sc.log_every == 0 or done == steps_per_epoch:
-                lr = scheduler.get_last_lr()[0]
-                means = window.means()
-                metrics.write("step", epoch + 1, step, means, lr, time.time() - t0)
-                bar.set_postfix(loss=f"{means['loss']:.4f}")
-                if not show_bar and rt.is_main:
-                    log.info("%s epoch %d/%d step %d/%d %s lr %.3g", stage.name, epoch + 1, sc.epochs, done,
-                             steps_per_epoch, _fmt_terms(means), lr)
-                window = _Mean()
-        bar.close()
-        means = _reduce_means(epoch_mean, rt)
-        history.append({"epoch": epoch + 1, **means})
-        metrics.write("epoch", epoch + 1, step, means, scheduler.get_last_lr()[0], time.time() - t0)
-        if rt.is_main:
-            log.info("%s epoch %d/%d done in %.1fs: %s", stage.name, epoch + 1, sc.epochs, time.time() - t0,
-                     _fmt_terms(means))
-        save(last_path, epoch + 1, finished=False)
-        _barrier(rt)
-    if skipped_images:
-        log.warning("stage %s: %d unusable images skipped (see warnings above)", stage.name, skipped_images)
-
-    if end_epoch < sc.epochs:
-        log.info("stage %s stopped after epoch %d of %d (resume by running it again)", stage.name, end_epoch,
-                 sc.epochs)
-        return StageResult(stage.name, last_path, finished=False, epochs_done=end_epoch, start_epoch=start_epoch,
-                           epoch_means=history)
-    for m in modules.values():
-        m.eval()
-    extra = stage.finish(modules, data, rt)
-    save(final_path, sc.epochs, finished=True, extra={**extra, "skipped_images": skipped_images})
-    _barrier(rt)
-    log.info("stage %s finished -> %s", stage.name, final_path)
-    return StageResult(stage.name, final_path, finished=True, epochs_done=sc.epochs, start_epoch=start_epoch,
-                       epoch_means=history)
-
-
-def _reduce_means(mean: _Mean, rt: Runtime) -> Dict[str, float]:
-    """Epoch means over all ranks (weighted by items)."""
-    values = mean.means()
-    if not rt.distributed or not values:
-        return values
-    import torch.distributed as dist
-
-    keys = list(values)  # same insertion order on every rank: the stage computes the same terms
-    t = torch.tensor([mean.sums[k] for k in keys] + [float(mean.count)], dtype=torch.float64, device=rt.device)
-    dist.all_reduce(t)
-    return {k: float(t[i] / max(1.0, float(t[-1]))) for i, k in enumerate(keys)}
-
-
-def _fmt_terms(values: Mapping[str, float]) -> str:
-    return " ".join(f"{k} {v:.4f}" for k, v in values.items())

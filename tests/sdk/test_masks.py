@@ -1,4 +1,5 @@
-"""Synthetic masks (`train.masks`): placement on real faces, fallbacks, determinism, region, errors, speed."""
+"""Synthetic masks (`g2d_edge.masks`, re-exported as `train.masks`): placement on real faces, fallbacks, determinism,
+region, errors, speed."""
 from __future__ import annotations
 
 import time
@@ -11,7 +12,7 @@ import pytest
 
 from g2d_edge.align import ARCFACE_TEMPLATE_5, align_face, estimate_alignment, transform_points
 from g2d_edge.errors import InputError
-from train.masks import STYLES, MaskOptions, MaskSynthesizer, apply_random_mask
+from g2d_edge.masks import STYLES, MaskOptions, MaskSynthesizer, apply_random_mask
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CELEBA = SHARED / "data" / "celeba-train"
@@ -311,3 +312,17 @@ def test_fast_enough_for_on_the_fly_training(faces):
         synth.synth(face["aligned"], rng, mesh=face["mesh112"])
     per_face = (time.process_time() - start) / n
     assert per_face < 0.005, f"{per_face * 1e3:.2f} ms per face"
+
+
+def test_training_draws_masks_with_the_runtime_functions():
+    """train.masks and train.prepare's Face Mesh helpers are the runtime's own, so training crops and SDK crops get
+    the same masks."""
+    import g2d_edge.facemesh
+    import g2d_edge.masks
+    import train.masks
+    import train.prepare
+
+    for name in g2d_edge.masks.__all__:
+        assert getattr(train.masks, name) is getattr(g2d_edge.masks, name)
+    for name in ("create_face_mesh", "mesh_landmarks", "MESH_POINTS"):
+        assert getattr(train.prepare, name) is getattr(g2d_edge.facemesh, name)

@@ -1,0 +1,212 @@
+"""Opening a model: `open_model` (whatever `Recognizer(model=...)` takes) and `load_backend` (a model file -> the
+backend that runs it).
+
+One path check (`check_model_path`), one engine-cache lookup (`engine_cache.find_cached_engine`, at most once per
+load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime" and "triton"; training
+checkpoints run on the development-only `TorchBackend` of the export tools (`export.torch_backend`), which needs
+torch and is passed in as a ready backend object.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+from ..errors import BackendUnavailableError, G2DError, InputError, ModelError
+from ..files import regular_file_problem
+from ..shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
+from .base import Backend, load_sidecar
+from .engine_cache import find_cached_engine
+from .onnxruntime import OnnxRuntimeBackend, OrtOptions, available_providers
+from .tensorrt import TensorRTBackend, TrtRuntimeOptions
+from .tensorrt_env import ENGINE_SUFFIXES, tensorrt_available
+from .triton import TritonBackend, TritonOptions, triton_available
+
+log = logging.getLogger("g2d_edge.backends")
+
+#: The backends of the runtime ("auto" picks one of them).
+BACKEND_NAMES = ("tensorrt", "onnxruntime", "triton")
+_ALIASES = {"trt": "tensorrt", "ort": "onnxruntime", "onnx": "onnxruntime"}
+_OPTION_CLASSES = {"tensorrt": TrtRuntimeOptions, "onnxruntime": OrtOptions, "triton": TritonOptions}
+#: load_backend options that are not fields of a backend's options dataclass.
+_LOADER_OPTIONS = ("build_engine", "precision", "calib_data")
+#: What the runtime runs (a Triton backend reads only the model's sidecar).
+MODEL_SUFFIXES = (".onnx",) + ENGINE_SUFFIXES
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+TORCH_ELSEWHERE = ("training checkpoints run on the development-only torch backend, which lives with the export "
+                   "tools because it needs torch and the training code: `from export.torch_backend import "
+                   "TorchBackend; Recognizer(model=TorchBackend('checkpoint.pt'))` (pip install g2d-edge[train]); "
+                   "or export the checkpoint with `g2d-export onnx`")
+#: The model shipped inside the package, used when no model is named.
+SHIPPED_MODEL = shipped_model_path(DEFAULT_MODEL)
+
+ModelLike = Union[None, str, os.PathLike, Backend]
+
+
+def available_backends() -> Dict[str, Optional[str]]:
+    """{backend name: None if it can run here, else the reason it cannot}."""
+    return {"tensorrt": tensorrt_available(), "onnxruntime": None if available_providers() else
+            "onnxruntime is not installed: pip install onnxruntime", "triton": triton_available()}
+
+
+def backend_name(backend: str) -> str:
+    """The canonical name of `backend` ("auto" or one of BACKEND_NAMES; aliases such as "trt" accepted).
+
+    Raises BackendUnavailableError for "torch" (see TORCH_ELSEWHERE), InputError for an unknown name.
+    """
+    name = str(backend).lower()
+    name = _ALIASES.get(name, name)
+    if name in ("torch", "pytorch"):
+        raise BackendUnavailableError(f"the runtime has no torch backend: {TORCH_ELSEWHERE}")
+    if name not in BACKEND_NAMES + ("auto",):
+        raise InputError(f"backend must be 'auto' or one of {BACKEND_NAMES}, got {backend!r}")
+    return name
+
+
+def check_model_path(path: Path) -> Path:
+    """The one check of a model path: a regular, non-empty file of a kind the runtime runs. ModelError (or
+    BackendUnavailableError for a training checkpoint) naming the file and what to do."""
+    problem = regular_file_problem(path)
+    suffix = path.suffix.lower()
+    if problem == "a directory":
+        raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
+    if problem == "not found":
+        raise ModelError(f"model file not found: {path} (or name a shipped model: {', '.join(SHIPPED_MODELS)})")
+    if suffix in CHECKPOINT_SUFFIXES:
+        raise BackendUnavailableError(f"{path} is a training checkpoint: {TORCH_ELSEWHERE}")
+    if suffix not in MODEL_SUFFIXES:
+        raise ModelError(f"don't know how to run {path}: expected a .onnx model or a TensorRT .engine (export one "
+                         "with `g2d-export onnx` / `g2d-export trt`)")
+    if problem is not None:
+        raise ModelError(f"model {path} is {problem}; pass the model file (.onnx or .engine)")
+    if path.stat().st_size == 0:
+        raise ModelError(f"model {path} is empty (an interrupted copy or export?); export or copy it again")
+    return path
+
+
+def _split_options(backend: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """The options that belong to `backend`; options of other backends are ignored (the caller may not know which
+    backend "auto" picks), unknown ones raise InputError."""
+    known = {f.name for cls in _OPTION_CLASSES.values() for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"unknown backend option(s) {unknown}; valid: {sorted(known | set(_LOADER_OPTIONS))}")
+    own = {f.name for f in dataclasses.fields(_OPTION_CLASSES[backend])}
+    ignored = sorted(set(options) - own)
+    if ignored:
+        log.debug("%s backend ignores options %s", backend, ignored)
+    return {k: v for k, v in options.items() if k in own}
+
+
+def _choose(path: Path, backend: str, precision: str, device: int, build: bool) -> Tuple[str, Optional[Path]]:
+    """(backend to use, engine to run: the file itself, a cached engine, or None = build one) for a checked path.
+
+    "auto": an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached (or `build`), else
+    ONNX Runtime. The cache is looked up here, once.
+    """
+    is_engine = path.suffix.lower() in ENGINE_SUFFIXES
+    if backend == "onnxruntime":
+        if is_engine:
+            raise ModelError(f"the onnxruntime backend runs .onnx models, got {path}")
+        return backend, None
+    reason = tensorrt_available()
+    if reason is not None:
+        if backend == "tensorrt" or is_engine:
+            raise BackendUnavailableError(reason)
+        return "onnxruntime", None
+    if is_engine:
+        return "tensorrt", path
+    engine = find_cached_engine(path, precision, device)
+    if backend == "auto" and engine is None and not build:
+        return "onnxruntime", None
+    return "tensorrt", engine
+
+
+def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any) -> Backend:
+    """Open the model file `model` with an inference backend.
+
+    model: a `.engine` (TensorRT) or an `.onnx` (ONNX Runtime, or TensorRT through a cached engine); its `.json`
+        sidecar must sit next to it.
+    backend: "auto" | "tensorrt" | "onnxruntime" | "triton". "auto" picks by file type and what is installed,
+        fastest first: an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached next to it
+        (or `build_engine=True`), else ONNX Runtime (TensorRT EP > CUDA EP > CPU EP). The choice is logged. An
+        explicitly requested backend that cannot run here raises BackendUnavailableError naming the missing
+        package. "triton" (also picked by "auto" when a `url` is given) runs the model on a Triton server (`url`,
+        `model_name` ...: fields of `TritonOptions`); `model` is then read only for its sidecar (an `.onnx`,
+        `.engine` or the `.json` itself), which the served model must match.
+    options: fields of `TrtRuntimeOptions`, `OrtOptions` or `TritonOptions` (those of other backends are ignored),
+        plus `build_engine` (build and cache a TensorRT engine for an `.onnx` when none is cached), `precision`
+        ("fp16" default, "fp32", "int8") of that engine, and `calib_data` (INT8 calibration faces: folder or .npz).
+    """
+    path = Path(model)
+    build = bool(options.pop("build_engine", False))
+    precision = str(options.pop("precision", "fp16"))
+    calib_data = options.pop("calib_data", None)
+    name = backend_name(backend)
+    if name == "auto" and options.get("url"):
+        name = "triton"
+        log.info("backend auto -> triton at %s", options["url"])
+    if name == "triton":
+        return TritonBackend(load_sidecar(path), TritonOptions(**_split_options("triton", options)))
+    check_model_path(path)
+    device = options.get("device", 0)
+    chosen, engine = _choose(path, name, precision, device if isinstance(device, int) else 0, build)
+    if name == "auto":
+        log.info("backend auto -> %s for %s", chosen, path.name)
+    if chosen == "onnxruntime":
+        return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
+    opts = TrtRuntimeOptions(**_split_options("tensorrt", options))
+    if engine is None:
+        if not build:
+            raise ModelError(f"no TensorRT engine for {path.name} on this GPU; build one with `g2d-export trt "
+                             f"{path} --precision {precision}` or pass build_engine=True")
+        from .engine_build import build_cached_engine  # the builder: imported only when an engine is built
+
+        engine = build_cached_engine(path, precision=precision, max_batch=opts.max_batch or 32, calib_data=calib_data,
+                                     device=opts.device)
+    return TensorRTBackend(engine, opts)
+
+
+def _resolve_model(model: ModelLike) -> Path:
+    """The model file named by `model`: None -> the default shipped model, a shipped model's name -> that model."""
+    if model is None:
+        return _installed(SHIPPED_MODEL)
+    if isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
+        return _installed(shipped_model_path(model))
+    return Path(model)
+
+
+def open_model(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Backend:
+    """Open a model: None -> the default shipped model; a shipped model's name ("g2d-edge-s", see
+    `g2d_edge.shipped`) -> that model; a path -> `load_backend`; a ready backend object (anything with `.infer` and
+    `.sidecar`, e.g. `export.torch_backend.TorchBackend`) is returned as is.
+
+    Raises:
+        ModelError: the shipped model is missing, the file does not exist, or it is not a loadable model.
+    """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        if hasattr(model, "infer") and hasattr(model, "sidecar"):
+            return model
+        raise ModelError(f"model must be a path to an .onnx/.engine file or a backend object, "
+                         f"got {type(model).__name__}")
+    path = _resolve_model(model)
+    try:
+        return load_backend(path, backend, **backend_options)
+    except G2DError:
+        raise
+    except Exception as exc:  # a runtime's own error for a bad file: say which file and what to do
+        raise ModelError(f"cannot load model {path} with backend {backend!r}: {type(exc).__name__}: {exc}. "
+                         "Is it a model exported by g2d-export (ONNX graph or TensorRT engine)?") from exc
+
+
+def _installed(path: Path) -> Path:
+    """`path` of a shipped model, or ModelError when this build does not carry it."""
+    if not path.is_file():
+        raise ModelError(
+            f"the model shipped with g2d-edge ({path.name}) is not installed in this build "
+            f"(looked in {path.parent}). Pass a model explicitly: Recognizer(model='path/to/model.onnx') "
+            "or `--model path/to/model.onnx` on the g2d command line; export one with `g2d-export onnx` "
+            "(its .json sidecar must sit next to it).")
+    return path

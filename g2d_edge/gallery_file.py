@@ -1,0 +1,227 @@
+"""The gallery file: its on-disk format (one `.npz` of NumPy arrays and a JSON header, no pickle; every field is
+validated on reading) and the three-way merge `Gallery.save` applies when another process saved the same file."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .errors import GalleryError, InputError
+from .gallery_api import check_identity_name
+from .text import quoted
+
+#: Version of the on-disk format written by `Gallery.save`.
+GALLERY_FORMAT = 1
+
+
+class Header(NamedTuple):
+    """The gallery-wide fields of a gallery file."""
+
+    embedding_space: Optional[str] = None
+    embedding_dim: Optional[int] = None
+    threshold: Optional[float] = None
+    model_name: str = ""
+
+
+class Snapshot(NamedTuple):
+    """A whole gallery's content: header and {name: (K, D) float32 templates} in file order."""
+
+    header: Header
+    templates: Dict[str, np.ndarray]
+
+
+class SchemaError(Exception):
+    """What is wrong with a gallery file (turned into a GalleryError naming the file)."""
+
+
+def is_number(value: Any) -> bool:
+    """A real number (an int or float, not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_npz(fh: BinaryIO, snapshot: Snapshot, revision: str) -> None:
+    names = list(snapshot.templates)
+    dim = snapshot.header.embedding_dim or 0
+    matrix = (np.concatenate([snapshot.templates[n] for n in names]).astype(np.float32)
+              if names else np.zeros((0, dim), dtype=np.float32))
+    header = snapshot.header
+    meta = {"format": GALLERY_FORMAT, "embedding_space": header.embedding_space,
+            "embedding_dim": header.embedding_dim, "threshold": header.threshold, "model_name": header.model_name,
+            "revision": revision, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    np.savez(fh, meta=np.array(json.dumps(meta)), names=np.array(names, dtype=np.str_),
+             counts=np.array([snapshot.templates[n].shape[0] for n in names], dtype=np.int64), embeddings=matrix)
+
+
+def read_gallery_file(file: Path) -> Tuple[Snapshot, Optional[str]]:
+    """The validated content of a gallery file and its revision id (None for files saved before revisions)."""
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            missing = [k for k in ("meta", "names", "counts", "embeddings") if k not in data.files]
+            if missing:
+                raise SchemaError(f"the array(s) {', '.join(missing)} are missing")
+            arrays = {k: data[k] for k in ("meta", "names", "counts", "embeddings")}
+        meta = _parse_meta(arrays["meta"])
+        header, revision = _parse_header(meta, file)
+        templates = _parse_templates(arrays["names"], arrays["counts"], arrays["embeddings"], header)
+    except GalleryError:
+        raise
+    except SchemaError as exc:
+        raise GalleryError(f"gallery {file} is damaged or not a g2d gallery: {exc}; restore it from a backup or "
+                           "enrol the people again") from None
+    except Exception as exc:  # zip, npy or JSON damage all mean the same thing to the user
+        raise GalleryError(f"gallery {file} is corrupt or not a g2d gallery ({type(exc).__name__}: {exc}); "
+                           "restore it from a backup or enrol the people again") from exc
+    return Snapshot(header, templates), revision
+
+
+def _parse_meta(raw: np.ndarray) -> Dict[str, Any]:
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise SchemaError(f"its header is a {raw.dtype} array of shape {raw.shape}, not a JSON text")
+    meta = json.loads(str(raw[()]))
+    if not isinstance(meta, dict):
+        raise SchemaError(f"its header is a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def _parse_header(meta: Dict[str, Any], file: Path) -> Tuple[Header, Optional[str]]:
+    fmt = meta.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise SchemaError(f"its header has format {fmt!r}, not a format number")
+    if fmt > GALLERY_FORMAT:
+        raise GalleryError(f"gallery {file} was written by a newer g2d-edge (format {fmt}, this one reads up to "
+                           f"{GALLERY_FORMAT}); upgrade g2d-edge")
+    space, dim, threshold = meta.get("embedding_space"), meta.get("embedding_dim"), meta.get("threshold")
+    model_name, revision = meta.get("model_name"), meta.get("revision")
+    model_name = "" if model_name is None else model_name
+    if space is not None and (not isinstance(space, str) or not space):
+        raise SchemaError(f"its embedding_space is {space!r}, not a non-empty text")
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        raise SchemaError(f"its embedding_dim is {dim!r}, not a positive whole number")
+    if threshold is not None and (not is_number(threshold) or not math.isfinite(threshold)
+                                  or not -1.0 <= threshold <= 1.0):
+        raise SchemaError(f"its threshold is {threshold!r}, not a number in [-1, 1]")
+    if not isinstance(model_name, str):
+        raise SchemaError(f"its model_name is {model_name!r}, not a text")
+    if revision is not None and not isinstance(revision, str):
+        raise SchemaError(f"its revision is {revision!r}, not a text")
+    return Header(space, dim, None if threshold is None else float(threshold), model_name), revision
+
+
+def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
+                     header: Header) -> Dict[str, np.ndarray]:
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise SchemaError(f"its names are a {names.dtype} array of shape {names.shape}, not a list of texts")
+    if counts.dtype.kind not in "iu" or counts.shape != names.shape:
+        raise SchemaError(f"its counts are a {counts.dtype} array of shape {counts.shape}, not {len(names)} "
+                           "whole numbers (one per name)")
+    if np.any(counts < 1):
+        raise SchemaError("an identity has fewer than one template")
+    if matrix.dtype.kind != "f" or matrix.ndim != 2:
+        raise SchemaError(f"its templates are a {matrix.dtype} array of shape {matrix.shape}, not a float matrix")
+    if int(counts.sum()) != matrix.shape[0]:
+        raise SchemaError(f"its counts add up to {int(counts.sum())} templates but it holds {matrix.shape[0]}")
+    if matrix.shape[0] and matrix.shape[1] != header.embedding_dim:
+        raise SchemaError(f"its templates have length {matrix.shape[1]} but its header says embedding_dim "
+                           f"{header.embedding_dim}")
+    matrix = matrix.astype(np.float32)
+    if not np.all(np.isfinite(matrix)):
+        raise SchemaError("its templates contain NaN or infinity")
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    templates: Dict[str, np.ndarray] = {}
+    for i, name in enumerate(str(n) for n in names):
+        try:
+            valid = check_identity_name(name) == name
+        except InputError:
+            valid = False
+        if not valid:
+            raise SchemaError(f"it holds the invalid identity name {quoted(name)}")
+        if name in templates:
+            raise SchemaError(f"the identity name {quoted(name)} appears twice")
+        templates[name] = matrix[offsets[i]:offsets[i + 1]]
+    return templates
+
+
+def disk_revision(file: Path) -> Optional[str]:
+    """The revision id in a gallery file's header; None when there is none or the header cannot be read."""
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"][()]))
+    except Exception:  # unreadable: the full read that follows reports what is wrong
+        return None
+    revision = meta.get("revision") if isinstance(meta, dict) else None
+    return revision if isinstance(revision, str) else None
+
+
+# ---------------------------------------------------------------------------------------------- three-way merge
+def merge_snapshots(base: Snapshot, ours: Snapshot, theirs: Snapshot, file: Path) -> Snapshot:
+    """Merge this process's gallery (`ours`) with the file's current content (`theirs`), both changed from
+    `base`; see `Gallery.save` for the rules. Raises GalleryError on a conflict."""
+    header = _merge_header(base.header, ours.header, theirs.header, file)
+    templates: Dict[str, np.ndarray] = {}
+    for name in _ordered_union(theirs.templates, ours.templates):
+        merged = _merge_identity(name, base.templates.get(name), ours.templates.get(name),
+                                 theirs.templates.get(name), file)
+        if merged is not None:
+            templates[name] = merged
+    return Snapshot(header, templates)
+
+
+def _merge_header(base: Header, ours: Header, theirs: Header, file: Path) -> Header:
+    for field, label in (("embedding_space", "embedding space"), ("embedding_dim", "embedding length")):
+        mine, other = getattr(ours, field), getattr(theirs, field)
+        if mine is not None and other is not None and mine != other:
+            raise _conflict(file, f"the file now holds templates of another model ({label} {other!r}, this "
+                                  f"gallery's is {mine!r})")
+    if ours.threshold == theirs.threshold or theirs.threshold == base.threshold:
+        threshold = ours.threshold
+    elif ours.threshold == base.threshold:
+        threshold = theirs.threshold
+    else:
+        raise _conflict(file, f"the threshold was set to {theirs.threshold} there and to {ours.threshold} here")
+    return Header(ours.embedding_space if ours.embedding_space is not None else theirs.embedding_space,
+                   ours.embedding_dim if ours.embedding_dim is not None else theirs.embedding_dim,
+                   threshold, ours.model_name or theirs.model_name)
+
+
+def _merge_identity(name: str, base: Optional[np.ndarray], ours: Optional[np.ndarray],
+                    theirs: Optional[np.ndarray], file: Path) -> Optional[np.ndarray]:
+    """One identity's templates after the merge (None: not enrolled)."""
+    if _same(ours, base):
+        return theirs
+    if _same(theirs, base):
+        return ours
+    if ours is None or theirs is None:
+        where = "here" if ours is None else "by the other process"
+        raise _conflict(file, f"{quoted(name)} was removed or renamed {where} but given other templates on the "
+                              "other side")
+    if _extends(ours, base) and _extends(theirs, base):
+        return np.concatenate([theirs, ours[0 if base is None else base.shape[0]:]])
+    raise _conflict(file, f"{quoted(name)} was replaced on both sides")
+
+
+def _same(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> bool:
+    if a is b:
+        return True
+    return a is not None and b is not None and a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _extends(templates: np.ndarray, base: Optional[np.ndarray]) -> bool:
+    """True if `templates` is `base` with more templates appended (anything extends no base)."""
+    if base is None:
+        return True
+    n = base.shape[0]
+    return templates.shape[0] >= n and templates.shape[1:] == base.shape[1:] and bool(np.array_equal(templates[:n],
+                                                                                                   base))
+
+
+def _ordered_union(first: Iterable[str], second: Iterable[str]) -> List[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _conflict(file: Path, what: str) -> GalleryError:
+    return GalleryError(f"gallery {file} was changed by another process since this gallery was loaded, and the "
+                        f"changes conflict: {what}. Nothing was saved; load the gallery again and repeat the change")

@@ -1,0 +1,86 @@
+"""What a `Recognizer` returns: `Recognition` (one face), `VerifyResult`, `EnrollResult` and `StreamResult`; plain
+immutable records, separate from the drawing (`g2d_edge.draw`) and the JSON they turn into (`to_dict`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .gallery_api import Match
+
+
+@dataclass(frozen=True, eq=False)
+class Recognition:
+    """One face found in a frame (an immutable record, like insightface's `Face`).
+
+    box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: the keypoints the face was aligned from, float32:
+    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detect.KEYPOINT_NAMES_6`; the default
+    front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
+    `KEYPOINT_NAMES_5`). det_score: detector confidence.
+    embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
+    threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
+    the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
+    masked: whether the face wears a mask (`g2d_edge.maskflag`); mask_score: the classifier's probability of it
+    (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
+    tracked; see `RecognizerOptions.track`). Arrays are read-only.
+    """
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    det_score: float
+    embedding: np.ndarray
+    name: Optional[str] = None
+    score: Optional[float] = None
+    matches: Tuple[Match, ...] = ()
+    masked: Optional[bool] = None
+    mask_score: Optional[float] = None
+    track_id: Optional[int] = None
+
+    @property
+    def is_known(self) -> bool:
+        """True when the face was matched to an enrolled identity."""
+        return self.name is not None
+
+    def to_dict(self, include_embedding: bool = False) -> Dict[str, Any]:
+        """JSON-ready dict (boxes and keypoints as lists of floats)."""
+        out: Dict[str, Any] = {
+            "box": [round(float(v), 2) for v in self.box],
+            "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
+            "det_score": round(float(self.det_score), 4),
+            "name": self.name,
+            "score": None if self.score is None else round(float(self.score), 4),
+            "matches": [{"name": m.name, "score": round(float(m.score), 4)} for m in self.matches],
+            "masked": self.masked,
+            "mask_score": None if self.mask_score is None else round(float(self.mask_score), 4),
+            "track_id": self.track_id,
+        }
+        if include_embedding:
+            out["embedding"] = [float(v) for v in self.embedding]
+        return out
+
+
+class VerifyResult(NamedTuple):
+    """Result of `Recognizer.verify`: unpacks as `(same, score)`."""
+
+    same: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    """What `Recognizer.enroll` did: templates added, the identity's template count now, images skipped (with why)."""
+
+    name: str
+    added: int
+    templates: int
+    skipped: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class StreamResult:
+    """A stream-mode result: the recognitions of the frame submitted at `timestamp_ms` (and that frame)."""
+
+    timestamp_ms: int
+    recognitions: Tuple[Recognition, ...]
+    frame: np.ndarray
