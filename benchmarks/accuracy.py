@@ -85,6 +85,7 @@ class AccuracyConfig:
     dlib: bool = True
     round_trip: bool = True
     unknown_every: int = 4  # every n-th person is not enrolled (open set)
+    masked_templates: Tuple[int, ...] = ()  # extra round trips of the first model with N masked templates per photo
     latency_repeats: int = 200
     limit_per_identity: int = 0
 
@@ -271,12 +272,14 @@ def score_round_trip(best: Dict[str, np.ndarray], named: Dict[str, np.ndarray], 
     return RoundTrip(threshold, rank1, open_set, len(split.known), len(split.unknown), len(split.enrol))
 
 
-def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit) -> RoundTrip:
-    """The g2d model through `g2d_edge.Recognizer`: enrol one clean photo per known person, identify every probe."""
+def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit, masked_templates: int = 0) -> RoundTrip:
+    """The g2d model through `g2d_edge.Recognizer`: enrol one clean photo per known person (plus `masked_templates`
+    synthetic masked templates of it), identify every probe."""
     by_name = {photos.names[label]: label for label in split.enrol}
     best = {k: np.full(len(photos.paths), -1, np.int64) for k in PROBES}
     named = {k: np.zeros(len(photos.paths), bool) for k in PROBES}
-    with Recognizer(model=model, backend="onnxruntime") as rec:
+    options = RecognizerOptions(masked_templates=masked_templates)
+    with Recognizer(model=model, backend="onnxruntime", options=options) as rec:
         for label, i in split.enrol.items():
             rec.enroll(photos.names[label], photos.clean[i])
         for i in tqdm(np.concatenate([split.known, split.unknown]), desc=f"round trip {model.stem}", mininterval=5):
@@ -419,6 +422,9 @@ def run(cfg: AccuracyConfig, json_path: Optional[Path] = None) -> Dict:
         split = split_gallery(photos.labels, cfg.unknown_every)
         for label, path in cfg.models:
             trips[label] = round_trip_sdk(path, photos, split)
+        for count in cfg.masked_templates:  # the first model again, with synthetic masked templates at enrolment
+            label, path = cfg.models[0]
+            trips[f"{label} + {count} masked templates"] = round_trip_sdk(path, photos, split, count)
         if cfg.sface is not None:
             trips["OpenCV SFace"] = round_trip_embeddings(embeddings["OpenCV SFace"][0], photos.labels, split,
                                                           "cosine", SFACE_COSINE_THRESHOLD)
@@ -459,13 +465,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-sface", action="store_true", help="skip the SFace peer")
     p.add_argument("--no-dlib", action="store_true", help="skip the dlib peer")
     p.add_argument("--no-round-trip", action="store_true", help="skip the SDK round trip")
+    p.add_argument("--masked-templates", type=int, nargs="*", default=[], metavar="N",
+                   help="also run the first model's round trip with N synthetic masked templates per enrolment photo")
     p.add_argument("--json", type=Path, help="write results as JSON here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ids = args.identities_file.read_text().split() if args.identities_file else []
     cfg = AccuracyConfig(data=args.data, identities=ids, pairs=args.pairs, mask_seed=args.mask_seed,
                          sface=None if args.no_sface else args.sface, dlib=not args.no_dlib,
-                         round_trip=not args.no_round_trip, limit_per_identity=args.limit_per_identity)
+                         round_trip=not args.no_round_trip, limit_per_identity=args.limit_per_identity,
+                         masked_templates=tuple(args.masked_templates))
     if args.model:
         cfg.models = list(args.model)
     print(run(cfg, args.json)["text"])

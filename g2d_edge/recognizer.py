@@ -72,6 +72,8 @@ class RecognizerOptions:
         its recognitions (`g2d_edge.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
         call `reset_tracks()` between videos.
     tracking: the tracker's options.
+    masked_templates: `enroll` adds this many synthetic masked templates per enrolment photo
+        (`g2d_edge.masked_templates`). 0 by default: with the shipped model they measured worse (README).
     """
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
@@ -85,6 +87,7 @@ class RecognizerOptions:
     mask_flag: bool = True
     track: Optional[bool] = None
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    masked_templates: int = 0
 
     @property
     def tracks_faces(self) -> bool:
@@ -132,6 +135,9 @@ class Recognizer:
         pixels = self.options.max_image_pixels
         if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
             raise InputError(f"RecognizerOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
+        masked = self.options.masked_templates
+        if isinstance(masked, bool) or not isinstance(masked, int) or not 0 <= masked <= 16:
+            raise InputError(f"RecognizerOptions.masked_templates must be a whole number from 0 to 16, got {masked!r}")
         _check_threshold(self.options.threshold)
         self.backend = open_model(model, backend, **backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
@@ -140,6 +146,7 @@ class Recognizer:
             det_opts = dataclasses.replace(det_opts, min_face_size=int(self.options.min_face_size))
         self.mask_flag: Optional[MaskFlag] = MaskFlag() if self.options.mask_flag else None
         self._tracker: Optional[FaceTracker] = FaceTracker(self.options.tracking) if self.options.tracks_faces else None
+        self._masked: Optional[Any] = None  # MaskedViews, made on the first enrolment with masked templates
         self.detector = FaceDetector(det_opts)
         try:
             self._gallery = self._attach(gallery)
@@ -292,12 +299,15 @@ class Recognizer:
         for i, item in enumerate(items):
             label = describe(item, i)
             try:
-                faces.append(self._largest_aligned_face(item, label))
+                frame, face = self._largest_face(item, label)
             except (ImageReadError, NoFaceError, InputError) as exc:
                 if not skip_failed:
                     raise
                 log.warning("enrol %s: skipping %s", name, exc)
                 skipped.append((label, str(exc)))
+                continue
+            faces.append(align_face(frame, face.keypoints))
+            faces += self._masked_views(frame, face, f"{name}/{i}")
         if not faces:
             raise NoFaceError(f"none of the {len(items)} image(s) given for {name!r} has a usable face; "
                               "use photos where the face is clearly visible")
@@ -305,6 +315,18 @@ class Recognizer:
         total = self._gallery.add(name, embeddings)
         log.info("enrolled %s: %d template(s) added, %d skipped", name, len(faces), len(skipped))
         return EnrollResult(name=name, added=len(faces), templates=total, skipped=tuple(skipped))
+
+    def _masked_views(self, frame: np.ndarray, face: Detection, key: str) -> List[np.ndarray]:
+        """`options.masked_templates` synthetic masked crops of an enrolment face (none by default)."""
+        if self.options.masked_templates <= 0:
+            return []
+        with self._lock:
+            self._check_open()
+            if self._masked is None:
+                from .masked_templates import MaskedViews  # lazy: Face Mesh is built on first use
+
+                self._masked = MaskedViews(self.detector, self.options.masked_templates)
+            return self._masked(frame, face, key)
 
     def verify(self, image_a: ImageLike, image_b: ImageLike) -> VerifyResult:
         """Are the (largest) faces of two images the same person? Returns `(same, score)`, score = cosine similarity.
@@ -336,6 +358,8 @@ class Recognizer:
         with self._lock:
             self._closed = True
             self.detector.close()
+            if self._masked is not None:
+                self._masked.close()
             if self._opened_gallery is not None:
                 self._opened_gallery.close()
 
@@ -381,6 +405,11 @@ class Recognizer:
         return np.asarray(emb, dtype=np.float32)
 
     def _largest_aligned_face(self, image: ImageLike, label: str) -> np.ndarray:
+        frame, face = self._largest_face(image, label)
+        return align_face(frame, face.keypoints)
+
+    def _largest_face(self, image: ImageLike, label: str) -> Tuple[np.ndarray, Detection]:
+        """(the image as a BGR frame, its largest face); ImageReadError / NoFaceError naming `label`."""
         self._check_open()
         try:
             frame = load_image(image, self.options.max_image_pixels)
@@ -392,7 +421,7 @@ class Recognizer:
         if not detections:
             raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible "
                               "and at least ~24 px wide (~64 px wearing a mask)")
-        return align_face(frame, detections[0].keypoints)
+        return frame, detections[0]
 
     def _analyse(self, frame: np.ndarray) -> Tuple[List[Recognition], Dict[str, float]]:
         t0 = time.perf_counter()
