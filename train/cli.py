@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX file to write (default: the one shipped in the package)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threshold", type=float, default=0.5, help="mask_score from which a face counts as masked")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a MaskFlagOptions field (e.g. print_prob=0.2, widths=16,32,64,96,128); repeatable")
 
     p = sub.add_parser("eval", help="verification (clean/masked pairs) and identification of a checkpoint")
     _common(p)
@@ -215,10 +217,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_maskflag(args: argparse.Namespace) -> int:
-    from .maskflag import MaskFlagOptions, export_mask_flag, train_mask_flag
+    from .maskflag import export_mask_flag, mask_flag_options, train_mask_flag
 
     cfg = _load_cfg(args)
-    net = train_mask_flag(cfg, MaskFlagOptions(epochs=args.epochs))
+    options = mask_flag_options(args.option, epochs=args.epochs)
+    log.info("mask flag options: %s", options)
+    net = train_mask_flag(cfg, options)
     export_mask_flag(net, args.output, threshold=args.threshold)
     return 0
 

@@ -12,11 +12,12 @@ average pooling, one linear unit, sigmoid: 0.06 M parameters, about 10 M multipl
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -51,16 +52,42 @@ class MaskFlagOptions:
     #: share of batches seen at a random lower resolution. 0 by default: with 0.5 (and twice the warp above) the
     #: flag got worse on real masked photos (85.5 % instead of 88.1 % at a 0.5 threshold, benchmarks/maskflag.py)
     low_res_prob: float = 0.0
+    #: Real masks carry what synthesis does not draw (prints, logos, cartoon mouths, any colour, a privacy mosaic).
+    #: Per masked face, inside the mask only: its colours remixed, another face of the batch printed over it,
+    #: the mask pixelated.
+    recolour_prob: float = 0.0
+    print_prob: float = 0.0
+    mosaic_prob: float = 0.0
+    widths: Tuple[int, ...] = (16, 32, 64, 64)  #: channels of the stride-2 convolutions
+    input_pool: bool = True  #: 2x2 average pooling first (56 px); False: the full 112 px crop
+
+
+def mask_flag_options(assignments: Sequence[str], **fields: object) -> MaskFlagOptions:
+    """`MaskFlagOptions` from "key=value" strings (numbers, booleans, comma-separated tuples) plus `fields`."""
+    defaults = MaskFlagOptions()
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not hasattr(defaults, key):
+            raise ValueError(f"--option {item!r}: expected KEY=VALUE with KEY one of {sorted(vars(defaults))}")
+        current = getattr(defaults, key)
+        if isinstance(current, tuple):
+            fields[key] = tuple(int(v) for v in text.split(","))
+        elif isinstance(current, bool):
+            fields[key] = text.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            fields[key] = type(current)(text)
+    return dataclasses.replace(defaults, **fields)
 
 
 class MaskFlagNet(nn.Module):
     """uint8 NHWC BGR aligned faces (N, 112, 112, 3) -> probability that each wears a mask (N,)."""
 
-    def __init__(self) -> None:
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 64), input_pool: bool = True) -> None:
         super().__init__()
         self.preprocess = Preprocess()
-        self.pool = nn.AvgPool2d(2)
-        channels = (3, 16, 32, 64, 64)
+        self.pool = nn.AvgPool2d(2) if input_pool else nn.Identity()
+        channels = (3, *widths)
         self.features = nn.Sequential(*(ConvBNAct(a, b, 3, 2, activation="relu")
                                         for a, b in zip(channels[:-1], channels[1:])))
         self.head = nn.Linear(channels[-1], 1)
@@ -96,10 +123,43 @@ def random_low_resolution(x: Tensor, options: MaskFlagOptions, generator: torch.
     return nn.functional.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def _chosen(n: int, prob: float, generator: torch.Generator) -> Tensor:
+    """(n, 1, 1, 1) float: 1 for the faces picked with probability `prob`, else 0."""
+    return (torch.rand(n, generator=generator) < prob).float().view(n, 1, 1, 1)
+
+
+def augment_mask_region(masked: Tensor, region: Tensor, options: MaskFlagOptions,
+                        generator: torch.Generator) -> Tensor:
+    """Vary what is drawn inside each synthetic mask (`region`: (N, H, W), 1 on the mask) of a float NCHW batch:
+    colours remixed by a random 3x3 matrix, another face of the batch printed over it (a randomly shifted one, so the
+    print holds eyes, mouths and edges), pixelated into 4-10 px blocks. Outside the mask nothing changes."""
+    n = masked.shape[0]
+    r = region.to(masked.dtype).unsqueeze(1)
+    out = masked
+    if options.recolour_prob > 0:
+        mix = torch.rand(n, 3, 3, generator=generator)
+        mix = mix / mix.sum(dim=2, keepdim=True) * (0.6 + 0.8 * torch.rand(n, 3, 1, generator=generator))
+        recoloured = torch.einsum("nij,njhw->nihw", mix, (out + 1) / 2) * 2 - 1
+        out = out + _chosen(n, options.recolour_prob, generator) * r * (recoloured.clamp(-1, 1) - out)
+    if options.print_prob > 0:
+        shift = [int(v) for v in torch.randint(-30, 31, (2,), generator=generator)]
+        printed = torch.roll(masked.roll(1, dims=0), shifts=shift, dims=(2, 3))
+        alpha = 0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=generator)
+        out = out + _chosen(n, options.print_prob, generator) * alpha * r * (printed - out)
+    if options.mosaic_prob > 0:
+        block = int(torch.randint(4, 11, (1,), generator=generator))
+        small = nn.functional.avg_pool2d(out, block, ceil_mode=True)
+        mosaic = nn.functional.interpolate(small, scale_factor=block, mode="nearest")[..., :out.shape[2], :out.shape[3]]
+        out = out + _chosen(n, options.mosaic_prob, generator) * r * (mosaic - out)
+    return out
+
+
 def _batch_inputs(batch: Dict[str, Tensor], pre: Preprocess, options: MaskFlagOptions,
                   generator: torch.Generator) -> Tuple[Tensor, Tensor]:
-    """(images, labels): the clean faces (0) and their masked versions (1), randomly warped and blurred."""
-    x = torch.cat([pre(batch["clean"]), pre(batch["masked"])])
+    """(images, labels): the clean faces (0) and their masked versions (1), with what is on the masks varied, all
+    randomly warped and blurred."""
+    masked = augment_mask_region(pre(batch["masked"]), batch["region"], options, generator)
+    x = torch.cat([pre(batch["clean"]), masked])
     y = torch.cat([torch.zeros(len(batch["clean"])), torch.ones(len(batch["masked"]))])
     return random_low_resolution(random_warp(x, options, generator), options, generator), y
 
@@ -110,7 +170,7 @@ def train_mask_flag(cfg: TrainConfig, options: MaskFlagOptions) -> MaskFlagNet:
                              mask=dict(cfg.data.masks))
     data = build_stage_data(cfg.data, [s.name for s in cfg.data.sources], augment, options.seed)
     torch.manual_seed(options.seed)
-    net = MaskFlagNet()
+    net = MaskFlagNet(options.widths, options.input_pool)
     sampler = EpochShuffleSampler(len(data.dataset), seed=options.seed)
     loader = DataLoader(data.dataset, batch_size=options.batch_size, sampler=sampler,
                         num_workers=options.num_workers, collate_fn=collate_faces, drop_last=True)

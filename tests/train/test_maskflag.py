@@ -1,0 +1,48 @@
+"""train/maskflag.py: options from the command line, what the mask-region augmentation may touch, and an exported
+classifier of any width loads in the runtime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from g2d_edge.maskflag import MaskFlag
+from train.maskflag import MaskFlagNet, MaskFlagOptions, augment_mask_region, export_mask_flag, mask_flag_options
+
+
+def test_options_from_key_value_strings():
+    options = mask_flag_options(["widths=8,16", "input_pool=false", "print_prob=0.25"], epochs=2)
+    assert options.widths == (8, 16) and options.input_pool is False
+    assert options.print_prob == pytest.approx(0.25) and options.epochs == 2
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        mask_flag_options(["no_such_field=1"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        mask_flag_options(["print_prob"])
+
+
+def test_the_augmentation_changes_only_the_mask_region():
+    generator = torch.Generator().manual_seed(0)
+    faces = torch.rand(6, 3, 112, 112, generator=generator) * 2 - 1
+    region = torch.zeros(6, 112, 112, dtype=torch.uint8)
+    region[:, 60:100, 20:90] = 1
+    options = MaskFlagOptions(recolour_prob=1.0, print_prob=1.0, mosaic_prob=1.0)
+    out = augment_mask_region(faces, region, options, generator)
+    outside = region.unsqueeze(1).expand_as(faces) == 0
+    assert torch.equal(out[outside], faces[outside])
+    assert (out - faces).abs()[~outside].mean() > 0.05
+    assert out.min() >= -1.0001 and out.max() <= 1.0001
+    untouched = augment_mask_region(faces, region, MaskFlagOptions(), generator)
+    assert torch.equal(untouched, faces)
+
+
+def test_a_wider_full_resolution_classifier_exports_and_runs_in_the_runtime(tmp_path):
+    torch.manual_seed(0)
+    net = MaskFlagNet(widths=(8, 16, 16, 24, 32), input_pool=False).eval()
+    path = export_mask_flag(net, tmp_path / "flag.onnx", threshold=0.4)
+    flag = MaskFlag(path)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    scores = flag.scores(faces)
+    with torch.no_grad():
+        want = net(torch.from_numpy(faces)).numpy()
+    assert flag.threshold == pytest.approx(0.4)
+    np.testing.assert_allclose(scores, want, atol=1e-4)
