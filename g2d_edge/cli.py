@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .backends.loader import BACKEND_NAMES
 from .cli_support import run_command
@@ -53,24 +53,21 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="cosine threshold for 'same person' (default: gallery's, else the model's)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`, if given)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            limits = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {value}")
+        return value
+    return parse
 
 
-def _masked_template_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 16, got {value}")
-    return value
+_positive_int = _whole_number(1)
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:
@@ -105,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masked", action="store_true",
                    help="the photos show the person wearing a mask: tag their templates masked (the person must "
                         "already have a clean template)")
-    p.add_argument("--masked-templates", type=_masked_template_count, default=0, metavar="N",
+    p.add_argument("--masked-templates", type=_whole_number(0, 16), default=0, metavar="N",
                    help="also add N synthetic masked templates (tagged masked) per clean photo (0-16, default 0)")
     _image_args(p)
     _model_args(p)
