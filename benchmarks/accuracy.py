@@ -20,6 +20,12 @@ the right person (known probes). Open-set accuracy at each recogniser's own thre
 0.363 for SFace, face_recognition's 0.6 for dlib): a known probe is named correctly, an unknown one is left unnamed.
 A probe without a detected face is wrong.
 
+**Masked templates** (`--masked-templates N...`): the first model's round trip again with N synthetic masked templates
+per enrolment photo (`RecognizerOptions(masked_templates=N)`), scored twice from the same identify calls: "tagged" is
+the SDK as it ships (the templates are tagged masked, and the mask flag of each probe picks the templates it is
+compared with: a clean face its clean templates, a masked face all; `g2d_edge.gallery_api.MASKED_SEARCH_RULE`),
+"untagged" compares every probe with every template (the gallery search without flags, as before the tags).
+
 **Latency** per face (CPU, batch 1, one thread) of each recogniser, and the SDK's face preparation.
 
     python benchmarks/accuracy.py                                   # shipped models + peers
@@ -123,11 +129,13 @@ class RoundTrip:
     known: int
     unknown: int
     enrolled: int
+    flagged: Dict[str, int] = field(default_factory=dict)  # probes the mask flag called masked, per kind (SDK only)
 
     def to_dict(self) -> Dict:
         total = self.known + self.unknown
         return {"threshold": self.threshold, "enrolled": self.enrolled, "known_probes": self.known,
                 "unknown_probes": self.unknown, "rank1": self.rank1, "open_set_correct": self.open_set,
+                "flagged_masked": self.flagged,
                 "rank1_rate": {k: v / max(1, self.known) for k, v in self.rank1.items()},
                 "open_set_accuracy": {k: v / max(1, total) for k, v in self.open_set.items()}}
 
@@ -272,24 +280,45 @@ def score_round_trip(best: Dict[str, np.ndarray], named: Dict[str, np.ndarray], 
     return RoundTrip(threshold, rank1, open_set, len(split.known), len(split.unknown), len(split.enrol))
 
 
-def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit, masked_templates: int = 0) -> RoundTrip:
+#: The gallery search rules a round trip is scored with (see the module docstring).
+SEARCH_RULES = ("tagged", "untagged")
+
+
+def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit,
+                   masked_templates: int = 0) -> Dict[str, RoundTrip]:
     """The g2d model through `g2d_edge.Recognizer`: enrol one clean photo per known person (plus `masked_templates`
-    synthetic masked templates of it), identify every probe."""
+    synthetic masked templates of it), identify every probe. Scored per search rule (`SEARCH_RULES`): "tagged" is
+    `identify` itself; "untagged" searches the gallery again with the same face's embedding, without mask flags.
+    Without masked templates every template is clean and the two are the same."""
     by_name = {photos.names[label]: label for label in split.enrol}
-    best = {k: np.full(len(photos.paths), -1, np.int64) for k in PROBES}
-    named = {k: np.zeros(len(photos.paths), bool) for k in PROBES}
+    best = {(r, k): np.full(len(photos.paths), -1, np.int64) for r in SEARCH_RULES for k in PROBES}
+    named = {(r, k): np.zeros(len(photos.paths), bool) for r in SEARCH_RULES for k in PROBES}
+    flagged = {k: 0 for k in PROBES}
+    probes = np.concatenate([split.known, split.unknown])
     options = RecognizerOptions(masked_templates=masked_templates)
     with Recognizer(model=model, backend="onnxruntime", options=options) as rec:
         for label, i in split.enrol.items():
             rec.enroll(photos.names[label], photos.clean[i])
-        for i in tqdm(np.concatenate([split.known, split.unknown]), desc=f"round trip {model.stem}", mininterval=5):
+        for i in tqdm(probes, desc=f"round trip {model.stem} +{masked_templates}", mininterval=5):
             for kind, image in (("clean", photos.clean[i]), ("masked", photos.masked[i])):
                 found = rec.identify(image) if image is not None else []
-                if found and found[0].matches:
-                    best[kind][i] = by_name[found[0].matches[0].name]
-                    named[kind][i] = found[0].name is not None
+                if not found:
+                    continue
+                flagged[kind] += bool(found[0].masked)
+                untagged = rec.gallery.search(found[0].embedding, top_k=1)[0]
+                for rule, match in (("tagged", found[0].matches[0] if found[0].matches else None),
+                                    ("untagged", untagged[0] if untagged else None)):
+                    if match is not None:
+                        best[rule, kind][i] = by_name[match.name]
+                        named[rule, kind][i] = match.score >= rec.threshold
         threshold = f"cosine >= {rec.threshold:.3f}"
-    return score_round_trip(best, named, photos.labels, split, threshold)
+    out = {}
+    for rule in SEARCH_RULES:
+        trip = score_round_trip({k: best[rule, k] for k in PROBES}, {k: named[rule, k] for k in PROBES},
+                                photos.labels, split, threshold)
+        trip.flagged = dict(flagged)
+        out[rule] = trip
+    return out
 
 
 def round_trip_embeddings(emb: PhotoEmbeddings, labels: np.ndarray, split: GallerySplit, metric: str,
@@ -378,6 +407,12 @@ def report(results: Dict[str, Dict[str, VerificationResult]], trips: Dict[str, R
             total = t.known + t.unknown
             lines.append(f"| {name} | {t.threshold} | {t.rank1['clean']}/{t.known} | {t.rank1['masked']}/{t.known} "
                          f"| {t.open_set['clean'] / total:.4f} | {t.open_set['masked'] / total:.4f} |")
+        flags = [(name, t.flagged) for name, t in trips.items() if t.flagged]
+        if flags:
+            name, flagged = flags[0]
+            lines += ["", f"Mask flag on the probes ({name}): {flagged['clean']} clean and {flagged['masked']} masked "
+                          f"probe(s) flagged masked, of {t0.known + t0.unknown} each (a probe without a face is not "
+                          "counted)"]
     names = {"sface": "OpenCV SFace (the shared file: int8 weights, dequantised at run time)",
              "sface_float": "OpenCV SFace (the same graph with float32 weights)", "dlib": "dlib ResNet"}
     lines += ["", "| recogniser | embed ms/face (CPU, batch 1, 1 thread) |", "|---|---|"]
@@ -421,10 +456,11 @@ def run(cfg: AccuracyConfig, json_path: Optional[Path] = None) -> Dict:
     if cfg.round_trip:
         split = split_gallery(photos.labels, cfg.unknown_every)
         for label, path in cfg.models:
-            trips[label] = round_trip_sdk(path, photos, split)
+            trips[label] = round_trip_sdk(path, photos, split)["tagged"]
         for count in cfg.masked_templates:  # the first model again, with synthetic masked templates at enrolment
             label, path = cfg.models[0]
-            trips[f"{label} + {count} masked templates"] = round_trip_sdk(path, photos, split, count)
+            for rule, trip in round_trip_sdk(path, photos, split, count).items():
+                trips[f"{label} + {count} masked templates, {rule}"] = trip
         if cfg.sface is not None:
             trips["OpenCV SFace"] = round_trip_embeddings(embeddings["OpenCV SFace"][0], photos.labels, split,
                                                           "cosine", SFACE_COSINE_THRESHOLD)
@@ -466,7 +502,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-dlib", action="store_true", help="skip the dlib peer")
     p.add_argument("--no-round-trip", action="store_true", help="skip the SDK round trip")
     p.add_argument("--masked-templates", type=int, nargs="*", default=[], metavar="N",
-                   help="also run the first model's round trip with N synthetic masked templates per enrolment photo")
+                   help="also run the first model's round trip with N synthetic masked templates per enrolment photo "
+                        "(scored with tagged and untagged gallery search)")
     p.add_argument("--json", type=Path, help="write results as JSON here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

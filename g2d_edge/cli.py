@@ -2,6 +2,7 @@
 
     g2d enroll NAME PHOTO... --gallery people.npz      # Recognizer.enroll + Gallery.save
     g2d enroll --folder people/ --gallery people.npz   # one sub-folder of photos per person
+    g2d enroll NAME PHOTO... --masked-templates 3 ...  # + synthetic masked templates (--masked: masked photos)
     g2d identify SOURCE --gallery people.npz           # VideoLoop: Capture -> Recognizer.identify -> annotate
     g2d verify A.jpg B.jpg                             # Recognizer.verify
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
@@ -29,7 +30,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .backends.loader import BACKEND_NAMES
 from .cli_support import run_command
@@ -52,14 +53,21 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="cosine threshold for 'same person' (default: gallery's, else the model's)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`, if given)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            limits = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:
@@ -91,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(milvus://host:19530/collection); created if missing")
     p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing "
                                                               "(always on with --folder)")
+    p.add_argument("--masked", action="store_true",
+                   help="the photos show the person wearing a mask: tag their templates masked (the person must "
+                        "already have a clean template)")
+    p.add_argument("--masked-templates", type=_whole_number(0, 16), default=0, metavar="N",
+                   help="also add N synthetic masked templates (tagged masked) per clean photo (0-16, default 0)")
     _image_args(p)
     _model_args(p)
     _common_args(p)
@@ -144,7 +157,8 @@ def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = Fal
     from .recognizer import Recognizer, RecognizerOptions
 
     opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1),
-                             max_image_pixels=args.max_pixels, track=track)
+                             max_image_pixels=args.max_pixels, track=track,
+                             masked_templates=getattr(args, "masked_templates", 0))
     triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
     return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts, **triton)
 
@@ -177,19 +191,20 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     with open_gallery(args.gallery) as gallery:
         rec = _recognizer(args, gallery)
         try:
-            results = [rec.enroll(name, photos, skip_failed=args.skip_failed or args.folder is not None)
-                       for name, photos in people]
+            results = [rec.enroll(name, photos, skip_failed=args.skip_failed or args.folder is not None,
+                                  masked=args.masked) for name, photos in people]
             path = rec.save_gallery()
         finally:
             rec.close()
         identities = len(gallery)
-    enrolled = [{"name": r.name, "added": r.added, "templates": r.templates,
+    enrolled = [{"name": r.name, "added": r.added, "masked": r.masked, "templates": r.templates,
                  "skipped": [{"image": i, "reason": why} for i, why in r.skipped]} for r in results]
     payload = ({**enrolled[0], "gallery": str(path), "identities": identities} if args.folder is None else
                {"enrolled": enrolled, "gallery": str(path), "identities": identities})
     lines = []
     for r in results:
-        lines.append(f"enrolled {r.name}: {r.added} photo(s) added ({r.templates} template(s) in total)")
+        added = f"{r.added} template(s) added, {r.masked} of them masked" if r.masked else f"{r.added} photo(s) added"
+        lines.append(f"enrolled {r.name}: {added} ({r.templates} template(s) in total)")
         lines += [f"  skipped {image}: {reason}" for image, reason in r.skipped]
     lines.append(f"gallery {path} now holds {identities} people")
     _emit(args, payload, lines)
@@ -266,11 +281,14 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
 def _edit_gallery(args: argparse.Namespace, gallery: Any) -> int:
     if args.action == "list":
-        people = [{"name": i.name, "templates": i.templates} for i in gallery.identities()]
+        people = [{"name": i.name, "templates": i.templates, "masked": i.masked} for i in gallery.identities()]
         payload = {"gallery": gallery.location, "embedding_space": gallery.embedding_space,
                    "model_name": gallery.model_name, "threshold": gallery.threshold, "identities": people}
-        lines = [f"{gallery.location}: {len(people)} people, {sum(p['templates'] for p in people)} templates"]
-        lines += [f"  {p['name']}  ({p['templates']} templates)" for p in people]
+        masked = sum(p["masked"] for p in people)
+        lines = [f"{gallery.location}: {len(people)} people, {sum(p['templates'] for p in people)} templates"
+                 + (f" ({masked} masked)" if masked else "")]
+        lines += [f"  {p['name']}  ({p['templates']} templates" + (f", {p['masked']} masked)" if p["masked"] else ")")
+                  for p in people]
         _emit(args, payload, lines)
         return 0
     if args.action == "remove":

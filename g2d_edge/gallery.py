@@ -26,17 +26,18 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .errors import GalleryError, InputError
 from .files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
                     temp_files_of)
-from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, is_number,  # noqa: F401
-                           merge_snapshots, read_gallery_file, write_npz)
-from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_query_length,
-                          check_template_length, checked_queries, normalised_queries, normalised_templates)
+from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, empty_snapshot,  # noqa: F401
+                           is_number, merge_snapshots, read_gallery_file, write_npz)
+from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,  # noqa: F401
+                          check_masked_identity, check_query_length, check_template_length, checked_queries,
+                          checked_tags, normalised_queries, normalised_templates)
 from .text import quoted
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,11 @@ class Gallery(GalleryBase):
         self.faiss_min_templates = int(faiss_min_templates)
         self.lock_timeout = float(lock_timeout)
         self._templates: Dict[str, np.ndarray] = {}
+        self._masked: Dict[str, np.ndarray] = {}  # {name: (K,) bool masked tags}, the names of _templates
         self._lock = threading.RLock()
         self._index: Optional[Dict[str, Any]] = None  # search matrix cache, rebuilt after a change
         # What the file `_base_file` held when this gallery last loaded or saved it: the merge base of `save`.
-        self._base = Snapshot(Header(), {})
+        self._base = empty_snapshot()
         self._base_file: Optional[Path] = None
         self._base_revision: Optional[str] = None
 
@@ -152,29 +154,34 @@ class Gallery(GalleryBase):
         return sorted(self._templates)
 
     def identities(self) -> List[IdentityInfo]:
-        """Every enrolled name with its template count, sorted by name."""
+        """Every enrolled name with its template count and masked template count, sorted by name."""
         with self._lock:
-            return [IdentityInfo(n, int(self._templates[n].shape[0])) for n in self.names()]
+            return [IdentityInfo(n, int(self._templates[n].shape[0]), int(self._masked[n].sum()))
+                    for n in self.names()]
 
-    def templates(self, name: str) -> np.ndarray:
-        """A copy of the (K, D) templates of `name`. Raises GalleryError if the name is not enrolled."""
+    def tagged_templates(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Copies of the (K, D) templates of `name` and their (K,) masked tags. GalleryError if it is not enrolled."""
         with self._lock:
-            return self._get(name).copy()
+            return self._get(name).copy(), self._masked[name].copy()
 
     # ------------------------------------------------------------------ editing
-    def add(self, name: str, embeddings: np.ndarray) -> int:
+    def add(self, name: str, embeddings: np.ndarray, masked: Any = False) -> int:
         """Add one (D,) or several (K, D) templates for `name` (created if new). Returns its template count.
 
-        Embeddings are L2-normalised here; all must have the gallery's dimension.
+        Embeddings are L2-normalised here; all must have the gallery's dimension. `masked`: one bool for all of
+        them or one per template (True: a face wearing a mask); the identity must keep a clean template.
         """
         name = check_identity_name(name)
         emb = normalised_templates(embeddings)
+        tags = checked_tags(masked, emb.shape[0])
         with self._lock:
             check_template_length(int(emb.shape[1]), self.embedding_dim)
+            old, old_tags = self._templates.get(name), self._masked.get(name, np.zeros(0, dtype=bool))
+            check_masked_identity(name, not old_tags.all() if old is not None else False, tags)
             if self.embedding_dim is None:
                 self.embedding_dim = int(emb.shape[1])
-            old = self._templates.get(name)
             self._templates[name] = emb if old is None else np.concatenate([old, emb])
+            self._masked[name] = np.concatenate([old_tags, tags])
             self._index = None
             return int(self._templates[name].shape[0])
 
@@ -183,6 +190,7 @@ class Gallery(GalleryBase):
         with self._lock:
             count = int(self._get(name).shape[0])
             del self._templates[name]
+            del self._masked[name]
             self._index = None
             return count
 
@@ -198,12 +206,14 @@ class Gallery(GalleryBase):
                                    "(remove it first, or enrol the photos under one name)")
             # keep insertion order stable so template order on disk does not jump around
             self._templates = {(new if k == old else k): v for k, v in self._templates.items()}
+            self._masked = {(new if k == old else k): v for k, v in self._masked.items()}
             self._index = None
 
     def clear(self) -> None:
         """Remove every identity (the embedding space and threshold are kept)."""
         with self._lock:
             self._templates.clear()
+            self._masked.clear()
             self._index = None
 
     # ------------------------------------------------------------------ model binding
@@ -221,28 +231,33 @@ class Gallery(GalleryBase):
                 self.model_name = model_name
 
     # ------------------------------------------------------------------ search
-    def search(self, embeddings: np.ndarray, top_k: int = 1) -> List[List[Match]]:
+    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None) -> List[List[Match]]:
         """Best `top_k` identities for each query embedding, best first.
 
         An identity's score is the highest cosine similarity between the query and any of its templates.
         `embeddings` is one (D,) vector or an (N, D) batch; the result has one list per query.
+        `masked`: None (every template is compared), or one bool per query (or one for all) saying whether the face
+        wears a mask: a clean query is then compared with clean templates only, a masked one with all
+        (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
         An empty gallery matches nothing: each query gets an empty list (no exception), so a caller can tell
         "no one enrolled" apart from "not similar enough" by `len(gallery) == 0`.
         """
-        q = checked_queries(embeddings, top_k)
+        q, flags = checked_queries(embeddings, top_k, masked)
         with self._lock:
             if not self._templates or q.shape[0] == 0:
                 return [[] for _ in range(q.shape[0])]
             check_query_length(int(q.shape[1]), self.embedding_dim)
             q = normalised_queries(q)
             index = self._search_index()
-            k = min(top_k, len(index["names"]))
-            if index["faiss"] is not None:
-                per_identity = self._faiss_identity_scores(index, q, k)
-            else:
-                sims = q @ index["matrix"].T  # (N, T)
-                per_identity = np.maximum.reduceat(sims, index["starts"], axis=1)  # (N, I)
-            return [self._top(row, index["names"], k) for row in per_identity]
+            names = index["names"]
+            k = min(top_k, len(names))
+            scores = np.empty((q.shape[0], len(names)), dtype=np.float32)
+            clean = np.zeros(q.shape[0], dtype=bool) if flags is None else ~flags
+            if not clean.all():
+                scores[~clean] = self._identity_scores(index["all"], q[~clean], k, len(names))
+            if clean.any():
+                scores[clean] = self._identity_scores(self._clean_part(index), q[clean], k, len(names))
+            return [self._top(row, names, k) for row in scores]
 
     @staticmethod
     def _top(row: np.ndarray, names: Sequence[str], k: int) -> List[Match]:
@@ -254,36 +269,66 @@ class Gallery(GalleryBase):
         return [Match(names[i], float(row[i])) for i in idx if np.isfinite(row[i])]
 
     def _search_index(self) -> Dict[str, Any]:
+        """The search matrices, cached until the next change: "all" templates, and the "clean" ones (built on the
+        first clean query; the same as "all" when no template is masked)."""
         if self._index is None:
             names = list(self._templates)
-            counts = np.array([self._templates[n].shape[0] for n in names], dtype=np.int64)
-            matrix = np.ascontiguousarray(np.concatenate([self._templates[n] for n in names]), dtype=np.float32)
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-            index: Dict[str, Any] = {"names": names, "counts": counts, "matrix": matrix, "starts": starts,
-                                     "owner": np.repeat(np.arange(len(names)), counts), "faiss": None}
-            faiss = _faiss_module() if self.use_faiss is not False else None
-            if faiss is not None and (self.use_faiss is True or matrix.shape[0] >= self.faiss_min_templates):
-                flat = faiss.IndexFlatIP(matrix.shape[1])
-                flat.add(matrix)
-                index["faiss"] = flat
-                log.debug("gallery search uses FAISS over %d templates", matrix.shape[0])
-            self._index = index
+            self._index = {"names": names, "all": self._part(names, clean_only=False), "clean": None}
         return self._index
 
+    def _clean_part(self, index: Dict[str, Any]) -> Dict[str, Any]:
+        if index["clean"] is None:
+            any_masked = any(tags.any() for tags in self._masked.values())
+            index["clean"] = self._part(index["names"], clean_only=True) if any_masked else index["all"]
+        return index["clean"]
+
+    def _part(self, names: List[str], clean_only: bool) -> Dict[str, Any]:
+        """One searchable set of templates: `ids` (identities that have templates in it, as indices into `names`),
+        their template `counts`, the template `matrix` (identity after identity), reduceat `starts`, each
+        template's `owner` identity, and a FAISS index of the matrix when FAISS is used."""
+        rows = [self._templates[n][~self._masked[n]] if clean_only else self._templates[n] for n in names]
+        ids = np.array([i for i, r in enumerate(rows) if r.shape[0]], dtype=np.int64)
+        counts = np.array([rows[i].shape[0] for i in ids], dtype=np.int64)
+        dim = int(self.embedding_dim or 0)
+        matrix = np.ascontiguousarray(np.concatenate([rows[i] for i in ids]) if len(ids) else np.zeros((0, dim)),
+                                      dtype=np.float32)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        part: Dict[str, Any] = {"ids": ids, "counts": counts, "matrix": matrix, "starts": starts,
+                                "owner": np.repeat(ids, counts), "faiss": None}
+        faiss = _faiss_module() if self.use_faiss is not False else None
+        if faiss is not None and matrix.shape[0] and (self.use_faiss is True
+                                                      or matrix.shape[0] >= self.faiss_min_templates):
+            flat = faiss.IndexFlatIP(matrix.shape[1])
+            flat.add(matrix)
+            part["faiss"] = flat
+            log.debug("gallery search uses FAISS over %d templates", matrix.shape[0])
+        return part
+
     @staticmethod
-    def _faiss_identity_scores(index: Dict[str, Any], q: np.ndarray, k: int) -> np.ndarray:
+    def _identity_scores(part: Dict[str, Any], q: np.ndarray, k: int, n_identities: int) -> np.ndarray:
+        """(N, n_identities) best template cosine per identity over the templates of `part` (-inf: none there)."""
+        if part["faiss"] is not None:
+            return Gallery._faiss_identity_scores(part, q, k, n_identities)
+        out = np.full((q.shape[0], n_identities), -np.inf, dtype=np.float32)
+        if len(part["ids"]):
+            sims = q @ part["matrix"].T  # (N, T)
+            out[:, part["ids"]] = np.maximum.reduceat(sims, part["starts"], axis=1)
+        return out
+
+    @staticmethod
+    def _faiss_identity_scores(part: Dict[str, Any], q: np.ndarray, k: int, n_identities: int) -> np.ndarray:
         """Per-identity best scores from a template-level FAISS search (exact for the top k identities).
 
         Templates ranked above the k-th best identity's best template can only belong to the k-1 identities
         ranked above it, so searching k * (largest template count) templates always contains the top k identities.
         """
-        n_templates = index["matrix"].shape[0]
-        depth = int(min(n_templates, k * int(index["counts"].max())))
-        scores, ids = index["faiss"].search(np.ascontiguousarray(q, dtype=np.float32), depth)
-        out = np.full((q.shape[0], len(index["names"])), -np.inf, dtype=np.float32)
+        n_templates = part["matrix"].shape[0]
+        depth = int(min(n_templates, k * int(part["counts"].max())))
+        scores, ids = part["faiss"].search(np.ascontiguousarray(q, dtype=np.float32), depth)
+        out = np.full((q.shape[0], n_identities), -np.inf, dtype=np.float32)
         for r in range(q.shape[0]):
             valid = ids[r] >= 0
-            owners = index["owner"][ids[r][valid]]
+            owners = part["owner"][ids[r][valid]]
             np.maximum.at(out[r], owners, scores[r][valid])
         return out
 
@@ -369,7 +414,7 @@ class Gallery(GalleryBase):
 
     def _merged_with(self, target: Path) -> Snapshot:
         """What `save` writes to `target`: this gallery, merged with the file there if someone else wrote it."""
-        ours = Snapshot(self._header(), dict(self._templates))
+        ours = Snapshot(self._header(), dict(self._templates), dict(self._masked))
         problem = regular_file_problem(target)
         if problem == "not found":
             return ours
@@ -383,7 +428,7 @@ class Gallery(GalleryBase):
         except GalleryError as exc:
             raise GalleryError(f"not saved: {exc}. Move that file away to save this gallery there, or save "
                                "to another path") from None
-        base = self._base if same_file else Snapshot(Header(), {})
+        base = self._base if same_file else empty_snapshot()
         merged = merge_snapshots(base, ours, theirs, target)
         log.info("gallery %s was changed by another process since it was loaded: merged (%d identities here, %d "
                  "there, %d after the merge)", target, len(ours.templates), len(theirs.templates),
@@ -397,9 +442,10 @@ class Gallery(GalleryBase):
             self.embedding_space, self.embedding_dim = header.embedding_space, header.embedding_dim
             self.threshold, self.model_name = header.threshold, header.model_name or ""
             self._templates = dict(snapshot.templates)
+            self._masked = dict(snapshot.masked)
             self._index = None
             self.path = file
-            self._base = Snapshot(header, dict(snapshot.templates))
+            self._base = Snapshot(header, dict(snapshot.templates), dict(snapshot.masked))
             self._base_file, self._base_revision = file, revision
 
     # ------------------------------------------------------------------ helpers

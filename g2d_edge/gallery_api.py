@@ -5,6 +5,11 @@ A gallery holds identities, each with one or more L2-normalised templates (face 
 answers cosine top-k searches where an identity's score is the best cosine over its templates. It remembers the
 `embedding_space` of the model that made its templates and refuses another model's (`bind`).
 
+Every template carries a `masked` tag: False (the default) for a clean face, True for a face wearing a mask (the
+synthetic masked templates `Recognizer.enroll` adds with `RecognizerOptions(masked_templates=N)`, or a real masked
+photo enrolled with `enroll(..., masked=True)`). `search(..., masked=flags)` applies the tag rule
+(`MASKED_SEARCH_RULE`): a clean query is compared with clean templates only, a masked query with all of them.
+
 Everything that must behave the same whatever the storage lives here: identity-name rules
 (`check_identity_name`), embedding validation and normalisation (`normalised_templates`), query checks
 (`checked_queries`), the model-binding check (`check_binding`), and copying one gallery into another
@@ -15,7 +20,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -31,12 +36,19 @@ class Match(NamedTuple):
     score: float
 
 
+#: How `search(embeddings, masked=flags)` uses the template tags (see `GalleryBase.search`).
+MASKED_SEARCH_RULE = ("a clean query is compared with each identity's clean templates only (its masked templates are "
+                      "skipped); a masked query with all of them")
+
+
 @dataclass(frozen=True)
 class IdentityInfo:
-    """A row of `Gallery.identities()`: an enrolled name and how many templates it holds."""
+    """A row of `Gallery.identities()`: an enrolled name, how many templates it holds, and how many of them are
+    tagged masked."""
 
     name: str
     templates: int
+    masked: int = 0
 
 
 def check_identity_name(name: str) -> str:
@@ -78,6 +90,37 @@ def normalised_templates(embeddings: np.ndarray) -> np.ndarray:
     return l2_normalise(emb)
 
 
+def checked_tags(masked: Any, count: int, what: str = "template") -> np.ndarray:
+    """`masked` as a (count,) bool array: one bool for all `count` rows, or one bool per row.
+
+    Raises InputError for anything else (numbers, texts, None inside, a wrong length), saying what to pass.
+    """
+    if isinstance(masked, (bool, np.bool_)) or (isinstance(masked, np.ndarray) and masked.shape == ()
+                                                 and masked.dtype == bool):
+        return np.full(count, bool(masked), dtype=bool)
+    example = ", ".join(["False"] * min(count, 2) + (["..."] if count > 2 else []))
+    hint = f"pass masked=True/False for all {count} {what}(s), or one True/False per {what} ([{example}])"
+    if isinstance(masked, (str, bytes)) or not hasattr(masked, "__len__"):
+        raise InputError(f"masked must be a bool or one bool per {what}, got {type(masked).__name__} "
+                         f"{masked!r:.40}; {hint}")
+    tags = np.asarray(masked)
+    if tags.ndim != 1 or tags.shape[0] != count:
+        raise InputError(f"masked has {tags.shape[0] if tags.ndim == 1 else 'shape ' + str(tags.shape)} "
+                         f"value(s) for {count} {what}(s); {hint}")
+    if tags.dtype != bool and not (tags.dtype == object and all(isinstance(t, (bool, np.bool_)) for t in tags)):
+        raise InputError(f"masked must hold True/False values, got a {tags.dtype} array; {hint}")
+    return tags.astype(bool)
+
+
+def check_masked_identity(name: str, has_clean: bool, tags: np.ndarray) -> None:
+    """InputError when an add would leave `name` with masked templates only: clean faces are compared with clean
+    templates only (`MASKED_SEARCH_RULE`), so such a person could never be recognised without a mask."""
+    if not has_clean and bool(np.all(tags)):
+        raise InputError(f"{quoted(name)} would have masked templates only, and a face without a mask is compared "
+                         "with clean templates only: enrol a clean photo of the person first (or in the same call), "
+                         "or add these templates as clean (masked=False)")
+
+
 def check_template_length(length: int, gallery_dim: Optional[int]) -> None:
     """GalleryError when templates of `length` cannot join a gallery of `gallery_dim` (None: not fixed yet)."""
     if gallery_dim is not None and length != gallery_dim:
@@ -85,8 +128,10 @@ def check_template_length(length: int, gallery_dim: Optional[int]) -> None:
                            "with another model")
 
 
-def checked_queries(embeddings: np.ndarray, top_k: int) -> np.ndarray:
-    """Query embeddings as an (N, D) float32 array (not yet normalised); InputError for a bad shape or top_k."""
+def checked_queries(embeddings: np.ndarray, top_k: int,
+                    masked: Any = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Query embeddings as an (N, D) float32 array (not yet normalised) and their masked flags as an (N,) bool array
+    (None: no flags, every template is compared); InputError for a bad shape, top_k or flags."""
     if top_k < 1:
         raise InputError(f"top_k must be at least 1, got {top_k}")
     q = np.asarray(embeddings, dtype=np.float32)
@@ -94,7 +139,7 @@ def checked_queries(embeddings: np.ndarray, top_k: int) -> np.ndarray:
         q = q[None]
     if q.ndim != 2:
         raise InputError(f"query embeddings must be (D,) or (N, D), got shape {q.shape}")
-    return q
+    return q, None if masked is None else checked_tags(masked, q.shape[0], "query")
 
 
 def check_query_length(length: int, gallery_dim: Optional[int]) -> None:
@@ -182,13 +227,33 @@ class GalleryBase(abc.ABC):
         """Every enrolled name with its template count, sorted by name."""
 
     @abc.abstractmethod
-    def templates(self, name: str) -> np.ndarray:
-        """A copy of the (K, D) templates of `name`, in enrolment order. GalleryError if it is not enrolled."""
+    def tagged_templates(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
+        """A copy of the (K, D) templates of `name`, in enrolment order, and their (K,) bool masked tags.
+        GalleryError if it is not enrolled."""
+
+    def templates(self, name: str, masked: Optional[bool] = None) -> np.ndarray:
+        """A copy of the (K, D) templates of `name`, in enrolment order: all of them (masked=None), only the masked
+        ones (True) or only the clean ones (False). GalleryError if it is not enrolled."""
+        embeddings, tags = self.tagged_templates(name)
+        return embeddings if masked is None else embeddings[tags == bool(masked)]
+
+    def template_tags(self, name: str) -> np.ndarray:
+        """The (K,) bool masked tags of the templates of `name`, in the order of `templates(name)`."""
+        return self.tagged_templates(name)[1]
+
+    def tagged_templates_by_name(self) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+        """Every identity's templates and masked tags, {name: ((K, D), (K,))} sorted by name (a database gallery
+        reads them in one pass)."""
+        return {name: self.tagged_templates(name) for name in self.names()}
 
     def templates_by_name(self) -> Dict[str, np.ndarray]:
-        """Every identity's (K, D) templates, {name: templates} sorted by name (a database gallery reads them in
-        one pass)."""
-        return {name: self.templates(name) for name in self.names()}
+        """Every identity's (K, D) templates, {name: templates} sorted by name."""
+        return {name: templates for name, (templates, _) in self.tagged_templates_by_name().items()}
+
+    @property
+    def stores_masked_tags(self) -> bool:
+        """Whether masked templates can be added (False only for a database collection made before the tags)."""
+        return True
 
     def is_empty(self) -> bool:
         """True when no one is enrolled."""
@@ -199,16 +264,22 @@ class GalleryBase(abc.ABC):
 
     # ------------------------------------------------------------------ editing
     @abc.abstractmethod
-    def add(self, name: str, embeddings: np.ndarray) -> int:
+    def add(self, name: str, embeddings: np.ndarray, masked: Any = False) -> int:
         """Add one (D,) or several (K, D) templates for `name` (created if new), all or nothing. Returns its
-        template count. Embeddings are L2-normalised; all must have the gallery's dimension."""
+        template count. Embeddings are L2-normalised; all must have the gallery's dimension.
 
-    def add_many(self, identities: Mapping[str, np.ndarray]) -> int:
-        """Add the templates of several identities ({name: (K, D) or (D,)}); returns how many templates were
-        added. Each identity is added as by `add`; a database gallery sends them in large batches."""
+        masked: one bool for all of them or one per template (`checked_tags`); False (default): clean faces.
+        An identity must keep at least one clean template (`check_masked_identity`, InputError otherwise).
+        """
+
+    def add_many(self, identities: Mapping[str, np.ndarray],
+                 masked: Optional[Mapping[str, Any]] = None) -> int:
+        """Add the templates of several identities ({name: (K, D) or (D,)}, with {name: tags} in `masked`, absent
+        names clean); returns how many templates were added. Each identity is added as by `add`; a database
+        gallery sends them in large batches."""
         added = 0
         for name, embeddings in identities.items():
-            self.add(name, embeddings)
+            self.add(name, embeddings, masked=(masked or {}).get(name, False))
             added += np.atleast_2d(np.asarray(embeddings)).shape[0]
         return added
 
@@ -231,9 +302,13 @@ class GalleryBase(abc.ABC):
         another model is refused with GalleryError (`check_binding`)."""
 
     @abc.abstractmethod
-    def search(self, embeddings: np.ndarray, top_k: int = 1) -> List[List[Match]]:
+    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None) -> List[List[Match]]:
         """Best `top_k` identities for each query embedding ((D,) or (N, D)), best first; an identity's score is
-        its best template's cosine. An empty gallery gives an empty list per query."""
+        its best template's cosine. An empty gallery gives an empty list per query.
+
+        masked: None (every template is compared), or whether each query face wears a mask (one bool per query,
+        or one for all): then `MASKED_SEARCH_RULE` applies, a clean query skipping masked templates.
+        """
 
     def best_match(self, embedding: np.ndarray) -> Optional[Match]:
         """The single best identity for one embedding, or None when the gallery is empty."""
@@ -272,14 +347,21 @@ def copy_gallery(source: GalleryBase, destination: GalleryBase, replace: bool = 
     The destination is bound to the source's embedding space first, so a destination of another model is
     refused (GalleryError). Names enrolled in both are a GalleryError before anything is written, unless
     `replace=True` (their templates in the destination are replaced by the source's). The source's threshold is
-    copied when the destination has none. A file destination is written in one atomic save; a database
+    copied when the destination has none. Masked tags are copied (GalleryError, before anything is written, when
+    the destination cannot store them). A file destination is written in one atomic save; a database
     destination receives each identity whole (all or nothing per identity).
     """
     if source.embedding_space is None or source.embedding_dim is None:
         raise GalleryError(f"gallery {source.location} is not bound to a model (no embedding space): nothing to "
                            "copy; enrol people with a model first")
     destination.bind(source.embedding_space, source.embedding_dim, source.model_name)
-    identities = source.templates_by_name()
+    tagged = source.tagged_templates_by_name()
+    identities = {name: templates for name, (templates, _) in tagged.items()}
+    masked = {name: tags for name, (_, tags) in tagged.items()}
+    if not destination.stores_masked_tags and any(tags.any() for tags in masked.values()):
+        raise GalleryError(f"{source.location} holds masked templates, which {destination.location} cannot store "
+                           "(a collection made before masked tags); nothing was copied. Copy into a new collection "
+                           "instead")
     clashing = sorted(set(identities) & set(destination.names()))
     if clashing and not replace:
         listed = ", ".join(quoted(n) for n in clashing[:10]) + (" ..." if len(clashing) > 10 else "")
@@ -288,7 +370,7 @@ def copy_gallery(source: GalleryBase, destination: GalleryBase, replace: bool = 
                            "replace them (--replace)")
     for name in clashing:
         destination.remove(name)
-    templates = destination.add_many(identities)
+    templates = destination.add_many(identities, masked=masked)
     if destination.threshold is None and source.threshold is not None:
         destination.threshold = source.threshold
     if save:

@@ -1,5 +1,13 @@
 """The gallery file: its on-disk format (one `.npz` of NumPy arrays and a JSON header, no pickle; every field is
-validated on reading) and the three-way merge `Gallery.save` applies when another process saved the same file."""
+validated on reading) and the three-way merge `Gallery.save` applies when another process saved the same file.
+
+Arrays: `meta` (the JSON header), `names` (one per identity, in file order), `counts` (templates per identity),
+`embeddings` (all templates, identity after identity) and `masked` (one bool per template: the masked tag).
+Format 1 files, written before the tags, have no `masked` array: every template loads clean. A gallery with a masked
+template is written as format 2, which older g2d-edge versions refuse ("upgrade") rather than load the masked
+templates as clean ones and drop their tags on the next save; a gallery without one stays format 1 (with an
+all-False `masked` array that older versions ignore).
+"""
 from __future__ import annotations
 
 import json
@@ -14,8 +22,10 @@ from .errors import GalleryError, InputError
 from .gallery_api import check_identity_name
 from .text import quoted
 
-#: Version of the on-disk format written by `Gallery.save`.
-GALLERY_FORMAT = 1
+#: Newest on-disk format: `Gallery.save` writes it when a template is tagged masked, else format 1.
+GALLERY_FORMAT = 2
+#: The format of files without masked templates (readable by versions before the tags).
+CLEAN_GALLERY_FORMAT = 1
 
 
 class Header(NamedTuple):
@@ -28,10 +38,17 @@ class Header(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    """A whole gallery's content: header and {name: (K, D) float32 templates} in file order."""
+    """A whole gallery's content: header, {name: (K, D) float32 templates} in file order and {name: (K,) bool masked
+    tags} (the same names)."""
 
     header: Header
     templates: Dict[str, np.ndarray]
+    masked: Dict[str, np.ndarray]
+
+
+def empty_snapshot(header: Optional[Header] = None) -> Snapshot:
+    """A gallery with no one enrolled."""
+    return Snapshot(header or Header(), {}, {})
 
 
 class SchemaError(Exception):
@@ -48,12 +65,15 @@ def write_npz(fh: BinaryIO, snapshot: Snapshot, revision: str) -> None:
     dim = snapshot.header.embedding_dim or 0
     matrix = (np.concatenate([snapshot.templates[n] for n in names]).astype(np.float32)
               if names else np.zeros((0, dim), dtype=np.float32))
+    tags = np.concatenate([snapshot.masked[n] for n in names]).astype(bool) if names else np.zeros(0, dtype=bool)
     header = snapshot.header
-    meta = {"format": GALLERY_FORMAT, "embedding_space": header.embedding_space,
-            "embedding_dim": header.embedding_dim, "threshold": header.threshold, "model_name": header.model_name,
+    meta = {"format": GALLERY_FORMAT if tags.any() else CLEAN_GALLERY_FORMAT,
+            "embedding_space": header.embedding_space, "embedding_dim": header.embedding_dim,
+            "threshold": header.threshold, "model_name": header.model_name,
             "revision": revision, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     np.savez(fh, meta=np.array(json.dumps(meta)), names=np.array(names, dtype=np.str_),
-             counts=np.array([snapshot.templates[n].shape[0] for n in names], dtype=np.int64), embeddings=matrix)
+             counts=np.array([snapshot.templates[n].shape[0] for n in names], dtype=np.int64), embeddings=matrix,
+             masked=tags)
 
 
 def read_gallery_file(file: Path) -> Tuple[Snapshot, Optional[str]]:
@@ -63,10 +83,11 @@ def read_gallery_file(file: Path) -> Tuple[Snapshot, Optional[str]]:
             missing = [k for k in ("meta", "names", "counts", "embeddings") if k not in data.files]
             if missing:
                 raise SchemaError(f"the array(s) {', '.join(missing)} are missing")
-            arrays = {k: data[k] for k in ("meta", "names", "counts", "embeddings")}
+            arrays = {k: data[k] for k in ("meta", "names", "counts", "embeddings", "masked") if k in data.files}
         meta = _parse_meta(arrays["meta"])
         header, revision = _parse_header(meta, file)
         templates = _parse_templates(arrays["names"], arrays["counts"], arrays["embeddings"], header)
+        masked = _parse_tags(arrays.get("masked"), templates, meta["format"])
     except GalleryError:
         raise
     except SchemaError as exc:
@@ -75,7 +96,7 @@ def read_gallery_file(file: Path) -> Tuple[Snapshot, Optional[str]]:
     except Exception as exc:  # zip, npy or JSON damage all mean the same thing to the user
         raise GalleryError(f"gallery {file} is corrupt or not a g2d gallery ({type(exc).__name__}: {exc}); "
                            "restore it from a backup or enrol the people again") from exc
-    return Snapshot(header, templates), revision
+    return Snapshot(header, templates, masked), revision
 
 
 def _parse_meta(raw: np.ndarray) -> Dict[str, Any]:
@@ -145,6 +166,24 @@ def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
     return templates
 
 
+def _parse_tags(tags: Optional[np.ndarray], templates: Dict[str, np.ndarray], fmt: int) -> Dict[str, np.ndarray]:
+    """{name: (K,) bool masked tags}; every template clean in a file written before the tags (format 1, no array)."""
+    total = sum(t.shape[0] for t in templates.values())
+    if tags is None:
+        if fmt >= 2:
+            raise SchemaError("the array masked is missing")
+        tags = np.zeros(total, dtype=bool)
+    if tags.dtype != bool or tags.shape != (total,):
+        raise SchemaError(f"its masked tags are a {tags.dtype} array of shape {tags.shape}, not {total} bools (one "
+                          "per template)")
+    out: Dict[str, np.ndarray] = {}
+    start = 0
+    for name, rows in templates.items():
+        out[name] = tags[start:start + rows.shape[0]]
+        start += rows.shape[0]
+    return out
+
+
 def disk_revision(file: Path) -> Optional[str]:
     """The revision id in a gallery file's header; None when there is none or the header cannot be read."""
     try:
@@ -161,13 +200,22 @@ def merge_snapshots(base: Snapshot, ours: Snapshot, theirs: Snapshot, file: Path
     """Merge this process's gallery (`ours`) with the file's current content (`theirs`), both changed from
     `base`; see `Gallery.save` for the rules. Raises GalleryError on a conflict."""
     header = _merge_header(base.header, ours.header, theirs.header, file)
-    templates: Dict[str, np.ndarray] = {}
+    merged = empty_snapshot(header)
     for name in _ordered_union(theirs.templates, ours.templates):
-        merged = _merge_identity(name, base.templates.get(name), ours.templates.get(name),
-                                 theirs.templates.get(name), file)
-        if merged is not None:
-            templates[name] = merged
-    return Snapshot(header, templates)
+        entry = _merge_identity(name, _entry(base, name), _entry(ours, name), _entry(theirs, name), file)
+        if entry is not None:
+            merged.templates[name], merged.masked[name] = entry
+    return merged
+
+
+#: One identity in a snapshot: its templates and their masked tags (None: not enrolled).
+_Entry = Optional[Tuple[np.ndarray, np.ndarray]]
+
+
+def _entry(snapshot: Snapshot, name: str) -> _Entry:
+    if name not in snapshot.templates:
+        return None
+    return snapshot.templates[name], snapshot.masked[name]
 
 
 def _merge_header(base: Header, ours: Header, theirs: Header, file: Path) -> Header:
@@ -187,9 +235,8 @@ def _merge_header(base: Header, ours: Header, theirs: Header, file: Path) -> Hea
                    threshold, ours.model_name or theirs.model_name)
 
 
-def _merge_identity(name: str, base: Optional[np.ndarray], ours: Optional[np.ndarray],
-                    theirs: Optional[np.ndarray], file: Path) -> Optional[np.ndarray]:
-    """One identity's templates after the merge (None: not enrolled)."""
+def _merge_identity(name: str, base: _Entry, ours: _Entry, theirs: _Entry, file: Path) -> _Entry:
+    """One identity's templates and tags after the merge (None: not enrolled)."""
     if _same(ours, base):
         return theirs
     if _same(theirs, base):
@@ -199,23 +246,26 @@ def _merge_identity(name: str, base: Optional[np.ndarray], ours: Optional[np.nda
         raise _conflict(file, f"{quoted(name)} was removed or renamed {where} but given other templates on the "
                               "other side")
     if _extends(ours, base) and _extends(theirs, base):
-        return np.concatenate([theirs, ours[0 if base is None else base.shape[0]:]])
+        start = 0 if base is None else base[0].shape[0]
+        return (np.concatenate([theirs[0], ours[0][start:]]), np.concatenate([theirs[1], ours[1][start:]]))
     raise _conflict(file, f"{quoted(name)} was replaced on both sides")
 
 
-def _same(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> bool:
+def _same(a: _Entry, b: _Entry) -> bool:
     if a is b:
         return True
-    return a is not None and b is not None and a.shape == b.shape and bool(np.array_equal(a, b))
+    return a is not None and b is not None and all(x.shape == y.shape and bool(np.array_equal(x, y))
+                                                   for x, y in zip(a, b))
 
 
-def _extends(templates: np.ndarray, base: Optional[np.ndarray]) -> bool:
-    """True if `templates` is `base` with more templates appended (anything extends no base)."""
+def _extends(entry: _Entry, base: _Entry) -> bool:
+    """True if `entry` is `base` with more templates appended, tags included (anything extends no base)."""
     if base is None:
         return True
-    n = base.shape[0]
-    return templates.shape[0] >= n and templates.shape[1:] == base.shape[1:] and bool(np.array_equal(templates[:n],
-                                                                                                   base))
+    assert entry is not None
+    n = base[0].shape[0]
+    return entry[0].shape[0] >= n and entry[0].shape[1:] == base[0].shape[1:] and \
+        bool(np.array_equal(entry[0][:n], base[0])) and bool(np.array_equal(entry[1][:n], base[1]))
 
 
 def _ordered_union(first: Iterable[str], second: Iterable[str]) -> List[str]:

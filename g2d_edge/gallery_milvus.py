@@ -14,7 +14,8 @@ URL scheme (see `parse_gallery_url`):
   (`milvus-lite server --data-dir PATH.db --port 19530`) and use `milvus://127.0.0.1:19530/COLLECTION`.
 
 One collection is one gallery. Each row is one template: `id` (primary key), `name`, `enrolment` (the id of the
-`add` call that wrote it), `enrolled_ns` and `template_index` (enrolment order), and the unit-norm `embedding`
+`add` call that wrote it), `enrolled_ns` and `template_index` (enrolment order), `masked` (the template's masked tag;
+collections made before the tags lack it, see `g2d_edge.gallery_milvus_rows`), and the unit-norm `embedding`
 (FLOAT_VECTOR, COSINE index). The embedding space, template length, model name and threshold are collection
 properties written together with the collection, so a collection of another model's embedding space is refused
 (GalleryError), as a gallery file of another model is.
@@ -33,7 +34,8 @@ Guarantees:
   an unreachable server is a GalleryUnavailableError (a GalleryError and a BackendUnavailableError).
 
 Search is exact (FLAT index, the default) or approximate with `MilvusGalleryOptions(index_type="HNSW", ...)`;
-either way the server groups hits by name and returns the best template per identity.
+either way the server groups hits by name and returns the best template per identity. Clean queries of a search
+with masked flags are searched with the filter `masked == false` (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
 """
 from __future__ import annotations
 
@@ -41,25 +43,24 @@ import logging
 import os
 import threading
 import time
-import uuid
-from collections import Counter, defaultdict
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import GalleryError, GalleryUnavailableError, InputError
+from .errors import GalleryError, GalleryUnavailableError
+from .gallery_milvus_rows import (MILVUS_GALLERY_FORMAT, PROP_THRESHOLD, CollectionMeta,  # noqa: F401
+                                  collection_properties, collection_schema, connect, enrolment_rows,
+                                  hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
 from .gallery_milvus_url import (DEFAULT_PORT, TOKEN_ENV, MilvusGalleryOptions, MilvusLocation,  # noqa: F401
                                   parse_gallery_url, string_literal)
-from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_query_length,
-                          check_template_length, check_threshold, checked_queries, normalised_queries,
-                          normalised_templates)
-from .text import MAX_NAME_LENGTH, quoted
+from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,
+                          check_masked_identity, check_query_length, check_template_length, check_threshold,
+                          checked_queries, checked_tags, normalised_queries, normalised_templates)
+from .text import quoted
 
 log = logging.getLogger(__name__)
 
-#: Version of the collection layout written by this module.
-MILVUS_GALLERY_FORMAT = 1
 #: Rows per insert request when many identities are added at once (`add_many`).
 INSERT_BATCH_ROWS = 2000
 #: Rows per page when a whole collection is read (names, export).
@@ -67,26 +68,11 @@ READ_BATCH_ROWS = 10000
 #: Most identities one search may return (Milvus's top-k limit).
 MAX_TOP_K = 16384
 
-_PROP_FORMAT = "g2d.gallery_format"
-_PROP_SPACE = "g2d.embedding_space"
-_PROP_DIM = "g2d.embedding_dim"
-_PROP_MODEL = "g2d.model_name"
-_PROP_THRESHOLD = "g2d.threshold"
-_NAME_BYTES = 4 * MAX_NAME_LENGTH  # VARCHAR lengths count bytes: 4 per character at most in UTF-8
 # One flush at a time in this process: Milvus Lite fails flushes of one collection that overlap.
 _FLUSH_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------- the gallery
-class _Meta(NamedTuple):
-    """The gallery-wide fields, stored as collection properties."""
-
-    embedding_space: str
-    embedding_dim: int
-    model_name: str
-    threshold: Optional[float]
-
-
 class MilvusGallery(GalleryBase):
     """A gallery kept in one Milvus collection (see the module docstring for the URL scheme and guarantees).
 
@@ -106,8 +92,8 @@ class MilvusGallery(GalleryBase):
         self.options.validate()
         self.where = parse_gallery_url(url)
         self._lock = threading.RLock()
-        self._client = _connect(self.where, self.options)
-        self._meta: Optional[_Meta] = None
+        self._client = connect(self.where, self.options)
+        self._meta: Optional[CollectionMeta] = None
         self._pending_threshold: Optional[float] = None
         try:
             self._meta = self._read_meta()
@@ -154,8 +140,13 @@ class MilvusGallery(GalleryBase):
                 return
             text = "" if value is None else repr(value)
             self._call("set the threshold", self._client.alter_collection_properties, self.where.collection,
-                       properties={_PROP_THRESHOLD: text}, timeout=self.options.timeout_s)
+                       properties={PROP_THRESHOLD: text}, timeout=self.options.timeout_s)
             self._meta = self._meta._replace(threshold=value)
+
+    @property
+    def stores_masked_tags(self) -> bool:
+        """False for a collection made before masked tags (layout 1); True otherwise (a new one will have them)."""
+        return self._meta.tagged if self._exists() and self._meta is not None else True
 
     def __repr__(self) -> str:
         return f"MilvusGallery({self.where.url!r})"
@@ -181,41 +172,43 @@ class MilvusGallery(GalleryBase):
         return [info.name for info in self.identities()]
 
     def identities(self) -> List[IdentityInfo]:
-        counts = Counter(row["name"] for row in self._all_rows(["name"]))
-        return [IdentityInfo(name, counts[name]) for name in sorted(counts)]
+        counts: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
+        for row in self._all_rows(self._tag_fields("name")):
+            counts[row["name"]][0] += 1
+            counts[row["name"]][1] += bool(row.get("masked", False))
+        return [IdentityInfo(name, *counts[name]) for name in sorted(counts)]
 
-    def templates(self, name: str) -> np.ndarray:
-        rows = self._rows_of(name, ["embedding", "enrolled_ns", "template_index"]) if self._exists() else []
+    def tagged_templates(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
+        fields = self._tag_fields("embedding", "enrolled_ns", "template_index")
+        rows = self._rows_of(name, fields) if self._exists() else []
         if not rows:
             raise GalleryError(f"no identity named {quoted(name)} in the gallery {self.where.url}")
-        return _ordered_matrix(rows)
+        return ordered_templates(rows)
 
-    def templates_by_name(self) -> Dict[str, np.ndarray]:
+    def tagged_templates_by_name(self) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         grouped: Dict[str, list] = defaultdict(list)
-        for row in self._all_rows(["name", "embedding", "enrolled_ns", "template_index"]):
+        for row in self._all_rows(self._tag_fields("name", "embedding", "enrolled_ns", "template_index")):
             grouped[row["name"]].append(row)
-        return {name: _ordered_matrix(grouped[name]) for name in sorted(grouped)}
+        return {name: ordered_templates(grouped[name]) for name in sorted(grouped)}
 
     # ------------------------------------------------------------------ editing
-    def add(self, name: str, embeddings: np.ndarray) -> int:
-        """Add templates for `name` in one insert request (all or nothing). Returns its template count now."""
+    def add(self, name: str, embeddings: np.ndarray, masked: Any = False) -> int:
+        """Add templates for `name` in one insert request (all or nothing). Returns its template count now.
+        `masked`: one bool for all of them or one per template; GalleryError for masked templates in a collection
+        made before the tags (it says how to move the gallery to a new collection)."""
         name = check_identity_name(name)
-        emb = normalised_templates(embeddings)
-        meta = self._require_meta("enrol")
-        check_template_length(int(emb.shape[1]), meta.embedding_dim)
-        self._insert(_rows(name, emb), f"enrol {quoted(name)}")
+        self._insert(self._checked_rows(name, embeddings, masked), f"enrol {quoted(name)}")
         return len(self._rows_of(name, ["id"]))
 
-    def add_many(self, identities: Mapping[str, np.ndarray]) -> int:
-        """Add several identities, `INSERT_BATCH_ROWS` rows per insert request; each identity's templates travel
-        in one request (all or nothing per identity). Returns how many templates were added."""
-        meta = self._require_meta("enrol")
+    def add_many(self, identities: Mapping[str, np.ndarray],
+                 masked: Optional[Mapping[str, Any]] = None) -> int:
+        """Add several identities ({name: tags} in `masked`, absent names clean), `INSERT_BATCH_ROWS` rows per
+        insert request; each identity's templates travel in one request (all or nothing per identity). Returns how
+        many templates were added."""
         batch: List[Dict[str, Any]] = []
         added = 0
         for name, embeddings in identities.items():
-            emb = normalised_templates(embeddings)
-            check_template_length(int(emb.shape[1]), meta.embedding_dim)
-            rows = _rows(check_identity_name(name), emb)
+            rows = self._checked_rows(check_identity_name(name), embeddings, (masked or {}).get(name, False))
             if batch and len(batch) + len(rows) > INSERT_BATCH_ROWS:
                 self._insert(batch, f"add {len(batch)} templates", flush=False)
                 batch = []
@@ -237,7 +230,7 @@ class MilvusGallery(GalleryBase):
 
     def rename(self, old: str, new: str) -> None:
         new = check_identity_name(new)
-        fields = ["id", "name", "enrolment", "enrolled_ns", "template_index", "embedding"]
+        fields = self._tag_fields("id", "name", "enrolment", "enrolled_ns", "template_index", "embedding")
         rows = self._rows_of(old, fields) if self._exists() else []
         if not rows:
             raise GalleryError(f"no identity named {quoted(old)} in the gallery {self.where.url}")
@@ -271,18 +264,32 @@ class MilvusGallery(GalleryBase):
             check_binding(self._meta.embedding_space, self._meta.embedding_dim, self._meta.model_name,
                           self.where.url, embedding_space, embedding_dim)
 
-    def search(self, embeddings: np.ndarray, top_k: int = 1) -> List[List[Match]]:
-        q = checked_queries(embeddings, top_k)
+    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None) -> List[List[Match]]:
+        """Best `top_k` identities per query (see `GalleryBase.search`); with masked flags, the clean queries are
+        searched in one request with the filter `masked == false`, the masked ones in another without."""
+        q, flags = checked_queries(embeddings, top_k, masked)
         if q.shape[0] == 0 or not self._exists():
             return [[] for _ in range(q.shape[0])]
         check_query_length(int(q.shape[1]), self.embedding_dim)
         q = normalised_queries(q)
+        assert self._meta is not None
+        if flags is None or not self._meta.tagged:  # a layout-1 collection holds clean templates only
+            return self._search(q, top_k, "")
+        found: List[List[Match]] = [[] for _ in range(q.shape[0])]
+        for rows, expr in ((np.flatnonzero(flags), ""), (np.flatnonzero(~flags), "masked == false")):
+            if rows.size:
+                for row, matches in zip(rows, self._search(q[rows], top_k, expr)):
+                    found[row] = matches
+        return found
+
+    def _search(self, q: np.ndarray, top_k: int, expr: str) -> List[List[Match]]:
+        """One search request: the unit queries `q` against the rows that pass the filter `expr` ("": all)."""
         hits = self._call("search", self._client.search, self.where.collection, data=[row for row in q],
                           limit=min(int(top_k), MAX_TOP_K), anns_field="embedding", output_fields=["name"],
-                          group_by_field="name", search_params={"metric_type": "COSINE",
-                                                                "params": dict(self.options.search_params)},
+                          group_by_field="name", filter=expr,
+                          search_params={"metric_type": "COSINE", "params": dict(self.options.search_params)},
                           **self._read_kwargs())
-        return [_matches(per_query, top_k) for per_query in hits]
+        return [hits_to_matches(per_query, top_k) for per_query in hits]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Optional[Union[str, os.PathLike]] = None) -> str:
@@ -321,7 +328,7 @@ class MilvusGallery(GalleryBase):
         except GalleryError:
             raise
         except Exception as exc:
-            raise _request_error(what, self.where, self.options, exc) from exc
+            raise request_error(what, self.where, self.options, exc) from exc
 
     def _read_kwargs(self) -> Dict[str, Any]:
         return {"consistency_level": self.options.consistency_level, "timeout": self.options.timeout_s}
@@ -335,18 +342,36 @@ class MilvusGallery(GalleryBase):
                     self._ensure_loaded()
         return self._meta is not None
 
-    def _require_meta(self, what: str) -> _Meta:
+    def _tag_fields(self, *fields: str) -> List[str]:
+        """`fields`, and "masked" when the collection has that field."""
+        return [*fields, "masked"] if self._meta is not None and self._meta.tagged else list(fields)
+
+    def _checked_rows(self, name: str, embeddings: np.ndarray, masked: Any) -> List[Dict[str, Any]]:
+        """The rows of one enrolment of `name` (a checked name), after every check `add` makes."""
+        emb = normalised_templates(embeddings)
+        tags = checked_tags(masked, emb.shape[0])
+        meta = self._require_meta("enrol")
+        check_template_length(int(emb.shape[1]), meta.embedding_dim)
+        if tags.any() and not meta.tagged:
+            raise old_layout_error(self.where.url)
+        if tags.all():  # masked templates only: the identity must have a clean one already
+            check_masked_identity(name, bool(self._rows_of(name, ["id"], limit=1, expr="masked == false")), tags)
+        return enrolment_rows(name, emb, tags, meta.tagged)
+
+    def _require_meta(self, what: str) -> CollectionMeta:
         if not self._exists():
             raise GalleryError(f"cannot {what} into gallery {self.where.url}: it is not bound to a model yet "
                                "(open it through a Recognizer, or call gallery.bind(embedding_space, dim))")
         assert self._meta is not None
         return self._meta
 
-    def _rows_of(self, name: str, fields: Sequence[str], limit: Optional[int] = None) -> List[Dict[str, Any]]:
+    def _rows_of(self, name: str, fields: Sequence[str], limit: Optional[int] = None,
+                 expr: str = "") -> List[Dict[str, Any]]:
+        """The rows of `name` (those that also pass the filter `expr`, if given)."""
         extra = {"limit": limit} if limit else {}
+        where = f"name == {string_literal(name)}" + (f" and {expr}" if expr else "")
         return list(self._call(f"read {quoted(name)}", self._client.query, self.where.collection,
-                               filter=f"name == {string_literal(name)}", output_fields=list(fields),
-                               **extra, **self._read_kwargs()))
+                               filter=where, output_fields=list(fields), **extra, **self._read_kwargs()))
 
     def _all_rows(self, fields: Sequence[str]) -> List[Dict[str, Any]]:
         """Every row of the collection (the given fields), read page by page."""
@@ -395,7 +420,7 @@ class MilvusGallery(GalleryBase):
                             "server flushes by itself): %s", self.where.url, exc)
 
     # ------------------------------------------------------------------ internals: the collection
-    def _read_meta(self) -> Optional[_Meta]:
+    def _read_meta(self) -> Optional[CollectionMeta]:
         """The gallery-wide fields of the collection, None when it does not exist; GalleryError when the
         collection is not a g2d gallery (or of a newer format)."""
         name = self.where.collection
@@ -404,23 +429,13 @@ class MilvusGallery(GalleryBase):
             return None
         info = self._call("describe the collection", self._client.describe_collection, name,
                           timeout=self.options.timeout_s)
-        return _meta_of(info, self.where.url)
+        return meta_of(info, self.where.url)
 
     def _create(self, embedding_space: str, embedding_dim: int, model_name: str) -> None:
         """Make the collection with the model's embedding space; another box making it at the same time is fine
         (whichever was first wins, and `bind` checks its space)."""
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
-        schema.add_field("name", DataType.VARCHAR, max_length=_NAME_BYTES)
-        schema.add_field("enrolment", DataType.VARCHAR, max_length=32)
-        schema.add_field("enrolled_ns", DataType.INT64)
-        schema.add_field("template_index", DataType.INT64)
-        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=embedding_dim)
-        properties = {_PROP_FORMAT: str(MILVUS_GALLERY_FORMAT), _PROP_SPACE: embedding_space,
-                      _PROP_DIM: str(embedding_dim), _PROP_MODEL: model_name,
-                      _PROP_THRESHOLD: "" if self._pending_threshold is None else repr(self._pending_threshold)}
+        schema = collection_schema(embedding_dim)
+        properties = collection_properties(embedding_space, embedding_dim, model_name, self._pending_threshold)
         try:
             self._call("create the collection", self._client.create_collection, self.where.collection,
                        schema=schema, properties=properties, num_shards=1,
@@ -436,7 +451,7 @@ class MilvusGallery(GalleryBase):
             self._meta = self._await_meta(None)
         self._ensure_loaded()
 
-    def _await_meta(self, create_error: Optional[GalleryError]) -> _Meta:
+    def _await_meta(self, create_error: Optional[GalleryError]) -> CollectionMeta:
         """The new collection's fields, waiting up to `timeout_s` for it to appear: a box whose create request lost
         the race to another box's sees the winner's collection only once the server has finished making it."""
         deadline = time.monotonic() + self.options.timeout_s
@@ -470,107 +485,3 @@ class MilvusGallery(GalleryBase):
             except GalleryError as exc:  # indexed by the box that made it, in the meantime
                 log.debug("indexing %s: %s", self.where.url, exc)
         self._call("load the collection", self._client.load_collection, name, timeout=self.options.timeout_s)
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def _connect(where: MilvusLocation, options: MilvusGalleryOptions) -> Any:
-    try:
-        from pymilvus import MilvusClient
-    except ImportError as exc:
-        raise GalleryUnavailableError(f"gallery {where.url} needs pymilvus, which is not installed: "
-                                      f"pip install 'g2d-edge[milvus]' ({exc})") from None
-    token = options.token if options.token is not None else os.environ.get(TOKEN_ENV, "")
-    if where.local:
-        where_dir = Path(where.uri)
-        where_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # A connection alias of its own: pymilvus shares connections by URI, and closing a shared one would cut
-        # off every other gallery of this process on the same server.
-        return MilvusClient(uri=where.uri, token=token, db_name=where.db_name, timeout=options.timeout_s,
-                            alias=f"g2d-gallery-{uuid.uuid4().hex}")
-    except Exception as exc:
-        raise _connect_error(where, options, exc) from exc
-
-
-def _connect_error(where: MilvusLocation, options: MilvusGalleryOptions, exc: Exception) -> GalleryError:
-    text = f"{type(exc).__name__}: {exc}"
-    if where.local:
-        return GalleryUnavailableError(
-            f"cannot open the Milvus Lite database {where.uri} ({text}). If another process has it open, only that "
-            f"process can use it: to share it, run `milvus-lite server --data-dir {where.uri} --port 19530` and "
-            f"use milvus://127.0.0.1:19530/{where.collection}")
-    if "database" in str(exc).lower() and where.db_name:
-        return GalleryError(f"cannot use database {where.db_name!r} on {where.uri} ({text}); create it first or "
-                            "leave it out of the URL for the default database")
-    return GalleryUnavailableError(f"cannot reach the Milvus server of gallery {where.url} within "
-                                   f"{options.timeout_s:g} s ({text}). Is it running and reachable from here? "
-                                   "Check the host and port (default 19530), the network, and the token "
-                                   f"({TOKEN_ENV}) if it requires one")
-
-
-def _request_error(what: str, where: MilvusLocation, options: MilvusGalleryOptions, exc: Exception) -> GalleryError:
-    text = str(exc)
-    lowered = text.lower()
-    if any(word in lowered for word in ("unavailable", "deadline", "timeout", "timed out", "connect")):
-        return GalleryUnavailableError(f"cannot {what} in gallery {where.url}: the Milvus server did not answer "
-                                       f"within {options.timeout_s:g} s ({type(exc).__name__}: {text}). Is it "
-                                       "running and reachable?")
-    return GalleryError(f"cannot {what} in gallery {where.url}: the Milvus server refused ({type(exc).__name__}: "
-                        f"{text})")
-
-
-def _meta_of(info: Mapping[str, Any], url: str) -> _Meta:
-    props = dict(info.get("properties") or {})
-    fmt = props.get(_PROP_FORMAT)
-    if fmt is None:
-        raise GalleryError(f"the collection of {url} exists but is not a g2d gallery (no {_PROP_FORMAT} property); "
-                           "use another collection name")
-    try:
-        fmt_number, dim = int(fmt), int(props.get(_PROP_DIM, ""))
-        threshold_text = props.get(_PROP_THRESHOLD, "")
-        threshold = check_threshold(float(threshold_text)) if threshold_text else None
-    except (ValueError, InputError) as exc:
-        raise GalleryError(f"the collection properties of gallery {url} are damaged ({exc}); fix them with "
-                           "alter_collection_properties or export what is left and make a new collection") from None
-    if fmt_number > MILVUS_GALLERY_FORMAT:
-        raise GalleryError(f"gallery {url} was made by a newer g2d-edge (layout {fmt_number}, this one knows up to "
-                           f"{MILVUS_GALLERY_FORMAT}); upgrade g2d-edge")
-    space = props.get(_PROP_SPACE, "")
-    if not space:
-        raise GalleryError(f"gallery {url} has no embedding space property; it is damaged")
-    _check_fields(info, dim, url)
-    return _Meta(space, dim, props.get(_PROP_MODEL, ""), threshold)
-
-
-def _check_fields(info: Mapping[str, Any], dim: int, url: str) -> None:
-    fields = {f.get("name"): f for f in info.get("fields", [])}
-    needed = ("id", "name", "enrolment", "enrolled_ns", "template_index", "embedding")
-    missing = [n for n in needed if n not in fields]
-    if missing:
-        raise GalleryError(f"the collection of gallery {url} lacks the field(s) {', '.join(missing)}: it is not a "
-                           "g2d gallery")
-    vector_dim = (fields["embedding"].get("params") or {}).get("dim")
-    if vector_dim is not None and int(vector_dim) != dim:
-        raise GalleryError(f"gallery {url} stores {vector_dim}-d vectors but its properties say {dim}; it is damaged")
-
-
-def _rows(name: str, emb: np.ndarray) -> List[Dict[str, Any]]:
-    """The rows of one enrolment: one per template, all with the same enrolment id."""
-    enrolment, now = uuid.uuid4().hex, time.time_ns()
-    return [{"id": uuid.uuid4().hex, "name": name, "enrolment": enrolment, "enrolled_ns": now,
-             "template_index": i, "embedding": emb[i]} for i in range(emb.shape[0])]
-
-
-def _ordered_matrix(rows: List[Mapping[str, Any]]) -> np.ndarray:
-    """The embeddings of rows in enrolment order, as one (K, D) float32 array."""
-    ordered = sorted(rows, key=lambda r: (int(r["enrolled_ns"]), int(r["template_index"])))
-    return np.asarray([r["embedding"] for r in ordered], dtype=np.float32)
-
-
-def _matches(hits: Any, top_k: int) -> List[Match]:
-    found = [Match(str(hit["entity"]["name"]), float(hit["distance"])) for hit in hits]
-    best: Dict[str, float] = {}
-    for match in found:  # one hit per name already (group by name); keep the best should a server send more
-        best[match.name] = max(best.get(match.name, -np.inf), match.score)
-    ranked: List[Tuple[str, float]] = sorted(best.items(), key=lambda item: -item[1])
-    return [Match(name, score) for name, score in ranked[:top_k]]

@@ -3,8 +3,8 @@
 For each clean enrolment photo, `MaskedViews` draws `count` masks on the raw photo (Face Mesh landmarks of the photo,
 every mask style; deterministic per person and photo), detects the masked face as a camera would and aligns it (from
 the clean face's keypoints when the masked one is not found). `RecognizerOptions(masked_templates=N)` adds their
-embeddings as extra templates of the person. It is off by default: with the shipped g2d-edge-m it measured *worse*
-on masked probes (README, "Masked faces").
+embeddings as extra templates of the person, tagged masked (a clean face is not compared with them). It is off by
+default: with the shipped g2d-edge-m they do not help masked probes (README, "Masked faces").
 """
 from __future__ import annotations
 

@@ -72,8 +72,10 @@ class RecognizerOptions:
         its recognitions (`g2d_edge.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
         call `reset_tracks()` between videos.
     tracking: the tracker's options.
-    masked_templates: `enroll` adds this many synthetic masked templates per enrolment photo
-        (`g2d_edge.masked_templates`). 0 by default: with the shipped model they measured worse (README).
+    masked_templates: `enroll` adds this many synthetic masked templates per clean enrolment photo
+        (`g2d_edge.masked_templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
+        face with clean templates only and a masked face with all (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
+        0 by default: with the shipped model they did not help masked faces (README, "Masked faces").
     """
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
@@ -282,19 +284,25 @@ class Recognizer:
         return self._stream.stats()
 
     def enroll(self, name: str, images: Union[ImageLike, Sequence[ImageLike]], *,
-               skip_failed: bool = False) -> EnrollResult:
+               skip_failed: bool = False, masked: bool = False) -> EnrollResult:
         """Add a person to the gallery from one or more photos (paths or BGR arrays) or frames.
 
         The largest face of each image is detected, aligned and embedded (all in one backend call); each becomes
-        one template of `name`. An image that cannot be read or has no face raises ImageReadError / NoFaceError
-        naming it, unless `skip_failed=True` (then it is skipped, logged and listed in `EnrollResult.skipped`).
+        one template of `name`, and each clean photo `options.masked_templates` synthetic masked templates (tagged
+        masked). `masked=True`: the photos show the person wearing a mask; their templates are tagged masked (no
+        synthetic masks are drawn on them), and the person must already have a clean template (InputError
+        otherwise). An image that cannot be read or has no face raises ImageReadError / NoFaceError naming it,
+        unless `skip_failed=True` (then it is skipped, logged and listed in `EnrollResult.skipped`).
         The gallery is changed in memory; call `save_gallery()` (or `gallery.save()`) to persist it.
         """
         name = check_identity_name(name)  # before any work: a bad name fails fast
+        if not isinstance(masked, (bool, np.bool_)):
+            raise InputError(f"masked must be True (the photos show a masked face) or False, got {masked!r}")
         items = _as_image_list(images)
         if not items:
             raise InputError(f"no images given to enrol {name!r}")
         faces: List[np.ndarray] = []
+        tags: List[bool] = []
         skipped: List[Tuple[str, str]] = []
         for i, item in enumerate(items):
             label = describe(item, i)
@@ -307,14 +315,17 @@ class Recognizer:
                 skipped.append((label, str(exc)))
                 continue
             faces.append(align_face(frame, face.keypoints))
-            faces += self._masked_views(frame, face, f"{name}/{i}")
+            views = [] if masked else self._masked_views(frame, face, f"{name}/{i}")
+            faces += views
+            tags += [bool(masked)] + [True] * len(views)
         if not faces:
             raise NoFaceError(f"none of the {len(items)} image(s) given for {name!r} has a usable face; "
                               "use photos where the face is clearly visible")
         embeddings = self._infer(np.stack(faces))
-        total = self._gallery.add(name, embeddings)
-        log.info("enrolled %s: %d template(s) added, %d skipped", name, len(faces), len(skipped))
-        return EnrollResult(name=name, added=len(faces), templates=total, skipped=tuple(skipped))
+        total = self._gallery.add(name, embeddings, masked=tags)
+        log.info("enrolled %s: %d template(s) added (%d masked), %d skipped", name, len(faces), sum(tags),
+                 len(skipped))
+        return EnrollResult(name=name, added=len(faces), templates=total, skipped=tuple(skipped), masked=sum(tags))
 
     def _masked_views(self, frame: np.ndarray, face: Detection, key: str) -> List[np.ndarray]:
         """`options.masked_templates` synthetic masked crops of an enrolment face (none by default)."""
@@ -441,8 +452,9 @@ class Recognizer:
         embeddings = self._infer(aligned)
         embeddings.setflags(write=False)
         mask_scores = self.mask_flag.scores(aligned) if self.mask_flag is not None else [None] * len(aligned)
+        flags = None if self.mask_flag is None else [bool(s >= self.mask_flag.threshold) for s in mask_scores]
         t4 = time.perf_counter()
-        candidates = self._gallery.search(embeddings, top_k=self.options.top_k) if todo else []
+        candidates = self._gallery.search(embeddings, top_k=self.options.top_k, masked=flags) if todo else []
         if todo and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
             log.warning("the gallery is empty: every face is reported as unknown (name=None); "
                         "enrol people with Recognizer.enroll or `g2d enroll`")

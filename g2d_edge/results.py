@@ -69,12 +69,14 @@ class VerifyResult(NamedTuple):
 
 @dataclass(frozen=True)
 class EnrollResult:
-    """What `Recognizer.enroll` did: templates added, the identity's template count now, images skipped (with why)."""
+    """What `Recognizer.enroll` did: templates added, the identity's template count now, images skipped (with why),
+    and how many of the templates added are tagged masked."""
 
     name: str
     added: int
     templates: int
     skipped: Tuple[Tuple[str, str], ...] = ()
+    masked: int = 0
 
 
 @dataclass(frozen=True, eq=False)

@@ -85,3 +85,19 @@ def test_refuses_a_model_without_validation_people(accuracy, tiny_onnx_model: Pa
     cfg = accuracy.AccuracyConfig(data=celeba_dir, models=[("tiny", tiny_onnx_model)])
     with pytest.raises(SystemExit, match="validation identities"):
         accuracy.run(cfg)
+
+
+def test_sdk_round_trip_scores_tagged_and_untagged_search(accuracy, tiny_onnx_model: Path, celeba_people,
+                                                          celeba_dir):
+    cfg = accuracy.AccuracyConfig(data=celeba_dir, models=[("tiny", tiny_onnx_model)], identities=list(celeba_people),
+                                  limit_per_identity=3)
+    photos = accuracy.load_photos(cfg, cfg.identities)
+    split = accuracy.split_gallery(photos.labels, cfg.unknown_every)
+    plain = accuracy.round_trip_sdk(tiny_onnx_model, photos, split)
+    assert set(plain) == {"tagged", "untagged"}
+    # without masked templates every template is clean: the two rules agree
+    assert (plain["tagged"].rank1, plain["tagged"].open_set) == (plain["untagged"].rank1, plain["untagged"].open_set)
+    trips = accuracy.round_trip_sdk(tiny_onnx_model, photos, split, masked_templates=1)
+    for trip in trips.values():
+        assert (trip.known, trip.unknown, trip.enrolled) == (6, 3, 3)
+        assert 0 <= trip.flagged["clean"] <= 9 and trip.to_dict()["flagged_masked"] == trip.flagged

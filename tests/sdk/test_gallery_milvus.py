@@ -324,3 +324,94 @@ def test_milvus_lite_file_persists_and_belongs_to_one_process(tmp_path):
         assert g.names() == ["ann"] and g.best_match(np.eye(4, dtype=np.float32)[0]).score == pytest.approx(1.0)
         copy = Gallery()
         assert copy_gallery(g, copy, save=False).templates == 1 and copy.names() == ["ann"]
+
+
+# ------------------------------------------------------------------------------------------- masked tags
+def tagged(gallery: GalleryBase) -> GalleryBase:
+    """ann: a clean template e0 and a masked one e1; bob: one clean template 0.8 from e1."""
+    gallery.bind("space-a", 4, "m")
+    gallery.add("ann", np.eye(4, dtype=np.float32)[:2], masked=[False, True])
+    gallery.add("bob", unit([0, 0.8, 0.6, 0]))
+    return gallery
+
+
+@pytest.mark.parametrize("kind", ["file", "milvus"])
+def test_masked_tags_and_the_search_rule_are_the_same_for_file_and_database(kind, collection_url, tmp_path):
+    g = tagged(Gallery(path=tmp_path / "g.npz") if kind == "file" else MilvusGallery(collection_url))
+    with g:
+        assert g.identities() == [IdentityInfo("ann", 2, 1), IdentityInfo("bob", 1, 0)] and g.stores_masked_tags
+        assert g.template_tags("ann").tolist() == [False, True]
+        np.testing.assert_allclose(g.templates("ann", masked=True), np.eye(4)[1:2], atol=1e-6)
+        q = np.eye(4, dtype=np.float32)[[1, 1, 0]]
+        assert [m[0].name for m in g.search(q)] == ["ann", "ann", "ann"]
+        found = g.search(q, top_k=2, masked=[False, True, False])
+        assert [[m.name for m in row] for row in found] == [["bob", "ann"], ["ann", "bob"], ["ann", "bob"]]
+        assert found[0][0].score == pytest.approx(0.8, abs=1e-5)
+        g.add("ann", np.eye(4, dtype=np.float32)[2], masked=True)
+        g.rename("ann", "anna")
+        assert g.template_tags("anna").tolist() == [False, True, True]
+        with pytest.raises(InputError, match="masked templates only"):
+            g.add("cid", np.eye(4, dtype=np.float32)[3], masked=True)
+        with pytest.raises(InputError, match="pass masked=True/False"):
+            g.add("cid", np.eye(4, dtype=np.float32)[:2], masked=[1, 0])
+        assert "cid" not in g
+
+
+def test_export_and_import_carry_the_tags(collection_url, tmp_path):
+    source = tagged(Gallery(path=tmp_path / "source.npz"))
+    source.save()
+    with MilvusGallery(collection_url) as db:
+        assert copy_gallery(source, db).templates == 3
+        assert db.identities() == [IdentityInfo("ann", 2, 1), IdentityInfo("bob", 1, 0)]
+        back = Gallery()
+        copy_gallery(db, back, save=False)
+        assert back.template_tags("ann").tolist() == [False, True] and back.template_tags("bob").tolist() == [False]
+
+
+def old_layout_collection(url: str, name: str) -> str:
+    """A collection exactly as g2d-edge made it before the masked tags (layout 1, no `masked` field), with ann
+    enrolled: the URL of it."""
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(url.replace("milvus://", "http://"), alias=f"old-{name}")
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
+    schema.add_field("name", DataType.VARCHAR, max_length=1024)
+    schema.add_field("enrolment", DataType.VARCHAR, max_length=32)
+    schema.add_field("enrolled_ns", DataType.INT64)
+    schema.add_field("template_index", DataType.INT64)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=4)
+    client.create_collection(name, schema=schema, num_shards=1, properties={
+        "g2d.gallery_format": "1", "g2d.embedding_space": "space-a", "g2d.embedding_dim": "4",
+        "g2d.model_name": "m", "g2d.threshold": ""})
+    index = client.prepare_index_params()
+    index.add_index(field_name="embedding", index_type="FLAT", metric_type="COSINE")
+    client.create_index(name, index)
+    client.load_collection(name)
+    client.insert(name, [{"id": f"r{i}", "name": "ann", "enrolment": "e", "enrolled_ns": 1, "template_index": i,
+                          "embedding": np.eye(4, dtype=np.float32)[i]} for i in range(2)])
+    client.close()
+    return f"{url}/{name}"
+
+
+def test_a_collection_made_before_the_tags_opens_searches_and_says_what_to_do(milvus_url, tmp_path):
+    require_milvus()
+    url = old_layout_collection(milvus_url, "old_layout")
+    with MilvusGallery(url, create=False) as g:
+        assert g.identities() == [IdentityInfo("ann", 2, 0)] and not g.stores_masked_tags
+        assert g.template_tags("ann").tolist() == [False, False]
+        q = np.eye(4, dtype=np.float32)[[1, 0]]
+        assert [m[0] for m in g.search(q, masked=[False, True])] == [Match("ann", pytest.approx(1.0))] * 2
+        assert g.add("bob", np.eye(4, dtype=np.float32)[2]) == 1  # clean templates: as before
+        g.rename("bob", "bea")
+        with pytest.raises(GalleryError, match="collection layout 1.*g2d gallery export") as err:
+            g.add("ann", np.eye(4, dtype=np.float32)[3], masked=True)
+        assert "nothing was enrolled" in str(err.value) and g.identities()[0] == IdentityInfo("ann", 2, 0)
+        source = tagged(Gallery())
+        source.remove("ann")
+        source.add("cid", np.eye(4, dtype=np.float32)[:2], masked=[False, True])
+        with pytest.raises(GalleryError, match="cannot store.*nothing was copied"):
+            copy_gallery(source, g)
+        assert g.names() == ["ann", "bea"]
+        copy = Gallery(path=tmp_path / "old.npz")
+        assert copy_gallery(g, copy).templates == 3 and copy.template_tags("ann").tolist() == [False, False]

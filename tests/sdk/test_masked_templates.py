@@ -29,3 +29,37 @@ def test_masked_templates_are_off_by_default_and_checked(celeba_people):
         assert rec.enroll(name, read_image(photos[0])).added == 1
     with pytest.raises(InputError, match="masked_templates"):
         Recognizer(options=RecognizerOptions(masked_templates=-1))
+
+
+def test_masked_templates_are_tagged_and_identify_passes_the_mask_flags(celeba_people):
+    name, photos = next(iter(celeba_people.items()))
+    with Recognizer(options=RecognizerOptions(masked_templates=2)) as rec:
+        result = rec.enroll(name, photos[:2])
+        assert (result.added, result.masked) == (6, 4)
+        assert rec.gallery.template_tags(name).tolist() == [False, True, True, False, True, True]
+        seen = []
+        search = rec.gallery.search
+        rec.gallery.search = lambda emb, top_k=1, masked=None: seen.append(masked) or search(emb, top_k, masked)
+        faces = rec.identify(read_image(photos[2]))
+        assert seen == [[f.masked for f in faces]] and faces[0].masked is False and faces[0].name == name
+    with Recognizer(options=RecognizerOptions(mask_flag=False)) as rec:
+        rec.enroll(name, photos[0])
+        seen.clear()
+        search = rec.gallery.search
+        rec.gallery.search = lambda emb, top_k=1, masked=None: seen.append(masked) or search(emb, top_k, masked)
+        rec.identify(read_image(photos[2]))
+        assert seen == [None]  # no mask flag: every template is compared
+
+
+def test_a_real_masked_photo_is_tagged_masked_and_needs_a_clean_one_first(celeba_people):
+    name, photos = next(iter(celeba_people.items()))
+    with Recognizer(options=RecognizerOptions(masked_templates=2)) as rec:
+        with pytest.raises(InputError, match="masked templates only"):
+            rec.enroll(name, photos[0], masked=True)
+        assert name not in rec.gallery
+        rec.enroll(name, photos[0])
+        result = rec.enroll(name, photos[1], masked=True)  # no synthetic masks drawn over a masked face
+        assert (result.added, result.masked, result.templates) == (1, 1, 4)
+        assert rec.gallery.template_tags(name).tolist() == [False, True, True, True]
+        with pytest.raises(InputError, match="masked must be True"):
+            rec.enroll(name, photos[1], masked="yes")

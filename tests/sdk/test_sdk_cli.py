@@ -101,3 +101,24 @@ def test_python_dash_m_entry_point(tmp_path, tiny_onnx_model, people):
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == [f"g2d: error: image not found: {tmp_path / 'missing.jpg'}; "
                                                "check the path"]
+
+
+def test_cli_enrols_masked_templates_and_lists_them(capsys, tmp_path, tiny_onnx_model, people):
+    gallery = tmp_path / "people.npz"
+    name, photos = next(iter(people.items()))
+    res = run_json(capsys, "enroll", name, photos[0], "--masked-templates", "1", "--gallery", gallery, "--model",
+                   tiny_onnx_model)
+    assert (res["added"], res["masked"], res["templates"]) == (2, 1, 2)
+    res = run_json(capsys, "enroll", name, photos[1], "--masked", "--gallery", gallery, "--model", tiny_onnx_model)
+    assert (res["added"], res["masked"], res["templates"]) == (1, 1, 3)
+    listing = run_json(capsys, "gallery", "list", "--gallery", gallery)
+    assert listing["identities"] == [{"name": name, "templates": 3, "masked": 2}]
+    assert Gallery.load(gallery).template_tags(name).tolist() == [False, True, True]
+    assert main(["gallery", "list", "--gallery", str(gallery)]) == 0
+    assert f"{name}  (3 templates, 2 masked)" in capsys.readouterr().out
+    error = run_error(capsys, "enroll", "newcomer", photos[0], "--masked", "--gallery", gallery, "--model",
+                      tiny_onnx_model)
+    assert "masked templates only" in error and "newcomer" not in Gallery.load(gallery)
+    with pytest.raises(SystemExit):
+        main(["enroll", name, str(photos[0]), "--masked-templates", "17", "--gallery", str(gallery)])
+    assert "from 0 to 16" in capsys.readouterr().err
