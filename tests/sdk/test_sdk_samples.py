@@ -1,5 +1,6 @@
 """Samples and the pipeline benchmark run end to end on real photos (subprocesses, as a user would run them)."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -39,11 +40,15 @@ def test_webcam_sample_headless_on_a_video(tmp_path, tiny_onnx_model, people, pe
     video = write_video(tmp_path / "camera.avi", frames, fps=12)
     out = tmp_path / "annotated.avi"
     res = run([REPO / "samples" / "webcam.py", "--source", video, "--enroll", people_dir, "--model", tiny_onnx_model,
-               "--headless", "--output", out, "--max-frames", "10"], cwd=tmp_path)
+               "--headless", "--output", out, "--max-frames", "10", "--masked-templates", "1"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "10 frames" in res.stdout and f"wrote {out}" in res.stdout
     for name in people:
-        assert f"enrolled {name}: 2 photo(s)" in res.stdout
+        assert f"enrolled {name}: 4 template(s) (2 of them synthetic masked), 0 photo(s) skipped" in res.stdout
+    # a video source is tracked: every face line carries its track id; the clean faces are not tagged masked
+    face_lines = [line for line in res.stdout.splitlines() if line.startswith("frame ") and "no face" not in line]
+    assert face_lines and all(re.search(r" #\d+", line) for line in face_lines)
+    assert not any("[mask]" in line for line in face_lines)
     written = read_video(out)
     assert len(written) == 10 and written[0].shape == (240, 320, 3)
     # annotations were drawn: the output differs from the input around the face
