@@ -96,7 +96,7 @@ def flag_rate(flag: MaskFlag, faces: Sequence[LargestFace], want_masked: bool) -
     found = [face[0] for face in faces if face is not None]
     scores = flag.scores(np.stack(found)) if found else np.zeros(0, np.float32)
     right = int((flag.is_masked(scores) == want_masked).sum())
-    return {"photos": len(crops), "faces": len(found), "correct": right, "accuracy": right / max(1, len(found)),
+    return {"photos": len(faces), "faces": len(found), "correct": right, "accuracy": right / max(1, len(found)),
             "mean_score": float(scores.mean()) if len(scores) else float("nan")}
 
 

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("g2d_edge/models/mask-flag.onnx"),
                    help="ONNX file to write (default: the one shipped in the package)")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--threshold", type=float, default=0.5, help="mask_score from which a face counts as masked")
+    p.add_argument("--threshold", type=float, default=0.3,
+                   help="mask_score from which a face counts as masked (default: 0.3, the shipped classifier's)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a MaskFlagOptions field (e.g. print_prob=0.2, widths=16,32,64,96,128); repeatable")
 

@@ -48,3 +48,21 @@ def test_the_shipped_review_names_the_faces_the_default_detector_finds(bench):
     masked, unmasked = bench.split_reviewed([e["photo"] for e in entries], bench.largest_faces(images),
                                             bench.DEFAULT_REVIEW)
     assert masked == [] and len(unmasked) == len(entries)
+
+
+def test_flag_rate_counts_found_faces_only(bench):
+    class Flag:
+        threshold = 0.5
+
+        def scores(self, crops):
+            return crops[:, 0, 0, 0].astype(np.float32) / 255
+
+        def is_masked(self, scores):
+            return scores >= self.threshold
+
+    def face(value):
+        return np.full((112, 112, 3), value, np.uint8), np.zeros(4)
+
+    rate = bench.flag_rate(Flag(), [face(255), face(200), face(10), None], want_masked=True)
+    assert (rate["photos"], rate["faces"], rate["correct"]) == (4, 3, 2)
+    assert rate["accuracy"] == pytest.approx(2 / 3)

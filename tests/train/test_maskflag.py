@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from g2d_edge.maskflag import MaskFlag
-from train.maskflag import MaskFlagNet, MaskFlagOptions, augment_mask_region, export_mask_flag, mask_flag_options
+from train.maskflag import (MaskFlagEnsemble, MaskFlagNet, MaskFlagOptions, augment_mask_region, export_mask_flag,
+                            mask_flag_options, train_mask_flag)
 
 
 def test_options_from_key_value_strings():
@@ -31,7 +32,8 @@ def test_the_augmentation_changes_only_the_mask_region():
     assert torch.equal(out[outside], faces[outside])
     assert (out - faces).abs()[~outside].mean() > 0.05
     assert out.min() >= -1.0001 and out.max() <= 1.0001
-    untouched = augment_mask_region(faces, region, MaskFlagOptions(), generator)
+    untouched = augment_mask_region(faces, region, MaskFlagOptions(recolour_prob=0, print_prob=0, mosaic_prob=0),
+                                    generator)
     assert torch.equal(untouched, faces)
 
 
@@ -46,3 +48,16 @@ def test_a_wider_full_resolution_classifier_exports_and_runs_in_the_runtime(tmp_
         want = net(torch.from_numpy(faces)).numpy()
     assert flag.threshold == pytest.approx(0.4)
     np.testing.assert_allclose(scores, want, atol=1e-4)
+
+
+def test_an_ensemble_exports_the_mean_of_its_members_probabilities(tmp_path):
+    torch.manual_seed(1)
+    nets = [MaskFlagNet(widths=(8, 8, 16, 16)).eval() for _ in range(3)]
+    ensemble = MaskFlagEnsemble(nets).eval()
+    faces = np.random.default_rng(1).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want = torch.stack([net(torch.from_numpy(faces)) for net in nets]).mean(dim=0).numpy()
+    scores = MaskFlag(export_mask_flag(ensemble, tmp_path / "ensemble.onnx")).scores(faces)
+    np.testing.assert_allclose(scores, want, atol=1e-4)
+    with pytest.raises(ValueError, match="members"):
+        train_mask_flag(None, MaskFlagOptions(members=0))
