@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 from typing import Iterator
@@ -91,32 +90,13 @@ def test_unreachable_server_fails_within_the_bound():
 
 # ------------------------------------------------------------------------------------------- the real server
 @pytest.fixture(scope="module")
-def milvus_url(tmp_path_factory) -> Iterator[str]:
-    """`milvus://127.0.0.1:PORT`: a Milvus Lite server process for this module (append /COLLECTION)."""
+def milvus_url(tmp_path_factory, load_script) -> Iterator[str]:
+    """`milvus://127.0.0.1:PORT`: a Milvus Lite server process for this module (append /COLLECTION), started as the
+    gallery benchmark starts it."""
     require_milvus()
-    port = free_port()
-    data = tmp_path_factory.mktemp("milvus") / "server.db"
-    log_file = open(data.parent / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data), "--host",
-                               "127.0.0.1", "--port", str(port)], stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Milvus Lite server did not start: {(data.parent / 'server.log').read_text()}")
-            time.sleep(0.1)
-        yield f"milvus://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log_file.close()
+    bench = load_script("benchmarks/gallery.py", "g2d_gallery_bench")
+    with bench.milvus_lite_server(tmp_path_factory.mktemp("milvus") / "server.db") as url:
+        yield url
 
 
 @pytest.fixture()
