@@ -38,6 +38,7 @@ from benchmarks.accuracy import AccuracyConfig, load_photos, resolve_identities 
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.detectors.scales import box_overlaps  # noqa: E402
 from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.maskflag import MaskFlag  # noqa: E402
@@ -64,17 +65,9 @@ def largest_faces(images: Sequence[Optional[np.ndarray]]) -> List[LargestFace]:
     return out
 
 
-def aligned_largest_faces(images: Sequence[Optional[np.ndarray]]) -> List[Optional[np.ndarray]]:
-    """The aligned largest face of each image (None: no face or no image)."""
-    return [face[0] if face is not None else None for face in largest_faces(images)]
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two boxes (x1, y1, x2, y2)."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes (x1, y1, x2, y2), as the detector's merging measures it."""
+    return float(box_overlaps(np.asarray(a, np.float64), np.asarray([b], np.float64))[0][0])
 
 
 def split_reviewed(photos: Sequence[str], faces: Sequence[LargestFace],
@@ -86,7 +79,7 @@ def split_reviewed(photos: Sequence[str], faces: Sequence[LargestFace],
     unmasked: List[LargestFace] = []
     for photo, face in zip(photos, faces):
         box = reviewed.get(photo)
-        same = face is not None and box is not None and box_iou(face[1], box) >= SAME_FACE_IOU
+        same = face is not None and box is not None and iou(face[1], box) >= SAME_FACE_IOU
         (unmasked if same else masked).append(face)
     return masked, unmasked
 
@@ -116,15 +109,16 @@ def run(real: Path, model_flag: Optional[Path] = None, json_path: Optional[Path]
     names, images = read_folder(real)
     real_faces = largest_faces(images)
     real_masked, real_unmasked = split_reviewed(names, real_faces, review)
+    clean_faces = largest_faces(photos.clean)
     results = {
         "real masked (rmfd-real), every largest face": flag_rate(flag, real_faces, True),
         f"real masked (rmfd-real), reviewed: {len(real_unmasked)} not masked left out": flag_rate(flag, real_masked,
                                                                                               True),
         "real unmasked (those left out)": flag_rate(flag, real_unmasked, False),
-        "clean (held-out CelebA)": flag_rate(flag, largest_faces(photos.clean), False),
+        "clean (held-out CelebA)": flag_rate(flag, clean_faces, False),
         "synthetic masked (held-out CelebA)": flag_rate(flag, largest_faces(photos.masked), True),
     }
-    crop = next(c for c in aligned_largest_faces(photos.clean[:5]) if c is not None)
+    crop = next(face[0] for face in clean_faces if face is not None)
     latency_ms = median_seconds(lambda: flag.scores(crop[None]), 10, 300) * 1000
     lines = [f"Machine: {machine_line()}", f"Mask classifier: {flag.path.name}, threshold {flag.threshold:.2f}", "",
              "| photos | with a face | flagged right | accuracy | mean mask_score |", "|---|---|---|---|---|"]

@@ -138,7 +138,7 @@ def detect_views(detector: FrameDetector, frame: np.ndarray, views: Sequence[Vie
     return merge_detections(found, nms_iou)
 
 
-def _overlaps(box: np.ndarray, others: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def box_overlaps(box: np.ndarray, others: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(IoU, share of each other box's area inside `box`) of one box against (N, 4) boxes."""
     ix = np.maximum(0, np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]))
     iy = np.maximum(0, np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]))
@@ -159,13 +159,13 @@ def merge_detections(detections: Sequence[Detection], iou: float) -> List[Detect
     alive = np.ones(len(order), bool)
     for i in range(len(order)):
         if alive[i] and i + 1 < len(order):
-            overlap, _ = _overlaps(boxes[i], boxes[i + 1:])
+            overlap, _ = box_overlaps(boxes[i], boxes[i + 1:])
             alive[i + 1:] &= overlap <= iou
     kept = np.flatnonzero(alive)
     area = (boxes[kept, 2] - boxes[kept, 0]) * (boxes[kept, 3] - boxes[kept, 1])
     by_size = kept[np.argsort(-area, kind="stable")]
     for k, i in enumerate(by_size):
         if alive[i] and k + 1 < len(by_size):
-            _, inside = _overlaps(boxes[i], boxes[by_size[k + 1:]])
+            _, inside = box_overlaps(boxes[i], boxes[by_size[k + 1:]])
             alive[by_size[k + 1:][inside > _CONTAINED]] = False
     return [order[i] for i in np.flatnonzero(alive)]
