@@ -91,7 +91,8 @@ def mask_flag_options(assignments: Sequence[str], **fields: object) -> MaskFlagO
 class MaskFlagNet(nn.Module):
     """uint8 NHWC BGR aligned faces (N, 112, 112, 3) -> probability that each wears a mask (N,)."""
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 64), input_pool: bool = True) -> None:
+    def __init__(self, widths: Sequence[int] = MaskFlagOptions.widths,
+                 input_pool: bool = MaskFlagOptions.input_pool) -> None:
         super().__init__()
         self.preprocess = Preprocess()
         self.pool = nn.AvgPool2d(2) if input_pool else nn.Identity()
@@ -209,12 +210,12 @@ def _train_member(cfg: TrainConfig, options: MaskFlagOptions, member: str) -> Ma
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=options.lr,
                                                    total_steps=max(1, options.epochs * len(loader)))
     generator = torch.Generator().manual_seed(options.seed)
+    loss_fn = nn.BCEWithLogitsLoss()
     for epoch in range(options.epochs):
         sampler.set_epoch(epoch)
         data.dataset.set_epoch(epoch)
         net.train()
         seen, correct, total_loss = 0, 0, 0.0
-        loss_fn = nn.BCEWithLogitsLoss()
         for batch in tqdm(loader, desc=f"maskflag {member}, epoch {epoch + 1}/{options.epochs}", mininterval=10):
             x, y = _batch_inputs(batch, net.preprocess, options, generator)
             logits = net.logits(x)
