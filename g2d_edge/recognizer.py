@@ -452,7 +452,7 @@ class Recognizer:
         embeddings = self._infer(aligned)
         embeddings.setflags(write=False)
         mask_scores = self.mask_flag.scores(aligned) if self.mask_flag is not None else [None] * len(aligned)
-        flags = None if self.mask_flag is None else [bool(s >= self.mask_flag.threshold) for s in mask_scores]
+        flags = None if self.mask_flag is None else self.mask_flag.is_masked(mask_scores)
         t4 = time.perf_counter()
         candidates = self._gallery.search(embeddings, top_k=self.options.top_k, masked=flags) if todo else []
         if todo and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
@@ -485,7 +485,7 @@ class Recognizer:
         kps.setflags(write=False)
         return Recognition(box=box, keypoints=kps, det_score=float(det.score), embedding=embedding, name=vote.name,
                            score=vote.score, matches=matches, track_id=track_id,
-                           masked=None if mask_score is None else bool(mask_score >= self.mask_flag.threshold),
+                           masked=None if mask_score is None else bool(self.mask_flag.is_masked(mask_score)),
                            mask_score=None if mask_score is None else float(mask_score))
 
 
