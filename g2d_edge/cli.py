@@ -5,6 +5,7 @@
     g2d enroll NAME PHOTO... --masked-templates 3 ...  # + synthetic masked templates (--masked: masked photos)
     g2d identify SOURCE --gallery people.npz           # VideoLoop: Capture -> Recognizer.identify -> annotate
     g2d verify A.jpg B.jpg                             # Recognizer.verify
+    g2d calibrate PEOPLE_DIR -o my-camera.json         # open-set thresholds from your photos, into a model copy
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
     g2d gallery export DEST --gallery SRC              # copy a gallery: file <-> database (milvus://...)
     g2d gallery import SRC --gallery DEST
@@ -50,7 +51,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                                  "then only names its sidecar (README 'Scaling out')")
     p.add_argument("--model-name", help="model name on the Triton server (default: the sidecar's name)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="cosine threshold for 'same person' (default: gallery's, else the model's)")
+                   help="cosine threshold for 'same person', set by hand (default: the gallery's, else the one that "
+                        "keeps --target-fpir for this gallery's size, else the model's)")
+    p.add_argument("--target-fpir", type=float, default=0.01,
+                   help="share of strangers that may be given a name (default 0.01); the threshold is derived from "
+                        "it for the gallery's size from the model's open-set calibration")
 
 
 def _whole_number(low: int, high: Optional[int] = None) -> Callable[[str], int]:
@@ -79,6 +84,19 @@ def _image_args(p: argparse.ArgumentParser) -> None:
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+
+def _calibrate_parser(sub: Any) -> None:
+    p = sub.add_parser("calibrate", help="recalibrate the open-set thresholds on your own camera's photos; writes a "
+                       "copy of the model (never the model itself)")
+    p.add_argument("people", help="PEOPLE_DIR: one sub-folder of photos per person (2 people at least; more is better)")
+    p.add_argument("-o", "--output", required=True, help="the copy's sidecar (.json); the model is copied beside it "
+                                                         "under the same name (use it with --model)")
+    p.add_argument("--no-masks", action="store_true", help="do not draw synthetic masks on the photos (keeps the "
+                                                            "model's calibration for masked faces)")
+    p.add_argument("--model", default=None, help="model to calibrate (default: the shipped model)")
+    _image_args(p)
+    _common_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _common_args(p)
 
+    _calibrate_parser(sub)
+
     g = sub.add_parser("gallery", help="list or edit a gallery")
     gsub = g.add_subparsers(dest="action", metavar="ACTION")
     gsub.required = True
@@ -156,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = False) -> Any:
     from .recognizer import Recognizer, RecognizerOptions
 
-    opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1),
+    opts = RecognizerOptions(threshold=args.threshold, target_fpir=args.target_fpir, top_k=getattr(args, "top_k", 1),
                              max_image_pixels=args.max_pixels, track=track,
                              masked_templates=getattr(args, "masked_templates", 0))
     triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
@@ -218,7 +238,9 @@ def _frame_lines(label: str, faces: Sequence[Any], threshold: float) -> List[str
         who = f.name if f.name is not None else "unknown"
         score = "n/a" if f.score is None else f"{f.score:.3f}"
         track = "" if f.track_id is None else f" track {f.track_id}"
-        lines.append(f"  #{i} {who} (score {score}, threshold {threshold:.3f}){track} box {x1},{y1},{x2},{y2}")
+        used = threshold if f.threshold is None else f.threshold
+        fpir = "" if f.fpir is None else f" at FPIR {f.fpir:g}"
+        lines.append(f"  #{i} {who} (score {score}, threshold {used:.3f}{fpir}){track} box {x1},{y1},{x2},{y2}")
     return lines
 
 
@@ -238,7 +260,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         try:
             with VideoLoop(rec, args.source, options) as loop:
                 for result in loop:
-                    _print_frame(args, result, rec.threshold, video)
+                    _print_frame(args, result, rec.decision(), video)
         finally:
             rec.close()
     if not args.json:
@@ -247,13 +269,15 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_frame(args: argparse.Namespace, result: Any, threshold: float, video: bool) -> None:
-    """One JSON line (--json) or a few text lines per frame, printed as soon as the frame is done."""
+def _print_frame(args: argparse.Namespace, result: Any, decision: Any, video: bool) -> None:
+    """One JSON line (--json) or a few text lines per frame, printed as soon as the frame is done; `decision`: the
+    recogniser's `ThresholdDecision` (each face carries its own threshold and FPIR)."""
     if args.json:
-        print(json.dumps({"source": args.source, **result.to_dict(), "threshold": threshold}), flush=True)
+        print(json.dumps({"source": args.source, **result.to_dict(), "threshold": decision.threshold,
+                          "decision": decision.to_dict()}), flush=True)
         return
     label = f"frame {result.index} ({result.timestamp_ms / 1000:.2f} s)" if video else str(result.path)
-    print("\n".join(printable(line) for line in _frame_lines(label, result.faces, threshold)), flush=True)
+    print("\n".join(printable(line) for line in _frame_lines(label, result.faces, decision.threshold)), flush=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -267,6 +291,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
                "threshold": threshold}
     _emit(args, payload, [f"{'same person' if same else 'different people'} "
                           f"(score {score:.3f}, threshold {threshold:.3f})"])
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .openset import OpenSetRule
+    from .recalibrate import calibrate_folder
+
+    done = calibrate_folder(args.people, args.output, model=args.model, masks=not args.no_masks,
+                            max_image_pixels=args.max_pixels, backend="onnxruntime")
+    rule = OpenSetRule(done.calibration, 0.01)
+    sizes = {m: round(rule.threshold(m, "clean"), 4) for m in (1, 10, 100, 1000, 10000)}
+    payload = {"sidecar": str(done.sidecar), "model": str(done.model), "people": done.people, "photos": done.photos,
+               "masked_probes": done.masked_probes, "skipped": done.skipped, "clean_threshold_at_fpir_0.01": sizes}
+    lines = [f"calibrated on {done.photos} photo(s) of {done.people} people ({done.skipped} skipped); wrote "
+             f"{done.sidecar} and {done.model}",
+             "clean faces, FPIR 0.01: " + ", ".join(f"{m} templates -> {t:.3f}" for m, t in sizes.items()),
+             f"use it with --model {done.model}"]
+    _emit(args, payload, lines)
     return 0
 
 
@@ -321,7 +363,8 @@ def _copy_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery}
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery,
+            "calibrate": cmd_calibrate}
 
 
 @contextlib.contextmanager

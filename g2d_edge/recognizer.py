@@ -32,6 +32,7 @@ from .errors import ClosedError, ImageReadError, InputError, NoFaceError
 from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery  # noqa: F401 - Match: here too
 from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
 from .maskflag import MaskFlag
+from .openset import DEFAULT_TARGET_FPIR, GallerySize, OpenSetRule, ThresholdDecision, check_fpir, decide_threshold
 from .results import EnrollResult, Recognition, StreamResult, VerifyResult
 from .sidecar import ModelSidecar
 from .slot import LatestSlot
@@ -55,8 +56,11 @@ class RecognizerOptions:
     """How a `Recognizer` behaves.
 
     detector: face-detector options (model "yunet"/"short"/"full", every_scale, min_confidence, max_faces, ...).
-    threshold: cosine similarity from which a face is given a name; None uses the gallery's threshold if it has
-        one, else the model sidecar's calibrated threshold.
+    threshold: cosine similarity from which a face is given a name, set by hand; None (the default) uses the
+        gallery's own threshold if it has one, else the threshold that keeps `target_fpir` for the gallery at hand
+        (the model's open-set calibration, `g2d_edge.openset`), else the model sidecar's one-comparison threshold.
+    target_fpir: the share of strangers (faces of no one enrolled) that may be given a name; the threshold is
+        derived from it for the current gallery size and re-derived when the gallery changes.
     top_k: how many candidate identities each `Recognition.matches` lists.
     min_face_size: smallest face (box width in pixels) to recognise; None keeps `detector.min_face_size`.
         Tiny faces give unreliable embeddings.
@@ -80,6 +84,7 @@ class RecognizerOptions:
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     threshold: Optional[float] = None
+    target_fpir: float = DEFAULT_TARGET_FPIR
     top_k: int = 1
     min_face_size: Optional[int] = None
     running_mode: RunningMode = RunningMode.IMAGE
@@ -141,8 +146,12 @@ class Recognizer:
         if isinstance(masked, bool) or not isinstance(masked, int) or not 0 <= masked <= 16:
             raise InputError(f"RecognizerOptions.masked_templates must be a whole number from 0 to 16, got {masked!r}")
         _check_threshold(self.options.threshold)
+        check_fpir(self.options.target_fpir, "RecognizerOptions.target_fpir")
         self.backend = open_model(model, backend, **backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
+        self.open_set: Optional[OpenSetRule] = (OpenSetRule(self.sidecar.open_set, self.options.target_fpir)
+                                                if self.sidecar.open_set is not None else None)
+        self._size = GallerySize()  # the gallery's size for the open-set threshold
         det_opts = self.options.detector
         if self.options.min_face_size is not None:
             det_opts = dataclasses.replace(det_opts, min_face_size=int(self.options.min_face_size))
@@ -182,16 +191,19 @@ class Recognizer:
     def gallery(self, value: GalleryLike) -> None:
         self._gallery = self._attach(value)
         self._warned_empty = False
+        self._size.reset()
 
     @property
     def threshold(self) -> float:
-        """Cosine similarity from which a face gets a name: the value set here or in the options, else the
-        gallery's own threshold, else the model's calibrated threshold (sidecar)."""
-        if self._threshold is not None:
-            return float(self._threshold)
-        if self._gallery.threshold is not None:
-            return float(self._gallery.threshold)
-        return float(self.sidecar.threshold)
+        """Cosine from which a face gets a name (see `RecognizerOptions.threshold`; the open-set one: the higher of
+        the clean and masked faces' ones). `decision()` says which and why."""
+        return self.decision().threshold
+
+    def decision(self, kind: Optional[str] = None) -> ThresholdDecision:
+        """The threshold in use and why (`g2d_edge.openset.ThresholdDecision`: source, target FPIR, gallery size),
+        for a face of `kind` ("clean" or "masked", as the mask flag says; None: the higher threshold of the two)."""
+        return decide_threshold(self._threshold, self._gallery.threshold, self.open_set, self.sidecar.threshold,
+                                lambda: self._size(self._gallery, fresh=isinstance(self._gallery, Gallery)), kind)
 
     @threshold.setter
     def threshold(self, value: Optional[float]) -> None:
@@ -323,6 +335,7 @@ class Recognizer:
                               "use photos where the face is clearly visible")
         embeddings = self._infer(np.stack(faces))
         total = self._gallery.add(name, embeddings, masked=tags)
+        self._size.reset()
         log.info("enrolled %s: %d template(s) added (%d masked), %d skipped", name, len(faces), sum(tags),
                  len(skipped))
         return EnrollResult(name=name, added=len(faces), templates=total, skipped=tuple(skipped), masked=sum(tags))
@@ -347,7 +360,8 @@ class Recognizer:
         faces = [self._largest_aligned_face(img, describe(img, i)) for i, img in enumerate((image_a, image_b))]
         emb = self._infer(np.stack(faces))
         score = float(np.dot(emb[0], emb[1]))
-        return VerifyResult(same=score >= self.threshold, score=score)
+        one = decide_threshold(self._threshold, self._gallery.threshold, None, self.sidecar.threshold, tuple)  # 1:1
+        return VerifyResult(same=score >= one.threshold, score=score)
 
     def save_gallery(self, path: Optional[Union[str, os.PathLike]] = None) -> Path:
         """Save the gallery (atomically) to `path` or to where it was loaded from."""
@@ -468,10 +482,13 @@ class Recognizer:
     def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple]) -> Recognition:
         """The record of one face: recognised in this frame (`fresh` = (embedding, matches, mask score)), or its
         track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.tracking`)."""
+        decision: Optional[ThresholdDecision] = None
         if fresh is not None:
             embedding, matches, mask_score = fresh
             best = matches[0] if matches else None
-            vote = Vote(best.name if best is not None and best.score >= self.threshold else None,
+            decision = self.decision(None if mask_score is None else
+                                     "masked" if self.mask_flag.is_masked(mask_score) else "clean")
+            vote = Vote(best.name if best is not None and best.score >= decision.threshold else None,
                         best.score if best is not None else None)
             if self._tracker is not None:
                 vote = self._tracker.record(track_id, det, vote, embedding, mask_score, tuple(matches))
@@ -485,6 +502,8 @@ class Recognizer:
         kps.setflags(write=False)
         return Recognition(box=box, keypoints=kps, det_score=float(det.score), embedding=embedding, name=vote.name,
                            score=vote.score, matches=matches, track_id=track_id,
+                           threshold=None if decision is None else decision.threshold,
+                           fpir=None if decision is None else decision.fpir,
                            masked=None if mask_score is None else bool(self.mask_flag.is_masked(mask_score)),
                            mask_score=None if mask_score is None else float(mask_score))
 

@@ -23,7 +23,10 @@ class Recognition:
     the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
     masked: whether the face wears a mask (`g2d_edge.maskflag`); mask_score: the classifier's probability of it
     (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
-    tracked; see `RecognizerOptions.track`). Arrays are read-only.
+    tracked; see `RecognizerOptions.track`). threshold: the cosine this face was named at; fpir: the false-positive
+    identification rate (share of strangers named) that threshold was derived for from the gallery's size
+    (`g2d_edge.openset`; None when the threshold was set by hand or the model has no open-set calibration); both None
+    for a tracked face not recognised in this frame. Arrays are read-only.
     """
 
     box: np.ndarray
@@ -36,6 +39,8 @@ class Recognition:
     masked: Optional[bool] = None
     mask_score: Optional[float] = None
     track_id: Optional[int] = None
+    threshold: Optional[float] = None
+    fpir: Optional[float] = None
 
     @property
     def is_known(self) -> bool:
@@ -54,6 +59,8 @@ class Recognition:
             "masked": self.masked,
             "mask_score": None if self.mask_score is None else round(float(self.mask_score), 4),
             "track_id": self.track_id,
+            "threshold": None if self.threshold is None else round(float(self.threshold), 4),
+            "fpir": self.fpir,
         }
         if include_embedding:
             out["embedding"] = [float(v) for v in self.embedding]

@@ -48,15 +48,15 @@ _TEXTS: _Rule = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x 
 _OBJECT: _Rule = (lambda v: isinstance(v, dict), "a JSON object")
 
 
-def _check_fields(obj: Any, rules: Dict[str, _Rule], what: str) -> None:
+def _check_fields(obj: Any, rules: Dict[str, _Rule], what: str,
+                  fix: str = "re-export the model with g2d-export (or correct the sidecar's JSON)") -> None:
     """ModelError naming the first field of `obj` that breaks its rule."""
     for name, (ok, expected) in rules.items():
         value = getattr(obj, name)
         if not ok(value):
             shown = repr(value)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            raise ModelError(f"{what} field {name!r} is {shown}, not {expected}; re-export the model with "
-                             "g2d-export (or correct the sidecar's JSON)")
+            raise ModelError(f"{what} field {name!r} is {shown}, not {expected}; {fix}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,78 @@ class InputSpec:
                              "color": _TEXT}, "model sidecar input")
 
 
+#: Probe kinds an open-set calibration holds a threshold table for (`OpenSetCalibration`).
+PROBE_KINDS = ("clean", "masked")
+
+
+def _ascending(values: Any, low: float, high: float, whole: bool = False) -> bool:
+    if not isinstance(values, (list, tuple)) or not values:
+        return False
+    ok = _is_int(1)[0] if whole else _is_real(low, high)[0]
+    return all(ok(v) and low <= v <= high for v in values) and all(a < b for a, b in zip(values, values[1:]))
+
+
+@dataclass(frozen=True)
+class OpenSetCalibration:
+    """How the best impostor score grows with the gallery: the threshold at which a stranger (a face of no one
+    enrolled) is given a name with probability `fpir[j]` when the gallery holds `templates[i]` templates, for clean
+    and masked probes (`thresholds[kind][i][j]`). Built by `g2d_edge.openset.build_calibration` (`g2d-train calibrate`,
+    `g2d calibrate`); read by `g2d_edge.openset.OpenSetRule`.
+
+    fusion: how an identity's score is made from its templates ("max": its best template, the gallery search).
+    measured_templates: the largest gallery (in templates) the calibration data held; larger ones up to
+        `templates[-1]` rest on a tail model of each probe's impostor scores (`g2d_edge.openset`).
+    embedding_space: the model the scores are from (must be the sidecar's). probes: probes per kind.
+    source: what the calibration was measured on (people, distractors, masks), in words.
+    """
+
+    templates: List[int]
+    fpir: List[float]
+    thresholds: Dict[str, List[List[float]]]
+    measured_templates: int
+    embedding_space: str
+    probes: Dict[str, int] = field(default_factory=dict)
+    fusion: str = "max"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, {
+            "templates": (lambda v: _ascending(v, 1, 10 ** 9, whole=True), "an ascending list of whole numbers >= 1"),
+            "fpir": (lambda v: _ascending(v, 1e-9, 1.0), "an ascending list of rates in (0, 1]"),
+            "thresholds": (self._tables_ok, f"one table per probe kind {list(PROBE_KINDS)}, a row per gallery size "
+                           "and a cosine in [-1, 1] per rate, rising with the gallery and falling with the rate"),
+            "measured_templates": _is_int(1), "embedding_space": _NAME,
+            "probes": (lambda v: isinstance(v, dict) and all(k in PROBE_KINDS and _is_int(0)[0](n) for k, n in v.items()),
+                       "a JSON object of probe counts per kind"),
+            "fusion": (lambda v: v == "max", "'max' (an identity scores its best template)"), "source": _TEXT,
+        }, "model sidecar open_set", "rebuild the calibration with g2d-train calibrate or g2d calibrate")
+
+    def _tables_ok(self, tables: Any) -> bool:
+        if not isinstance(tables, dict) or set(tables) != set(PROBE_KINDS):
+            return False
+        try:
+            arrays = [np.asarray(tables[k], dtype=np.float64) for k in PROBE_KINDS]
+        except (TypeError, ValueError):
+            return False
+        shape = (len(self.templates), len(self.fpir))
+        return all(a.shape == shape and np.isfinite(a).all() and (np.abs(a) <= 1.0).all()
+                   and (np.diff(a, axis=0) >= -1e-9).all() and (np.diff(a, axis=1) <= 1e-9).all() for a in arrays)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "OpenSetCalibration":
+        if not isinstance(data, dict):
+            raise ModelError(f"model sidecar field 'open_set' must be a JSON object or null, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ModelError(f"model sidecar field 'open_set' is missing fields ({exc}); rebuild it with "
+                             "g2d-train calibrate or g2d calibrate") from exc
+
+
 @dataclass(frozen=True)
 class ModelSidecar:
     """Metadata of an exported model.
@@ -88,6 +160,8 @@ class ModelSidecar:
     class_names: identity names of the classifier's logits (closed-set use), may be empty.
     engine: for TensorRT engines, {"tensorrt": version, "gpu": name, "compute_capability": "8.7",
         "precision": "fp16", "max_batch": 32}; None for ONNX.
+    open_set: the open-set calibration (`OpenSetCalibration`): the threshold for a target false-positive
+        identification rate at each gallery size; None: not calibrated (the gallery-blind `threshold` is used).
     """
 
     name: str
@@ -106,6 +180,7 @@ class ModelSidecar:
     versions: Dict[str, str] = field(default_factory=dict)
     trained_on: str = ""
     engine: Optional[Dict[str, Any]] = None
+    open_set: Optional[OpenSetCalibration] = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -117,7 +192,12 @@ class ModelSidecar:
             "class_names": _TEXTS, "config": _OBJECT, "config_hash": _TEXT, "data_summary": _OBJECT,
             "versions": _OBJECT, "trained_on": _TEXT,
             "engine": (lambda v: v is None or isinstance(v, dict), "a JSON object or null"),
+            "open_set": (lambda v: v is None or isinstance(v, OpenSetCalibration), "an open-set calibration or null"),
         }, "model sidecar")
+        if self.open_set is not None and self.open_set.embedding_space != self.embedding_space:
+            raise ModelError(f"model sidecar open_set was calibrated for embedding space "
+                             f"{self.open_set.embedding_space!r}, not this model's {self.embedding_space!r}; "
+                             "recalibrate with g2d-train calibrate (or g2d calibrate)")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -141,6 +221,8 @@ class ModelSidecar:
         if isinstance(kwargs.get("input"), dict):
             kwargs["input"] = InputSpec(**{k: v for k, v in kwargs["input"].items()
                                            if k in {f.name for f in fields(InputSpec)}})
+        if kwargs.get("open_set") is not None:
+            kwargs["open_set"] = OpenSetCalibration.from_dict(kwargs["open_set"])
         try:
             return cls(**kwargs)
         except TypeError as exc:

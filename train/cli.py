@@ -6,6 +6,7 @@
     g2d-train inpaint    --config cfg.yaml --run-dir runs/x [--set stages.inpaint.epochs=3] [--force]
     g2d-train encoder | reformer | classifier | all        # same options; finished stages are skipped
     g2d-train eval       --config cfg.yaml --run-dir runs/x [--checkpoint ...] [--images DIR [--pairs pairs.txt]]
+    g2d-train calibrate  --model g2d_edge/models/g2d-edge-m.onnx  # open-set calibration into the model's sidecar
 
 Multi-GPU: `torchrun --nproc_per_node N -m train reformer --config cfg.yaml` (same commands; rank 0 writes).
 """
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask_score from which a face counts as masked (default: 0.3, the shipped classifier's)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a MaskFlagOptions field (e.g. print_prob=0.2, widths=16,32,64,96,128); repeatable")
+
+    p = sub.add_parser("calibrate", help="open-set calibration (threshold per gallery size and target FPIR) of an "
+                       "exported model, written into its sidecar .json (train/calibrate.py)")
+    p.add_argument("--model", type=Path, action="append", required=True,
+                   help="exported .onnx whose sidecar gets the calibration (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the calibrated thresholds, write nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     p = sub.add_parser("eval", help="verification (clean/masked pairs) and identification of a checkpoint")
     _common(p)
@@ -228,8 +236,18 @@ def cmd_maskflag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate_model, table_text
+
+    for model in args.model:
+        calibration = calibrate_model(model, write=not args.dry_run)
+        print(f"{model}: {calibration.source}\n{table_text(calibration)}")
+    return 0
+
+
 #: Commands other than the stages (`all`, `inpaint`, ... run `cmd_train`).
-HANDLERS = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval, "maskflag": cmd_maskflag}
+HANDLERS = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval, "maskflag": cmd_maskflag,
+            "calibrate": cmd_calibrate}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
