@@ -1,0 +1,342 @@
+"""Open-set identification (the NIST FRVT 1:N way): strangers given a name (FPIR) and enrolled people missed (FNIR)
+in galleries of 10 to 10,000 identities, for g2d-edge-m, g2d-edge-s and OpenCV SFace in one run.
+
+**Data** (`train/openset_data.py`): the 40 CelebA people held out of training and the unlabelled faces-pool, every
+photo through the SDK's front end (default detector, shared aligner), clean and with a synthetic mask; split into a
+calibration part and a test part. Only the **test part** is used here; the calibration each model is judged with
+was built on the other part (`g2d-train calibrate`, the one in its sidecar; SFace's is built the same way here).
+
+**Galleries** (test part): 10 of the 20 test people are enrolled with their first 1, 3 or 5 clean photos (the
+other 10 are strangers; then the roles swap: two folds), plus faces-pool distractors (one template each) up to 10,
+100, 1,000 or 10,000 identities. The test part holds 5,244 distractor faces; the 10,000 gallery adds the mirror
+images (left-right flipped aligned crops) of 4,746 of them, which are near-duplicates of faces already there.
+**Probes**: every other photo of the enrolled people (mated), every photo of the strangers and 600 further pool faces
+(non-mated), each clean and masked. A probe without a detected face is a miss (mated) and names no one (non-mated).
+
+**Scores**: FNIR at FPIR 1 % and 0.1 % at the best threshold for that gallery found on the test data itself (what
+calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` derives for the
+gallery's size at the default target FPIR 1 %, from each probe's mask flag (the shipped classifier), measured FPIR and
+FNIR; for contrast the old gallery-blind threshold (the sidecar's one-comparison threshold, OpenCV's 0.363 for SFace).
+An identity scores its best template ("max", the gallery's search); "mean" (one mean template) is scored alongside.
+
+    python benchmarks/openset.py --json benchmarks/results/openset-cpu.json --plot benchmarks/results/openset-det.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.peers import SFACE_COSINE_THRESHOLD  # noqa: E402
+from g2d_edge.files import atomic_write_text  # noqa: E402
+from g2d_edge.machine import machine_info, machine_line  # noqa: E402
+from g2d_edge.maskflag import MaskFlag  # noqa: E402
+from g2d_edge.openset import DEFAULT_TARGET_FPIR, OpenSetRule  # noqa: E402
+from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, sidecar_path_for  # noqa: E402
+from train import openset_data as od  # noqa: E402
+from train.calibrate import calibrate_sets  # noqa: E402
+from train.sface import DEFAULT_SFACE_ONNX  # noqa: E402
+
+log = logging.getLogger("benchmarks.openset")
+
+MODELS_DIR = REPO / "g2d_edge" / "models"
+GALLERY_SIZES = (10, 100, 1000, 10000)
+TEMPLATES = (1, 3, 5)
+FPIRS = (0.01, 0.001)
+FUSIONS = ("max", "mean")
+DISTRACTOR_SEED = 5
+
+
+@dataclass
+class Probes:
+    """Probe embeddings of one kind with who they are (-1: a stranger of the pool) and their mask flag."""
+
+    emb: np.ndarray  # (P, D), NaN rows: no face
+    person: np.ndarray  # person index (into the held-out people) or -1
+    flagged: np.ndarray  # mask flag says masked
+
+
+def mask_flags(crops: od.Crops) -> Dict[str, np.ndarray]:
+    """The shipped mask flag on every crop (False where no face)."""
+    flag = MaskFlag()
+    out = {}
+    for kind in PROBE_KINDS:
+        faces, ok = getattr(crops, kind), getattr(crops, f"ok_{kind}")
+        flags = np.zeros(len(faces), bool)
+        if ok.any():
+            flags[ok] = flag.is_masked(flag.scores(faces[ok]))
+        out[kind] = flags
+    return out
+
+
+def distractor_rows(sets: Dict[str, od.FaceSet], count: int) -> np.ndarray:
+    """`count` distractor templates of the test part: distinct faces first (seeded order), then mirror images."""
+    pool = sets["pool"]
+    rows = od.pool_parts(len(pool.files))["test_distractors"]
+    rows = rows[np.isfinite(pool.clean[rows]).all(axis=1)]
+    rows = np.random.default_rng(DISTRACTOR_SEED).permutation(rows)
+    templates = np.concatenate([pool.clean[rows], sets["mirror"].clean[rows]])
+    if count > len(templates):
+        raise SystemExit(f"the test part has {len(templates)} distractor templates, {count} asked for")
+    return templates[:count]
+
+
+def identity_scores(probes: np.ndarray, gallery: List[np.ndarray], fusion: str) -> np.ndarray:
+    """(P, N) score of each probe against each identity (rows of NaN probes are -inf)."""
+    if fusion == "mean":
+        means = np.stack([t.mean(axis=0) for t in gallery])
+        templates, owner = means / np.linalg.norm(means, axis=1, keepdims=True), np.arange(len(gallery))
+    else:
+        templates = np.concatenate(gallery)
+        owner = np.repeat(np.arange(len(gallery)), [len(t) for t in gallery])
+    q = np.nan_to_num(probes, nan=0.0)
+    sims = q @ templates.T
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(owner)) + 1])
+    out = np.maximum.reduceat(sims, starts, axis=1)
+    out[~np.isfinite(probes).all(axis=1)] = -np.inf
+    return out
+
+
+@dataclass
+class Trial:
+    """Top identity and score of every mated and non-mated probe of one gallery, with each probe's SDK threshold."""
+
+    mated_score: np.ndarray
+    mated_right: np.ndarray
+    mated_threshold: np.ndarray
+    stranger_score: np.ndarray
+    stranger_threshold: np.ndarray
+
+
+def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], size: int, k: int, kind: str,
+             fusion: str, rule: OpenSetRule, distractors: np.ndarray) -> Trial:
+    people = sets["people"]
+    gallery, probe_rows, probe_owner = [], [], []
+    for slot, person in enumerate(enrolled):
+        rows = np.flatnonzero(people.labels == person)
+        usable = [r for r in rows if np.isfinite(people.clean[r]).all()]
+        gallery.append(people.clean[usable[:k]])
+        rest = [r for r in rows if r not in set(usable[:k])]
+        probe_rows += rest
+        probe_owner += [slot] * len(rest)
+    gallery += [d[None] for d in distractors[:size - len(enrolled)]]
+    n_templates = sum(len(t) for t in gallery)
+    emb = getattr(people, kind)
+    stranger_rows = np.flatnonzero(np.isin(people.labels, list(strangers)))
+    pool_rows = od.pool_parts(len(sets["pool"].files))["test_probes"]
+    stranger_emb = np.concatenate([emb[stranger_rows], getattr(sets["pool"], kind)[pool_rows]])
+    stranger_flag = np.concatenate([flags["people"][kind][stranger_rows], flags["pool"][kind][pool_rows]])
+    mated = identity_scores(emb[probe_rows], gallery, fusion)
+    strangers_scores = identity_scores(stranger_emb, gallery, fusion)
+    best = np.argmax(mated, axis=1)
+    thresholds = {f: rule.threshold(n_templates, "masked" if f else "clean") for f in (False, True)}
+    return Trial(mated[np.arange(len(best)), best], best == np.array(probe_owner),
+                 np.array([thresholds[bool(f)] for f in flags["people"][kind][probe_rows]]),
+                 strangers_scores.max(axis=1), np.array([thresholds[bool(f)] for f in stranger_flag]))
+
+
+def merge(trials: Sequence[Trial]) -> Trial:
+    return Trial(*[np.concatenate([getattr(t, f) for t in trials]) for f in Trial.__dataclass_fields__])
+
+
+def score(trial: Trial, old_threshold: float) -> Dict:
+    """FNIR at the best thresholds for each FPIR, and FPIR/FNIR at the SDK's and at the old threshold."""
+    strangers = np.sort(trial.stranger_score[np.isfinite(trial.stranger_score)])[::-1]
+    n_strangers = len(trial.stranger_score)
+    out: Dict = {"mated_probes": int(len(trial.mated_score)), "nonmated_probes": int(n_strangers)}
+
+    def fnir(threshold) -> float:
+        return float(np.mean(~(trial.mated_right & (trial.mated_score >= threshold))))
+
+    for f in FPIRS:
+        allowed = int(np.floor(f * n_strangers))  # strangers that may score at or above the threshold
+        t = float(np.nextafter(strangers[allowed], 2.0)) if allowed < len(strangers) else -1.0
+        out[f"fnir_at_fpir_{f:g}"] = fnir(t)
+        out[f"threshold_at_fpir_{f:g}"] = t
+    out["sdk"] = {"fpir": float(np.mean(trial.stranger_score >= trial.stranger_threshold)),
+                  "fnir": fnir(trial.mated_threshold),
+                  "threshold_mean": float(np.mean(trial.stranger_threshold))}
+    out["old_threshold"] = {"threshold": old_threshold, "fpir": float(np.mean(trial.stranger_score >= old_threshold)),
+                            "fnir": fnir(old_threshold)}
+    return out
+
+
+def det_curve(trial: Trial) -> Tuple[List[float], List[float]]:
+    """(FPIR, FNIR) at every threshold a stranger's score sets."""
+    ts = np.unique(np.concatenate([trial.stranger_score[np.isfinite(trial.stranger_score)], [1.0]]))
+    fpir = [float(np.mean(trial.stranger_score >= t)) for t in ts]
+    fnir = [float(np.mean(~(trial.mated_right & (trial.mated_score >= t)))) for t in ts]
+    return fpir, fnir
+
+
+# ------------------------------------------------------------------------------------------------------ run
+def model_list(models: Sequence[Tuple[str, Path]], sface: Optional[Path]) -> List[Tuple[str, Path]]:
+    return list(models) + ([("sface", sface)] if sface is not None else [])
+
+
+def rule_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[OpenSetRule, float, str]:
+    """(the model's open-set rule at the default target FPIR, its old one-comparison threshold, where the
+    calibration comes from)."""
+    if label == "sface":
+        calibration = calibrate_sets(sets, "sface")
+        return OpenSetRule(calibration), SFACE_COSINE_THRESHOLD, "built in this run (train/calibrate.py)"
+    sidecar = ModelSidecar.load(sidecar_path_for(path))
+    if sidecar.open_set is None:
+        calibration, where = calibrate_sets(sets, sidecar.embedding_space), "built in this run (not in the sidecar)"
+    else:
+        calibration, where = sidecar.open_set, "the model sidecar's (g2d-train calibrate)"
+    return OpenSetRule(calibration, DEFAULT_TARGET_FPIR), float(sidecar.threshold), where
+
+
+def evaluate_model(sets, flags, rule: OpenSetRule, old: float, folds, sizes, curves: Dict) -> Dict:
+    distractors = distractor_rows(sets, max(sizes))
+    out: Dict = {}
+    for fusion in FUSIONS:
+        for size in sizes:
+            for k in TEMPLATES:
+                for kind in PROBE_KINDS:
+                    trial = merge([run_fold(sets, flags, enrolled, strangers, size, k, kind, fusion, rule,
+                                            distractors) for enrolled, strangers in folds])
+                    cell = score(trial, old)
+                    if fusion != "max":  # the calibration and the SDK are for the gallery's own fusion
+                        cell.pop("sdk")
+                        cell.pop("old_threshold")
+                    out.setdefault(fusion, {}).setdefault(str(size), {}).setdefault(str(k), {})[kind] = cell
+                    if fusion == "max" and k in (1, 5):
+                        curves[(size, k, kind)] = det_curve(trial)
+    return out
+
+
+def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequence[int] = GALLERY_SIZES) -> Dict:
+    p_crops, _, people, _ = od.people_crops()
+    q_crops, _ = od.pool_crops()
+    flags = {"people": mask_flags(p_crops), "pool": mask_flags(q_crops)}
+    test = [int(i) for i in od.halves(len(people))[1]]
+    folds = [(test[0::2], test[1::2]), (test[1::2], test[0::2])]
+    results, curves, meta_models = {}, {}, {}
+    for label, path in model_list(models, sface):
+        embed, dim = od.model_embedder(label, path)
+        sets = od.embeddings(label, path, embed, dim, mirrored=True)
+        rule, old, where = rule_for(label, path, sets)
+        curves[label] = {}
+        results[label] = evaluate_model(sets, flags, rule, old, folds, sizes, curves[label])
+        meta_models[label] = {"file": path.name, "calibration": where, "calibration_source": rule.calibration.source,
+                              "old_threshold": old,
+                              "sdk_threshold_at_1000_templates": {k: round(rule.threshold(1000, k), 4)
+                                                                  for k in PROBE_KINDS}}
+        log.info("%s done", label)
+    parts = od.pool_parts(len(q_crops.ok_clean))
+    meta = {"machine": machine_info(gpu=False), "load_average_at_start": os.getloadavg()[0], "models": meta_models,
+            "target_fpir": DEFAULT_TARGET_FPIR, "test_people": len(test), "enrolled_per_fold": len(folds[0][0]),
+            "gallery_sizes": list(sizes), "templates": list(TEMPLATES),
+            "distractors": {"distinct_faces": int(q_crops.ok_clean[parts["test_distractors"]].sum()),
+                            "note": "faces-pool test part (one template each, distinct first, in a seeded order); "
+                                    "past them, mirror images of the same faces (near-duplicates)"},
+            "pool_stranger_probes": len(parts["test_probes"]), "mask_seed": od.MASK_SEED}
+    return {"meta": meta, "results": results, "curves": curves}
+
+
+# ------------------------------------------------------------------------------------------------------ report
+def _pair(cell: Dict, key: str, sub: Optional[str] = None) -> str:
+    values = [cell[k][sub][key] if sub else cell[k][key] for k in PROBE_KINDS]
+    return " / ".join(f"{v:.3f}" for v in values)
+
+
+def report(out: Dict) -> str:
+    meta = out["meta"]
+    d = meta["distractors"]
+    lines = [f"Machine: {machine_line(meta['machine'])}; load average {meta['load_average_at_start']:.1f} at the start "
+             "(2 cores shared with other jobs)",
+             f"Test part: {meta['test_people']} held-out people ({meta['enrolled_per_fold']} enrolled, the others "
+             f"strangers, two folds), {meta['pool_stranger_probes']} faces-pool strangers, {d['distinct_faces']} "
+             f"distinct distractor faces (the 10,000 gallery: {max(0, 9990 - d['distinct_faces'])} mirror images "
+             "added). Each cell: clean / masked probes.", ""]
+    for label, per in out["results"].items():
+        m = meta["models"][label]
+        lines += [f"### {label} (calibration: {m['calibration']}; old threshold {m['old_threshold']:.3f})", "",
+                  "| identities | templates | FNIR @ FPIR 1 % | FNIR @ FPIR 0.1 % | SDK default: FPIR | SDK default: FNIR "
+                  "| old threshold: FPIR | mean template: FNIR @ FPIR 1 % |", "|---|---|---|---|---|---|---|---|"]
+        for size, by_k in per["max"].items():
+            for k, cell in by_k.items():
+                mean = per["mean"][size][k]
+                lines.append(f"| {int(size):,} | {k} | {_pair(cell, 'fnir_at_fpir_0.01')} | "
+                             f"{_pair(cell, 'fnir_at_fpir_0.001')} | {_pair(cell, 'fpir', 'sdk')} | "
+                             f"{_pair(cell, 'fnir', 'sdk')} | {_pair(cell, 'fpir', 'old_threshold')} | "
+                             f"{_pair(mean, 'fnir_at_fpir_0.01')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(out: Dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = out["meta"]["gallery_sizes"]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4.2), sharey=True)
+    colours = {"g2d-edge-m": "tab:blue", "g2d-edge-s": "tab:orange", "sface": "tab:green"}
+    for ax, size in zip(np.atleast_1d(axes), sizes):
+        for label, curves in out["curves"].items():
+            for kind, style in (("clean", "-"), ("masked", "--")):
+                fpir, fnir = curves[(size, 5, kind)]
+                ax.plot(np.maximum(fpir, 1e-4), fnir, style, color=colours.get(label), label=f"{label} {kind}")
+                sdk = out["results"][label]["max"][str(size)]["5"][kind]["sdk"]
+                ax.plot([max(sdk["fpir"], 1e-4)], [sdk["fnir"]], "o", color=colours.get(label))
+        ax.set_xscale("log")
+        ax.set_xlim(1e-3, 1)
+        ax.set_ylim(0, 0.6)
+        ax.axvline(0.01, color="grey", lw=0.5)
+        ax.set_title(f"{size:,} identities, 5 templates")
+        ax.set_xlabel("FPIR (strangers named)")
+        ax.grid(True, which="both", lw=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("FNIR (enrolled people missed)")
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Open-set DET, held-out people (test part); dots: the SDK's default (target FPIR 1 %)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _model_arg(value: str) -> Tuple[str, Path]:
+    path, _, label = value.partition("=")
+    return (label or Path(path).stem), Path(path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=_model_arg, action="append", metavar="PATH[=LABEL]",
+                   help="exported .onnx with its sidecar; repeat for several (default: the shipped models)")
+    p.add_argument("--sface", type=Path, default=DEFAULT_SFACE_ONNX, help="OpenCV SFace ONNX (the peer)")
+    p.add_argument("--no-sface", action="store_true")
+    p.add_argument("--sizes", type=int, nargs="+", default=list(GALLERY_SIZES), help="gallery sizes (identities)")
+    p.add_argument("--json", type=Path, help="write the results as JSON here")
+    p.add_argument("--plot", type=Path, help="write the DET plot (PNG) here (needs matplotlib: g2d-edge[benchmark])")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = args.model or [(n, MODELS_DIR / f"{n}.onnx") for n in ("g2d-edge-m", "g2d-edge-s")]
+    out = run(models, None if args.no_sface else args.sface, args.sizes)
+    text = report(out)
+    print(text)
+    if args.json:
+        payload = {k: v for k, v in out.items() if k != "curves"}
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    if args.plot:
+        plot(out, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
