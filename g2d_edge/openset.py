@@ -26,11 +26,12 @@ identity scores its best template) against a mean template, per-size calibration
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -243,23 +244,41 @@ class OpenSetRule:
 
 class GallerySize:
     """A gallery's (identities, templates), for the open-set threshold: counted afresh for a gallery in memory,
-    reused for `ttl_s` seconds for a database gallery (counting it is a query)."""
+    reused for `ttl_s` seconds for a database gallery (counting it is a query), and counted once for all the faces
+    of a frame (`held`)."""
 
     def __init__(self, ttl_s: float = 2.0) -> None:
         self.ttl_s = float(ttl_s)
         self._cached: Optional[tuple] = None
+        self._holding = False
+        self._held: Optional[Tuple[int, int]] = None
 
     def reset(self) -> None:
         """Forget the cached size (the gallery changed, or another one is attached)."""
         self._cached = None
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Within the block the size is counted once (the faces of one frame share it)."""
+        self._holding, self._held = True, None
+        try:
+            yield
+        finally:
+            self._holding, self._held = False, None
+
     def __call__(self, gallery: Any, fresh: bool) -> Tuple[int, int]:
+        if self._holding and self._held is not None:
+            return self._held
         if fresh:
-            return len(gallery), int(gallery.num_templates)
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > self.ttl_s:
-            self._cached = (now, len(gallery), int(gallery.num_templates))
-        return self._cached[1], self._cached[2]
+            size = (len(gallery), int(gallery.num_templates))
+        else:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self.ttl_s:
+                self._cached = (now, len(gallery), int(gallery.num_templates))
+            size = (self._cached[1], self._cached[2])
+        if self._holding:
+            self._held = size
+        return size
 
 
 def decide_threshold(manual: Optional[float], gallery_threshold: Optional[float], rule: Optional[OpenSetRule],

@@ -195,8 +195,7 @@ class Recognizer:
 
     @property
     def threshold(self) -> float:
-        """Cosine from which a face gets a name (see `RecognizerOptions.threshold`; the open-set one: the higher of
-        the clean and masked faces' ones). `decision()` says which and why."""
+        """Cosine from which a face gets a name (`RecognizerOptions.threshold`); `decision()` says which and why."""
         return self.decision().threshold
 
     def decision(self, kind: Optional[str] = None) -> ThresholdDecision:
@@ -353,14 +352,13 @@ class Recognizer:
             return self._masked(frame, face, key)
 
     def verify(self, image_a: ImageLike, image_b: ImageLike) -> VerifyResult:
-        """Are the (largest) faces of two images the same person? Returns `(same, score)`, score = cosine similarity.
-
-        Raises NoFaceError naming the image without a face, ImageReadError for an unreadable one.
-        """
+        """Are the (largest) faces of two images the same person? Returns `(same, score)`, score = cosine similarity,
+        judged at the threshold of a one-template gallery. NoFaceError / ImageReadError name the image at fault."""
         faces = [self._largest_aligned_face(img, describe(img, i)) for i, img in enumerate((image_a, image_b))]
         emb = self._infer(np.stack(faces))
         score = float(np.dot(emb[0], emb[1]))
-        one = decide_threshold(self._threshold, self._gallery.threshold, None, self.sidecar.threshold, tuple)  # 1:1
+        one = decide_threshold(self._threshold, self._gallery.threshold, self.open_set, self.sidecar.threshold,
+                               lambda: (1, 1))  # one comparison: a gallery of one template
         return VerifyResult(same=score >= one.threshold, score=score)
 
     def save_gallery(self, path: Optional[Union[str, os.PathLike]] = None) -> Path:
@@ -474,7 +472,9 @@ class Recognizer:
                         "enrol people with Recognizer.enroll or `g2d enroll`")
             self._warned_empty = True
         fresh = dict(zip(todo, zip(embeddings, candidates, mask_scores)))
-        results = [self._recognition(det, tid, fresh.get(i)) for i, (det, tid) in enumerate(zip(detections, track_ids))]
+        with self._size.held():  # the gallery is counted once per frame for the open-set threshold
+            results = [self._recognition(det, tid, fresh.get(i))
+                       for i, (det, tid) in enumerate(zip(detections, track_ids))]
         t5 = time.perf_counter()
         return results, {"detection": t1 - t0, "tracking": t2 - t1, "alignment": t3 - t2, "inference": t4 - t3,
                          "matching": t5 - t4}

@@ -118,7 +118,8 @@ class OpenSetCalibration:
             "thresholds": (self._tables_ok, f"one table per probe kind {list(PROBE_KINDS)}, a row per gallery size "
                            "and a cosine in [-1, 1] per rate, rising with the gallery and falling with the rate"),
             "measured_templates": _is_int(1), "embedding_space": _NAME,
-            "probes": (lambda v: isinstance(v, dict) and all(k in PROBE_KINDS and _is_int(0)[0](n) for k, n in v.items()),
+            "probes": (lambda v: isinstance(v, dict)
+                       and all(k in PROBE_KINDS and _is_int(0)[0](n) for k, n in v.items()),
                        "a JSON object of probe counts per kind"),
             "fusion": (lambda v: v == "max", "'max' (an identity scores its best template)"), "source": _TEXT,
         }, "model sidecar open_set", "rebuild the calibration with g2d-train calibrate or g2d calibrate")

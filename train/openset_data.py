@@ -5,13 +5,14 @@
   synthetic mask drawn on the raw photo (Face Mesh, seed `MASK_SEED`, never used in training).
 - **Distractors**: the unlabelled `faces-pool` (80 px web faces of mostly different people), upscaled 2x (bicubic)
   before detection as `../shared/README.md` advises; one template each. The first `POOL_PROBES` faces of each part
-  also get a synthetic mask: they are stranger probes (clean and masked), the others distractors.
+  also get a synthetic mask: they are stranger probes (clean and masked), the others distractors. The pool was the
+  unlabelled distillation pool of the shipped models (no identities, but its faces were seen in training).
 
 Both are split once, by person and by file, into a **calibration part** and a **test part** (`halves`, seeded;
 people 20 + 20, pool `POOL_CALIBRATION` + the rest, so that the test part has enough faces for 10,000-identity
-galleries), so that a calibration built on one part is measured on the other. Each photo goes through the SDK's default detector
-(largest face) and the shared 112x112 aligner; embeddings of every model are cached under `runs/openset/` (git-
-ignored), keyed by model file, so a rerun only computes what is missing.
+galleries), so that a calibration built on one part is measured on the other. Each photo goes through the SDK's
+default detector (largest face) and the shared 112x112 aligner; embeddings of every model are cached under
+`runs/openset/` (git-ignored), keyed by model file, so a rerun only computes what is missing.
 """
 from __future__ import annotations
 
@@ -201,8 +202,10 @@ def embeddings(label: str, path: Optional[Path], embed: Callable[[np.ndarray], n
     q_crops, pool_files = pool_crops(pool_root, cache_dir)
     sets = [("people", p_crops, labels, people, files),
             ("pool", q_crops, np.arange(len(pool_files)), pool_files, pool_files)]
-    if mirrored:
-        flip = Crops(q_crops.clean[:, :, ::-1], q_crops.masked[:, :, ::-1], q_crops.ok_clean, q_crops.ok_masked)
+    if mirrored:  # the test distractors mirrored (clean only): more distractor templates for large galleries
+        rows = np.zeros(len(pool_files), bool)
+        rows[pool_parts(len(pool_files))["test_distractors"]] = True
+        flip = Crops(q_crops.clean[:, :, ::-1], q_crops.masked, q_crops.ok_clean & rows, np.zeros_like(rows))
         sets.append(("mirror", flip, np.arange(len(pool_files)), pool_files, pool_files))
     for name, crops, lab, who, fls in sets:
         file = cache_dir / f"emb-{name}-{key}.npz"
