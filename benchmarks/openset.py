@@ -8,10 +8,11 @@ was built on the other part (`g2d-train calibrate`, the one in its sidecar; SFac
 
 **Galleries** (test part): 10 of the 20 test people are enrolled with their first 1, 3 or 5 clean photos (the
 other 10 are strangers; then the roles swap: two folds), plus faces-pool distractors (one template each) up to 10,
-100, 1,000 or 10,000 identities. The test part holds 5,244 distractor faces; the 10,000 gallery adds the mirror
-images (left-right flipped aligned crops) of 4,746 of them, which are near-duplicates of faces already there.
-**Probes**: every other photo of the enrolled people (mated), every photo of the strangers and 600 further pool faces
-(non-mated), each clean and masked. A probe without a detected face is a miss (mated) and names no one (non-mated).
+100, 1,000 or 10,000 identities. The test part holds 5,844 distractor faces (5,841 with a face found); the 10,000
+gallery adds the mirror images (left-right flipped aligned crops) of 4,149 of them, near-duplicates of faces already
+there, so it is not as hard as 10,000 distinct people would be.
+**Probes**: every other photo of the enrolled people (mated) and every photo of the strangers (non-mated), each clean
+and masked; faces-pool faces are not probes (the pool holds a few faces of the same person, `train/calibrate.py`). A probe without a detected face is a miss (mated) and names no one (non-mated).
 
 **Scores**: FNIR at FPIR 1 % and 0.1 % at the best threshold for that gallery found on the test data itself (what
 calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` derives for the
@@ -82,11 +83,12 @@ def mask_flags(crops: od.Crops) -> Dict[str, np.ndarray]:
 
 def distractor_rows(sets: Dict[str, od.FaceSet], count: int) -> np.ndarray:
     """`count` distractor templates of the test part: distinct faces first (seeded order), then mirror images."""
-    pool = sets["pool"]
-    rows = od.pool_parts(len(pool.files))["test_distractors"]
-    rows = rows[np.isfinite(pool.clean[rows]).all(axis=1)]
-    rows = np.random.default_rng(DISTRACTOR_SEED).permutation(rows)
-    templates = np.concatenate([pool.clean[rows], sets["mirror"].clean[rows]])
+    pool, mirror = sets["pool"], sets["mirror"]
+    rows = od.pool_parts(len(pool.files))["test"]
+    order = np.random.default_rng(DISTRACTOR_SEED).permutation(rows)
+    distinct = order[np.isfinite(pool.clean[order]).all(axis=1)]
+    mirrored = order[np.isfinite(mirror.clean[order]).all(axis=1)]
+    templates = np.concatenate([pool.clean[distinct], mirror.clean[mirrored]])
     if count > len(templates):
         raise SystemExit(f"the test part has {len(templates)} distractor templates, {count} asked for")
     return templates[:count]
@@ -134,15 +136,13 @@ def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], siz
     n_templates = sum(len(t) for t in gallery)
     emb = getattr(people, kind)
     stranger_rows = np.flatnonzero(np.isin(people.labels, list(strangers)))
-    pool_rows = od.pool_parts(len(sets["pool"].files))["test_probes"]
-    stranger_emb = np.concatenate([emb[stranger_rows], getattr(sets["pool"], kind)[pool_rows]])
-    stranger_flag = np.concatenate([flags["people"][kind][stranger_rows], flags["pool"][kind][pool_rows]])
+    stranger_emb, stranger_flag = emb[stranger_rows], flags[kind][stranger_rows]
     mated = identity_scores(emb[probe_rows], gallery, fusion)
     strangers_scores = identity_scores(stranger_emb, gallery, fusion)
     best = np.argmax(mated, axis=1)
     thresholds = {f: rule.threshold(n_templates, "masked" if f else "clean") for f in (False, True)}
     return Trial(mated[np.arange(len(best)), best], best == np.array(probe_owner),
-                 np.array([thresholds[bool(f)] for f in flags["people"][kind][probe_rows]]),
+                 np.array([thresholds[bool(f)] for f in flags[kind][probe_rows]]),
                  strangers_scores.max(axis=1), np.array([thresholds[bool(f)] for f in stranger_flag]))
 
 
@@ -221,7 +221,7 @@ def evaluate_model(sets, flags, rule: OpenSetRule, old: float, folds, sizes, cur
 def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequence[int] = GALLERY_SIZES) -> Dict:
     p_crops, _, people, _ = od.people_crops()
     q_crops, _ = od.pool_crops()
-    flags = {"people": mask_flags(p_crops), "pool": mask_flags(q_crops)}
+    flags = mask_flags(p_crops)
     test = [int(i) for i in od.halves(len(people))[1]]
     folds = [(test[0::2], test[1::2]), (test[1::2], test[0::2])]
     results, curves, meta_models = {}, {}, {}
@@ -240,10 +240,10 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
     meta = {"machine": machine_info(gpu=False), "load_average_at_start": os.getloadavg()[0], "models": meta_models,
             "target_fpir": DEFAULT_TARGET_FPIR, "test_people": len(test), "enrolled_per_fold": len(folds[0][0]),
             "gallery_sizes": list(sizes), "templates": list(TEMPLATES),
-            "distractors": {"distinct_faces": int(q_crops.ok_clean[parts["test_distractors"]].sum()),
+            "distractors": {"distinct_faces": int(q_crops.ok_clean[parts["test"]].sum()),
                             "note": "faces-pool test part (one template each, distinct first, in a seeded order); "
                                     "past them, mirror images of the same faces (near-duplicates)"},
-            "pool_stranger_probes": len(parts["test_probes"]), "mask_seed": od.MASK_SEED}
+            "mask_seed": od.MASK_SEED}
     return {"meta": meta, "results": results, "curves": curves}
 
 
@@ -259,9 +259,8 @@ def report(out: Dict) -> str:
     lines = [f"Machine: {machine_line(meta['machine'])}; load average {meta['load_average_at_start']:.1f} at the start "
              "(2 cores shared with other jobs)",
              f"Test part: {meta['test_people']} held-out people ({meta['enrolled_per_fold']} enrolled, the others "
-             f"strangers, two folds), {meta['pool_stranger_probes']} faces-pool strangers, {d['distinct_faces']} "
-             f"distinct distractor faces (the 10,000 gallery: {max(0, 9990 - d['distinct_faces'])} mirror images "
-             "added). Each cell: clean / masked probes.", ""]
+             f"strangers, two folds), {d['distinct_faces']} distinct distractor faces (the 10,000 gallery: "
+             f"{max(0, 9990 - d['distinct_faces'])} mirror images added). Each cell: clean / masked probes.", ""]
     for label, per in out["results"].items():
         m = meta["models"][label]
         lines += [f"### {label} (calibration: {m['calibration']}; old threshold {m['old_threshold']:.3f})", "",

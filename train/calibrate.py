@@ -2,9 +2,8 @@
 
 The calibration (`g2d_edge.sidecar.OpenSetCalibration`, built by `g2d_edge.openset.build_calibration`) is measured
 on the *calibration part* of `train.openset_data` only: stranger probes are the photos of 20 of the 40 held-out
-CelebA people and 1,000 faces-pool faces, each clean and with a synthetic mask; distractors are the 3,000
-calibration faces of the pool, one template each (a pool probe is never compared with itself). The test part
-(the other 20 people, the other 5,844 pool faces) is left to `benchmarks/openset.py`.
+CelebA people, each clean and with a synthetic mask; distractors are the 3,000 calibration faces of the pool, one
+template each. The test part (the other 20 people, the other 5,844 pool faces) is left to `benchmarks/openset.py`.
 
     g2d-train calibrate --model g2d_edge/models/g2d-edge-m.onnx     # rewrites g2d-edge-m.json's open_set
     g2d-train calibrate --model runs/x.onnx --dry-run               # print the table, write nothing
@@ -26,27 +25,21 @@ log = logging.getLogger(__name__)
 
 
 def calibration_probes(sets: Dict[str, od.FaceSet]) -> Tuple[Dict[str, List[np.ndarray]], int, Dict[str, int]]:
-    """({kind: each calibration probe's scores against the calibration distractors}, distractor count, counts of
-    probes by origin) from one model's embeddings (`train.openset_data.embeddings`)."""
+    """({kind: each calibration probe's scores against the calibration distractors}, distractor count, probes per
+    kind) from one model's embeddings (`train.openset_data.embeddings`). Probes are the held-out people's photos only:
+    the pool holds a few faces of the same person, so a pool face is no sure stranger to the rest of the pool."""
     people, pool = sets["people"], sets["pool"]
-    cal_people = set(od.halves(len(people.people))[0].tolist())
-    parts = od.pool_parts(len(pool.files))
-    rows = np.concatenate([parts["calibration_probes"], parts["calibration_distractors"]])
-    rows = rows[np.isfinite(pool.clean[rows]).all(axis=1)]
-    distractors = pool.clean[rows]
-    position = {int(r): i for i, r in enumerate(rows)}
-    person_rows = np.flatnonzero(np.isin(people.labels, list(cal_people)))
+    cal_people = od.halves(len(people.people))[0]
+    rows = od.pool_parts(len(pool.files))["calibration"]
+    distractors = pool.clean[rows[np.isfinite(pool.clean[rows]).all(axis=1)]]
+    person_rows = np.flatnonzero(np.isin(people.labels, cal_people))
     scores: Dict[str, List[np.ndarray]] = {}
     counts: Dict[str, int] = {}
     for kind in PROBE_KINDS:
         probes = getattr(people, kind)[person_rows]
         probes = probes[np.isfinite(probes).all(axis=1)]
-        pool_rows = np.array([r for r in parts["calibration_probes"]
-                              if np.isfinite(getattr(pool, kind)[r]).all() and int(r) in position], np.int64)
-        own = np.array([position[int(r)] for r in pool_rows], np.int64)
-        scores[kind] = (impostor_scores(probes, distractors)
-                        + impostor_scores(getattr(pool, kind)[pool_rows], distractors, exclude=own))
-        counts[f"{kind}_people_photos"], counts[f"{kind}_pool_faces"] = len(probes), len(pool_rows)
+        scores[kind] = impostor_scores(probes, distractors)
+        counts[kind] = len(probes)
     return scores, len(distractors), counts
 
 
@@ -54,10 +47,9 @@ def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str) -> OpenSet
     """The open-set calibration of one model's embeddings (calibration part only)."""
     scores, distractors, counts = calibration_probes(sets)
     people = len(od.halves(len(sets["people"].people))[0])
-    source = (f"stranger probes: {counts['clean_people_photos']} photos of {people} held-out CelebA people and "
-              f"{counts['clean_pool_faces']} faces-pool faces, clean ({counts['masked_people_photos']} + "
-              f"{counts['masked_pool_faces']} with a synthetic mask); distractors: {distractors} faces-pool faces, one "
-              "template each; SDK front end (default detector, shared aligner); train/calibrate.py")
+    source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
+              f"clean, and {counts['masked']} of them with a synthetic mask; distractors: {distractors} faces-pool "
+              "faces, one template each; SDK front end (default detector, shared aligner); train/calibrate.py")
     return build_calibration(scores, distractors, embedding_space, source)
 
 

@@ -4,8 +4,8 @@
   same `train.data.split_identities` hold-out as training and `benchmarks/accuracy.py`), every photo clean and with a
   synthetic mask drawn on the raw photo (Face Mesh, seed `MASK_SEED`, never used in training).
 - **Distractors**: the unlabelled `faces-pool` (80 px web faces of mostly different people), upscaled 2x (bicubic)
-  before detection as `../shared/README.md` advises; one template each. The first `POOL_PROBES` faces of each part
-  also get a synthetic mask: they are stranger probes (clean and masked), the others distractors. The pool was the
+  before detection as `../shared/README.md` advises; one template each (some faces got a synthetic mask too,
+  `POOL_PROBES`, but pool faces are not used as stranger probes: see `train.calibrate`). The pool was the
   unlabelled distillation pool of the shipped models (no identities, but its faces were seen in training).
 
 Both are split once, by person and by file, into a **calibration part** and a **test part** (`halves`, seeded;
@@ -46,7 +46,8 @@ MASK_SEED = 1_901_019
 HALF_SEED = 19
 #: Pool faces in the calibration part (the test part gets the others).
 POOL_CALIBRATION = 3000
-#: Pool faces that are stranger probes (and get a synthetic mask), per part: (calibration, test).
+#: Pool faces given a synthetic mask when the crops were made, per part (calibration, test); mirror images are made
+#: of the test faces past these.
 POOL_PROBES = (1000, 600)
 POOL_UPSCALE = 2.0
 
@@ -141,16 +142,15 @@ def _pool_files(root: Path) -> List[Path]:
 
 
 def pool_parts(count: int) -> Dict[str, np.ndarray]:
-    """Pool rows of each part: "calibration_probes", "calibration_distractors", "test_probes", "test_distractors"."""
+    """Pool rows of each part: "calibration" and "test" (distractors), and "masked" (the rows given a synthetic mask
+    when the crops were made: the first `POOL_PROBES` of each part; not used as probes, see `train.calibrate`)."""
     cal, test = halves(count, POOL_CALIBRATION)
-    return {"calibration_probes": cal[:POOL_PROBES[0]], "calibration_distractors": cal[POOL_PROBES[0]:],
-            "test_probes": test[:POOL_PROBES[1]], "test_distractors": test[POOL_PROBES[1]:]}
+    return {"calibration": cal, "test": test, "masked": np.concatenate([cal[:POOL_PROBES[0]], test[:POOL_PROBES[1]]])}
 
 
 def pool_mask_rows(count: int) -> np.ndarray:
-    """Pool rows that get a synthetic mask: the stranger probes of both parts."""
-    parts = pool_parts(count)
-    return np.concatenate([parts["calibration_probes"], parts["test_probes"]])
+    """Pool rows that got a synthetic mask (`pool_parts`)."""
+    return pool_parts(count)["masked"]
 
 
 def people_crops(root: Path = DEFAULT_PEOPLE, cache_dir: Path = CACHE_DIR) -> Tuple[Crops, np.ndarray, List[str],
@@ -204,7 +204,7 @@ def embeddings(label: str, path: Optional[Path], embed: Callable[[np.ndarray], n
             ("pool", q_crops, np.arange(len(pool_files)), pool_files, pool_files)]
     if mirrored:  # the test distractors mirrored (clean only): more distractor templates for large galleries
         rows = np.zeros(len(pool_files), bool)
-        rows[pool_parts(len(pool_files))["test_distractors"]] = True
+        rows[pool_parts(len(pool_files))["test"][POOL_PROBES[1]:]] = True
         flip = Crops(q_crops.clean[:, :, ::-1], q_crops.masked, q_crops.ok_clean & rows, np.zeros_like(rows))
         sets.append(("mirror", flip, np.arange(len(pool_files)), pool_files, pool_files))
     for name, crops, lab, who, fls in sets:
