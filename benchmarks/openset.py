@@ -84,10 +84,10 @@ def mask_flags(crops: od.Crops) -> Dict[str, np.ndarray]:
 def distractor_rows(sets: Dict[str, od.FaceSet], count: int) -> np.ndarray:
     """`count` distractor templates of the test part: distinct faces first (seeded order), then mirror images."""
     pool, mirror = sets["pool"], sets["mirror"]
-    rows = od.pool_parts(len(pool.files))["test"]
-    order = np.random.default_rng(DISTRACTOR_SEED).permutation(rows)
+    parts = od.pool_parts(pool.files)
+    order = np.random.default_rng(DISTRACTOR_SEED).permutation(parts["test"])
     distinct = order[np.isfinite(pool.clean[order]).all(axis=1)]
-    mirrored = order[np.isfinite(mirror.clean[order]).all(axis=1)]
+    mirrored = order[np.isin(order, parts["mirrored"]) & np.isfinite(mirror.clean[order]).all(axis=1)]
     templates = np.concatenate([pool.clean[distinct], mirror.clean[mirrored]])
     if count > len(templates):
         raise SystemExit(f"the test part has {len(templates)} distractor templates, {count} asked for")
@@ -119,10 +119,12 @@ class Trial:
     mated_threshold: np.ndarray
     stranger_score: np.ndarray
     stranger_threshold: np.ndarray
+    mated_alt: np.ndarray  # the thresholds of the pool-only calibration (comparison)
+    stranger_alt: np.ndarray
 
 
 def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], size: int, k: int, kind: str,
-             fusion: str, rule: OpenSetRule, distractors: np.ndarray) -> Trial:
+             fusion: str, rules: Tuple[OpenSetRule, OpenSetRule], distractors: np.ndarray) -> Trial:
     people = sets["people"]
     gallery, probe_rows, probe_owner = [], [], []
     for slot, person in enumerate(enrolled):
@@ -140,10 +142,11 @@ def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], siz
     mated = identity_scores(emb[probe_rows], gallery, fusion)
     strangers_scores = identity_scores(stranger_emb, gallery, fusion)
     best = np.argmax(mated, axis=1)
-    thresholds = {f: rule.threshold(n_templates, "masked" if f else "clean") for f in (False, True)}
-    return Trial(mated[np.arange(len(best)), best], best == np.array(probe_owner),
-                 np.array([thresholds[bool(f)] for f in flags[kind][probe_rows]]),
-                 strangers_scores.max(axis=1), np.array([thresholds[bool(f)] for f in stranger_flag]))
+    per_rule = [{f: r.threshold(n_templates, "masked" if f else "clean") for f in (False, True)} for r in rules]
+    mated_t, stranger_t = [[np.array([t[bool(f)] for f in fl]) for t in per_rule]
+                           for fl in (flags[kind][probe_rows], stranger_flag)]
+    return Trial(mated[np.arange(len(best)), best], best == np.array(probe_owner), mated_t[0],
+                 strangers_scores.max(axis=1), stranger_t[0], mated_t[1], stranger_t[1])
 
 
 def merge(trials: Sequence[Trial]) -> Trial:
@@ -167,6 +170,8 @@ def score(trial: Trial, old_threshold: float) -> Dict:
     out["sdk"] = {"fpir": float(np.mean(trial.stranger_score >= trial.stranger_threshold)),
                   "fnir": fnir(trial.mated_threshold),
                   "threshold_mean": float(np.mean(trial.stranger_threshold))}
+    out["pool_only_calibration"] = {"fpir": float(np.mean(trial.stranger_score >= trial.stranger_alt)),
+                                    "fnir": fnir(trial.mated_alt)}
     out["old_threshold"] = {"threshold": old_threshold, "fpir": float(np.mean(trial.stranger_score >= old_threshold)),
                             "fnir": fnir(old_threshold)}
     return out
@@ -199,7 +204,8 @@ def rule_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[OpenS
     return OpenSetRule(calibration, DEFAULT_TARGET_FPIR), float(sidecar.threshold), where
 
 
-def evaluate_model(sets, flags, rule: OpenSetRule, old: float, folds, sizes, curves: Dict) -> Dict:
+def evaluate_model(sets, flags, rule: Tuple[OpenSetRule, OpenSetRule], old: float, folds, sizes,
+                   curves: Dict) -> Dict:
     distractors = distractor_rows(sets, max(sizes))
     out: Dict = {}
     for fusion in FUSIONS:
@@ -210,8 +216,8 @@ def evaluate_model(sets, flags, rule: OpenSetRule, old: float, folds, sizes, cur
                                             distractors) for enrolled, strangers in folds])
                     cell = score(trial, old)
                     if fusion != "max":  # the calibration and the SDK are for the gallery's own fusion
-                        cell.pop("sdk")
-                        cell.pop("old_threshold")
+                        for key in ("sdk", "old_threshold", "pool_only_calibration"):
+                            cell.pop(key)
                     out.setdefault(fusion, {}).setdefault(str(size), {}).setdefault(str(k), {})[kind] = cell
                     if fusion == "max" and k in (1, 5):
                         curves[(size, k, kind)] = det_curve(trial)
@@ -220,7 +226,7 @@ def evaluate_model(sets, flags, rule: OpenSetRule, old: float, folds, sizes, cur
 
 def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequence[int] = GALLERY_SIZES) -> Dict:
     p_crops, _, people, _ = od.people_crops()
-    q_crops, _ = od.pool_crops()
+    q_crops, pool_files = od.pool_crops()
     flags = mask_flags(p_crops)
     test = [int(i) for i in od.halves(len(people))[1]]
     folds = [(test[0::2], test[1::2]), (test[1::2], test[0::2])]
@@ -229,14 +235,16 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
         embed, dim = od.model_embedder(label, path)
         sets = od.embeddings(label, path, embed, dim, mirrored=True)
         rule, old, where = rule_for(label, path, sets)
+        space = rule.calibration.embedding_space
+        pool_only = OpenSetRule(calibrate_sets(sets, space, same_domain=False), DEFAULT_TARGET_FPIR)
         curves[label] = {}
-        results[label] = evaluate_model(sets, flags, rule, old, folds, sizes, curves[label])
+        results[label] = evaluate_model(sets, flags, (rule, pool_only), old, folds, sizes, curves[label])
         meta_models[label] = {"file": path.name, "calibration": where, "calibration_source": rule.calibration.source,
                               "old_threshold": old,
                               "sdk_threshold_at_1000_templates": {k: round(rule.threshold(1000, k), 4)
                                                                   for k in PROBE_KINDS}}
         log.info("%s done", label)
-    parts = od.pool_parts(len(q_crops.ok_clean))
+    parts = od.pool_parts(pool_files)
     meta = {"machine": machine_info(gpu=False), "load_average_at_start": os.getloadavg()[0], "models": meta_models,
             "target_fpir": DEFAULT_TARGET_FPIR, "test_people": len(test), "enrolled_per_fold": len(folds[0][0]),
             "gallery_sizes": list(sizes), "templates": list(TEMPLATES),
@@ -265,14 +273,16 @@ def report(out: Dict) -> str:
         m = meta["models"][label]
         lines += [f"### {label} (calibration: {m['calibration']}; old threshold {m['old_threshold']:.3f})", "",
                   "| identities | templates | FNIR @ FPIR 1 % | FNIR @ FPIR 0.1 % | SDK default: FPIR "
-                  "| SDK default: FNIR | old threshold: FPIR | mean template: FNIR @ FPIR 1 % |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| SDK default: FNIR | pool-only calibration: FPIR / FNIR | old threshold: FPIR "
+                  "| mean template: FNIR @ FPIR 1 % |", "|---|---|---|---|---|---|---|---|---|"]
         for size, by_k in per["max"].items():
             for k, cell in by_k.items():
                 mean = per["mean"][size][k]
                 lines.append(f"| {int(size):,} | {k} | {_pair(cell, 'fnir_at_fpir_0.01')} | "
                              f"{_pair(cell, 'fnir_at_fpir_0.001')} | {_pair(cell, 'fpir', 'sdk')} | "
-                             f"{_pair(cell, 'fnir', 'sdk')} | {_pair(cell, 'fpir', 'old_threshold')} | "
+                             f"{_pair(cell, 'fnir', 'sdk')} | {_pair(cell, 'fpir', 'pool_only_calibration')} ; "
+                             f"{_pair(cell, 'fnir', 'pool_only_calibration')} | "
+                             f"{_pair(cell, 'fpir', 'old_threshold')} | "
                              f"{_pair(mean, 'fnir_at_fpir_0.01')} |")
         lines.append("")
     return "\n".join(lines)
@@ -293,7 +303,8 @@ def plot(out: Dict, path: Path) -> Path:
                 fpir, fnir = curves[(size, 5, kind)]
                 ax.plot(np.maximum(fpir, 1e-4), fnir, style, color=colours.get(label), label=f"{label} {kind}")
                 sdk = out["results"][label]["max"][str(size)]["5"][kind]["sdk"]
-                ax.plot([max(sdk["fpir"], 1e-4)], [sdk["fnir"]], "o", color=colours.get(label))
+                ax.plot([max(sdk["fpir"], 1.1e-3)], [sdk["fnir"]], "o" if kind == "clean" else "s",
+                        color=colours.get(label))
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
         ax.set_ylim(0, 0.6)
@@ -303,7 +314,8 @@ def plot(out: Dict, path: Path) -> Path:
         ax.grid(True, which="both", lw=0.3)
     np.atleast_1d(axes)[0].set_ylabel("FNIR (enrolled people missed)")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Open-set DET, held-out people (test part); dots: the SDK's default (target FPIR 1 %)", fontsize=9)
+    fig.suptitle("Open-set DET, held-out people (test part); markers: the SDK's default (target FPIR 1 %; circle clean, "
+                 "square masked; an FPIR of 0 is drawn at the left edge)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

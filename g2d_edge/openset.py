@@ -94,13 +94,22 @@ def _tail_log_survival(scores: np.ndarray, tail_count: int, tail: str = "gaussia
     return np.log1p(-np.minimum(q, 1.0 - 1e-12))
 
 
-def fpir_curves(probe_scores: Sequence[np.ndarray], templates: Sequence[int],
+def _probe_log_survival(scores: Any, tail_count: int, tail: str) -> np.ndarray:
+    """`_tail_log_survival` of one probe; with several impostor populations (a tuple of score arrays, e.g. people
+    from the camera's own domain and a large web pool) the heavier one at each threshold."""
+    if isinstance(scores, tuple):
+        return np.min([_tail_log_survival(s, tail_count, tail) for s in scores], axis=0)
+    return _tail_log_survival(scores, tail_count, tail)
+
+
+def fpir_curves(probe_scores: Sequence[Any], templates: Sequence[int],
                 tail_count: int = TAIL_COUNT, tail: str = "gaussian") -> np.ndarray:
     """(len(templates), len(_SCORE_GRID)) FPIR of galleries of each size at each threshold of `_SCORE_GRID`, from
-    each stranger probe's scores against single distractor templates."""
+    each stranger probe's scores against single distractor templates (an array, or a tuple of arrays: one per
+    impostor population, the heavier tail counts)."""
     if not len(probe_scores):
         raise InputError("no stranger probes to calibrate on")
-    logs = np.stack([_tail_log_survival(s, tail_count, tail) for s in probe_scores])  # (P, grid)
+    logs = np.stack([_probe_log_survival(s, tail_count, tail) for s in probe_scores])  # (P, grid)
     return np.stack([np.mean(-np.expm1(m * logs), axis=0) for m in templates])
 
 
@@ -117,7 +126,7 @@ def _threshold_at(curve: np.ndarray, fpir: float) -> float:
     return float(_SCORE_GRID[i - 1] + w * (_SCORE_GRID[i] - _SCORE_GRID[i - 1]))
 
 
-def threshold_table(probe_scores: Sequence[np.ndarray], templates: Sequence[int] = TEMPLATE_GRID,
+def threshold_table(probe_scores: Sequence[Any], templates: Sequence[int] = TEMPLATE_GRID,
                     fpir: Sequence[float] = FPIR_GRID, tail_count: int = TAIL_COUNT,
                     tail: str = "gaussian") -> List[List[float]]:
     """thresholds[i][j]: the cosine at which galleries of `templates[i]` templates name `fpir[j]` of strangers."""
@@ -128,7 +137,7 @@ def threshold_table(probe_scores: Sequence[np.ndarray], templates: Sequence[int]
     return [[round(float(v), 6) for v in row] for row in table]
 
 
-def build_calibration(probe_scores: Dict[str, Sequence[np.ndarray]], measured_templates: int, embedding_space: str,
+def build_calibration(probe_scores: Dict[str, Sequence[Any]], measured_templates: int, embedding_space: str,
                       source: str, tail_count: int = TAIL_COUNT, tail: str = "gaussian") -> OpenSetCalibration:
     """An `OpenSetCalibration` from stranger probes' scores against single distractor templates, per probe kind
     ("clean", "masked"): `probe_scores[kind][p]` holds probe p's cosines with every distractor."""

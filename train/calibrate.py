@@ -2,8 +2,8 @@
 
 The calibration (`g2d_edge.sidecar.OpenSetCalibration`, built by `g2d_edge.openset.build_calibration`) is measured
 on the *calibration part* of `train.openset_data` only: stranger probes are the photos of 20 of the 40 held-out
-CelebA people, each clean and with a synthetic mask; distractors are the 3,000 calibration faces of the pool, one
-template each. The test part (the other 20 people, the other 5,844 pool faces) is left to `benchmarks/openset.py`.
+CelebA people, each clean and with a synthetic mask; impostor templates are the other calibration people's photos and
+the 3,000 calibration faces of the pool, one template each (the heavier tail of the two counts, `calibration_probes`). The test part (the other 20 people, the other 5,844 pool faces) is left to `benchmarks/openset.py`.
 
     g2d-train calibrate --model g2d_edge/models/g2d-edge-m.onnx     # rewrites g2d-edge-m.json's open_set
     g2d-train calibrate --model runs/x.onnx --dry-run               # print the table, write nothing
@@ -24,32 +24,45 @@ from train import openset_data as od
 log = logging.getLogger(__name__)
 
 
-def calibration_probes(sets: Dict[str, od.FaceSet]) -> Tuple[Dict[str, List[np.ndarray]], int, Dict[str, int]]:
-    """({kind: each calibration probe's scores against the calibration distractors}, distractor count, probes per
-    kind) from one model's embeddings (`train.openset_data.embeddings`). Probes are the held-out people's photos only:
-    the pool holds a few faces of the same person, so a pool face is no sure stranger to the rest of the pool."""
+def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True
+                       ) -> Tuple[Dict[str, List[np.ndarray]], int, Dict[str, int]]:
+    """({kind: each calibration probe's scores against the two impostor populations}, pool distractor count, probes
+    per kind) from one model's embeddings (`train.openset_data.embeddings`).
+
+    Probes are the calibration people's photos (clean, masked); each is scored against (1) the clean photos of the
+    other calibration people (the probes' own domain: CelebA people score higher against each other than against the
+    pool) and (2) the calibration part of the pool (many more faces: the far tail); the calibration takes the heavier
+    tail of the two at each threshold (`g2d_edge.openset.fpir_curves`). Pool faces are not probes: the pool holds a
+    few faces of the same person, so a pool face is no sure stranger to the rest of the pool. `same_domain=False`:
+    the pool alone (for comparison in `benchmarks/openset.py`)."""
     people, pool = sets["people"], sets["pool"]
     cal_people = od.halves(len(people.people))[0]
-    rows = od.pool_parts(len(pool.files))["calibration"]
+    rows = od.pool_parts(pool.files)["calibration"]
     distractors = pool.clean[rows[np.isfinite(pool.clean[rows]).all(axis=1)]]
-    person_rows = np.flatnonzero(np.isin(people.labels, cal_people))
+    person_rows = np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(people.clean).all(axis=1))
+    own, own_who = people.clean[person_rows], people.labels[person_rows]
     scores: Dict[str, List[np.ndarray]] = {}
     counts: Dict[str, int] = {}
     for kind in PROBE_KINDS:
-        probes = getattr(people, kind)[person_rows]
-        probes = probes[np.isfinite(probes).all(axis=1)]
-        scores[kind] = impostor_scores(probes, distractors)
+        rows = np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(getattr(people, kind)).all(axis=1))
+        probes = getattr(people, kind)[rows]
+        same_domain_scores = [row[own_who != who] for row, who in zip(impostor_scores(probes, own),
+                                                                       people.labels[rows])]
+        pool_scores = impostor_scores(probes, distractors)
+        scores[kind] = [(a, b) for a, b in zip(same_domain_scores, pool_scores)] if same_domain else pool_scores
         counts[kind] = len(probes)
     return scores, len(distractors), counts
 
 
-def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str) -> OpenSetCalibration:
+def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True
+                   ) -> OpenSetCalibration:
     """The open-set calibration of one model's embeddings (calibration part only)."""
-    scores, distractors, counts = calibration_probes(sets)
+    scores, distractors, counts = calibration_probes(sets, same_domain)
     people = len(od.halves(len(sets["people"].people))[0])
     source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
-              f"clean, and {counts['masked']} of them with a synthetic mask; distractors: {distractors} faces-pool "
-              "faces, one template each; SDK front end (default detector, shared aligner); train/calibrate.py")
+              f"clean, and {counts['masked']} of them with a synthetic mask; impostor templates: the other people's "
+              f"photos and {distractors} faces-pool faces (the heavier tail of the two); SDK front end (default "
+              "detector, shared aligner); train/calibrate.py")
     return build_calibration(scores, distractors, embedding_space, source)
 
 
