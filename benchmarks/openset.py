@@ -200,7 +200,7 @@ def rule_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[OpenS
     if sidecar.open_set is None:
         calibration, where = calibrate_sets(sets, sidecar.embedding_space), "built in this run (not in the sidecar)"
     else:
-        calibration, where = sidecar.open_set, "the model sidecar's (g2d-train calibrate)"
+        calibration, where = sidecar.open_set, "the model sidecar's open_set"
     return OpenSetRule(calibration, DEFAULT_TARGET_FPIR), float(sidecar.threshold), where
 
 

@@ -54,6 +54,8 @@ TEMPLATE_GRID = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 300
 FPIR_GRID = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2)
 #: Impostor scores above which each probe's tail is modelled (peaks over threshold).
 TAIL_COUNT = 50
+#: How far past the impostor templates it measured a calibration is trusted (its tail model was checked at 10x).
+REACH = 30
 _SCORE_GRID = np.linspace(-0.2, 1.0, 1201)
 
 
@@ -207,7 +209,9 @@ class OpenSetRule:
     """Thresholds for a target FPIR from an `OpenSetCalibration`, for galleries of any size.
 
     `threshold(templates, kind)` interpolates the calibration table (log gallery size, log FPIR); a gallery larger
-    than the table reaches is extrapolated along the table's last two sizes and warned about (once per size class).
+    than the table reaches is extrapolated along the table's last two sizes. A gallery past `max_templates` (the
+    table's end, or `REACH` times the impostor templates the calibration measured, whichever is smaller) is warned
+    about, once per size class.
     """
 
     def __init__(self, calibration: OpenSetCalibration, target_fpir: float = DEFAULT_TARGET_FPIR) -> None:
@@ -225,8 +229,8 @@ class OpenSetRule:
 
     @property
     def max_templates(self) -> int:
-        """The largest gallery (templates) the calibration table reaches."""
-        return int(self.calibration.templates[-1])
+        """The largest gallery (templates) the calibration is trusted for."""
+        return int(min(self.calibration.templates[-1], REACH * self.calibration.measured_templates))
 
     def threshold(self, templates: int, kind: Optional[str] = None) -> float:
         """The cosine threshold for a gallery of `templates` templates and a probe of `kind` ("clean", "masked";
@@ -249,10 +253,10 @@ class OpenSetRule:
             size_class = int(math.log10(max(1, templates)))
             if size_class not in self._warned:
                 self._warned.add(size_class)
-                log.warning("the gallery holds %d templates, more than the open-set calibration reaches (%d): the "
-                            "threshold is extrapolated and strangers may be named more often than the target FPIR "
-                            "%g; recalibrate (g2d calibrate) with more distractors", templates, self.max_templates,
-                            self.target_fpir)
+                log.warning("the gallery holds %d templates, more than the open-set calibration reaches (%d, from "
+                            "%d impostor templates measured): the threshold is extrapolated and strangers may be named "
+                            "more often than the target FPIR %g; recalibrate (g2d calibrate) with more people",
+                            templates, self.max_templates, self.calibration.measured_templates, self.target_fpir)
         return ThresholdDecision(self.threshold(templates, kind), "open-set", self.target_fpir, int(identities),
                                  int(templates), kind, calibrated)
 

@@ -181,8 +181,10 @@ def pool_crops(root: Path = DEFAULT_POOL, cache_dir: Path = CACHE_DIR) -> Tuple[
 
 
 def _model_key(label: str, path: Optional[Path]) -> str:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path is not None and path.is_file() else "x"
-    return f"{label}-{digest}"
+    """The cache key of a model's embeddings: its file's hash (a copy of a model shares its embeddings)."""
+    if path is not None and path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return label
 
 
 def _embed_crops(embed: Callable[[np.ndarray], np.ndarray], crops: Crops, dim: int) -> Tuple[np.ndarray, np.ndarray]:

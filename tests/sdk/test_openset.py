@@ -64,13 +64,17 @@ def test_fpir_curve_model_matches_sampled_galleries():
 
 def test_warns_when_the_gallery_grows_past_the_calibrated_range(calibration, caplog):
     rule = OpenSetRule(calibration, 0.01)
+    assert rule.max_templates == min(TEMPLATE_GRID[-1], 30 * 2000)
     with caplog.at_level(logging.WARNING, logger="g2d_edge.openset"):
-        inside = rule.decide(10, TEMPLATE_GRID[-1])
+        inside = rule.decide(10, rule.max_templates)
         assert inside.calibrated and not caplog.records
         beyond = rule.decide(300000, 3 * TEMPLATE_GRID[-1])
     assert not beyond.calibrated and beyond.threshold >= inside.threshold
     assert any("more than the open-set calibration reaches" in r.getMessage() for r in caplog.records)
     assert "beyond the calibrated range" in beyond.describe()
+    # a calibration from few impostor templates (a small folder of photos) reaches less far
+    small = build_calibration({"clean": gaussian_probes(20, 20), "masked": gaussian_probes(20, 20)}, 20, "s", "t")
+    assert OpenSetRule(small).max_templates == 600 and not OpenSetRule(small).decide(100, 1000).calibrated
 
 
 def test_target_fpir_is_checked():
