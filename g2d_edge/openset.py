@@ -26,8 +26,10 @@ several templates: as their scores against a stranger are correlated, that overs
 understates it. Probes wearing a mask have their own table; a face is looked up in the table of its mask flag (both
 tables' higher threshold when the flag is off).
 
-Chosen by measurement (`benchmarks/openset.py`, README "Open-set identification"): the gallery's own fusion (an
-identity scores its best template) against a mean template, per-size calibration against one fixed threshold.
+Measured in `benchmarks/openset.py` (README "Open-set identification"): per-size calibration against one fixed
+threshold; the gallery's own fusion (an identity scores its best template) against one mean template per identity
+(better at the best threshold, not yet the gallery's search), a best-to-second-best margin and cohort normalisation
+of the score (neither better).
 """
 from __future__ import annotations
 
