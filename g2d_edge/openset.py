@@ -11,19 +11,19 @@ gallery of M templates of people other than p names p at threshold t with probab
 
     FPIR_M(t) = mean over strangers p of [1 - (1 - q_p(t))^M].
 
-`build_calibration` measures q_p on calibration probes against a pool of distractor templates (one face each):
-empirically where at least `tail_count` distractors exceed t, and beyond that with an exponential tail fitted to the
-probe's `tail_count` best impostor scores, which carries the table past the number of distractors measured
-(`OpenSetCalibration.measured_templates`). The tail is the decay of a normal law with the probe's own mean and
-deviation of impostor scores: with g2d-edge-m, calibrated on 1,000 distractors and checked on 3,000, it put the
-thresholds for FPIR 5 % and 2 % within 0.006 of the measured ones (measured FPIR 5.1-5.8 % and 2.2-2.7 %; from 300
-distractors, 10x short: 3.9-6.1 % and 2.2-2.7 %); an exponential tail fitted to the excesses overstated the FPIR of the
-larger gallery several-fold (measured 0.0-0.7 % for a 2-5 % target). Only true strangers calibrate it: faces-pool
-photos are not probes, since the pool holds a few faces of the same person (348 of its 8,837 faces have another
-face above cosine 0.7 with g2d-edge-m). It tabulates the threshold for each gallery size and FPIR;
+`build_calibration` measures q_p on calibration probes against impostor templates (one face each): empirically up to
+the probe's `tail_count`-th best impostor score, and beyond it with the decay of a normal law with the probe's own
+mean and deviation of impostor scores, which carries the table past the number of impostors measured
+(`OpenSetCalibration.measured_templates`). Checked with g2d-edge-m: calibrated on 1,000 faces-pool distractors and
+measured on 3,000, the thresholds for FPIR 5 % and 2 % gave 5.1-5.8 % and 2.2-2.7 % (from 300 distractors, 10x
+short: 3.9-6.1 % and 2.2-2.7 %); an exponential tail fitted to the excesses overstated the FPIR of the larger gallery
+several-fold (0.0-0.7 % measured for a 2-5 % target). Several impostor populations can be given per probe (e.g. people
+of the probes' own photo domain and a large web pool); the heavier tail counts at each threshold. Only true strangers
+calibrate it: faces-pool photos are not probes, since the pool holds a few faces of the same person (348 of its 8,837
+faces have another face above cosine 0.7 with g2d-edge-m). It tabulates the threshold for each gallery size and FPIR;
 `OpenSetRule` interpolates that table (linearly in log size and log FPIR). Several templates of one person count as
-several templates: as their scores against a stranger are correlated, that overstates the FPIR a little, never
-understates it. Probes wearing a mask have their own table; a face is looked up in the table of its mask flag (both
+several templates: as their scores against a stranger are correlated, that tends to overstate the FPIR, not to
+understate it. Probes wearing a mask have their own table; a face is looked up in the table of its mask flag (both
 tables' higher threshold when the flag is off).
 
 Measured in `benchmarks/openset.py` (README "Open-set identification"): per-size calibration against one fixed
