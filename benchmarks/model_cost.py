@@ -29,7 +29,8 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge import machine as _machine  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
-from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters  # noqa: E402
+from train.costs import count_flops, count_parameters  # noqa: E402
+from train.model import ModelConfig, build_decoder, build_model  # noqa: E402
 
 
 def machine_info(threads: int) -> dict[str, Any]:

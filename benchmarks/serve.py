@@ -47,7 +47,7 @@ from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.backends.triton import inference_statistics  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 
 log = logging.getLogger("benchmarks.serve")
 

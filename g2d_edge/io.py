@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .detect import check_bgr_frame
+from .detectors.detect import check_bgr_frame
 from .errors import ImageReadError, InputError
 from .files import read_regular_file
 from .imagesize import DEFAULT_MAX_IMAGE_PIXELS, SUPPORTED_FORMATS, image_size

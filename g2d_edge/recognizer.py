@@ -26,16 +26,19 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .align import ALIGNED_SIZE, align_face
-from .backends.loader import SHIPPED_MODEL, ModelLike, open_model  # noqa: F401 - SHIPPED_MODEL: importable here
-from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
+from .backends.loader import ModelLike, open_model
+from .detectors.base import Detection
+from .detectors.detect import DetectorOptions, FaceDetector, check_bgr_frame
 from .errors import ClosedError, ImageReadError, InputError, NoFaceError
-from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery  # noqa: F401 - Match: here too
-from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
-from .maskflag import MaskFlag
+from .gallery.file import Gallery, open_gallery
+from .gallery.protocol import GalleryBase, check_identity_name
+from .imagesize import DEFAULT_MAX_IMAGE_PIXELS
+from .io import ImageLike, describe, load_image
+from .masks.flag import MaskFlag
 from .results import EnrollResult, Recognition, StreamResult, VerifyResult
 from .sidecar import ModelSidecar
-from .slot import LatestSlot
-from .tracking import FaceTracker, TrackingOptions, Vote
+from .video.slot import LatestSlot
+from .video.tracking import FaceTracker, TrackingOptions, Vote
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +68,16 @@ class RecognizerOptions:
     warmup: run one dummy batch through the backend at start-up (first-call latency out of the way).
     max_image_pixels: image files (enrol, verify) whose header claims more pixels than this are refused with
         ImageReadError before they are decoded (decompression bombs); see `g2d_edge.io.DEFAULT_MAX_IMAGE_PIXELS`.
-    mask_flag: fill `Recognition.masked` / `mask_score` with the shipped mask classifier (`g2d_edge.maskflag`,
+    mask_flag: fill `Recognition.masked` / `mask_score` with the shipped mask classifier (`g2d_edge.masks.flag`,
         well under 1 ms per face on a CPU).
     track: treat successive frames as one video: faces keep a `track_id`, a track is recognised only when new,
         every `tracking.recognise_every` frames or when its face gets clearly better, and its name is a vote over
-        its recognitions (`g2d_edge.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
+        its recognitions (`g2d_edge.video.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
         call `reset_tracks()` between videos.
     tracking: the tracker's options.
     masked_templates: `enroll` adds this many synthetic masked templates per clean enrolment photo
-        (`g2d_edge.masked_templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
-        face with clean templates only and a masked face with all (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
+        (`g2d_edge.masks.templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
+        face with clean templates only and a masked face with all (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
         0 by default: with the shipped model they did not help masked faces (README, "Masked faces").
     """
 
@@ -334,7 +337,7 @@ class Recognizer:
         with self._lock:
             self._check_open()
             if self._masked is None:
-                from .masked_templates import MaskedViews  # lazy: Face Mesh is built on first use
+                from .masks.templates import MaskedViews  # lazy: Face Mesh is built on first use
 
                 self._masked = MaskedViews(self.detector, self.options.masked_templates)
             return self._masked(frame, face, key)
@@ -467,7 +470,7 @@ class Recognizer:
 
     def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple]) -> Recognition:
         """The record of one face: recognised in this frame (`fresh` = (embedding, matches, mask score)), or its
-        track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.tracking`)."""
+        track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.video.tracking`)."""
         if fresh is not None:
             embedding, matches, mask_score = fresh
             best = matches[0] if matches else None

@@ -24,9 +24,9 @@ exports to ONNX opset 17 with a dynamic batch axis via the TorchScript exporter:
 
 (torch 2.13's default dynamo exporter needs the ``onnxscript`` package, which is not a dependency.)
 
-FLOP convention: :func:`count_flops` reports what ``torch.utils.flop_counter.FlopCounterMode`` counts: 2 FLOPs per
-multiply-add of convolutions, linear layers and matmuls (BN, activations, softmax, pooling are not counted).
-:func:`count_macs` is half of it (multiply-accumulates, the figure papers such as MobileFaceNet quote).
+FLOP convention (`train.costs`): :func:`count_flops` reports what ``torch.utils.flop_counter.FlopCounterMode``
+counts: 2 FLOPs per multiply-add of convolutions, linear layers and matmuls (BN, activations, softmax, pooling are not
+counted). :func:`count_macs` is half of it (multiply-accumulates, the figure papers such as MobileFaceNet quote).
 """
 from __future__ import annotations
 
@@ -41,8 +41,7 @@ from torch import Tensor, nn
 from g2d_edge.align import ALIGNED_SIZE
 from g2d_edge.errors import InputError
 
-from .blocks import ConvBNAct, InvertedResidual, init_conv_bn_linear, l2_normalize, make_divisible  # noqa: F401
-from .costs import count_flops, count_macs, count_parameters  # noqa: F401 - part of this module's API
+from .blocks import ConvBNAct, InvertedResidual, init_conv_bn_linear, l2_normalize, make_divisible
 
 __all__ = [
     "ENCODERS",
@@ -64,9 +63,6 @@ __all__ = [
     "build_model",
     "build_decoder",
     "l2_normalize",
-    "count_parameters",
-    "count_flops",
-    "count_macs",
 ]
 
 ENCODERS = ("edge", "paper", "sface")

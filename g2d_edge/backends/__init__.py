@@ -14,9 +14,7 @@ checkpoints, lives with the export tools (`export.torch_backend`): the runtime n
 """
 from __future__ import annotations
 
-from typing import Any
-
-from .base import Backend, BaseBackend, check_faces, l2_normalise
+from .base import Backend, BaseBackend, check_faces
 from .engine_cache import engine_cache_path, find_cached_engine
 from .loader import BACKEND_NAMES, available_backends, load_backend, open_model
 from .onnxruntime import OnnxRuntimeBackend, OrtOptions
@@ -25,15 +23,5 @@ from .triton import TritonBackend, TritonOptions
 
 __all__ = ["Backend", "BaseBackend", "OnnxRuntimeBackend", "OrtOptions", "TensorRTBackend", "TrtRuntimeOptions",
            "load_backend", "open_model", "available_backends", "engine_cache_path", "find_cached_engine",
-           "check_faces", "l2_normalise", "BACKEND_NAMES", "TritonBackend", "TritonOptions"]
+           "check_faces", "BACKEND_NAMES", "TritonBackend", "TritonOptions"]
 
-_MOVED_TO_EXPORT = ("TorchBackend", "TorchOptions", "torch_available", "CHECKPOINT_SUFFIXES")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_EXPORT:  # an ImportError, so that `from g2d_edge.backends import TorchBackend` shows why
-        raise ImportError(f"g2d_edge.backends.{name} moved to export.torch_backend.{name}: the PyTorch backend runs "
-                          "training checkpoints and needs torch and the training code, which the runtime never "
-                          "imports (pip install g2d-edge[train]; `from export.torch_backend import TorchBackend`)",
-                          name=name)
-    raise AttributeError(f"module 'g2d_edge.backends' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from export.cli import main as export_main
-from export.errors import ExportError, ParityError
+from g2d_edge.errors import ExportError, ParityError
 from export.onnx import (ParityOptions, embedding_space_id, export_onnx, parity_batches, verify_parity,
                          weights_sha256)
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for

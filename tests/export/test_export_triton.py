@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from export.cli import main as export_main
-from export.errors import ExportError
+from g2d_edge.errors import ExportError
 from export.triton import TritonRepoOptions, write_triton_repository
-from g2d_edge.backends.tensorrt import tensorrt_available
+from g2d_edge.backends.tensorrt_env import tensorrt_available
 from g2d_edge.errors import BackendUnavailableError, ModelError
 from g2d_edge.sidecar import ModelSidecar
 

@@ -17,7 +17,7 @@ from export.cli import main as export_main
 from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine, build_engine_if_missing
 from g2d_edge.backends.faces import synthetic_faces
 from g2d_edge.backends import find_cached_engine, load_backend
-from g2d_edge.backends.tensorrt import TensorRTBackend, engine_cache_path
+from g2d_edge.backends import TensorRTBackend, engine_cache_path
 from g2d_edge.errors import EngineBuildError, InputError, ModelError, ParityError
 from g2d_edge.sidecar import ModelSidecar
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from g2d_edge.align import align_face, estimate_alignment, keypoints_to_template_points, transform_points
-from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.detectors import DetectorOptions, FaceDetector
 from g2d_edge.detectors import YuNetDetector
 from g2d_edge.errors import InputError, ModelError
 from sdk_helpers import REPO, draw_mask, read

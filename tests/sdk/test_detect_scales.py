@@ -5,7 +5,7 @@ from typing import List
 import numpy as np
 import pytest
 
-from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.detectors import DetectorOptions, FaceDetector
 from g2d_edge.detectors import Detection
 from g2d_edge.detectors.refine import BlazeFaceKeypoints, square_crop
 from g2d_edge.detectors.scales import (View, detect_in_view, detect_views, merge_detections, pyramid_views,

@@ -23,8 +23,9 @@ from g2d_edge import Recognizer
 from g2d_edge.cli import main
 from g2d_edge.errors import GalleryError, GalleryUnavailableError, InputError
 from g2d_edge.gallery import Gallery, IdentityInfo, Match, open_gallery
-from g2d_edge.gallery_api import GalleryBase, copy_gallery
-from g2d_edge.gallery_milvus import MilvusGallery, MilvusGalleryOptions, parse_gallery_url, string_literal
+from g2d_edge.gallery import GalleryBase, copy_gallery
+from g2d_edge.gallery.milvus import MilvusGallery, MilvusGalleryOptions
+from g2d_edge.gallery.milvus.url import parse_gallery_url, string_literal
 from sdk_helpers import read, start_python
 
 
@@ -195,7 +196,7 @@ def test_gallery_of_a_collection_that_is_not_a_gallery_is_refused(milvus_url):
 EDGE_BOX = """
 import json, sys
 import numpy as np
-from g2d_edge.gallery_milvus import MilvusGallery
+from g2d_edge.gallery.milvus import MilvusGallery
 url, box = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(box)
 print("ready", flush=True)

@@ -9,7 +9,7 @@ import pytest
 
 from g2d_edge.errors import GalleryError, InputError
 from g2d_edge.gallery import Gallery, IdentityInfo, Match
-from g2d_edge.gallery_file import GALLERY_FORMAT
+from g2d_edge.gallery.format import GALLERY_FORMAT
 
 
 def unit(v):

@@ -8,11 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from g2d_edge import Recognizer, read_image
+from g2d_edge import Recognizer
+from g2d_edge.io import read_image
 from g2d_edge.align import align_face
-from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.detectors import DetectorOptions, FaceDetector
 from g2d_edge.errors import InputError, ModelError
-from g2d_edge.maskflag import SHIPPED_MASK_FLAG, MaskFlag
+from g2d_edge.masks import MaskFlag
+from g2d_edge.masks.flag import SHIPPED_MASK_FLAG
 from g2d_edge.recognizer import RecognizerOptions
 
 RMFD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rmfd-real"

@@ -1,4 +1,4 @@
-"""Synthetic masks (`g2d_edge.masks`, re-exported as `train.masks`): placement on real faces, fallbacks, determinism,
+"""Synthetic masks (`g2d_edge.masks`, which training uses too): placement on real faces, fallbacks, determinism,
 region, errors, speed."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from g2d_edge.align import ARCFACE_TEMPLATE_5, align_face, estimate_alignment, transform_points
 from g2d_edge.errors import InputError
-from g2d_edge.masks import STYLES, MaskOptions, MaskSynthesizer, apply_random_mask
+from g2d_edge.masks import MaskOptions, MaskSynthesizer, STYLES, apply_random_mask
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CELEBA = SHARED / "data" / "celeba-train"
@@ -30,7 +30,7 @@ def faces() -> list:
         pytest.skip(f"real photos not found at {CELEBA} (../shared/ beside the repo)")
     import mediapipe as mp
 
-    from g2d_edge.detect import FaceDetector
+    from g2d_edge.detectors import FaceDetector
 
     detector = FaceDetector()
     mesh_model = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
@@ -313,16 +313,3 @@ def test_fast_enough_for_on_the_fly_training(faces):
     per_face = (time.process_time() - start) / n
     assert per_face < 0.005, f"{per_face * 1e3:.2f} ms per face"
 
-
-def test_training_draws_masks_with_the_runtime_functions():
-    """train.masks and train.prepare's Face Mesh helpers are the runtime's own, so training crops and SDK crops get
-    the same masks."""
-    import g2d_edge.facemesh
-    import g2d_edge.masks
-    import train.masks
-    import train.prepare
-
-    for name in g2d_edge.masks.__all__:
-        assert getattr(train.masks, name) is getattr(g2d_edge.masks, name)
-    for name in ("create_face_mesh", "mesh_landmarks", "MESH_POINTS"):
-        assert getattr(train.prepare, name) is getattr(g2d_edge.facemesh, name)

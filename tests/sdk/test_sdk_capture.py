@@ -6,11 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-import g2d_edge.capture as capture_mod
-from g2d_edge import Capture, CaptureOptions, jetson_csi_pipeline
-from g2d_edge.capture import classify_source
+import g2d_edge.video.capture as capture_mod
+from g2d_edge import Capture
+from g2d_edge.video import CaptureOptions
+from g2d_edge.video.capture import jetson_csi_pipeline
+from g2d_edge.video.capture import classify_source
 from g2d_edge.errors import CaptureError
-from g2d_edge.slot import LatestSlot
+from g2d_edge.video.slot import LatestSlot
 from sdk_helpers import frame_number, numbered_frames, write_video
 
 

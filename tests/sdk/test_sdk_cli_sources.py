@@ -133,7 +133,7 @@ def test_usage_errors_exit_2_and_user_errors_exit_1(tmp_path, people_dir, galler
 
 def test_one_exit_status_convention_for_the_three_commands(monkeypatch, capsys):
     import export.cli
-    import g2d_edge.cli
+    import g2d_edge.cli.commands
     import train.cli
     from g2d_edge.errors import G2DError
 
@@ -142,7 +142,7 @@ def test_one_exit_status_convention_for_the_three_commands(monkeypatch, capsys):
             raise exc
         return command
 
-    cases = [(g2d_edge.cli, "COMMANDS", "verify", ["verify", "a.jpg", "b.jpg"], "g2d"),
+    cases = [(g2d_edge.cli.commands, "COMMANDS", "verify", ["verify", "a.jpg", "b.jpg"], "g2d"),
              (export.cli, "_COMMANDS", "onnx", ["onnx", "x.pt", "-o", "x.onnx"], "g2d-export"),
              (train.cli, "HANDLERS", "eval", ["eval"], "g2d-train")]
     for module, table, name, argv, prog in cases:
@@ -157,7 +157,8 @@ def test_video_loop_starts_every_source_as_a_new_scene(tmp_path, people, tiny_on
     """VideoLoop resets the recognizer's tracks before each source: a second video's faces are numbered as a fresh
     recognizer numbers them (a tracker carried over from the first video would number them on)."""
     from g2d_edge import Recognizer, RecognizerOptions
-    from g2d_edge.video import FrameResult, VideoLoop, VideoOptions, is_video_source
+    from g2d_edge.video import FrameResult, VideoLoop, VideoOptions
+    from g2d_edge.video.loop import is_video_source
 
     first, _ = clip(tmp_path, [people[n][0] for n in sorted(people)], frames=4)
     face = cv2.resize(read(people[sorted(people)[0]][1]), (144, 144))

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from g2d_edge import DrawOptions, annotate
+from g2d_edge import annotate
+from g2d_edge.draw import DrawOptions
 from g2d_edge.errors import InputError
-from g2d_edge.recognizer import Recognition
+from g2d_edge.results import Recognition
 
 
 def face(name, box=(20, 30, 80, 100), score=0.8):

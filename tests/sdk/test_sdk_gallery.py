@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-import g2d_edge.gallery as gallery_mod
+import g2d_edge.gallery.file as gallery_mod
 from g2d_edge.errors import GalleryError, InputError
-from g2d_edge.gallery import Gallery, IdentityInfo, Match, resolve_gallery_path
+from g2d_edge.gallery import Gallery, IdentityInfo, Match
+from g2d_edge.gallery.file import resolve_gallery_path
 
 
 def unit(v):

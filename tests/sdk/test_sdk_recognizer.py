@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 import g2d_edge.backends.loader as loader_mod
-from g2d_edge import (DetectorOptions, Gallery, Recognition, Recognizer, RecognizerOptions, RunningMode,
-                      StreamResult)
+from g2d_edge import Gallery, Recognition, Recognizer, RecognizerOptions
+from g2d_edge.detectors import DetectorOptions
+from g2d_edge.recognizer import RunningMode
+from g2d_edge.results import StreamResult
 from g2d_edge.errors import GalleryError, ImageReadError, InputError, ModelError, NoFaceError
 from g2d_edge.sidecar import ModelSidecar
 from sdk_helpers import draw_mask, read, tile

@@ -102,7 +102,7 @@ def test_pipeline_video_mode_tracks_and_embeds_less(tmp_path, tiny_onnx_model, c
 
 
 def test_runtime_does_not_import_torch(tmp_path):
-    code = ("import sys, g2d_edge, g2d_edge.cli, g2d_edge.capture, g2d_edge.draw, g2d_edge.gallery, "
+    code = ("import sys, g2d_edge, g2d_edge.cli, g2d_edge.video.capture, g2d_edge.draw, g2d_edge.gallery, "
             "g2d_edge.recognizer, g2d_edge.backends; "
             "bad = [m for m in ('torch', 'train', 'export') if m in sys.modules]; "
             "assert not bad, bad; print('ok')")

@@ -6,9 +6,10 @@ import numpy as np
 import onnx
 import pytest
 
-from g2d_edge import Recognizer, read_image
+from g2d_edge import Recognizer
+from g2d_edge.io import read_image
 from g2d_edge.errors import ModelError
-from g2d_edge.recognizer import SHIPPED_MODEL
+from g2d_edge.backends.loader import SHIPPED_MODEL
 from g2d_edge.shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for
 

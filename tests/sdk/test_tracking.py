@@ -8,10 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from g2d_edge import Recognizer, read_image
+from g2d_edge import Recognizer
+from g2d_edge.io import read_image
 from g2d_edge.errors import InputError
 from g2d_edge.recognizer import RecognizerOptions
-from g2d_edge.tracking import FaceTracker, TrackingOptions, TrackState, Vote
+from g2d_edge.video import FaceTracker, TrackingOptions
+from g2d_edge.video.tracking import TrackState, Vote
 
 W, H, FRAMES, SIZE = 960, 720, 60, 200
 

@@ -26,7 +26,8 @@ import pytest
 from g2d_edge.backends.faces import synthetic_faces
 from export.pytriton_server import server_python, start_server
 from export.triton import TritonRepoOptions, write_triton_repository
-from g2d_edge import Recognizer, RecognizerOptions, RunningMode
+from g2d_edge import Recognizer, RecognizerOptions
+from g2d_edge.recognizer import RunningMode
 from g2d_edge.backends import OnnxRuntimeBackend, load_backend
 from g2d_edge.backends.triton import (Endpoint, TritonBackend, TritonOptions, check_served_config,
                                       inference_statistics, parse_url)

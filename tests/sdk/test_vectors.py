@@ -1,7 +1,7 @@
 """g2d_edge.vectors.l2_normalise: the one L2 normalisation (backends, galleries, evaluation, benchmarks)."""
 import numpy as np
 
-from g2d_edge.backends import l2_normalise as from_backends
+from g2d_edge.vectors import l2_normalise as from_backends
 from g2d_edge.vectors import l2_normalise
 from train.eval import l2_normalize as from_evaluation
 

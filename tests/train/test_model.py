@@ -13,16 +13,8 @@ import yaml
 from torch import nn
 
 from g2d_edge.errors import InputError
-from train.model import (
-    InferenceModel,
-    ModelConfig,
-    Preprocess,
-    build_decoder,
-    build_model,
-    count_flops,
-    count_macs,
-    count_parameters,
-)
+from train.costs import count_flops, count_macs, count_parameters
+from train.model import InferenceModel, ModelConfig, Preprocess, build_decoder, build_model
 
 TINY_PRESETS = ("tiny", "tiny-paper")
 

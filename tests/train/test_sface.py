@@ -25,7 +25,7 @@ def real_faces(celeba_people) -> np.ndarray:
     import cv2
 
     from g2d_edge.align import align_face
-    from g2d_edge.detect import DetectorOptions, FaceDetector
+    from g2d_edge.detectors import DetectorOptions, FaceDetector
 
     crops = []
     with FaceDetector(DetectorOptions()) as det:
@@ -103,7 +103,8 @@ def test_sface_rejects_what_is_not_an_aligned_face_batch(sface_file) -> None:
 
 
 def test_pretrained_needs_the_sface_architecture() -> None:
-    from train.config import ConfigError, TrainConfig, from_dict
+    from train.config import TrainConfig
+    from train.config_convert import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match="sface architecture"):
         from_dict(TrainConfig, {"pretrained": "sface", "model": {"preset": "edge"}})

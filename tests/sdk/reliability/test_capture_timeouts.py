@@ -9,7 +9,8 @@ import time
 import cv2
 import pytest
 
-from g2d_edge import Capture, CaptureOptions
+from g2d_edge import Capture
+from g2d_edge.video import CaptureOptions
 from g2d_edge.errors import CaptureError, InputError
 from sdk_helpers import frame_number, numbered_frames
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-import g2d_edge.gallery as gallery_mod
+import g2d_edge.gallery.file as gallery_mod
 from g2d_edge.errors import GalleryError
 from g2d_edge.gallery import Gallery
 from sdk_helpers import LOCK_HOLDER, repo_env, start_python

@@ -5,7 +5,7 @@ import signal
 
 import numpy as np
 
-import g2d_edge.gallery as gallery_mod
+import g2d_edge.gallery.file as gallery_mod
 from g2d_edge.gallery import Gallery
 from sdk_helpers import LOCK_HOLDER, start_python
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import g2d_edge.io as io_mod
-from g2d_edge import Capture, CaptureOptions, RecognizerOptions, Recognizer
+from g2d_edge import Capture, Recognizer, RecognizerOptions
+from g2d_edge.video import CaptureOptions
 from g2d_edge.cli import main
 from g2d_edge.errors import ImageReadError
 from g2d_edge.io import read_image

@@ -5,7 +5,8 @@ import threading
 import time
 
 import g2d_edge.recognizer as recognizer_mod
-from g2d_edge import Recognizer, RecognizerOptions, RunningMode
+from g2d_edge import Recognizer, RecognizerOptions
+from g2d_edge.recognizer import RunningMode
 from sdk_helpers import read
 
 

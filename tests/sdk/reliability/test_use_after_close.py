@@ -3,7 +3,8 @@ clear ClosedError (a G2DError) after `close()`, instead of MediaPipe's `ValueErr
 import numpy as np
 import pytest
 
-from g2d_edge import G2DError, Recognizer, RecognizerOptions, RunningMode
+from g2d_edge import G2DError, Recognizer, RecognizerOptions
+from g2d_edge.recognizer import RunningMode
 from sdk_helpers import read
 
 

@@ -8,7 +8,7 @@
 The source is anything `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP URL
 or a GStreamer pipeline (`jetson_csi_pipeline()`). A video or a live stream is one scene: give the recognizer
 `RecognizerOptions(track=True)` (what `is_video_source` says) and faces keep a track id and are recognised only
-when needed (`g2d_edge.tracking`); the loop calls `Recognizer.reset_tracks()` before each source. `g2d identify`
+when needed (`g2d_edge.video.tracking`); the loop calls `Recognizer.reset_tracks()` before each source. `g2d identify`
 is this loop on the command line; `samples/webcam.py` shows it as a short API demo.
 
 The annotated video is written while the frames arrive (it may be a live recording of any length), so unlike the
@@ -27,10 +27,10 @@ from typing import Any, Dict, Iterator, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from ..draw import DrawOptions, annotate
+from ..errors import G2DError, InputError
+from ..results import Recognition
 from .capture import Capture, CaptureOptions, CaptureStats, SourceLike, classify_source
-from .draw import DrawOptions, annotate
-from .errors import G2DError, InputError
-from .results import Recognition
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class VideoOptions:
     max_frames: stop after this many frames (0: at the end of the source).
     show_fps: draw the processing rate in the corner of the annotated frames.
     draw: how faces are drawn (`g2d_edge.draw.DrawOptions`).
-    capture: how the source is read (`g2d_edge.capture.CaptureOptions`).
+    capture: how the source is read (`g2d_edge.video.capture.CaptureOptions`).
     window_name: title of the window.
     """
 

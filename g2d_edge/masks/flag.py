@@ -13,12 +13,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .errors import InputError, ModelError
+from ..errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 
 #: The classifier shipped inside the package.
-SHIPPED_MASK_FLAG = Path(__file__).resolve().parent / "models" / "mask-flag.onnx"
+SHIPPED_MASK_FLAG = Path(__file__).resolve().parents[1] / "models" / "mask-flag.onnx"
 INPUT_NAME = "faces"
 OUTPUT_NAME = "mask_score"
 

@@ -1,5 +1,5 @@
 """Where a Milvus gallery lives and how to talk to it: the gallery URLs (`milvus://HOST[:PORT]/[DATABASE/]COLLECTION`,
-`milvus+tls://...`, `milvus-lite://PATH.db/COLLECTION`) and `MilvusGalleryOptions`. See `g2d_edge.gallery_milvus`."""
+`milvus+tls://...`, `milvus-lite://PATH.db/COLLECTION`) and `MilvusGalleryOptions`. See `g2d_edge.gallery.milvus`."""
 from __future__ import annotations
 
 import re
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from .errors import InputError
-from .text import quoted
+from ...errors import InputError
+from ...text import quoted
 
 #: Port of a Milvus server when the URL names none.
 DEFAULT_PORT = 19530

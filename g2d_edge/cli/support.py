@@ -12,8 +12,8 @@ import sys
 import traceback
 from typing import Callable, Tuple, Type
 
-from .errors import G2DError
-from .text import printable
+from ..errors import G2DError
+from ..text import printable
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -28,8 +28,9 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from .errors import CaptureError, ImageReadError, InputError
-from .io import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_SUFFIXES, list_images, read_image
+from ..errors import CaptureError, ImageReadError, InputError
+from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
+from ..io import IMAGE_SUFFIXES, list_images, read_image
 from .slot import LatestSlot
 
 log = logging.getLogger(__name__)

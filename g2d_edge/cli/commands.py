@@ -16,7 +16,7 @@ one JSON line per frame. Faces of a video or a camera are tracked (`RecognizerOp
 --gallery takes a gallery file or folder, or a database URL (milvus://host:19530/collection,
 milvus-lite://path.db/collection; README "Scaling out").
 
-Every command takes --json for machine-readable output. Exit status (`g2d_edge.cli_support`, shared with g2d-train
+Every command takes --json for machine-readable output. Exit status (`g2d_edge.cli.support`, shared with g2d-train
 and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C.
 Names and paths are printed with control characters escaped (`g2d_edge.text.printable`), so nothing read from a
 gallery or typed as an argument can inject terminal escapes or extra lines.
@@ -32,12 +32,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .backends.loader import BACKEND_NAMES
-from .cli_support import run_command
-from .errors import GalleryError
-from .imagesize import DEFAULT_MAX_IMAGE_PIXELS
-from .text import printable
-from .video import VIDEO_CODECS
+from ..backends.loader import BACKEND_NAMES
+from ..errors import GalleryError
+from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
+from ..text import printable
+from ..video.loop import VIDEO_CODECS
+from .support import run_command
 
 log = logging.getLogger("g2d_edge.cli")
 
@@ -83,7 +83,7 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="g2d", description="Masked-face recognition on the edge (g2d-edge).")
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"g2d-edge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = False) -> Any:
-    from .recognizer import Recognizer, RecognizerOptions
+    from ..recognizer import Recognizer, RecognizerOptions
 
     opts = RecognizerOptions(threshold=args.threshold, top_k=getattr(args, "top_k", 1),
                              max_image_pixels=args.max_pixels, track=track,
@@ -173,7 +173,7 @@ def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -
 
 def _enrolment(args: argparse.Namespace) -> List[Tuple[str, List[str]]]:
     """(name, photos) of everyone to enrol: the NAME and PHOTOs given, or one person per sub-folder of --folder."""
-    from .io import list_people
+    from ..io import list_people
 
     if args.folder is not None:
         people = [(name, [str(p) for p in photos]) for name, photos in list_people(args.folder)]
@@ -185,7 +185,7 @@ def _enrolment(args: argparse.Namespace) -> List[Tuple[str, List[str]]]:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from .gallery import open_gallery
+    from ..gallery.file import open_gallery
 
     people = _enrolment(args)
     with open_gallery(args.gallery) as gallery:
@@ -223,9 +223,9 @@ def _frame_lines(label: str, faces: Sequence[Any], threshold: float) -> List[str
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from .capture import CaptureOptions
-    from .gallery import open_gallery
-    from .video import VideoLoop, VideoOptions, is_video_source
+    from ..video.capture import CaptureOptions
+    from ..gallery.file import open_gallery
+    from ..video.loop import VideoLoop, VideoOptions, is_video_source
 
     video = is_video_source(args.source)  # before loading the model: a typo in the path fails fast
     options = VideoOptions(show=args.show, output=args.output, max_frames=args.max_frames or 0,
@@ -271,7 +271,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
-    from .gallery import open_gallery
+    from ..gallery.file import open_gallery
 
     if args.action in ("export", "import"):
         return _copy_gallery(args)
@@ -306,8 +306,8 @@ def _edit_gallery(args: argparse.Namespace, gallery: Any) -> int:
 def _copy_gallery(args: argparse.Namespace) -> int:
     """`gallery export DEST --gallery SRC` and `gallery import SRC --gallery DEST`: copy_gallery between any two
     galleries (file or database); the source must exist, the destination is created if missing."""
-    from .gallery import open_gallery
-    from .gallery_api import copy_gallery
+    from ..gallery.file import open_gallery
+    from ..gallery.protocol import copy_gallery
 
     source, destination = ((args.gallery, args.destination) if args.action == "export"
                            else (args.source, args.gallery))

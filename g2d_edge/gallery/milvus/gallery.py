@@ -15,7 +15,7 @@ URL scheme (see `parse_gallery_url`):
 
 One collection is one gallery. Each row is one template: `id` (primary key), `name`, `enrolment` (the id of the
 `add` call that wrote it), `enrolled_ns` and `template_index` (enrolment order), `masked` (the template's masked tag;
-collections made before the tags lack it, see `g2d_edge.gallery_milvus_rows`), and the unit-norm `embedding`
+collections made before the tags lack it, see `g2d_edge.gallery.milvus.rows`), and the unit-norm `embedding`
 (FLOAT_VECTOR, COSINE index). The embedding space, template length, model name and threshold are collection
 properties written together with the collection, so a collection of another model's embedding space is refused
 (GalleryError), as a gallery file of another model is.
@@ -35,7 +35,7 @@ Guarantees:
 
 Search is exact (FLAT index, the default) or approximate with `MilvusGalleryOptions(index_type="HNSW", ...)`;
 either way the server groups hits by name and returns the best template per identity. Clean queries of a search
-with masked flags are searched with the filter `masked == false` (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
+with masked flags are searched with the filter `masked == false` (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
 """
 from __future__ import annotations
 
@@ -48,16 +48,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import GalleryError, GalleryUnavailableError
-from .gallery_milvus_rows import (MILVUS_GALLERY_FORMAT, PROP_THRESHOLD, CollectionMeta,  # noqa: F401
-                                  collection_properties, collection_schema, connect, enrolment_rows,
-                                  hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
-from .gallery_milvus_url import (DEFAULT_PORT, TOKEN_ENV, MilvusGalleryOptions, MilvusLocation,  # noqa: F401
-                                  parse_gallery_url, string_literal)
-from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,
-                          check_masked_identity, check_query_length, check_template_length, check_threshold,
-                          checked_queries, checked_tags, normalised_queries, normalised_templates)
-from .text import quoted
+from ...errors import GalleryError, GalleryUnavailableError
+from ...text import quoted
+from ..protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
+                        check_query_length, check_template_length, check_threshold, checked_queries, checked_tags,
+                        normalised_queries, normalised_templates)
+from .rows import (PROP_THRESHOLD, CollectionMeta, collection_properties, collection_schema, connect, enrolment_rows,
+                   hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
+from .url import MilvusGalleryOptions, parse_gallery_url, string_literal
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +296,7 @@ class MilvusGallery(GalleryBase):
         if path is not None:
             raise GalleryError(f"gallery {self.where.url} lives in a database and is written as it changes; to "
                                f"write a copy to {path}, use `g2d gallery export {path} --gallery "
-                               f"{self.where.url}` (g2d_edge.gallery_api.copy_gallery)")
+                               f"{self.where.url}` (g2d_edge.gallery.protocol.copy_gallery)")
         return self.where.url
 
     def flush(self) -> None:

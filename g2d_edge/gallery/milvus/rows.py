@@ -1,4 +1,4 @@
-"""The Milvus gallery's collection layout and row helpers (see `g2d_edge.gallery_milvus`): connecting, request
+"""The Milvus gallery's collection layout and row helpers (see `g2d_edge.gallery.milvus`): connecting, request
 errors, the collection schema and properties, and turning templates into rows and search hits into matches.
 
 Layouts: 1 (before masked tags) has the fields `id`, `name`, `enrolment`, `enrolled_ns`, `template_index` and
@@ -18,10 +18,10 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .errors import GalleryError, GalleryUnavailableError, InputError
-from .gallery_api import Match, check_threshold
-from .gallery_milvus_url import TOKEN_ENV, MilvusGalleryOptions, MilvusLocation
-from .text import MAX_NAME_LENGTH
+from ...errors import GalleryError, GalleryUnavailableError, InputError
+from ...text import MAX_NAME_LENGTH
+from ..protocol import Match, check_threshold
+from .url import TOKEN_ENV, MilvusGalleryOptions, MilvusLocation
 
 log = logging.getLogger(__name__)
 

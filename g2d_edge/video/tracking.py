@@ -21,8 +21,8 @@ from typing import Deque, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .detect import Detection
-from .errors import InputError
+from ..detectors.base import Detection
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 

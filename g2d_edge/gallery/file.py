@@ -1,7 +1,7 @@
 """A persistent gallery of enrolled people: several unit-norm templates per identity, cosine top-k search.
 
 On disk a gallery is one `.npz` file (NumPy arrays + a JSON header, no pickle; the format and the merge below are
-`g2d_edge.gallery_file`). A path without a suffix (or an existing folder) is a gallery directory holding
+`g2d_edge.gallery.format`). A path without a suffix (or an existing folder) is a gallery directory holding
 `gallery.npz`.
 
 Saving is safe against crashes and against other processes (see `Gallery.save`):
@@ -30,15 +30,15 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import GalleryError, InputError
-from .files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
+from ..errors import GalleryError, InputError
+from ..files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
                     temp_files_of)
-from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, empty_snapshot,  # noqa: F401
-                           is_number, merge_snapshots, read_gallery_file, write_npz)
-from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,  # noqa: F401
-                          check_masked_identity, check_query_length, check_template_length, checked_queries,
-                          checked_tags, normalised_queries, normalised_templates)
-from .text import quoted
+from ..text import quoted
+from .format import (Header, Snapshot, disk_revision, empty_snapshot, is_number, merge_snapshots, read_gallery_file,
+                     write_npz)
+from .protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
+                       check_query_length, check_template_length, checked_queries, checked_tags, normalised_queries,
+                       normalised_templates)
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Gallery(GalleryBase):
         lock_timeout: seconds `save` waits for another process that is saving the same file.
 
     Thread-safe: mutations and searches are serialised by a lock. Safe across processes: see `save`.
-    Implements the gallery protocol `g2d_edge.gallery_api.GalleryBase` (shared with the database gallery).
+    Implements the gallery protocol `g2d_edge.gallery.protocol.GalleryBase` (shared with the database gallery).
     """
 
     def __init__(self, embedding_space: Optional[str] = None, embedding_dim: Optional[int] = None,
@@ -238,7 +238,7 @@ class Gallery(GalleryBase):
         `embeddings` is one (D,) vector or an (N, D) batch; the result has one list per query.
         `masked`: None (every template is compared), or one bool per query (or one for all) saying whether the face
         wears a mask: a clean query is then compared with clean templates only, a masked one with all
-        (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
+        (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
         An empty gallery matches nothing: each query gets an empty list (no exception), so a caller can tell
         "no one enrolled" apart from "not similar enough" by `len(gallery) == 0`.
         """
@@ -458,7 +458,7 @@ class Gallery(GalleryBase):
 
 
 
-#: URL schemes of database galleries (see `g2d_edge.gallery_milvus`).
+#: URL schemes of database galleries (see `g2d_edge.gallery.milvus`).
 DATABASE_SCHEMES = ("milvus://", "milvus+tls://", "milvus-lite://")
 
 
@@ -477,7 +477,7 @@ def open_gallery(location: Union[str, os.PathLike], create: bool = True, **optio
     Any other `scheme://` is an InputError (not silently taken for a file name).
     """
     if is_gallery_url(location):
-        from .gallery_milvus import MilvusGallery  # lazy: pymilvus is an optional extra
+        from .milvus.gallery import MilvusGallery  # lazy: pymilvus is an optional extra
 
         return MilvusGallery(str(location), create=create, **options)
     if isinstance(location, str) and "://" in location:

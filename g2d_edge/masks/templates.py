@@ -13,10 +13,12 @@ from typing import Any, List, Optional
 
 import numpy as np
 
-from .align import align_face
-from .detect import Detection, FaceDetector
+from ..align import align_face
+from ..detectors.base import Detection
+from ..detectors.detect import FaceDetector
 from .facemesh import create_face_mesh, mesh_landmarks
-from .masks import MaskOptions, MaskSynthesizer
+from .options import MaskOptions
+from .synth import MaskSynthesizer
 
 
 class MaskedViews:

@@ -18,9 +18,9 @@ from typing import Any, BinaryIO, Dict, Iterable, List, NamedTuple, Optional, Tu
 
 import numpy as np
 
-from .errors import GalleryError, InputError
-from .gallery_api import check_identity_name
-from .text import quoted
+from ..errors import GalleryError, InputError
+from ..text import quoted
+from .protocol import check_identity_name
 
 #: Newest on-disk format: `Gallery.save` writes it when a template is tagged masked, else format 1.
 GALLERY_FORMAT = 2

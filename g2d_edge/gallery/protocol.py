@@ -1,5 +1,5 @@
 """The one gallery protocol: what the file gallery (`g2d_edge.gallery.Gallery`) and the database gallery
-(`g2d_edge.gallery_milvus.MilvusGallery`) both offer, and the rules they share.
+(`g2d_edge.gallery.milvus.MilvusGallery`) both offer, and the rules they share.
 
 A gallery holds identities, each with one or more L2-normalised templates (face embeddings of one model), and
 answers cosine top-k searches where an identity's score is the best cosine over its templates. It remembers the
@@ -24,9 +24,9 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tup
 
 import numpy as np
 
-from .errors import GalleryError, InputError
-from .text import MAX_NAME_LENGTH, forbidden_character, quoted
-from .vectors import l2_normalise
+from ..errors import GalleryError, InputError
+from ..text import MAX_NAME_LENGTH, forbidden_character, quoted
+from ..vectors import l2_normalise
 
 
 class Match(NamedTuple):

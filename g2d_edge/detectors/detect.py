@@ -1,14 +1,14 @@
 """Face detection: YuNet (OpenCV, shipped in the package) or MediaPipe BlazeFace (short / full range), chosen by
 `DetectorOptions.model`, in one pass over the frame or in the every-scale mode (`DetectorOptions.every_scale`).
 
-    from g2d_edge import FaceDetector, DetectorOptions
+    from g2d_edge.detectors import FaceDetector, DetectorOptions
     with FaceDetector() as det:                       # YuNet, every scale: small faces in 4K crowds to close-ups
         for face in det.detect(frame):                # Detection: box, keypoints, score; largest face first
             ...
     FaceDetector(DetectorOptions(model="short"))      # BlazeFace short range, one pass: the fastest (the old default)
 
 Every detector returns the same `Detection` (box, 5 or 6 keypoints, score) in frame pixels, so the shared aligner
-and everything after it do not depend on the choice. The detectors themselves live in `g2d_edge.detectors`.
+and everything after it do not depend on the choice. The detectors themselves are this package's other modules.
 """
 from __future__ import annotations
 
@@ -19,14 +19,11 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .detectors.base import KEYPOINT_NAMES_5, KEYPOINT_NAMES_6, Detection, FrameDetector
-from .detectors.scales import detect_views, fit_scale, pyramid_views, single_view, tile_views
-from .errors import InputError
+from ..errors import InputError
+from .base import Detection, FrameDetector
+from .scales import detect_views, fit_scale, pyramid_views, single_view, tile_views
 
 log = logging.getLogger(__name__)
-
-#: BlazeFace's 6 keypoint names (kept under its old name); YuNet gives KEYPOINT_NAMES_5.
-KEYPOINT_NAMES = KEYPOINT_NAMES_6
 
 #: Where the keypoints of a face come from (`DetectorOptions.keypoints`).
 KEYPOINT_SOURCES = ("blazeface", "detector")
@@ -34,8 +31,7 @@ KEYPOINT_SOURCES = ("blazeface", "detector")
 #: Every-scale tile side (frame pixels) of the finest tiles when `DetectorOptions.tile_size` is 0, per BlazeFace model.
 DEFAULT_TILE_SIZE = {"short": 128, "full": 256}
 
-__all__ = ["DEFAULT_TILE_SIZE", "Detection", "DetectorOptions", "FaceDetector", "KEYPOINT_NAMES", "KEYPOINT_NAMES_5",
-           "KEYPOINT_NAMES_6", "check_bgr_frame"]
+__all__ = ["DEFAULT_TILE_SIZE", "DetectorOptions", "FaceDetector", "KEYPOINT_SOURCES", "check_bgr_frame"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ def check_bgr_frame(frame: np.ndarray) -> np.ndarray:
 
 def check_options(options: DetectorOptions) -> None:
     """Raise InputError naming the first `DetectorOptions` field with an invalid value."""
-    from .detectors import DETECTOR_MODELS
+    from .factory import DETECTOR_MODELS
 
     if options.model not in DETECTOR_MODELS:
         raise InputError(f"DetectorOptions.model must be one of {', '.join(DETECTOR_MODELS)}, got {options.model!r}")
@@ -148,8 +144,9 @@ class FaceDetector:
     def __init__(self, options: Optional[DetectorOptions] = None) -> None:
         self.options = options or DetectorOptions()
         check_options(self.options)
-        from .detectors import BlazeFaceDetector, create_frame_detector  # lazy: mediapipe is slow to import
-        from .detectors.refine import BlazeFaceKeypoints
+        from .blazeface import BlazeFaceDetector
+        from .factory import create_frame_detector
+        from .refine import BlazeFaceKeypoints
 
         self._detector: FrameDetector = create_frame_detector(self.options.model, self.options.min_confidence)
         every = self.options.every_scale
