@@ -36,34 +36,29 @@ def celeba_people(celeba_dir: Path) -> dict:
     return people
 
 
-# ---------------------------------------------------------------------------------------------- exported tiny model
+@pytest.fixture(scope="session")
+def people(celeba_people: dict) -> dict:
+    """Three real people with at least 3 photos each: {name: [photo paths]}."""
+    names = sorted(celeba_people)[:3]
+    return {n: celeba_people[n] for n in names}
+
+
+
+# ---------------------------------------------------------------------------------------------- the tiny test model
+TINY_MODEL = Path(__file__).resolve().parent / "fixtures" / "tiny.onnx"
 TINY_CLASS_NAMES = ["alice", "bob", "carol", "dave", "erin"]
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx_model(tmp_path_factory) -> Path:
     """Path of a tiny exported model `tiny.onnx` with its sidecar `tiny.json` (random weights, seed 0, edge "tiny"
-    preset, 512-d embeddings, 5 classes named TINY_CLASS_NAMES, threshold 0.42), exported with `export.onnx.export_onnx`
-    from the g2d-train checkpoint `tiny.pt` that sits next to it. Read-only: copy it before modifying."""
-    import torch
-
-    from export.onnx import ParityOptions, export_onnx
-    from train.checkpoint import save_checkpoint
-    from train.model import ModelConfig, build_model
-
+    preset, 512-d embeddings, 5 classes named TINY_CLASS_NAMES, threshold 0.42): a session copy of the committed
+    tests/fixtures/tiny.onnx (made by tests/fixtures/make_tiny_model.py), so no torch is needed. Read-only: copy it
+    before modifying (`tiny_model_copy`)."""
     folder = tmp_path_factory.mktemp("tiny-model")
-    cfg = ModelConfig.preset("tiny", num_classes=len(TINY_CLASS_NAMES))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = build_model(cfg).eval()
-    checkpoint = save_checkpoint(folder / "tiny.pt", stage="classifier", model_config=cfg,
-                                 state={"model": model.state_dict()}, epoch=1, step=1, finished=True,
-                                 meta={"class_names": TINY_CLASS_NAMES, "threshold": 0.42,
-                                       "trained_on": "random weights (tests)",
-                                       "data_summary": {"identities": len(TINY_CLASS_NAMES)}})
-    onnx_path = folder / "tiny.onnx"
-    export_onnx(checkpoint, onnx_path, parity=ParityOptions(num_real=4))
-    return onnx_path
+    for source in (TINY_MODEL, TINY_MODEL.with_suffix(".json")):
+        shutil.copy(source, folder / source.name)
+    return folder / TINY_MODEL.name
 
 
 @pytest.fixture()
@@ -80,7 +75,8 @@ def tiny_model_copy(tiny_onnx_model: Path, tmp_path: Path) -> Path:
 REPO_DIR = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_DIR / "tests"
 TEST_HELPERS = {  # importable by these names from any test (each loaded on its first import)
-    "sdk_helpers": TESTS_DIR / "sdk" / "sdk_helpers.py",
+    "runtime_helpers": TESTS_DIR / "g2d_edge" / "runtime_helpers.py",
+    "make_tiny_model": TESTS_DIR / "fixtures" / "make_tiny_model.py",
     "tiny_faces": TESTS_DIR / "train" / "tiny_faces.py",
     "fake_tensorrt": TESTS_DIR / "export" / "fake_tensorrt.py",
 }

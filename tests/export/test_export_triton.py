@@ -1,5 +1,5 @@
 """`g2d-export triton`: the model repository's layout, and its config.pbtxt parsed with Triton's own model-config
-protobuf (tritonclient). Serving it on a real server is tested in tests/sdk/test_triton.py."""
+protobuf (tritonclient). Serving it on a real server is tested in tests/g2d_edge/backends/test_triton.py."""
 from __future__ import annotations
 
 import json

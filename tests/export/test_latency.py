@@ -12,9 +12,9 @@ def latency(load_script):
     return load_script("benchmarks/latency.py", "g2d_latency_bench")
 
 
-def test_benchmark_rows_markdown_and_json(latency, tiny_onnx_model: Path, tmp_path: Path, capsys):
+def test_benchmark_rows_markdown_and_json(latency, exported_tiny_model: Path, tmp_path: Path, capsys):
     out = tmp_path / "lat.json"
-    code = latency.main(["--model", str(tiny_onnx_model), "--checkpoint", str(tiny_onnx_model.with_suffix(".pt")),
+    code = latency.main(["--model", str(exported_tiny_model), "--checkpoint", str(exported_tiny_model.with_suffix(".pt")),
                          "--iters", "5", "--warmup", "1", "--batches", "1", "4", "--min-seconds", "0.05",
                          "--threads", "1", "--json", str(out)])
     assert code == 0

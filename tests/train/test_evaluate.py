@@ -393,3 +393,10 @@ def test_format_table_and_json(tmp_path: Path) -> None:
     assert data["results"]["unmasked-unmasked"]["auc"] == pytest.approx(res["unmasked-unmasked"].auc)
     assert data["results"]["unmasked-unmasked"]["far_resolved"]["0.01"] is True
 
+
+def test_evaluation_normalises_as_the_runtime_does():
+    """train.eval's L2 normalisation is the runtime's g2d_edge.vectors.l2_normalise (one normalisation)."""
+    from g2d_edge.vectors import l2_normalise
+
+    x = np.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(ev.l2_normalize(x), l2_normalise(x, dtype=np.float64))
