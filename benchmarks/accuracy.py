@@ -51,7 +51,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks._timing import interleaved_median_seconds, median_seconds  # noqa: E402
 from benchmarks.peers import (DLIB_DISTANCE_THRESHOLD, SFACE_COSINE_THRESHOLD, DlibPeer, PhotoEmbeddings,  # noqa: E402
-                              embed_rows, sface_as_shipped)  # noqa: E402
+                              embed_rows, sface_as_shipped)
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402

@@ -199,7 +199,8 @@ def test_stream_mode_over_http(triton, tiny_onnx_model: Path, people):
 
 
 def test_a_server_serving_another_model_is_refused(triton, tiny_onnx_model: Path, other_space_model: Path):
-    with pytest.raises(ModelError, match="serves other .*embedding space g2d-edge-512d-some-other-model.*tiny"):
+    other_space = ModelSidecar.load(other_space_model.with_suffix(".json")).embedding_space
+    with pytest.raises(ModelError, match=f"serves other .*embedding space {other_space}.*tiny"):
         load_backend(tiny_onnx_model, "triton", url=triton["grpc"], model_name="other")
     with pytest.raises(ModelError, match="'nope' .*is not ready"):
         load_backend(tiny_onnx_model, "triton", url=triton["http"], model_name="nope")
