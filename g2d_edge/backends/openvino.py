@@ -10,6 +10,7 @@ bf16 or fp16 units, where OpenVINO would otherwise pick the lower precision.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -120,6 +121,7 @@ class OpenVinoBackend(BaseBackend):
                              f"{self.options.openvino_device!r} is not available: export it again with "
                              "`g2d-export onnx`, or use backend='onnxruntime'") from exc
         self._compiled = {1: (single, single.create_infer_request()), 0: (dynamic, dynamic.create_infer_request())}
+        self._lock = threading.Lock()  # an infer request serves one call at a time (ONNX Runtime's session is shared)
         log.info("openvino backend: %s on %s (%s, %s threads)", self.model_path.name, self.options.openvino_device,
                  self.options.inference_precision, self.options.intra_op_threads or "default")
 
@@ -149,9 +151,10 @@ class OpenVinoBackend(BaseBackend):
         if not self._compiled:
             raise ModelError(f"the openvino backend for {self.model_path} was closed; load the model again")
         compiled, request = self._compiled[1 if len(faces) == 1 else 0]
-        results = request.infer({0: faces})
         emb_name, logits_name = self.sidecar.outputs[:2]
-        return results[compiled.output(emb_name)], results[compiled.output(logits_name)]
+        with self._lock:
+            results = request.infer({0: faces})
+            return results[compiled.output(emb_name)], results[compiled.output(logits_name)]
 
     def close(self) -> None:
         self._compiled = {}

@@ -99,3 +99,15 @@ def test_auto_picks_openvino_on_a_cpu_only_machine_and_says_so(tiny_onnx_model: 
     with caplog.at_level(logging.INFO, logger="g2d_edge.backends"):
         backend = load_backend(tiny_onnx_model, intra_op_threads=1)
     assert backend.name == "openvino" and "backend auto -> openvino" in caplog.text
+
+
+def test_one_backend_serves_several_threads(tiny_onnx_model: Path, aligned_faces: np.ndarray):
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = load_backend(tiny_onnx_model, "openvino", intra_op_threads=1)
+    batches = [aligned_faces[i % 3:i % 3 + 1 + i % 4] for i in range(24)]
+    serial = [backend.infer(b)[0] for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda b: backend.infer(b)[0], batches))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_allclose(a, b, atol=1e-6)
