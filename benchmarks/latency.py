@@ -263,7 +263,8 @@ def format_markdown(result: Dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if result.get("in_turns"):
         lines += ["", f"CPU runtimes timed in turns (threads: {result['settings']['threads'] or 'default'}; median ms "
-                  "per call):", "", "| batch | ONNX Runtime CPU | OpenVINO CPU | OpenVINO speed-up |", "|---|---|---|---|"]
+                  "per call):", "", "| batch | ONNX Runtime CPU | OpenVINO CPU | OpenVINO speed-up |",
+                  "|---|---|---|---|"]
         for b, ms in result["in_turns"].items():
             ort_ms, ov_ms = ms["ONNX Runtime CPU"], ms["OpenVINO CPU"]
             lines.append(f"| {b} | {ort_ms:.2f} | {ov_ms:.2f} | {ort_ms / ov_ms:.2f}x |")

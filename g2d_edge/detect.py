@@ -70,8 +70,9 @@ class DetectorOptions:
     runtime: what runs YuNet: "auto" (the default: ONNX Runtime), "onnxruntime" (the shipped model's weights folded
         to float32 at load time; on a CUDA GPU where onnxruntime-gpu is installed), "openvino" (needs the
         [openvino] extra) or "opencv" (`cv2.FaceDetectorYN`, the front end before this option). All give the same
-        faces (boxes and keypoints within a thousandth of a pixel, tested); ONNX Runtime was the fastest on the
-        development machine (README "Face detection"). BlazeFace always runs in MediaPipe.
+        faces (boxes and keypoints within 0.001 px on the benchmark's frames; tested on real photos); ONNX Runtime
+        was about twice as fast as OpenCV on the development machine (README "Face detection"). BlazeFace always
+        runs in MediaPipe.
     threads: CPU threads for YuNet on ONNX Runtime / OpenVINO (0: the runtime's default, one per core); OpenCV's
         threads are set process-wide with `cv2.setNumThreads`.
     keypoints: which keypoints a face found by YuNet carries (and is aligned from): "blazeface" (the default:

@@ -2,9 +2,9 @@
 backend that runs it).
 
 One path check (`check_model_path`), one engine-cache lookup (`engine_cache.find_cached_engine`, at most once per
-load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime", "openvino" and "triton"; training
-checkpoints run on the development-only `TorchBackend` of the export tools (`export.torch_backend`), which needs
-torch and is passed in as a ready backend object.
+load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime", "openvino" and "triton";
+training checkpoints run on the development-only `TorchBackend` of the export tools (`export.torch_backend`), which
+needs torch and is passed in as a ready backend object.
 """
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 #: Detector names `DetectorOptions.model` accepts.
 DETECTOR_MODELS = ("yunet",) + tuple(BLAZEFACE_MODELS)
-#: What runs YuNet (`DetectorOptions.runtime`). "auto" is ONNX Runtime: at the same outputs it ran a 1080p frame
-#: about twice as fast as OpenCV's DNN module and a little faster than OpenVINO on one thread (README "Face
-#: detection"), it is always installed, and it uses a CUDA GPU where onnxruntime-gpu is installed.
+#: What runs YuNet (`DetectorOptions.runtime`). "auto" is ONNX Runtime: at the same outputs it ran YuNet about twice
+#: as fast as OpenCV's DNN module at every frame size and as fast as OpenVINO or faster up to 1080p, on one thread
+#: (README "Face detection"); it is always installed, and it uses a CUDA GPU where onnxruntime-gpu is installed.
 YUNET_RUNTIMES = ("auto", "onnxruntime", "openvino", "opencv")
 
 __all__ = ["BlazeFaceDetector", "DETECTOR_MODELS", "Detection", "FrameDetector", "KEYPOINT_NAMES_5",

@@ -170,7 +170,7 @@ def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: Optional[np.ndarray
 def _fold_node(node: List[Field], constants: Dict[str, np.ndarray]) -> Optional[Tuple[str, np.ndarray]]:
     """(output name, value) of a DequantizeLinear node whose inputs are all constants, else None."""
     op = _strings(node, _NODE_OP_TYPE)
-    inputs = [i for i in _strings(node, _NODE_INPUT)]
+    inputs = _strings(node, _NODE_INPUT)
     if op != ["DequantizeLinear"] or not inputs or not all(i in constants for i in inputs if i):
         return None
     attrs = {}

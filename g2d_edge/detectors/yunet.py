@@ -48,7 +48,8 @@ def rows_to_detections(rows: Optional[np.ndarray]) -> List[Detection]:
 
 class YuNetDetector:
     """YuNet through OpenCV's DNN module (`cv2.FaceDetectorYN`; `DetectorOptions(runtime="opencv")`; the other
-    runtimes are in `yunet_runtime.py`) at the image's own size (its input size is set from each image; no fixed square input).
+    runtimes are in `yunet_runtime.py`) at the image's own size (its input size is set from each image; no fixed
+    square input).
 
     At the size it is given it finds faces reliably from about 24 px (clean) or 64 px (masked) up to about 250 px
     (larger faces can come out twice, shifted); `FaceDetector` resizes frames into that range (`DetectorOptions`). OpenCV re-plans the network whenever

@@ -185,6 +185,8 @@ class YuNetRuntimeDetector:
 
     def detect(self, image: np.ndarray) -> List[Detection]:
         """Faces in a BGR uint8 image, in its pixels."""
+        if self._net is None:
+            raise ModelError("this YuNet detector was closed; create a new FaceDetector")
         padded = pad_to_step(image)
         height, width = padded.shape[:2]
         outputs = self._net.run(cv2.dnn.blobFromImage(padded))

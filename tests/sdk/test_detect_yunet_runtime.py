@@ -144,3 +144,7 @@ def test_bad_models_and_options_say_what_to_do(tmp_path: Path):
         YuNetRuntimeDetector(model_path=truncated)
     with pytest.raises(InputError, match="runtime"):
         YuNetRuntimeDetector("tflite")
+    closed = YuNetRuntimeDetector("onnxruntime", threads=1)
+    closed.close()
+    with pytest.raises(ModelError, match="closed"):
+        closed.detect(np.zeros((64, 64, 3), np.uint8))
