@@ -175,7 +175,13 @@ def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any)
     if chosen == "onnxruntime":
         return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
     if chosen == "openvino":
-        return OpenVinoBackend(path, OpenVinoOptions(**_split_options("openvino", options)))
+        try:
+            return OpenVinoBackend(path, OpenVinoOptions(**_split_options("openvino", options)))
+        except ModelError as exc:
+            if name != "auto":
+                raise
+            log.warning("OpenVINO cannot run %s (%s); backend auto -> onnxruntime instead", path.name, exc)
+            return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
     opts = TrtRuntimeOptions(**_split_options("tensorrt", options))
     if engine is None:
         if not build:

@@ -111,3 +111,20 @@ def test_one_backend_serves_several_threads(tiny_onnx_model: Path, aligned_faces
         parallel = list(pool.map(lambda b: backend.infer(b)[0], batches))
     for a, b in zip(serial, parallel):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.skipif(tensorrt_available() is None or available_providers()[0] != "CPUExecutionProvider",
+                    reason="a GPU runtime is installed here: auto prefers it")
+def test_auto_falls_back_to_onnxruntime_when_openvino_cannot_load_the_model(tiny_onnx_model: Path, monkeypatch,
+                                                                              caplog):
+    import g2d_edge.backends.loader as loader
+
+    def refuse(path, options=None):
+        raise ModelError("OpenVINO cannot load it (an operator it lacks)")
+
+    monkeypatch.setattr(loader, "OpenVinoBackend", refuse)
+    with caplog.at_level(logging.WARNING, logger="g2d_edge.backends"):
+        backend = load_backend(tiny_onnx_model)
+    assert backend.name == "onnxruntime" and "auto -> onnxruntime instead" in caplog.text
+    with pytest.raises(ModelError, match="operator it lacks"):  # asked for by name: no silent switch
+        load_backend(tiny_onnx_model, "openvino")
