@@ -45,7 +45,8 @@ log = logging.getLogger("g2d_edge.cli")
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model file (.onnx or .engine); default: the shipped model")
     p.add_argument("--backend", default="auto", choices=("auto",) + BACKEND_NAMES,
-                   help="inference backend (default auto: TensorRT for an engine or a cached one, else ONNX Runtime)")
+                   help="inference backend (default auto: TensorRT for an engine or a cached one, else ONNX "
+                        "Runtime on a GPU, else OpenVINO when installed, else ONNX Runtime)")
     p.add_argument("--url", help="Triton server (grpc://host:8001 or http://host:8000) that runs the model; --model "
                                  "then only names its sidecar (README 'Scaling out')")
     p.add_argument("--model-name", help="model name on the Triton server (default: the sidecar's name)")

@@ -63,6 +63,14 @@ class DetectorOptions:
         for "full"); the smallest faces found are about a fifth ("short") or an eighth ("full") of it.
     tile_overlap: BlazeFace in the every-scale mode: overlap of neighbouring tiles, as a fraction of their side.
     nms_iou: faces found at several scales or in several tiles overlapping by more than this IoU are merged.
+    runtime: what runs YuNet: "auto" (the default: ONNX Runtime), "onnxruntime" (the shipped model's weights folded
+        to float32 at load time; on a CUDA GPU where onnxruntime-gpu is installed), "openvino" (needs the
+        [openvino] extra) or "opencv" (`cv2.FaceDetectorYN`, the front end before this option). All give the same
+        faces (boxes and keypoints within 0.001 px on the benchmark's frames; tested on real photos); ONNX Runtime
+        was about twice as fast as OpenCV on the development machine (README "Face detection"). BlazeFace always
+        runs in MediaPipe.
+    threads: CPU threads for YuNet on ONNX Runtime / OpenVINO (0: the runtime's default, one per core); OpenCV's
+        threads are set process-wide with `cv2.setNumThreads`.
     keypoints: which keypoints a face found by YuNet carries (and is aligned from): "blazeface" (the default:
         BlazeFace short range re-run on a loose crop around each face gives its 6 keypoints, as in the crops the
         shipped models were trained on; YuNet's own are kept where BlazeFace does not find the face there; about
@@ -81,6 +89,8 @@ class DetectorOptions:
     tile_size: int = 0
     tile_overlap: float = 0.25
     nms_iou: float = 0.3
+    runtime: str = "auto"
+    threads: int = 0
     keypoints: str = "blazeface"
 
 
@@ -102,16 +112,19 @@ def check_bgr_frame(frame: np.ndarray) -> np.ndarray:
 
 def check_options(options: DetectorOptions) -> None:
     """Raise InputError naming the first `DetectorOptions` field with an invalid value."""
-    from .factory import DETECTOR_MODELS
+    from .factory import DETECTOR_MODELS, YUNET_RUNTIMES
 
     if options.model not in DETECTOR_MODELS:
         raise InputError(f"DetectorOptions.model must be one of {', '.join(DETECTOR_MODELS)}, got {options.model!r}")
+    if options.runtime not in YUNET_RUNTIMES:
+        raise InputError(f"DetectorOptions.runtime must be one of {', '.join(YUNET_RUNTIMES)}, got "
+                         f"{options.runtime!r}")
     if options.every_scale is not None and not isinstance(options.every_scale, bool):
         raise InputError(f"DetectorOptions.every_scale must be True, False or None (the detector's default), got "
                          f"{options.every_scale!r}")
     if options.min_confidence is not None and not 0.0 <= float(options.min_confidence) <= 1.0:
         raise InputError(f"DetectorOptions.min_confidence must be in [0, 1] or None, got {options.min_confidence}")
-    for name in ("min_face_size", "max_faces", "min_input_side", "max_input_side", "tile_size"):
+    for name in ("min_face_size", "max_faces", "min_input_side", "max_input_side", "tile_size", "threads"):
         if int(getattr(options, name)) < 0:
             raise InputError(f"DetectorOptions.{name} must be 0 or more, got {getattr(options, name)}")
     if 0 < options.max_input_side < options.min_input_side:
@@ -148,7 +161,8 @@ class FaceDetector:
         from .factory import create_frame_detector
         from .refine import BlazeFaceKeypoints
 
-        self._detector: FrameDetector = create_frame_detector(self.options.model, self.options.min_confidence)
+        self._detector: FrameDetector = create_frame_detector(self.options.model, self.options.min_confidence,
+                                                              self.options.runtime, self.options.threads)
         every = self.options.every_scale
         #: whether this detector runs in the every-scale mode (`DetectorOptions.every_scale`, None resolved)
         self.every_scale: bool = bool(self._detector.input_side is None if every is None else every)

@@ -114,7 +114,7 @@ def test_identify_a_folder_of_photos_gives_one_line_per_photo(tmp_path, people, 
 
 def test_usage_errors_exit_2_and_user_errors_exit_1(tmp_path, people_dir, gallery, tiny_onnx_model, capsys,
                                                     monkeypatch):
-    for argv in (["identify", str(people_dir), "--gallery", str(gallery), "--backend", "openvino"],
+    for argv in (["identify", str(people_dir), "--gallery", str(gallery), "--backend", "coreml"],
                  ["enroll", "ann", "a.jpg", "--folder", str(people_dir), "--gallery", str(gallery)],
                  ["enroll", "ann", "--gallery", str(gallery)],
                  ["identify", str(people_dir), "--gallery", str(gallery), "--output", "out.gif"]):

@@ -117,7 +117,7 @@ def test_defaults_and_the_old_front_end():
 @pytest.mark.parametrize("bad", [dict(model="medium"), dict(keypoints="dlib"), dict(every_scale="yes"),
                                  dict(min_confidence=1.5), dict(min_face_size=-1), dict(tile_size=8),
                                  dict(tile_overlap=0.95), dict(nms_iou=0.0), dict(max_input_side=400),
-                                 dict(pad_retry=-0.1)])
+                                 dict(pad_retry=-0.1), dict(runtime="tflite"), dict(threads=-1)])
 def test_invalid_options_raise_input_error(bad):
     with pytest.raises(InputError, match=next(iter(bad))):
         FaceDetector(DetectorOptions(**bad))
