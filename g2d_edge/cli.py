@@ -17,7 +17,8 @@ one JSON line per frame. Faces of a video or a camera are tracked (`RecognizerOp
 milvus-lite://path.db/collection; README "Scaling out").
 
 Every command takes --json for machine-readable output. Exit status (`g2d_edge.cli_support`, shared with g2d-train
-and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C.
+and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C,
+143 for SIGTERM (after the same clean-up as Ctrl-C: an `--output` video keeps the frames written so far).
 Names and paths are printed with control characters escaped (`g2d_edge.text.printable`), so nothing read from a
 gallery or typed as an argument can inject terminal escapes or extra lines.
 """
@@ -376,7 +377,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.verbose:  # pymilvus logs every failed request itself; our one error line says it all
             logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         try:
-            return run_command("g2d", lambda: COMMANDS[args.command](args))
+            return run_command("g2d", lambda: COMMANDS[args.command](args), handle_sigterm=True)
         finally:
             logging.getLogger().handlers.clear()
 

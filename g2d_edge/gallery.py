@@ -34,7 +34,8 @@ from .errors import GalleryError, InputError
 from .files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
                     temp_files_of)
 from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, empty_snapshot,  # noqa: F401
-                           is_number, merge_snapshots, read_gallery_file, write_npz)
+                           header_problem, is_number, merge_snapshots, read_gallery_file,
+                           write_npz)
 from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,  # noqa: F401
                           check_masked_identity, check_query_length, check_template_length, checked_queries,
                           checked_tags, normalised_queries, normalised_templates)
@@ -56,9 +57,20 @@ def resolve_gallery_path(path: Union[str, os.PathLike]) -> Path:
     return p
 
 
-def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
-    """The lock file `Gallery.save` holds while it writes the gallery at `path`: `.<name>.lock` beside it."""
+def followed_gallery_file(path: Union[str, os.PathLike]) -> Path:
+    """The file a gallery path finally names: symbolic links are followed (to the end of a chain, also a dangling
+    one), so that a gallery path that links to a shared gallery saves into, locks beside and merges with the shared
+    file instead of replacing the link with a private copy."""
     file = resolve_gallery_path(path)
+    if not file.is_symlink():
+        return file
+    return Path(os.path.realpath(file))
+
+
+def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
+    """The lock file `Gallery.save` holds while it writes the gallery at `path`: `.<name>.lock` beside the file
+    (beside the file a symbolic link points to)."""
+    file = followed_gallery_file(path)
     return file.with_name(f".{file.name}.lock")
 
 
@@ -103,8 +115,15 @@ class Gallery(GalleryBase):
             raise GalleryError("use_faiss=True but FAISS is not installed: pip install faiss-cpu (or g2d-edge[faiss])")
         if not is_number(lock_timeout) or not lock_timeout >= 0:
             raise InputError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
+        if isinstance(embedding_dim, np.integer):
+            embedding_dim = int(embedding_dim)
+        if isinstance(threshold, np.floating):
+            threshold = float(threshold)
+        problem = header_problem(embedding_space, embedding_dim, threshold, model_name)
+        if problem is not None:
+            raise InputError(f"Gallery: {problem}")
         self.embedding_space = embedding_space
-        self.embedding_dim = int(embedding_dim) if embedding_dim is not None else None
+        self.embedding_dim = embedding_dim
         self.threshold = threshold
         self.model_name = model_name
         self.path: Optional[Path] = resolve_gallery_path(path) if path is not None else None
@@ -354,9 +373,14 @@ class Gallery(GalleryBase):
         Afterwards this gallery holds exactly what was written. Stale temporary files of the gallery (left by a
         killed save) are removed.
         """
-        target = resolve_gallery_path(path) if path is not None else self.path
-        if target is None:
+        shown = resolve_gallery_path(path) if path is not None else self.path
+        if shown is None:
             raise GalleryError("this gallery has no path yet: call save(path)")
+        target = followed_gallery_file(shown)
+        problem = header_problem(self.embedding_space, self.embedding_dim, self.threshold, self.model_name)
+        if problem is not None:
+            raise GalleryError(f"cannot save gallery {target}: its {problem}; set a valid value first (nothing was "
+                               "written)")
         with self._lock:
             revision = uuid.uuid4().hex
             try:
@@ -372,7 +396,7 @@ class Gallery(GalleryBase):
             except OSError as exc:
                 raise GalleryError(f"cannot write gallery {target}: {exc}; the previous file (if any) is "
                                    "unchanged") from exc
-            self._set_state(snapshot, target, revision)
+            self._set_state(snapshot, shown, revision)
         log.info("saved gallery %s (%d identities, %d templates)", target, len(snapshot.templates),
                  sum(t.shape[0] for t in snapshot.templates.values()))
         return target
@@ -393,7 +417,7 @@ class Gallery(GalleryBase):
         if problem is not None:
             raise GalleryError(f"gallery {file} is {problem}; pass the path of a gallery file (.npz) or folder")
         gallery = cls(path=file, **kwargs)
-        _remove_stale_temp_files(file)
+        _remove_stale_temp_files(followed_gallery_file(file))
         snapshot, revision = read_gallery_file(file)
         gallery._set_state(snapshot, file, revision)
         log.debug("loaded gallery %s (%d identities)", file, len(gallery))
@@ -420,7 +444,7 @@ class Gallery(GalleryBase):
             return ours
         if problem is not None:
             raise GalleryError(f"cannot save gallery to {target}: it is {problem}; save to a .npz file path")
-        same_file = target == self._base_file
+        same_file = self._base_file is not None and target == followed_gallery_file(self._base_file)
         if same_file and self._base_revision is not None and disk_revision(target) == self._base_revision:
             return ours  # nobody wrote it since we read it
         try:

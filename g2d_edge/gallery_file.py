@@ -60,6 +60,22 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def header_problem(space: Any, dim: Any, threshold: Any, model_name: Any) -> Optional[str]:
+    """What is wrong with these gallery-wide fields ("threshold is 75, not a number in [-1, 1]"), or None. The one
+    rule for the file's header (on load) and for a `Gallery` (on construction and before a save), so that no gallery
+    can be saved that cannot be loaded again."""
+    if space is not None and (not isinstance(space, str) or not space):
+        return f"embedding_space is {space!r}, not a non-empty text"
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        return f"embedding_dim is {dim!r}, not a positive whole number"
+    if threshold is not None and (not is_number(threshold) or not math.isfinite(threshold)
+                                  or not -1.0 <= threshold <= 1.0):
+        return f"threshold is {threshold!r}, not a number in [-1, 1]"
+    if not isinstance(model_name, str):
+        return f"model_name is {model_name!r}, not a text"
+    return None
+
+
 def write_npz(fh: BinaryIO, snapshot: Snapshot, revision: str) -> None:
     names = list(snapshot.templates)
     dim = snapshot.header.embedding_dim or 0
@@ -118,15 +134,9 @@ def _parse_header(meta: Dict[str, Any], file: Path) -> Tuple[Header, Optional[st
     space, dim, threshold = meta.get("embedding_space"), meta.get("embedding_dim"), meta.get("threshold")
     model_name, revision = meta.get("model_name"), meta.get("revision")
     model_name = "" if model_name is None else model_name
-    if space is not None and (not isinstance(space, str) or not space):
-        raise SchemaError(f"its embedding_space is {space!r}, not a non-empty text")
-    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
-        raise SchemaError(f"its embedding_dim is {dim!r}, not a positive whole number")
-    if threshold is not None and (not is_number(threshold) or not math.isfinite(threshold)
-                                  or not -1.0 <= threshold <= 1.0):
-        raise SchemaError(f"its threshold is {threshold!r}, not a number in [-1, 1]")
-    if not isinstance(model_name, str):
-        raise SchemaError(f"its model_name is {model_name!r}, not a text")
+    problem = header_problem(space, dim, threshold, model_name)
+    if problem is not None:
+        raise SchemaError(f"its {problem}")
     if revision is not None and not isinstance(revision, str):
         raise SchemaError(f"its revision is {revision!r}, not a text")
     return Header(space, dim, None if threshold is None else float(threshold), model_name), revision
