@@ -63,6 +63,8 @@ def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAG
     if image is None:
         raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
                              f"(supported: {', '.join(SUPPORTED_FORMATS)})")
+    if image.shape[:2] != (size[1], size[0]):  # the header lied (e.g. a TIFF tag listed twice): the decoded size counts
+        _check_pixels(p, (image.shape[1], image.shape[0]), int(max_pixels))
     return image
 
 
