@@ -149,19 +149,21 @@ def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
     if counts.dtype.kind not in "iu" or counts.shape != names.shape:
         raise SchemaError(f"its counts are a {counts.dtype} array of shape {counts.shape}, not {len(names)} "
                            "whole numbers (one per name)")
-    if np.any(counts < 1):
+    sizes = [int(c) for c in counts.tolist()]  # Python ints: counts near 2**63 must not wrap around in a sum
+    if any(c < 1 for c in sizes):
         raise SchemaError("an identity has fewer than one template")
     if matrix.dtype.kind != "f" or matrix.ndim != 2:
         raise SchemaError(f"its templates are a {matrix.dtype} array of shape {matrix.shape}, not a float matrix")
-    if int(counts.sum()) != matrix.shape[0]:
-        raise SchemaError(f"its counts add up to {int(counts.sum())} templates but it holds {matrix.shape[0]}")
+    if sum(sizes) != matrix.shape[0]:
+        raise SchemaError(f"its counts add up to {sum(sizes)} templates but it holds {matrix.shape[0]}")
     if matrix.shape[0] and matrix.shape[1] != header.embedding_dim:
         raise SchemaError(f"its templates have length {matrix.shape[1]} but its header says embedding_dim "
                            f"{header.embedding_dim}")
     matrix = matrix.astype(np.float32)
     if not np.all(np.isfinite(matrix)):
         raise SchemaError("its templates contain NaN or infinity")
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+    _check_unit_norms(matrix)
+    offsets = np.concatenate([[0], np.cumsum(np.array(sizes, dtype=np.int64))])
     templates: Dict[str, np.ndarray] = {}
     for i, name in enumerate(str(n) for n in names):
         try:
@@ -174,6 +176,22 @@ def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
             raise SchemaError(f"the identity name {quoted(name)} appears twice")
         templates[name] = matrix[offsets[i]:offsets[i + 1]]
     return templates
+
+
+#: How far a stored template's length may be from 1 (float32 rounding is ~1e-7): `Gallery.add` stores unit vectors,
+#: and a longer one would win every search (a score of 50 against a threshold of 0.4).
+NORM_TOLERANCE = 1e-3
+
+
+def _check_unit_norms(matrix: np.ndarray) -> None:
+    """A damaged template (length not 1) is refused, not renormalised: its direction is as suspect as its length."""
+    if not matrix.shape[0]:
+        return
+    norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > NORM_TOLERANCE)
+    if bad.size:
+        raise SchemaError(f"{bad.size} of its templates are not unit vectors (template {int(bad[0])} has length "
+                          f"{norms[bad[0]]:.4g}; g2d galleries store templates of length 1)")
 
 
 def _parse_tags(tags: Optional[np.ndarray], templates: Dict[str, np.ndarray], fmt: int) -> Dict[str, np.ndarray]:
