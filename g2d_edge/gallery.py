@@ -38,7 +38,7 @@ from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, empt
                            write_npz)
 from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,  # noqa: F401
                           check_masked_identity, check_query_length, check_template_length, checked_queries,
-                          checked_tags, normalised_queries, normalised_templates)
+                          checked_tags, lookup_name, normalised_queries, normalised_templates)
 from .text import quoted
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Gallery(GalleryBase):
         return len(self._templates)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._templates
+        return lookup_name(name) in self._templates
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -180,6 +180,7 @@ class Gallery(GalleryBase):
 
     def tagged_templates(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
         """Copies of the (K, D) templates of `name` and their (K,) masked tags. GalleryError if it is not enrolled."""
+        name = lookup_name(name)
         with self._lock:
             return self._get(name).copy(), self._masked[name].copy()
 
@@ -206,6 +207,7 @@ class Gallery(GalleryBase):
 
     def remove(self, name: str) -> int:
         """Remove an identity and all its templates. Returns how many templates were removed."""
+        name = lookup_name(name)
         with self._lock:
             count = int(self._get(name).shape[0])
             del self._templates[name]
@@ -215,7 +217,7 @@ class Gallery(GalleryBase):
 
     def rename(self, old: str, new: str) -> None:
         """Rename an identity. Raises GalleryError if `old` is unknown or `new` is already enrolled."""
-        new = check_identity_name(new)
+        new, old = check_identity_name(new), lookup_name(old)
         with self._lock:
             self._get(old)
             if new == old:

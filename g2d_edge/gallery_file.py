@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
@@ -166,12 +167,14 @@ def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
     offsets = np.concatenate([[0], np.cumsum(np.array(sizes, dtype=np.int64))])
     templates: Dict[str, np.ndarray] = {}
     for i, name in enumerate(str(n) for n in names):
-        try:
-            valid = check_identity_name(name) == name
+        try:  # a name differing from its stored form only by Unicode normalisation (NFD) loads in NFC
+            checked = check_identity_name(name)
+            valid = checked == unicodedata.normalize("NFC", name)
         except InputError:
             valid = False
         if not valid:
             raise SchemaError(f"it holds the invalid identity name {quoted(name)}")
+        name = checked
         if name in templates:
             raise SchemaError(f"the identity name {quoted(name)} appears twice")
         templates[name] = matrix[offsets[i]:offsets[i + 1]]

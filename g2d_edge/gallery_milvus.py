@@ -54,7 +54,7 @@ from .gallery_milvus_rows import (MILVUS_GALLERY_FORMAT, PROP_THRESHOLD, Collect
                                   hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
 from .gallery_milvus_url import (DEFAULT_PORT, TOKEN_ENV, MilvusGalleryOptions, MilvusLocation,  # noqa: F401
                                   parse_gallery_url, string_literal)
-from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,
+from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, lookup_name,
                           check_masked_identity, check_query_length, check_template_length, check_threshold,
                           checked_queries, checked_tags, normalised_queries, normalised_templates)
 from .text import quoted
@@ -229,7 +229,7 @@ class MilvusGallery(GalleryBase):
         return len(ids)
 
     def rename(self, old: str, new: str) -> None:
-        new = check_identity_name(new)
+        new, old = check_identity_name(new), lookup_name(old)
         fields = self._tag_fields("id", "name", "enrolment", "enrolled_ns", "template_index", "embedding")
         rows = self._rows_of(old, fields) if self._exists() else []
         if not rows:
@@ -368,6 +368,7 @@ class MilvusGallery(GalleryBase):
     def _rows_of(self, name: str, fields: Sequence[str], limit: Optional[int] = None,
                  expr: str = "") -> List[Dict[str, Any]]:
         """The rows of `name` (those that also pass the filter `expr`, if given)."""
+        name = lookup_name(name)
         extra = {"limit": limit} if limit else {}
         where = f"name == {string_literal(name)}" + (f" and {expr}" if expr else "")
         return list(self._call(f"read {quoted(name)}", self._client.query, self.where.collection,
