@@ -14,11 +14,11 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Iterable, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import G2DError, InputError, ModelError
 from ..sidecar import InputSpec, ModelSidecar, sidecar_path_for
 from ..vectors import l2_normalise
 
@@ -159,12 +159,36 @@ class BaseBackend:
         embs, logits = [], []
         for start in range(0, n, self.max_batch):
             chunk = faces[start:start + self.max_batch]
-            e, lg = self._run(chunk)
-            embs.append(np.asarray(e, dtype=np.float32).reshape(len(chunk), self.embedding_dim))
-            logits.append(np.asarray(lg, dtype=np.float32).reshape(len(chunk), self.num_classes))
+            e, lg = self._checked_outputs(*self._run(chunk), len(chunk))
+            embs.append(e)
+            logits.append(lg)
         emb = embs[0] if len(embs) == 1 else np.concatenate(embs)
         lg = logits[0] if len(logits) == 1 else np.concatenate(logits)
         return l2_normalise(emb), lg
+
+    def _checked_outputs(self, e: Any, lg: Any, n: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The outputs of one chunk of `n` faces as (n, D) and (n, C) float32; `_bad_output` for another shape or
+        a NaN / infinite embedding (which would make every face silently unknown)."""
+        try:
+            emb = np.asarray(e, dtype=np.float32)
+            logits = np.asarray(lg, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise self._bad_output(f"outputs that are not numbers ({exc})") from None
+        if emb.size != n * self.embedding_dim:
+            raise self._bad_output(f"embeddings of shape {emb.shape} for {n} face(s), not ({n}, "
+                                   f"{self.embedding_dim}) as the sidecar says")
+        if logits.size != n * self.num_classes:
+            raise self._bad_output(f"logits of shape {logits.shape} for {n} face(s), not ({n}, {self.num_classes}) "
+                                   "as the sidecar says")
+        emb = emb.reshape(n, self.embedding_dim)
+        if not np.all(np.isfinite(emb)):
+            raise self._bad_output("embeddings holding NaN or infinity")
+        return emb, logits.reshape(n, self.num_classes)
+
+    def _bad_output(self, what: str) -> G2DError:
+        """The error for outputs that cannot be embeddings of this model (`what` they are)."""
+        return ModelError(f"the model ({self.sidecar.name}, {self.name} backend) returned {what}; the model file is "
+                          "damaged or not the model its sidecar describes")
 
     def warmup(self) -> None:
         """Run a batch of 1 and, when allowed, a batch of `min(8, max_batch)` black faces."""
