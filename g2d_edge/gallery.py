@@ -152,12 +152,14 @@ class Gallery(GalleryBase):
 
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
-        return f"Gallery({len(self)} identities, {self.num_templates} templates{where})"
+        with self._lock:
+            return f"Gallery({len(self)} identities, {self.num_templates} templates{where})"
 
     @property
     def num_templates(self) -> int:
         """Total number of templates over all identities."""
-        return sum(t.shape[0] for t in self._templates.values())
+        with self._lock:  # another thread's add must not change the dict while it is summed
+            return sum(t.shape[0] for t in self._templates.values())
 
     @property
     def location(self) -> str:
@@ -170,7 +172,8 @@ class Gallery(GalleryBase):
 
     def names(self) -> List[str]:
         """Enrolled names, sorted."""
-        return sorted(self._templates)
+        with self._lock:
+            return sorted(self._templates)
 
     def identities(self) -> List[IdentityInfo]:
         """Every enrolled name with its template count and masked template count, sorted by name."""
