@@ -28,6 +28,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from .detect import check_bgr_frame
 from .errors import CaptureError, ImageReadError, InputError
 from .io import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_SUFFIXES, list_images, read_image
 from .slot import LatestSlot
@@ -215,6 +216,15 @@ class _VideoReader:
             self.cap = None
 
 
+def check_frame(path: Path, image: np.ndarray) -> None:
+    """ImageReadError naming `path` for an image no face can be found in (smaller than 8 px, narrower than
+    `g2d_edge.detect.MAX_ASPECT_RATIO`): a folder skips it as it skips an unreadable one."""
+    try:
+        check_bgr_frame(image)
+    except InputError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
+
+
 class _FolderReader:
     """Images of a folder in name order, unreadable ones skipped (logged and counted); or one image file, read when
     the source is opened (CaptureError if it cannot be)."""
@@ -244,7 +254,8 @@ class _FolderReader:
             self.pos += 1
             try:
                 image = read_image(path, self.max_pixels)
-            except ImageReadError as exc:
+                check_frame(path, image)
+            except ImageReadError as exc:  # unreadable, too large, too small or too narrow for a face
                 self.skipped += 1
                 log.warning("capture: skipping %s", exc)
                 continue

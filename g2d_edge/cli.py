@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", required=True, help="gallery file (.npz), directory or database URL "
                                                      "(milvus://host:19530/collection); created if missing")
     p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing "
-                                                              "(always on with --folder)")
+                                                              "(always on with --folder, which also skips a person "
+                                                              "without a usable photo; one line sums up what was "
+                                                              "skipped and why)")
     p.add_argument("--masked", action="store_true",
                    help="the photos show the person wearing a mask: tag their templates masked (the person must "
                         "already have a clean template)")
@@ -172,28 +174,66 @@ def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -
         print("\n".join(printable(line) for line in lines))
 
 
-def _enrolment(args: argparse.Namespace) -> List[Tuple[str, List[str]]]:
-    """(name, photos) of everyone to enrol: the NAME and PHOTOs given, or one person per sub-folder of --folder."""
-    from .io import list_people
+def _enrolment(args: argparse.Namespace) -> Tuple[List[Tuple[str, List[str]]], List[Tuple[str, str]]]:
+    """(name, photos) of everyone to enrol: the NAME and PHOTOs given, or one person per sub-folder of --folder;
+    and (path, reason) of what --folder holds that is not a person with photos (stray files, empty folders)."""
+    from .io import scan_people
 
     if args.folder is not None:
-        people = [(name, [str(p) for p in photos]) for name, photos in list_people(args.folder)]
+        found, left_out = scan_people(args.folder)
+        people = [(name, [str(p) for p in photos]) for name, photos in found]
         if not people:
             raise GalleryError(f"--folder {args.folder}: no sub-folder with photos in it; expected one sub-folder of "
                                "photos per person, named after the person")
-        return people
-    return [(args.name, list(args.images))]
+        return people, [(str(path), reason) for path, reason in left_out]
+    return [(args.name, list(args.images))], []
+
+
+def _enrol_everyone(rec: Any, args: argparse.Namespace, people: List[Tuple[str, List[str]]]
+                    ) -> Tuple[List[Any], List[Tuple[str, str]]]:
+    """Enrol each person; with --folder a person without a usable photo is skipped (name, reason), not the end."""
+    from .errors import ImageReadError, InputError, NoFaceError
+
+    folder = args.folder is not None
+    results, failed = [], []
+    for name, photos in people:
+        try:
+            results.append(rec.enroll(name, photos, skip_failed=args.skip_failed or folder, masked=args.masked))
+        except (NoFaceError, ImageReadError, InputError) as exc:
+            if not folder:
+                raise
+            failed.append((name, str(exc)))
+    if not results:
+        raise GalleryError(f"--folder {args.folder}: no one could be enrolled ({failed[0][1]}"
+                           + (f", and {len(failed) - 1} more" if len(failed) > 1 else "") + "); nothing was saved")
+    return results, failed
+
+
+def skipped_summary(failed: Sequence[Tuple[str, str]], left_out: Sequence[Tuple[str, str]],
+                    photos: int) -> Optional[str]:
+    """The one line that says what an enrolment skipped and why, or None when nothing was skipped."""
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} person(s) without a usable photo ({', '.join(n for n, _ in failed)})")
+    if photos:
+        parts.append(f"{photos} photo(s) without a usable face (listed above)")
+    for reason, label in (("no photos", "empty folder(s)"), ("not a person folder", "stray file(s) beside the "
+                                                                                    "person folders"),
+                          ("not an image file", "file(s) that are not images")):
+        paths = [Path(p).name for p, why in left_out if why == reason]
+        if paths:
+            parts.append(f"{len(paths)} {label} ({', '.join(paths[:5])}{', ...' if len(paths) > 5 else ''})")
+    return f"skipped {'; '.join(parts)}" if parts else None
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from .gallery import open_gallery
 
-    people = _enrolment(args)
+    people, left_out = _enrolment(args)
     with open_gallery(args.gallery) as gallery:
         rec = _recognizer(args, gallery)
         try:
-            results = [rec.enroll(name, photos, skip_failed=args.skip_failed or args.folder is not None,
-                                  masked=args.masked) for name, photos in people]
+            results, failed = _enrol_everyone(rec, args, people)
             path = rec.save_gallery()
         finally:
             rec.close()
@@ -201,13 +241,18 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     enrolled = [{"name": r.name, "added": r.added, "masked": r.masked, "templates": r.templates,
                  "skipped": [{"image": i, "reason": why} for i, why in r.skipped]} for r in results]
     payload = ({**enrolled[0], "gallery": str(path), "identities": identities} if args.folder is None else
-               {"enrolled": enrolled, "gallery": str(path), "identities": identities})
+               {"enrolled": enrolled, "gallery": str(path), "identities": identities,
+                "skipped_people": [{"name": n, "reason": why} for n, why in failed],
+                "skipped_paths": [{"path": p, "reason": why} for p, why in left_out]})
     lines = []
     for r in results:
         added = f"{r.added} template(s) added, {r.masked} of them masked" if r.masked else f"{r.added} photo(s) added"
         lines.append(f"enrolled {r.name}: {added} ({r.templates} template(s) in total)")
         lines += [f"  skipped {image}: {reason}" for image, reason in r.skipped]
     lines.append(f"gallery {path} now holds {identities} people")
+    summary = skipped_summary(failed, left_out, sum(len(r.skipped) for r in results))
+    if summary:
+        lines.append(summary)
     _emit(args, payload, lines)
     return 0
 
@@ -242,8 +287,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
                     _print_frame(args, result, rec.threshold, video)
         finally:
             rec.close()
+    skipped = loop.capture_stats.skipped if loop.capture_stats is not None else 0
     if not args.json:
         print(f"{loop.frames} frame(s) in {loop.elapsed_s:.1f} s"
+              + (f"; skipped {skipped} image(s) that cannot be read or hold no face (too small, too narrow; see the "
+                 "warnings above)" if skipped else "")
               + (f"; wrote {printable(loop.written)}" if loop.written is not None else ""))
     return 0
 
