@@ -21,8 +21,8 @@ from .align import ALIGNED_SIZE, align_face
 from .capture import Capture, CaptureOptions, CaptureStats, Frame, jetson_csi_pipeline
 from .detect import Detection, DetectorOptions, FaceDetector
 from .draw import DrawOptions, annotate
-from .errors import (BackendUnavailableError, CaptureError, G2DError, GalleryError, GalleryUnavailableError,
-                     ImageReadError, InputError, ModelError, NoFaceError)
+from .errors import (BackendUnavailableError, CaptureError, ClosedError, G2DError, GalleryError,
+                     GalleryUnavailableError, ImageReadError, InputError, ModelError, NoFaceError)
 from .gallery import Gallery, GalleryBase, IdentityInfo, Match, open_gallery
 from .io import read_image
 from .recognizer import (EnrollResult, Recognition, Recognizer, RecognizerOptions, RunningMode, StreamResult,
@@ -50,9 +50,9 @@ __all__ = ["Recognizer", "RecognizerOptions", "Recognition", "Gallery", "open_ga
 
 #: Exported by earlier versions and still importable from here (not in `__all__`): import them from their modules.
 COMPATIBILITY_NAMES = (
-    "ALIGNED_SIZE", "BackendUnavailableError", "CaptureError", "CaptureOptions", "CaptureStats", "Detection",
-    "DetectorOptions", "DrawOptions", "EnrollResult", "FaceDetector", "Frame", "GalleryBase", "GalleryError",
-    "GalleryUnavailableError", "IdentityInfo", "ImageReadError", "InputError", "Match", "ModelError", "ModelSidecar",
-    "NoFaceError", "RunningMode", "StreamResult", "VerifyResult", "VideoOptions", "align_face",
+    "ALIGNED_SIZE", "BackendUnavailableError", "CaptureError", "CaptureOptions", "CaptureStats", "ClosedError",
+    "Detection", "DetectorOptions", "DrawOptions", "EnrollResult", "FaceDetector", "Frame", "GalleryBase",
+    "GalleryError", "GalleryUnavailableError", "IdentityInfo", "ImageReadError", "InputError", "Match", "ModelError",
+    "ModelSidecar", "NoFaceError", "RunningMode", "StreamResult", "VerifyResult", "VideoOptions", "align_face",
     "jetson_csi_pipeline", "read_image",
 )

@@ -18,7 +18,9 @@ milvus-lite://path.db/collection; README "Scaling out").
 
 Every command takes --json for machine-readable output. Exit status (`g2d_edge.cli_support`, shared with g2d-train
 and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C,
-143 for SIGTERM (after the same clean-up as Ctrl-C: an `--output` video keeps the frames written so far).
+141 when stdout is closed early (`| head -1`: quietly, as a tool ended by SIGPIPE), 143 for SIGTERM (after the same
+clean-up as Ctrl-C: an `--output` video keeps the frames written so far). `g2d verify` answers in its status too:
+0 the same person, 3 (`EXIT_DIFFERENT`) different people, 1 an error (no face, unreadable photo).
 Names and paths are printed with control characters escaped (`g2d_edge.text.printable`), so nothing read from a
 gallery or typed as an argument can inject terminal escapes or extra lines.
 """
@@ -41,6 +43,9 @@ from .text import printable
 from .video import VIDEO_CODECS
 
 log = logging.getLogger("g2d_edge.cli")
+
+#: Exit status of `g2d verify` for "different people" (0: the same person; 1: an error; 2: bad usage).
+EXIT_DIFFERENT = 3
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -123,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _common_args(p)
 
-    p = sub.add_parser("verify", help="are the faces of two images the same person?")
+    p = sub.add_parser("verify", help="are the faces of two images the same person?",
+                       epilog="exit status: 0 the same person, 3 different people, 1 an error (no face, unreadable "
+                              "photo), 2 bad usage")
     p.add_argument("image_a")
     p.add_argument("image_b")
     _image_args(p)
@@ -316,7 +323,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                "threshold": threshold}
     _emit(args, payload, [f"{'same person' if same else 'different people'} "
                           f"(score {score:.3f}, threshold {threshold:.3f})"])
-    return 0
+    return 0 if same else EXIT_DIFFERENT
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:

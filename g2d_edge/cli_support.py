@@ -5,12 +5,15 @@
   without a traceback (`--verbose` adds it);
 - 2 (`EXIT_USAGE`): bad usage (argparse's own exit, also `PROG: error: ...`);
 - 130 (`EXIT_INTERRUPTED`): interrupted with Ctrl-C;
+- 141 (`EXIT_BROKEN_PIPE`): the reader of stdout went away (`g2d gallery list | head -1`): no traceback, no
+  message, the status a shell shows for a tool ended by SIGPIPE (`yes | head -1`);
 - 143 (`EXIT_TERMINATED`): stopped by SIGTERM (`g2d`; with `handle_sigterm`), after the same clean-up as Ctrl-C:
   a video being written keeps the frames written so far.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -24,6 +27,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 EXIT_TERMINATED = 143
 
 
@@ -56,7 +60,12 @@ def run_command(prog: str, command: Callable[[], int], *, verbose: bool = False,
     with `handle_sigterm`, SIGTERM into status 143 after the same clean-up."""
     try:
         with sigterm_raises() if handle_sigterm else contextlib.nullcontext():
-            return command()
+            status = command()
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Terminated:
         print(f"{prog}: terminated", file=sys.stderr)
         return EXIT_TERMINATED
@@ -68,3 +77,14 @@ def run_command(prog: str, command: Callable[[], int], *, verbose: bool = False,
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that what is still buffered for a closed pipe goes nowhere instead
+    of raising BrokenPipeError again when Python flushes stdout on exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests, embedded interpreters)
+        pass
