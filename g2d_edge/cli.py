@@ -426,6 +426,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_usage(parser, args)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level  # a caller's logging (main() called in-process)
     with _quiet_native_stderr(enabled=not args.verbose):
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
@@ -434,7 +436,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return run_command("g2d", lambda: COMMANDS[args.command](args), handle_sigterm=True)
         finally:
-            logging.getLogger().handlers.clear()
+            for handler in root.handlers[:]:  # ours (bound to this call's stderr) go, the caller's come back
+                root.removeHandler(handler)
+                handler.close()
+            for handler in saved_handlers:
+                root.addHandler(handler)
+            root.setLevel(saved_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,6 @@
 """The per-face mask flag: the shipped classifier tells real masked faces from clean ones, and Recognizer reports it."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,8 +13,9 @@ from g2d_edge.detect import DetectorOptions, FaceDetector
 from g2d_edge.errors import InputError, ModelError
 from g2d_edge.maskflag import SHIPPED_MASK_FLAG, MaskFlag
 from g2d_edge.recognizer import RecognizerOptions
+import shared_data
 
-RMFD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rmfd-real"
+RMFD = shared_data.SHARED_DIR / "data" / "rmfd-real"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def _aligned(paths) -> np.ndarray:
 
 def test_real_masked_photos_are_flagged_masked(flag):
     if not RMFD.is_dir():
-        pytest.skip(f"real masked photos not found at {RMFD}")
+        pytest.skip(shared_data.missing("real masked photos", RMFD))
     photos = sorted(RMFD.rglob("*.jpg"))[::40][:20]  # a spread over the crawl batches
     crops = _aligned(photos)
     assert len(crops) >= 15
