@@ -140,7 +140,7 @@ def classify_source(source: SourceLike) -> Tuple[str, Union[int, str, Path]]:
         raise CaptureError(f"not a frame source: {source!r}; pass a camera index, a video file, a URL, "
                            "an image folder or a GStreamer pipeline")
     text = source.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "0", "12"; not "²" or other Unicode digits
         return "camera", int(text)
     if "!" in text:
         return "gstreamer", text

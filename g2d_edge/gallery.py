@@ -39,7 +39,7 @@ from .gallery_file import (GALLERY_FORMAT, Header, Snapshot, disk_revision, empt
 from .gallery_api import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name,  # noqa: F401
                           check_masked_identity, check_query_length, check_template_length, checked_queries,
                           checked_tags, lookup_name, normalised_queries, normalised_templates)
-from .text import quoted
+from .text import printable, quoted
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,12 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 def resolve_gallery_path(path: Union[str, os.PathLike]) -> Path:
     """The `.npz` file a gallery path refers to: the path itself, or `<dir>/gallery.npz` for a directory-style path."""
     p = Path(path)
-    if p.is_dir() or p.suffix == "":
+    try:
+        is_dir = p.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL
+        raise GalleryError(f"gallery path {printable(p)} cannot be used: {getattr(exc, 'strerror', None) or exc}; "
+                           "pass a shorter path of a gallery file (.npz) or folder") from None
+    if is_dir or p.suffix == "":
         return p / GALLERY_FILENAME
     return p
 
@@ -62,9 +67,13 @@ def followed_gallery_file(path: Union[str, os.PathLike]) -> Path:
     one), so that a gallery path that links to a shared gallery saves into, locks beside and merges with the shared
     file instead of replacing the link with a private copy."""
     file = resolve_gallery_path(path)
-    if not file.is_symlink():
-        return file
-    return Path(os.path.realpath(file))
+    try:
+        if not file.is_symlink():
+            return file
+        return Path(os.path.realpath(file))
+    except (OSError, ValueError) as exc:
+        raise GalleryError(f"gallery path {printable(file)} cannot be used: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
@@ -398,9 +407,9 @@ class Gallery(GalleryBase):
                 raise GalleryError(f"cannot save gallery {target}: another process has held its lock "
                                    f"({gallery_lock_path(target)}) for more than {self.lock_timeout:g} s; wait "
                                    "for it to finish and save again, or pass a larger lock_timeout") from None
-            except OSError as exc:
-                raise GalleryError(f"cannot write gallery {target}: {exc}; the previous file (if any) is "
-                                   "unchanged") from exc
+            except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+                raise GalleryError(f"cannot write gallery {printable(target)}: {exc}; the previous file (if any) "
+                                   "is unchanged") from exc
             self._set_state(snapshot, shown, revision)
         log.info("saved gallery %s (%d identities, %d templates)", target, len(snapshot.templates),
                  sum(t.shape[0] for t in snapshot.templates.values()))
