@@ -164,6 +164,16 @@ class OnnxRuntimeBackend(BaseBackend):
             got = ", ".join(f"{i.name}: {i.type}" for i in inputs)
             raise ModelError(f"{self.model_path} takes ({got}), expected one input '{spec.name}': tensor({spec.dtype}); "
                              "it was not exported by g2d-export onnx, or its sidecar belongs to another model")
+        wanted = (spec.height, spec.width, spec.channels) if spec.layout == "NHWC" else (spec.channels, spec.height,
+                                                                                          spec.width)
+        shape = list(inputs[0].shape)[1:]
+        if len(shape) != 3 or any(isinstance(d, int) and d != w for d, w in zip(shape, wanted)):
+            raise ModelError(f"{self.model_path} takes faces of shape {shape} ({spec.layout}), but its sidecar says "
+                             f"{list(wanted)}; the sidecar was edited or belongs to another model: re-export")
+        needed = 2 if self.sidecar.num_classes > 0 else 1
+        if len(self.sidecar.outputs) < needed:
+            raise ModelError(f"the sidecar of {self.model_path} lists the outputs {self.sidecar.outputs}, but a model "
+                             f"with {self.sidecar.num_classes} classes has {needed} (embedding, logits); re-export")
         outputs = {o.name: o for o in self._session.get_outputs()}
         missing = [n for n in self.sidecar.outputs if n not in outputs]
         if missing:
