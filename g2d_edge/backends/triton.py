@@ -19,8 +19,8 @@ Failures: an unreachable or silent server raises BackendUnavailableError after `
 `timeout_s` as a total deadline (over HTTP too: a server that drip-feeds its answer a byte at a time is cut off at
 `timeout_s`, so a call gives up after about `(retries + 1) * timeout_s` plus the back-off pauses); a missing, unready
 or different model raises ModelError; a server that answers garbage, invalid JSON, a malformed model configuration,
-or embeddings of the wrong width or with NaN raises ServerReplyError (a ModelError that names the server). `tritonclient` is the `[triton]` extra and is
-imported only when a TritonBackend is created.
+or embeddings of the wrong width or with NaN raises ServerReplyError (a ModelError that names the server).
+`tritonclient` is the `[triton]` extra and is imported only when a TritonBackend is created.
 """
 from __future__ import annotations
 
