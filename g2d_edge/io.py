@@ -63,6 +63,8 @@ def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAG
     if image is None:
         raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
                              f"(supported: {', '.join(SUPPORTED_FORMATS)})")
+    if image.shape[:2] != (size[1], size[0]):  # the header lied (e.g. a TIFF tag listed twice): the decoded size counts
+        _check_pixels(p, (image.shape[1], image.shape[0]), int(max_pixels))
     return image
 
 
@@ -144,17 +146,35 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = False,
 def list_people(folder: Union[str, os.PathLike],
                 suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[Tuple[str, List[Path]]]:
     """`(name, photos)` of every person of a `folder/<person>/<photo>` tree: one sub-folder per person (hidden ones
-    skipped), its images as `list_images` finds them; sorted by name, people without a photo left out.
+    skipped), its images as `list_images` finds them; sorted by name, people without a photo left out (see
+    `scan_people` for what was left out and why).
 
     Raises:
         ImageReadError: the folder does not exist or is not a directory.
     """
+    return scan_people(folder, suffixes)[0]
+
+
+def scan_people(folder: Union[str, os.PathLike], suffixes: Sequence[str] = IMAGE_SUFFIXES
+                ) -> Tuple[List[Tuple[str, List[Path]]], List[Tuple[Path, str]]]:
+    """`list_people`'s people, and `(path, reason)` of everything else in the tree that is not hidden: a file beside
+    the person folders ("not a person folder"), a person folder without a photo ("no photos"), a file in a person
+    folder that is not an image ("not an image file")."""
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"image folder not found: {root} (expected one sub-folder of photos per person)")
-    people = []
-    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = list_images(person, suffixes=suffixes)
+    wanted = tuple(s.lower() for s in suffixes)
+    people: List[Tuple[str, List[Path]]] = []
+    left_out: List[Tuple[Path, str]] = []
+    for entry in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not entry.is_dir():
+            left_out.append((entry, "not a person folder"))
+            continue
+        photos = list_images(entry, suffixes=wanted)
+        left_out += [(f, "not an image file") for f in sorted(entry.iterdir())
+                     if not f.name.startswith(".") and f not in photos]
         if photos:
-            people.append((person.name, photos))
-    return people
+            people.append((entry.name, photos))
+        else:
+            left_out.append((entry, "no photos"))
+    return people, left_out

@@ -1,8 +1,12 @@
-"""Shared pytest fixtures. Real photos come from ../shared/ beside the repo (as on every dev machine and in CI)."""
+"""Shared pytest fixtures and hooks. Real photos come from the shared folder: $G2D_SHARED_DATA, else ../shared/ beside
+the repo (as on every dev machine and in CI; `tests/shared_data.py`). Tests that skip for want of it are counted: one
+line at the end of the run says so, and under CI (CI=true) the run fails."""
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,7 +14,11 @@ from types import ModuleType
 
 import pytest
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+_spec = importlib.util.spec_from_file_location("shared_data", Path(__file__).resolve().parent / "shared_data.py")
+shared_data = importlib.util.module_from_spec(_spec)
+sys.modules["shared_data"] = shared_data  # importable by the tests as `import shared_data`
+_spec.loader.exec_module(shared_data)
+SHARED_DIR = shared_data.SHARED_DIR
 CELEBA_DIR = SHARED_DIR / "data" / "celeba-train"
 POOL_DIR = SHARED_DIR / "data" / "faces-pool"
 
@@ -19,7 +27,7 @@ POOL_DIR = SHARED_DIR / "data" / "faces-pool"
 def celeba_dir() -> Path:
     """The labelled real photos (<identity>/<file>.jpg) of ../shared/data/celeba-train."""
     if not CELEBA_DIR.is_dir():
-        pytest.skip(f"real photos not found at {CELEBA_DIR} (../shared/ beside the repo)")
+        pytest.skip(shared_data.missing("real photos", CELEBA_DIR))
     return CELEBA_DIR
 
 
@@ -106,3 +114,42 @@ def load_script():
         return module
 
     return load
+
+
+# ---------------------------------------------------------------------------------------------- end of the run
+_data_skips = []
+
+
+def pytest_runtest_logreport(report):
+    """Count the tests skipped because the shared data is missing (their reason names G2D_SHARED_DATA)."""
+    if report.skipped and shared_data.DATA_ENV in str(report.longrepr):
+        _data_skips.append(report.nodeid)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line when tests skipped for want of the shared data (and why the run fails under CI)."""
+    if _data_skips:
+        ci = "; CI=true, so the run fails" if _in_ci() else ""
+        terminalreporter.write_line(
+            f"{len(_data_skips)} test(s) skipped: the shared data was not found at {SHARED_DIR} (set "
+            f"{shared_data.DATA_ENV}=/path/to/shared){ci}", yellow=not ci, red=bool(ci))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI a skip for want of data is a failure; and Milvus Lite's in-process servers are stopped here, while
+    the streams its logger may have been pointed at (by a test's logging.basicConfig) are still open, instead of at
+    interpreter exit, where its "server stopped" line became a `--- Logging error ---` traceback after the summary."""
+    if _data_skips and _in_ci() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    manager = sys.modules.get("milvus_lite.server_manager")
+    if manager is not None:
+        quiet = logging.getLogger(manager.__name__)
+        was, quiet.disabled = quiet.disabled, True
+        try:
+            manager.server_manager_instance.release_all()
+        finally:
+            quiet.disabled = was

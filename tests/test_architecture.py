@@ -29,8 +29,9 @@ ALLOWED = {
 }
 #: Third-party modules the runtime imports: its dependencies (pyproject `dependencies`) ...
 RUNTIME_DEPENDENCIES = {"numpy", "cv2", "mediapipe", "onnxruntime", "supervision"}
-#: ... and, only inside functions, those of its optional extras ([tensorrt], [triton], [milvus], [faiss]).
-RUNTIME_EXTRAS = {"tensorrt", "pycuda", "tritonclient", "pymilvus", "milvus_lite", "faiss", "openvino"}
+#: ... and, only inside functions, those of its optional extras ([tensorrt], [triton], [milvus], [faiss], [openvino];
+#: gevent is tritonclient[http]'s own dependency, used for the HTTP client's total deadline).
+RUNTIME_EXTRAS = {"tensorrt", "pycuda", "tritonclient", "gevent", "pymilvus", "milvus_lite", "faiss", "openvino"}
 #: Never importable in the dynamic check: the layers above the runtime and the [train] extras.
 BLOCKED = ("torch", "train", "export", "benchmarks", "tqdm", "yaml", "onnx", "onnxslim")
 

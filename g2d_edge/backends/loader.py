@@ -175,10 +175,11 @@ def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any)
     if chosen == "onnxruntime":
         return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
     if chosen == "openvino":
+        sidecar = load_sidecar(path)  # a damaged sidecar is the user's to fix, whichever runtime runs the graph
         try:
-            return OpenVinoBackend(path, OpenVinoOptions(**_split_options("openvino", options)))
+            return OpenVinoBackend(path, OpenVinoOptions(**_split_options("openvino", options)), sidecar)
         except ModelError as exc:
-            if name != "auto":
+            if name != "auto" or exc.__cause__ is None:  # only OpenVINO's own failure to run the graph falls back
                 raise
             log.warning("OpenVINO cannot run %s (%s); backend auto -> onnxruntime instead", path.name, exc)
             return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputError, ModelError
 from ..sidecar import ModelSidecar
-from .base import BaseBackend, PathLike, check_model_file, load_sidecar
+from .base import BaseBackend, PathLike, check_graph_against_sidecar, check_model_file, load_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -127,25 +127,17 @@ class OpenVinoBackend(BaseBackend):
 
     def _check_io(self, model: Any) -> None:
         """ModelError unless the graph takes the sidecar's input and gives its outputs."""
-        spec = self.sidecar.input
-        inputs = [(p.get_any_name(), p.get_element_type().get_type_name()) for p in model.inputs]
-        if len(inputs) != 1 or inputs[0][0] != spec.name or _OV_TYPES.get(inputs[0][1]) != spec.dtype:
-            raise ModelError(f"{self.model_path} takes {inputs}, expected one input '{spec.name}' of {spec.dtype}; it "
-                             "was not exported by g2d-export onnx, or its sidecar belongs to another model")
-        names = {n for p in model.outputs for n in p.get_names()}
-        missing = [n for n in self.sidecar.outputs[:2] if n not in names]
-        if missing:
-            raise ModelError(f"{self.model_path} lacks the outputs {missing} its sidecar lists; re-export the model")
-        dim = model.output(self.sidecar.outputs[0]).get_partial_shape()[-1]
-        if dim.is_static and dim.get_length() != self.sidecar.embedding_dim:
-            raise ModelError(f"{self.model_path} gives {dim.get_length()}-d embeddings but its sidecar says "
-                             f"{self.sidecar.embedding_dim}; the sidecar belongs to another model: re-export")
+        inputs = [(p.get_any_name(), _OV_TYPES.get(p.get_element_type().get_type_name(), "?")) for p in model.inputs]
+        shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()][1:] \
+            if len(model.inputs) == 1 else []
+        outputs = {}
+        for port in model.outputs:
+            last = port.get_partial_shape()[-1] if port.get_partial_shape().rank.get_length() else None
+            for name in port.get_names():
+                outputs[name] = last.get_length() if last is not None and last.is_static else None
         key = ["framework", "embedding_space"]  # where OpenVINO keeps the ONNX graph's metadata
         stamped = str(model.get_rt_info(key).astype(str)) if model.has_rt_info(key) else ""
-        if stamped and stamped != self.sidecar.embedding_space:
-            raise ModelError(f"the sidecar next to {self.model_path} belongs to another model (embedding space "
-                             f"{self.sidecar.embedding_space}, the graph says {stamped}); copy the model's own .json "
-                             "next to it or re-export")
+        check_graph_against_sidecar(self.model_path, self.sidecar, inputs, shape, outputs, stamped)
 
     def _run(self, faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         if not self._compiled:

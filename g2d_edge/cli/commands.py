@@ -17,7 +17,10 @@ one JSON line per frame. Faces of a video or a camera are tracked (`RecognizerOp
 milvus-lite://path.db/collection; README "Scaling out").
 
 Every command takes --json for machine-readable output. Exit status (`g2d_edge.cli.support`, shared with g2d-train
-and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C.
+and g2d-export): 1 for an error the user can fix (G2DError, one line on stderr), 2 for bad usage, 130 for Ctrl-C,
+141 when stdout is closed early (`| head -1`: quietly, as a tool ended by SIGPIPE), 143 for SIGTERM (after the same
+clean-up as Ctrl-C: an `--output` video keeps the frames written so far). `g2d verify` answers in its status too:
+0 the same person, 3 (`EXIT_DIFFERENT`) different people, 1 an error (no face, unreadable photo).
 Names and paths are printed with control characters escaped (`g2d_edge.text.printable`), so nothing read from a
 gallery or typed as an argument can inject terminal escapes or extra lines.
 """
@@ -40,6 +43,9 @@ from ..video.loop import VIDEO_CODECS
 from .support import run_command
 
 log = logging.getLogger("g2d_edge.cli")
+
+#: Exit status of `g2d verify` for "different people" (0: the same person; 1: an error; 2: bad usage).
+EXIT_DIFFERENT = 3
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -99,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", required=True, help="gallery file (.npz), directory or database URL "
                                                      "(milvus://host:19530/collection); created if missing")
     p.add_argument("--skip-failed", action="store_true", help="skip photos without a face instead of failing "
-                                                              "(always on with --folder)")
+                                                              "(always on with --folder, which also skips a person "
+                                                              "without a usable photo; one line sums up what was "
+                                                              "skipped and why)")
     p.add_argument("--masked", action="store_true",
                    help="the photos show the person wearing a mask: tag their templates masked (the person must "
                         "already have a clean template)")
@@ -121,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _common_args(p)
 
-    p = sub.add_parser("verify", help="are the faces of two images the same person?")
+    p = sub.add_parser("verify", help="are the faces of two images the same person?",
+                       epilog="exit status: 0 the same person, 3 different people, 1 an error (no face, unreadable "
+                              "photo), 2 bad usage")
     p.add_argument("image_a")
     p.add_argument("image_b")
     _image_args(p)
@@ -172,28 +182,66 @@ def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -
         print("\n".join(printable(line) for line in lines))
 
 
-def _enrolment(args: argparse.Namespace) -> List[Tuple[str, List[str]]]:
-    """(name, photos) of everyone to enrol: the NAME and PHOTOs given, or one person per sub-folder of --folder."""
-    from ..io import list_people
+def _enrolment(args: argparse.Namespace) -> Tuple[List[Tuple[str, List[str]]], List[Tuple[str, str]]]:
+    """(name, photos) of everyone to enrol: the NAME and PHOTOs given, or one person per sub-folder of --folder;
+    and (path, reason) of what --folder holds that is not a person with photos (stray files, empty folders)."""
+    from ..io import scan_people
 
     if args.folder is not None:
-        people = [(name, [str(p) for p in photos]) for name, photos in list_people(args.folder)]
+        found, left_out = scan_people(args.folder)
+        people = [(name, [str(p) for p in photos]) for name, photos in found]
         if not people:
             raise GalleryError(f"--folder {args.folder}: no sub-folder with photos in it; expected one sub-folder of "
                                "photos per person, named after the person")
-        return people
-    return [(args.name, list(args.images))]
+        return people, [(str(path), reason) for path, reason in left_out]
+    return [(args.name, list(args.images))], []
+
+
+def _enrol_everyone(rec: Any, args: argparse.Namespace, people: List[Tuple[str, List[str]]]
+                    ) -> Tuple[List[Any], List[Tuple[str, str]]]:
+    """Enrol each person; with --folder a person without a usable photo is skipped (name, reason), not the end."""
+    from ..errors import ImageReadError, InputError, NoFaceError
+
+    folder = args.folder is not None
+    results, failed = [], []
+    for name, photos in people:
+        try:
+            results.append(rec.enroll(name, photos, skip_failed=args.skip_failed or folder, masked=args.masked))
+        except (NoFaceError, ImageReadError, InputError) as exc:
+            if not folder:
+                raise
+            failed.append((name, str(exc)))
+    if not results:
+        raise GalleryError(f"--folder {args.folder}: no one could be enrolled ({failed[0][1]}"
+                           + (f", and {len(failed) - 1} more" if len(failed) > 1 else "") + "); nothing was saved")
+    return results, failed
+
+
+def skipped_summary(failed: Sequence[Tuple[str, str]], left_out: Sequence[Tuple[str, str]],
+                    photos: int) -> Optional[str]:
+    """The one line that says what an enrolment skipped and why, or None when nothing was skipped."""
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} person(s) without a usable photo ({', '.join(n for n, _ in failed)})")
+    if photos:
+        parts.append(f"{photos} photo(s) without a usable face (listed above)")
+    for reason, label in (("no photos", "empty folder(s)"), ("not a person folder", "stray file(s) beside the "
+                                                                                    "person folders"),
+                          ("not an image file", "file(s) that are not images")):
+        paths = [Path(p).name for p, why in left_out if why == reason]
+        if paths:
+            parts.append(f"{len(paths)} {label} ({', '.join(paths[:5])}{', ...' if len(paths) > 5 else ''})")
+    return f"skipped {'; '.join(parts)}" if parts else None
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from ..gallery.file import open_gallery
 
-    people = _enrolment(args)
+    people, left_out = _enrolment(args)
     with open_gallery(args.gallery) as gallery:
         rec = _recognizer(args, gallery)
         try:
-            results = [rec.enroll(name, photos, skip_failed=args.skip_failed or args.folder is not None,
-                                  masked=args.masked) for name, photos in people]
+            results, failed = _enrol_everyone(rec, args, people)
             path = rec.save_gallery()
         finally:
             rec.close()
@@ -201,13 +249,18 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     enrolled = [{"name": r.name, "added": r.added, "masked": r.masked, "templates": r.templates,
                  "skipped": [{"image": i, "reason": why} for i, why in r.skipped]} for r in results]
     payload = ({**enrolled[0], "gallery": str(path), "identities": identities} if args.folder is None else
-               {"enrolled": enrolled, "gallery": str(path), "identities": identities})
+               {"enrolled": enrolled, "gallery": str(path), "identities": identities,
+                "skipped_people": [{"name": n, "reason": why} for n, why in failed],
+                "skipped_paths": [{"path": p, "reason": why} for p, why in left_out]})
     lines = []
     for r in results:
         added = f"{r.added} template(s) added, {r.masked} of them masked" if r.masked else f"{r.added} photo(s) added"
         lines.append(f"enrolled {r.name}: {added} ({r.templates} template(s) in total)")
         lines += [f"  skipped {image}: {reason}" for image, reason in r.skipped]
     lines.append(f"gallery {path} now holds {identities} people")
+    summary = skipped_summary(failed, left_out, sum(len(r.skipped) for r in results))
+    if summary:
+        lines.append(summary)
     _emit(args, payload, lines)
     return 0
 
@@ -242,8 +295,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
                     _print_frame(args, result, rec.threshold, video)
         finally:
             rec.close()
+    skipped = loop.capture_stats.skipped if loop.capture_stats is not None else 0
     if not args.json:
         print(f"{loop.frames} frame(s) in {loop.elapsed_s:.1f} s"
+              + (f"; skipped {skipped} image(s) that cannot be read or hold no face (too small, too narrow; see the "
+                 "warnings above)" if skipped else "")
               + (f"; wrote {printable(loop.written)}" if loop.written is not None else ""))
     return 0
 
@@ -268,7 +324,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                "threshold": threshold}
     _emit(args, payload, [f"{'same person' if same else 'different people'} "
                           f"(score {score:.3f}, threshold {threshold:.3f})"])
-    return 0
+    return 0 if same else EXIT_DIFFERENT
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
@@ -371,15 +427,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_usage(parser, args)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level  # a caller's logging (main() called in-process)
     with _quiet_native_stderr(enabled=not args.verbose):
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
         if not args.verbose:  # pymilvus logs every failed request itself; our one error line says it all
             logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         try:
-            return run_command("g2d", lambda: COMMANDS[args.command](args))
+            return run_command("g2d", lambda: COMMANDS[args.command](args), handle_sigterm=True)
         finally:
-            logging.getLogger().handlers.clear()
+            for handler in root.handlers[:]:  # ours (bound to this call's stderr) go, the caller's come back
+                root.removeHandler(handler)
+                handler.close()
+            for handler in saved_handlers:
+                root.addHandler(handler)
+            root.setLevel(saved_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

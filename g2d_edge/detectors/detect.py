@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import G2DError, InputError
 from .base import Detection, FrameDetector
 from .scales import detect_views, fit_scale, pyramid_views, single_view, tile_views
 
@@ -94,6 +94,18 @@ class DetectorOptions:
     keypoints: str = "blazeface"
 
 
+#: Widest frame (longer side / shorter side) the SDK takes; a frame beyond it is an InputError. 20:1 holds every
+#: camera and panorama format in use (a 360-degree strip is 4:1 to 8:1) and keeps a strip of a few pixels from
+#: costing gigabytes in detection.
+MAX_ASPECT_RATIO = 20.0
+
+
+def retry_padding(height: int, width: int, pad_retry: float) -> int:
+    """The border (px, each side) of `DetectorOptions.pad_retry`'s second pass: `pad_retry` of the longer side,
+    but at most of twice the shorter side, so that a long narrow frame does not grow by its length on every side."""
+    return int(round(pad_retry * min(max(height, width), 2 * min(height, width))))
+
+
 def check_bgr_frame(frame: np.ndarray) -> np.ndarray:
     """Return `frame` if it is a valid HxWx3 uint8 BGR image, else raise InputError saying what is wrong."""
     if not isinstance(frame, np.ndarray):
@@ -107,6 +119,11 @@ def check_bgr_frame(frame: np.ndarray) -> np.ndarray:
         raise InputError(f"expected a BGR image of shape (H, W, 3), got {frame.shape}")
     if frame.shape[0] < 8 or frame.shape[1] < 8:
         raise InputError(f"image is too small to hold a face: {frame.shape[1]}x{frame.shape[0]} px")
+    long_side, short_side = max(frame.shape[:2]), min(frame.shape[:2])
+    if long_side > MAX_ASPECT_RATIO * short_side:
+        raise InputError(f"image is too narrow to hold a face: {frame.shape[1]}x{frame.shape[0]} px, an aspect ratio "
+                         f"of {long_side / short_side:.0f}:1 (at most {MAX_ASPECT_RATIO:g}:1); crop it to the part "
+                         "with the faces")
     return frame
 
 
@@ -205,11 +222,17 @@ class FaceDetector:
         """The faces in a BGR uint8 frame (largest first) with the detector's own keypoints (see `detect`)."""
         frame = check_bgr_frame(frame)
         opts = self.options
-        faces = self._detect_once(frame)
-        if not faces and opts.pad_retry > 0:
-            pad = int(round(max(frame.shape[:2]) * opts.pad_retry))
-            padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            faces = [_shift(f, -pad) for f in self._detect_once(padded)]
+        try:
+            faces = self._detect_once(frame)
+            if not faces and opts.pad_retry > 0:
+                pad = retry_padding(frame.shape[0], frame.shape[1], opts.pad_retry)
+                padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+                faces = [_shift(f, -pad) for f in self._detect_once(padded)]
+        except cv2.error as exc:  # "Insufficient memory" and other failures inside OpenCV
+            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise G2DError(f"face detection failed on a {frame.shape[1]}x{frame.shape[0]} frame: OpenCV: "
+                           f"{message}; if it ran out of memory, give a smaller frame or smaller DetectorOptions "
+                           "sizes (min_input_side, max_input_side, tile_size)") from None
         faces = [f for f in faces if f.box[2] - f.box[0] >= opts.min_face_size]
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         if opts.max_faces > 0:

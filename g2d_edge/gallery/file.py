@@ -33,12 +33,12 @@ import numpy as np
 from ..errors import GalleryError, InputError
 from ..files import (LockTimeout, atomic_write, exclusive_lock, regular_file_problem, remove_temp_files,
                     temp_files_of)
-from ..text import quoted
-from .format import (Header, Snapshot, disk_revision, empty_snapshot, is_number, merge_snapshots, read_gallery_file,
-                     write_npz)
+from ..text import printable, quoted
+from .format import (Header, Snapshot, disk_revision, empty_snapshot, header_problem, is_number, merge_snapshots,
+                     read_gallery_file, write_npz)
 from .protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
-                       check_query_length, check_template_length, checked_queries, checked_tags, normalised_queries,
-                       normalised_templates)
+                       check_query_length, check_template_length, checked_queries, checked_tags, lookup_name,
+                       normalised_queries, normalised_templates)
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,34 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 def resolve_gallery_path(path: Union[str, os.PathLike]) -> Path:
     """The `.npz` file a gallery path refers to: the path itself, or `<dir>/gallery.npz` for a directory-style path."""
     p = Path(path)
-    if p.is_dir() or p.suffix == "":
+    try:
+        is_dir = p.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL
+        raise GalleryError(f"gallery path {printable(p)} cannot be used: {getattr(exc, 'strerror', None) or exc}; "
+                           "pass a shorter path of a gallery file (.npz) or folder") from None
+    if is_dir or p.suffix == "":
         return p / GALLERY_FILENAME
     return p
 
 
-def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
-    """The lock file `Gallery.save` holds while it writes the gallery at `path`: `.<name>.lock` beside it."""
+def followed_gallery_file(path: Union[str, os.PathLike]) -> Path:
+    """The file a gallery path finally names: symbolic links are followed (to the end of a chain, also a dangling
+    one), so that a gallery path that links to a shared gallery saves into, locks beside and merges with the shared
+    file instead of replacing the link with a private copy."""
     file = resolve_gallery_path(path)
+    try:
+        if not file.is_symlink():
+            return file
+        return Path(os.path.realpath(file))
+    except (OSError, ValueError) as exc:
+        raise GalleryError(f"gallery path {printable(file)} cannot be used: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+def gallery_lock_path(path: Union[str, os.PathLike]) -> Path:
+    """The lock file `Gallery.save` holds while it writes the gallery at `path`: `.<name>.lock` beside the file
+    (beside the file a symbolic link points to)."""
+    file = followed_gallery_file(path)
     return file.with_name(f".{file.name}.lock")
 
 
@@ -103,8 +123,15 @@ class Gallery(GalleryBase):
             raise GalleryError("use_faiss=True but FAISS is not installed: pip install faiss-cpu (or g2d-edge[faiss])")
         if not is_number(lock_timeout) or not lock_timeout >= 0:
             raise InputError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
+        if isinstance(embedding_dim, np.integer):
+            embedding_dim = int(embedding_dim)
+        if isinstance(threshold, np.floating):
+            threshold = float(threshold)
+        problem = header_problem(embedding_space, embedding_dim, threshold, model_name)
+        if problem is not None:
+            raise InputError(f"Gallery: {problem}")
         self.embedding_space = embedding_space
-        self.embedding_dim = int(embedding_dim) if embedding_dim is not None else None
+        self.embedding_dim = embedding_dim
         self.threshold = threshold
         self.model_name = model_name
         self.path: Optional[Path] = resolve_gallery_path(path) if path is not None else None
@@ -126,19 +153,21 @@ class Gallery(GalleryBase):
         return len(self._templates)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._templates
+        return lookup_name(name) in self._templates
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
-        return f"Gallery({len(self)} identities, {self.num_templates} templates{where})"
+        with self._lock:
+            return f"Gallery({len(self)} identities, {self.num_templates} templates{where})"
 
     @property
     def num_templates(self) -> int:
         """Total number of templates over all identities."""
-        return sum(t.shape[0] for t in self._templates.values())
+        with self._lock:  # another thread's add must not change the dict while it is summed
+            return sum(t.shape[0] for t in self._templates.values())
 
     @property
     def location(self) -> str:
@@ -151,7 +180,8 @@ class Gallery(GalleryBase):
 
     def names(self) -> List[str]:
         """Enrolled names, sorted."""
-        return sorted(self._templates)
+        with self._lock:
+            return sorted(self._templates)
 
     def identities(self) -> List[IdentityInfo]:
         """Every enrolled name with its template count and masked template count, sorted by name."""
@@ -161,6 +191,7 @@ class Gallery(GalleryBase):
 
     def tagged_templates(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
         """Copies of the (K, D) templates of `name` and their (K,) masked tags. GalleryError if it is not enrolled."""
+        name = lookup_name(name)
         with self._lock:
             return self._get(name).copy(), self._masked[name].copy()
 
@@ -187,6 +218,7 @@ class Gallery(GalleryBase):
 
     def remove(self, name: str) -> int:
         """Remove an identity and all its templates. Returns how many templates were removed."""
+        name = lookup_name(name)
         with self._lock:
             count = int(self._get(name).shape[0])
             del self._templates[name]
@@ -196,7 +228,7 @@ class Gallery(GalleryBase):
 
     def rename(self, old: str, new: str) -> None:
         """Rename an identity. Raises GalleryError if `old` is unknown or `new` is already enrolled."""
-        new = check_identity_name(new)
+        new, old = check_identity_name(new), lookup_name(old)
         with self._lock:
             self._get(old)
             if new == old:
@@ -354,9 +386,14 @@ class Gallery(GalleryBase):
         Afterwards this gallery holds exactly what was written. Stale temporary files of the gallery (left by a
         killed save) are removed.
         """
-        target = resolve_gallery_path(path) if path is not None else self.path
-        if target is None:
+        shown = resolve_gallery_path(path) if path is not None else self.path
+        if shown is None:
             raise GalleryError("this gallery has no path yet: call save(path)")
+        target = followed_gallery_file(shown)
+        problem = header_problem(self.embedding_space, self.embedding_dim, self.threshold, self.model_name)
+        if problem is not None:
+            raise GalleryError(f"cannot save gallery {target}: its {problem}; set a valid value first (nothing was "
+                               "written)")
         with self._lock:
             revision = uuid.uuid4().hex
             try:
@@ -369,10 +406,10 @@ class Gallery(GalleryBase):
                 raise GalleryError(f"cannot save gallery {target}: another process has held its lock "
                                    f"({gallery_lock_path(target)}) for more than {self.lock_timeout:g} s; wait "
                                    "for it to finish and save again, or pass a larger lock_timeout") from None
-            except OSError as exc:
-                raise GalleryError(f"cannot write gallery {target}: {exc}; the previous file (if any) is "
-                                   "unchanged") from exc
-            self._set_state(snapshot, target, revision)
+            except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+                raise GalleryError(f"cannot write gallery {printable(target)}: {exc}; the previous file (if any) "
+                                   "is unchanged") from exc
+            self._set_state(snapshot, shown, revision)
         log.info("saved gallery %s (%d identities, %d templates)", target, len(snapshot.templates),
                  sum(t.shape[0] for t in snapshot.templates.values()))
         return target
@@ -393,7 +430,7 @@ class Gallery(GalleryBase):
         if problem is not None:
             raise GalleryError(f"gallery {file} is {problem}; pass the path of a gallery file (.npz) or folder")
         gallery = cls(path=file, **kwargs)
-        _remove_stale_temp_files(file)
+        _remove_stale_temp_files(followed_gallery_file(file))
         snapshot, revision = read_gallery_file(file)
         gallery._set_state(snapshot, file, revision)
         log.debug("loaded gallery %s (%d identities)", file, len(gallery))
@@ -420,7 +457,7 @@ class Gallery(GalleryBase):
             return ours
         if problem is not None:
             raise GalleryError(f"cannot save gallery to {target}: it is {problem}; save to a .npz file path")
-        same_file = target == self._base_file
+        same_file = self._base_file is not None and target == followed_gallery_file(self._base_file)
         if same_file and self._base_revision is not None and disk_revision(target) == self._base_revision:
             return ours  # nobody wrote it since we read it
         try:

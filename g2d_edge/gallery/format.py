@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
@@ -58,6 +59,22 @@ class SchemaError(Exception):
 def is_number(value: Any) -> bool:
     """A real number (an int or float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def header_problem(space: Any, dim: Any, threshold: Any, model_name: Any) -> Optional[str]:
+    """What is wrong with these gallery-wide fields ("threshold is 75, not a number in [-1, 1]"), or None. The one
+    rule for the file's header (on load) and for a `Gallery` (on construction and before a save), so that no gallery
+    can be saved that cannot be loaded again."""
+    if space is not None and (not isinstance(space, str) or not space):
+        return f"embedding_space is {space!r}, not a non-empty text"
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        return f"embedding_dim is {dim!r}, not a positive whole number"
+    if threshold is not None and (not is_number(threshold) or not math.isfinite(threshold)
+                                  or not -1.0 <= threshold <= 1.0):
+        return f"threshold is {threshold!r}, not a number in [-1, 1]"
+    if not isinstance(model_name, str):
+        return f"model_name is {model_name!r}, not a text"
+    return None
 
 
 def write_npz(fh: BinaryIO, snapshot: Snapshot, revision: str) -> None:
@@ -118,15 +135,9 @@ def _parse_header(meta: Dict[str, Any], file: Path) -> Tuple[Header, Optional[st
     space, dim, threshold = meta.get("embedding_space"), meta.get("embedding_dim"), meta.get("threshold")
     model_name, revision = meta.get("model_name"), meta.get("revision")
     model_name = "" if model_name is None else model_name
-    if space is not None and (not isinstance(space, str) or not space):
-        raise SchemaError(f"its embedding_space is {space!r}, not a non-empty text")
-    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
-        raise SchemaError(f"its embedding_dim is {dim!r}, not a positive whole number")
-    if threshold is not None and (not is_number(threshold) or not math.isfinite(threshold)
-                                  or not -1.0 <= threshold <= 1.0):
-        raise SchemaError(f"its threshold is {threshold!r}, not a number in [-1, 1]")
-    if not isinstance(model_name, str):
-        raise SchemaError(f"its model_name is {model_name!r}, not a text")
+    problem = header_problem(space, dim, threshold, model_name)
+    if problem is not None:
+        raise SchemaError(f"its {problem}")
     if revision is not None and not isinstance(revision, str):
         raise SchemaError(f"its revision is {revision!r}, not a text")
     return Header(space, dim, None if threshold is None else float(threshold), model_name), revision
@@ -139,31 +150,51 @@ def _parse_templates(names: np.ndarray, counts: np.ndarray, matrix: np.ndarray,
     if counts.dtype.kind not in "iu" or counts.shape != names.shape:
         raise SchemaError(f"its counts are a {counts.dtype} array of shape {counts.shape}, not {len(names)} "
                            "whole numbers (one per name)")
-    if np.any(counts < 1):
+    sizes = [int(c) for c in counts.tolist()]  # Python ints: counts near 2**63 must not wrap around in a sum
+    if any(c < 1 for c in sizes):
         raise SchemaError("an identity has fewer than one template")
     if matrix.dtype.kind != "f" or matrix.ndim != 2:
         raise SchemaError(f"its templates are a {matrix.dtype} array of shape {matrix.shape}, not a float matrix")
-    if int(counts.sum()) != matrix.shape[0]:
-        raise SchemaError(f"its counts add up to {int(counts.sum())} templates but it holds {matrix.shape[0]}")
+    if sum(sizes) != matrix.shape[0]:
+        raise SchemaError(f"its counts add up to {sum(sizes)} templates but it holds {matrix.shape[0]}")
     if matrix.shape[0] and matrix.shape[1] != header.embedding_dim:
         raise SchemaError(f"its templates have length {matrix.shape[1]} but its header says embedding_dim "
                            f"{header.embedding_dim}")
     matrix = matrix.astype(np.float32)
     if not np.all(np.isfinite(matrix)):
         raise SchemaError("its templates contain NaN or infinity")
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+    _check_unit_norms(matrix)
+    offsets = np.concatenate([[0], np.cumsum(np.array(sizes, dtype=np.int64))])
     templates: Dict[str, np.ndarray] = {}
     for i, name in enumerate(str(n) for n in names):
-        try:
-            valid = check_identity_name(name) == name
+        try:  # a name differing from its stored form only by Unicode normalisation (NFD) loads in NFC
+            checked = check_identity_name(name)
+            valid = checked == unicodedata.normalize("NFC", name)
         except InputError:
             valid = False
         if not valid:
             raise SchemaError(f"it holds the invalid identity name {quoted(name)}")
+        name = checked
         if name in templates:
             raise SchemaError(f"the identity name {quoted(name)} appears twice")
         templates[name] = matrix[offsets[i]:offsets[i + 1]]
     return templates
+
+
+#: How far a stored template's length may be from 1 (float32 rounding is ~1e-7): `Gallery.add` stores unit vectors,
+#: and a longer one would win every search (a score of 50 against a threshold of 0.4).
+NORM_TOLERANCE = 1e-3
+
+
+def _check_unit_norms(matrix: np.ndarray) -> None:
+    """A damaged template (length not 1) is refused, not renormalised: its direction is as suspect as its length."""
+    if not matrix.shape[0]:
+        return
+    norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > NORM_TOLERANCE)
+    if bad.size:
+        raise SchemaError(f"{bad.size} of its templates are not unit vectors (template {int(bad[0])} has length "
+                          f"{norms[bad[0]]:.4g}; g2d galleries store templates of length 1)")
 
 
 def _parse_tags(tags: Optional[np.ndarray], templates: Dict[str, np.ndarray], fmt: int) -> Dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tup
 import numpy as np
 
 from ..errors import GalleryError, InputError
-from ..text import MAX_NAME_LENGTH, forbidden_character, quoted
+from ..text import INVISIBLE_CHARACTERS, MAX_NAME_LENGTH, forbidden_character, is_visible, normalised_name, quoted
 from ..vectors import l2_normalise
 
 
@@ -52,25 +52,36 @@ class IdentityInfo:
 
 
 def check_identity_name(name: str) -> str:
-    """The name with surrounding spaces removed.
+    """The name as stored: Unicode NFC, surrounding spaces removed (`g2d_edge.text.normalised_name`).
 
-    Raises InputError unless it is a non-empty string of at most `MAX_NAME_LENGTH` characters without control
-    characters (NUL, newline, escape, bidirectional overrides ...; see `g2d_edge.text`).
+    Raises InputError unless it is a string of at most `MAX_NAME_LENGTH` characters with at least one visible
+    character and no control, bidirectional or invisible character (NUL, newline, escape, U+202E, U+200F, U+200B
+    ...; see `g2d_edge.text`).
     """
     if not isinstance(name, str):
         raise InputError(f"an identity name must be a string, got {type(name).__name__}")
     bad = forbidden_character(name)
     if bad is not None:
         position, char = bad
-        raise InputError(f"identity name {quoted(name)} contains the control character U+{ord(char):04X} at "
-                         f"position {position}; use printable characters only")
-    stripped = name.strip()
+        kind = "invisible character" if char in INVISIBLE_CHARACTERS else "control character"
+        raise InputError(f"identity name {quoted(name)} contains the {kind} U+{ord(char):04X} at position "
+                         f"{position}; use printable characters only")
+    stripped = normalised_name(name)
     if not stripped:
         raise InputError(f"an identity name must not be empty, got {quoted(name)}")
+    if not any(is_visible(c) for c in stripped):
+        raise InputError(f"identity name {quoted(name)} has no visible character (only spaces, fillers or marks); "
+                         "give a name that can be read")
     if len(stripped) > MAX_NAME_LENGTH:
         raise InputError(f"identity name {quoted(stripped, 40)} has {len(stripped)} characters; at most "
                          f"{MAX_NAME_LENGTH} are allowed")
     return stripped
+
+
+def lookup_name(name: Any) -> Any:
+    """The form under which `name` is stored (NFC, stripped), for finding an enrolled identity; a non-string is
+    returned unchanged (it finds nothing)."""
+    return normalised_name(name) if isinstance(name, str) else name
 
 
 def normalised_templates(embeddings: np.ndarray) -> np.ndarray:

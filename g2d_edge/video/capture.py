@@ -28,6 +28,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from ..detectors.detect import check_bgr_frame
 from ..errors import CaptureError, ImageReadError, InputError
 from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
 from ..io import IMAGE_SUFFIXES, list_images, read_image
@@ -140,7 +141,7 @@ def classify_source(source: SourceLike) -> Tuple[str, Union[int, str, Path]]:
         raise CaptureError(f"not a frame source: {source!r}; pass a camera index, a video file, a URL, "
                            "an image folder or a GStreamer pipeline")
     text = source.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "0", "12"; not "²" or other Unicode digits
         return "camera", int(text)
     if "!" in text:
         return "gstreamer", text
@@ -216,6 +217,15 @@ class _VideoReader:
             self.cap = None
 
 
+def check_frame(path: Path, image: np.ndarray) -> None:
+    """ImageReadError naming `path` for an image no face can be found in (smaller than 8 px, narrower than
+    `g2d_edge.detect.MAX_ASPECT_RATIO`): a folder skips it as it skips an unreadable one."""
+    try:
+        check_bgr_frame(image)
+    except InputError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
+
+
 class _FolderReader:
     """Images of a folder in name order, unreadable ones skipped (logged and counted); or one image file, read when
     the source is opened (CaptureError if it cannot be)."""
@@ -245,7 +255,8 @@ class _FolderReader:
             self.pos += 1
             try:
                 image = read_image(path, self.max_pixels)
-            except ImageReadError as exc:
+                check_frame(path, image)
+            except ImageReadError as exc:  # unreadable, too large, too small or too narrow for a face
                 self.skipped += 1
                 log.warning("capture: skipping %s", exc)
                 continue

@@ -12,12 +12,16 @@ when needed (`g2d_edge.video.tracking`); the loop calls `Recognizer.reset_tracks
 is this loop on the command line; `samples/webcam.py` shows it as a short API demo.
 
 The annotated video is written while the frames arrive (it may be a live recording of any length), so unlike the
-other files of the SDK it is not written atomically: an interrupted run leaves the frames written so far.
+other files of the SDK it is not written atomically: an interrupted run (Ctrl-C, or SIGTERM to `g2d identify`)
+leaves the frames written so far. The output may not be the source itself (also not through a symlink or a hard
+link) nor an existing non-regular file (a device such as /dev/full, a FIFO): InputError before anything is read.
+A video file that ends up empty after frames were written is a G2DError, never a silent "wrote".
 """
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ from ..draw import DrawOptions, annotate
 from ..errors import G2DError, InputError
 from ..results import Recognition
 from .capture import Capture, CaptureOptions, CaptureStats, SourceLike, classify_source
+from ..text import printable
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +136,8 @@ class VideoLoop:
 
     def __iter__(self) -> Iterator[FrameResult]:
         options = self.options
+        if options.output is not None:
+            check_output_path(Path(options.output), self.source)
         self._capture = Capture(self.source, options.capture)
         self.recognizer.reset_tracks()  # a new source is a new scene
         start = last = time.perf_counter()
@@ -149,6 +156,7 @@ class VideoLoop:
                 yield FrameResult(frame.index, frame.timestamp_ms, faces, frame.image, frame.path, fps)
                 if self._stopped or (options.max_frames and self.frames >= options.max_frames):
                     break
+            self._finish_output()
         finally:
             self.capture_stats = self._capture.stats
             self.close()
@@ -170,6 +178,24 @@ class VideoLoop:
                                "(write the annotated video with --output out.mp4)") from None
             self._stopped = key in QUIT_KEYS
 
+    def _finish_output(self) -> None:
+        """Close the video file after a complete run and check that it holds data: OpenCV's writer reports no write
+        error, so an output that swallowed the frames is found by its size."""
+        if self._writer is None or self.written is None:
+            return
+        self._writer.release()
+        self._writer = None
+        try:
+            size = self.written.stat().st_size
+        except OSError as exc:
+            size, why = 0, f" ({exc.strerror or exc})"
+        else:
+            why = ""
+        if size == 0:
+            raise G2DError(f"the video {self.written} was not written: {self.frames} frame(s) went to it but the file "
+                           f"is empty{why} (disk full, or not a writable file); write it somewhere else")
+        log.info("wrote %s (%d frames)", self.written, self.frames)
+
     def close(self) -> None:
         """Release the source, the video file and the window. Safe to call twice."""
         if self._writer is not None:
@@ -189,6 +215,31 @@ class VideoLoop:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_output_path(output: Path, source: SourceLike) -> None:
+    """InputError when the annotated video would be written over the source (the same file, also through a symlink
+    or a hard link) or into something that is not a regular file (a device such as /dev/full, a FIFO, a folder)."""
+    if isinstance(source, (str, os.PathLike)) and not isinstance(source, bool):
+        src = Path(os.fspath(source)).expanduser()
+        try:
+            same = src.is_file() and output.exists() and os.path.samefile(src, output)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            raise InputError(f"the output video {printable(output)} is the source itself: writing it would destroy "
+                             "the video being read; choose another output file")
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write the video {printable(output)}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise InputError(f"cannot write the video to {printable(output)}: it is {kind}; give a new .mp4/.avi/.mkv "
+                         "file name")
 
 
 def _open_writer(path: Path, fps: float, size: Tuple[int, int]) -> cv2.VideoWriter:

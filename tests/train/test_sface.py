@@ -8,14 +8,16 @@ import torch
 from train.model import InferenceModel, ModelConfig, build_model, load_sface_weights
 from train.sface import DEFAULT_SFACE_ONNX, SFace, _dequantize, float_graph, float_weights
 from g2d_edge.errors import InputError, ModelError
+import shared_data
 
-SFACE = DEFAULT_SFACE_ONNX
+# the shared copy: DEFAULT_SFACE_ONNX's place inside the shared folder (found from any working directory)
+SFACE = shared_data.SHARED_DIR / DEFAULT_SFACE_ONNX.relative_to("../shared")
 
 
 @pytest.fixture(scope="module")
 def sface_file():
     if not SFACE.is_file():
-        pytest.skip(f"SFace not found at {SFACE} (../shared/ beside the repo)")
+        pytest.skip(shared_data.missing("SFace", SFACE))
     return SFACE
 
 

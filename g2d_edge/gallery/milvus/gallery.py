@@ -52,7 +52,7 @@ from ...errors import GalleryError, GalleryUnavailableError
 from ...text import quoted
 from ..protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
                         check_query_length, check_template_length, check_threshold, checked_queries, checked_tags,
-                        normalised_queries, normalised_templates)
+                        lookup_name, normalised_queries, normalised_templates)
 from .rows import (PROP_THRESHOLD, CollectionMeta, collection_properties, collection_schema, connect, enrolment_rows,
                    hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
 from .url import MilvusGalleryOptions, parse_gallery_url, string_literal
@@ -227,7 +227,7 @@ class MilvusGallery(GalleryBase):
         return len(ids)
 
     def rename(self, old: str, new: str) -> None:
-        new = check_identity_name(new)
+        new, old = check_identity_name(new), lookup_name(old)
         fields = self._tag_fields("id", "name", "enrolment", "enrolled_ns", "template_index", "embedding")
         rows = self._rows_of(old, fields) if self._exists() else []
         if not rows:
@@ -366,6 +366,7 @@ class MilvusGallery(GalleryBase):
     def _rows_of(self, name: str, fields: Sequence[str], limit: Optional[int] = None,
                  expr: str = "") -> List[Dict[str, Any]]:
         """The rows of `name` (those that also pass the filter `expr`, if given)."""
+        name = lookup_name(name)
         extra = {"limit": limit} if limit else {}
         where = f"name == {string_literal(name)}" + (f" and {expr}" if expr else "")
         return list(self._call(f"read {quoted(name)}", self._client.query, self.where.collection,

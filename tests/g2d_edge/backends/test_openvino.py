@@ -80,10 +80,12 @@ def test_options_are_checked_and_named():
     assert OpenVinoOptions().compile_config()["INFERENCE_PRECISION_HINT"] == "f32"
 
 
-def test_bad_files_and_foreign_sidecars_raise_model_errors(tiny_model_copy: Path, other_space_model: Path):
+def test_bad_files_and_foreign_sidecars_raise_model_errors(tiny_model_copy: Path, other_space_model: Path,
+                                                           tmp_path: Path):
+    foreign = shutil.copy(other_space_model, tmp_path / "other.onnx")  # the session's fixture stays as it is
+    shutil.copy(tiny_model_copy.with_suffix(".json"), tmp_path / "other.json")
     with pytest.raises(ModelError, match="belongs to another model"):  # the graph's stamp differs from the sidecar
-        shutil.copy(tiny_model_copy.with_suffix(".json"), other_space_model.with_suffix(".json"))
-        load_backend(other_space_model, "openvino")
+        load_backend(foreign, "openvino")
     tiny_model_copy.write_bytes(tiny_model_copy.read_bytes()[:2000])
     with pytest.raises(ModelError, match="OpenVINO cannot load"):
         load_backend(tiny_model_copy, "openvino")
@@ -119,8 +121,8 @@ def test_auto_falls_back_to_onnxruntime_when_openvino_cannot_load_the_model(tiny
                                                                               caplog):
     import g2d_edge.backends.loader as loader
 
-    def refuse(path, options=None):
-        raise ModelError("OpenVINO cannot load it (an operator it lacks)")
+    def refuse(path, options=None, sidecar=None):  # as OpenVinoBackend reports OpenVINO's own failure
+        raise ModelError("OpenVINO cannot load it (an operator it lacks)") from RuntimeError("unsupported operator")
 
     monkeypatch.setattr(loader, "OpenVinoBackend", refuse)
     with caplog.at_level(logging.WARNING, logger="g2d_edge.backends"):
@@ -128,3 +130,14 @@ def test_auto_falls_back_to_onnxruntime_when_openvino_cannot_load_the_model(tiny
     assert backend.name == "onnxruntime" and "auto -> onnxruntime instead" in caplog.text
     with pytest.raises(ModelError, match="operator it lacks"):  # asked for by name: no silent switch
         load_backend(tiny_onnx_model, "openvino")
+
+
+def test_auto_does_not_hide_a_sidecar_that_belongs_to_another_graph(tiny_model_copy: Path, other_space_model: Path,
+                                                                     tmp_path: Path, caplog):
+    """A graph/sidecar mismatch is the user's to fix: auto raises it instead of retrying on ONNX Runtime."""
+    foreign = shutil.copy(other_space_model, tmp_path / "other.onnx")
+    shutil.copy(tiny_model_copy.with_suffix(".json"), tmp_path / "other.json")
+    with caplog.at_level(logging.WARNING, logger="g2d_edge.backends"):
+        with pytest.raises(ModelError, match="belongs to another model"):
+            load_backend(foreign)
+    assert "auto -> onnxruntime instead" not in caplog.text

@@ -8,9 +8,10 @@ from g2d_edge.align import align_face, estimate_alignment, keypoints_to_template
 from g2d_edge.detectors import DetectorOptions, FaceDetector
 from g2d_edge.detectors import YuNetDetector
 from g2d_edge.errors import InputError, ModelError
-from runtime_helpers import REPO, draw_mask, read
+from runtime_helpers import draw_mask, read
+import shared_data
 
-RMFD_DIR = REPO.parent / "shared" / "data" / "rmfd-real"
+RMFD_DIR = shared_data.SHARED_DIR / "data" / "rmfd-real"
 
 #: Detectors under test, with the number of keypoints their faces carry.
 DETECTORS = {
@@ -64,7 +65,7 @@ def test_real_masked_photos(detector):
     """Real people wearing masks (rmfd-real, the first 30 photos): a face is found in nearly all of them (when
     written: YuNet 29, BlazeFace short 28, full 26); every face reported is a well-formed detection."""
     if not RMFD_DIR.is_dir():
-        pytest.skip(f"real masked photos not found at {RMFD_DIR}")
+        pytest.skip(shared_data.missing("real masked photos", RMFD_DIR))
     paths = sorted(RMFD_DIR.rglob("*.jpg"))[:30]
     found = 0
     for path in paths:

@@ -15,9 +15,9 @@ from g2d_edge.errors import InputError, ModelError
 from g2d_edge.masks import MaskFlag
 from g2d_edge.masks.flag import SHIPPED_MASK_FLAG
 from g2d_edge.recognizer import RecognizerOptions
-from runtime_helpers import REPO
+import shared_data
 
-RMFD = REPO.parent / "shared" / "data" / "rmfd-real"
+RMFD = shared_data.SHARED_DIR / "data" / "rmfd-real"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def _aligned(paths) -> np.ndarray:
 
 def test_real_masked_photos_are_flagged_masked(flag):
     if not RMFD.is_dir():
-        pytest.skip(f"real masked photos not found at {RMFD}")
+        pytest.skip(shared_data.missing("real masked photos", RMFD))
     photos = sorted(RMFD.rglob("*.jpg"))[::40][:20]  # a spread over the crawl batches
     crops = _aligned(photos)
     assert len(crops) >= 15

@@ -11,10 +11,10 @@ import pytest
 
 from g2d_edge.align import ARCFACE_TEMPLATE_5, align_face, estimate_alignment, transform_points
 from g2d_edge.errors import InputError
-from g2d_edge.masks import MaskOptions, MaskSynthesizer, STYLES, apply_random_mask
-from runtime_helpers import REPO
+from g2d_edge.masks import STYLES, MaskOptions, MaskSynthesizer, apply_random_mask
+import shared_data
 
-SHARED = REPO.parent / "shared"
+SHARED = shared_data.SHARED_DIR
 CELEBA = SHARED / "data" / "celeba-train"
 
 EYES = (33, 133, 159, 145, 263, 362, 386, 374)  # eye corners and lids
@@ -27,7 +27,7 @@ BELOW_LIP = (17, 200)
 def faces() -> list:
     """A few real photos with Face Mesh and detector keypoints, in the raw frame and in the aligned 112 crop."""
     if not CELEBA.is_dir():
-        pytest.skip(f"real photos not found at {CELEBA} (../shared/ beside the repo)")
+        pytest.skip(shared_data.missing("real photos", CELEBA))
     import mediapipe as mp
 
     from g2d_edge.detectors import FaceDetector

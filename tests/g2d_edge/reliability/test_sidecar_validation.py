@@ -43,3 +43,21 @@ def test_recognizer_and_cli_refuse_a_non_numeric_threshold(tiny_model_copy, peop
     assert main(["verify", str(photo), str(photo), "--model", str(tiny_model_copy)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("g2d: error: ") and "threshold" in err
+
+
+#: Issue 22: a sidecar edited to claim another input size, channel count, class count or output list.
+EDITED = [("input", {"height": 100}, "takes faces of shape"), ("input", {"width": 96}, "takes faces of shape"),
+          ("input", {"channels": 1}, "takes faces of shape"), ("num_classes", 7, "logits of shape"),
+          ("outputs", ["embedding"], "has 2 \\(embedding, logits\\)"), ("outputs", ["embedding", "other"], "lacks")]
+
+
+@pytest.mark.parametrize("field, value, words", EDITED, ids=[f"{f}={v!r}" for f, v, _ in EDITED])
+def test_a_sidecar_edited_against_its_graph_is_a_model_error(tiny_model_copy, people, field, value, words):
+    sidecar = tiny_model_copy.with_suffix(".json")
+    data = json.loads(sidecar.read_text())
+    data[field] = {**data[field], **value} if isinstance(value, dict) else value
+    sidecar.write_text(json.dumps(data))
+    photo = next(iter(people.values()))[0]
+    with pytest.raises(ModelError, match=words):
+        with Recognizer(model=tiny_model_copy) as rec:
+            rec.enroll("ann", photo)
