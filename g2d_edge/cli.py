@@ -8,6 +8,7 @@
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
     g2d gallery export DEST --gallery SRC              # copy a gallery: file <-> database (milvus://...)
     g2d gallery import SRC --gallery DEST
+    g2d serve --gallery people.npz --source clip.mp4   # HTTP API + web page (g2d_edge.serve; extra [serve])
 
 `identify` takes whatever `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP
 URL or a GStreamer pipeline; `--show` opens a window, `--output out.mp4` writes the annotated video, `--json` prints
@@ -126,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(p)
     _model_args(p)
     _common_args(p)
+
+    from .serve.command import add_arguments as serve_arguments  # no [serve] extra needed for the arguments
+
+    p = sub.add_parser("serve", help="HTTP API and web page: identify, verify, enrol, live view of sources "
+                                     "(pip install g2d-edge[serve])")
+    serve_arguments(p, _positive_int)
+    _image_args(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
 
     g = sub.add_parser("gallery", help="list or edit a gallery")
     gsub = g.add_subparsers(dest="action", metavar="ACTION")
@@ -250,7 +259,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def _print_frame(args: argparse.Namespace, result: Any, threshold: float, video: bool) -> None:
     """One JSON line (--json) or a few text lines per frame, printed as soon as the frame is done."""
     if args.json:
-        print(json.dumps({"source": args.source, **result.to_dict(), "threshold": threshold}), flush=True)
+        print(json.dumps(result.record(args.source, threshold)), flush=True)
         return
     label = f"frame {result.index} ({result.timestamp_ms / 1000:.2f} s)" if video else str(result.path)
     print("\n".join(printable(line) for line in _frame_lines(label, result.faces, threshold)), flush=True)
@@ -321,7 +330,14 @@ def _copy_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.command import run
+
+    return run(args)
+
+
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery,
+            "serve": cmd_serve}
 
 
 @contextlib.contextmanager
