@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterator, List
 
+import importlib.util
+import os
+
 import pytest
 
-pytest.importorskip("fastapi", reason='g2d serve tests need the [serve] extra: pip install ".[serve]"')
+from sdk_helpers import repo_env
+from serve_helpers import API_KEY, ServerProcess
 
-from sdk_helpers import repo_env  # noqa: E402
-from serve_helpers import API_KEY, ServerProcess  # noqa: E402
+#: Without the [serve] extra these tests are not collected on a developer machine (pytest -rs does not list them;
+#: the line below says so once); in CI ($CI set) they are, and fail on the missing import.
+SERVE_EXTRA = importlib.util.find_spec("fastapi") is not None and importlib.util.find_spec("uvicorn") is not None
+if not SERVE_EXTRA and not os.environ.get("CI"):
+    collect_ignore_glob = ["test_*.py"]
+    print('g2d serve tests left out: pip install ".[serve]" to run them')
 
 
 @pytest.fixture(scope="session")

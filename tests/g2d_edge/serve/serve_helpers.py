@@ -74,4 +74,5 @@ class ServerProcess:
 
 
 def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    """CI sets $CI (as the Triton and Milvus tests read it): there a missing browser fails the test."""
+    return bool(os.environ.get("CI"))
