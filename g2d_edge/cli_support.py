@@ -8,9 +8,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
-from typing import Callable, Tuple, Type
+from typing import Any, Callable, Iterator, Optional, Tuple, Type
 
 from .errors import G2DError
 from .text import printable
@@ -36,3 +37,30 @@ def run_command(prog: str, command: Callable[[], int], *, verbose: bool = False,
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def progress(total: int, desc: str, unit: str = "it") -> Iterator[Optional[Any]]:
+    """A tqdm progress bar on stderr for `total` steps, only when stderr is a terminal and tqdm is installed (the
+    [serve] and [train] extras bring it); else None. Print lines beside it with `say(bar, line)`."""
+    if total < 2 or not sys.stderr.isatty():
+        yield None
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield None
+        return
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def say(bar: Optional[Any], line: str) -> None:
+    """Print `line` on stdout, above the progress bar when one is shown."""
+    if bar is None:
+        print(line, flush=True)
+    else:
+        bar.write(line, file=sys.stdout)
