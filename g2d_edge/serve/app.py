@@ -43,9 +43,14 @@ _STATUS = ((Busy, 503), (NoFaceError, 422), (ImageReadError, 422), (InputError, 
            (GalleryError, 409), (G2DError, 400))
 
 
-def create_app(options: ServeOptions, api_key: str, state: Optional[ServeState] = None) -> FastAPI:
-    """The application. `state` (for tests) defaults to `ServeState.open(options)`; it is started when the app
-    starts and closed when it stops."""
+def create_app(options: ServeOptions, api_key: Optional[str] = None, state: Optional[ServeState] = None) -> FastAPI:
+    """The application. `api_key` defaults to `options.api_key` (one of them is needed; see `auth.load_api_key`).
+    `state` (for tests) defaults to `ServeState.open(options)`; it is started when the app starts and closed when it
+    stops."""
+    api_key = api_key or options.api_key
+    if not api_key:
+        raise InputError("g2d serve needs an API key: ServeOptions(api_key=...) or create_app(options, api_key); "
+                         "g2d_edge.serve.auth.load_api_key reads --api-key-file / $G2D_API_KEY or makes one")
     state = state or ServeState.open(options)
     key = ApiKey(api_key)
     stopping = threading.Event()

@@ -115,6 +115,15 @@ def _people_routes(router: APIRouter, state: Any, writer: Callable[..., Any]) ->
         return {"gallery": gallery.location, "embedding_space": gallery.embedding_space,
                 "model_name": gallery.model_name, "threshold": gallery.threshold, "identities": listed}
 
+    @router.get("/people/{name}", tags=["people"], summary="One person: templates, masked ones, thumbnails")
+    def person(name: str) -> Dict[str, Any]:
+        name = _known(gallery, name)
+        info = next((i for i in gallery.identities() if i.name == name), None)
+        if info is None:  # removed meanwhile
+            raise HTTPException(404, f"{name!r} is not enrolled; GET /people lists who is")
+        return {"name": info.name, "templates": info.templates, "masked": info.masked,
+                "thumbnails": len(state.thumbnails.get(info.name))}
+
     @router.post("/people/{name}/photos", tags=["people"], openapi_extra=_ENROL_BODY, dependencies=[Depends(writer)],
                  summary="Enrol a person from photos (masked=true: photos of the person wearing a mask)")
     async def enrol(name: str, request: Request) -> Dict[str, Any]:

@@ -60,6 +60,8 @@ def test_people_list_rename_remove_and_thumbnails(client, many_people):
     assert enrol(client, b, photos_b[:1]).status_code == 200
     listed = {p["name"]: p for p in client.get("/people").json()["identities"]}
     assert listed[a]["templates"] == 2 and listed[a]["thumbnails"] == 2 and listed[b]["masked"] == 0
+    assert client.get(f"/people/{a}").json() == {"name": a, "templates": 2, "masked": 0, "thumbnails": 2}
+    assert client.get("/people/nobody-here").status_code == 404
     thumb = client.get(f"/people/{a}/thumbnails/1")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
     assert client.get(f"/people/{a}/thumbnails/2").status_code == 404

@@ -90,4 +90,15 @@ def test_the_page_enrols_names_in_the_live_view_renames_and_removes(chromium, se
     page.locator("#people tr[data-name='Grace Hopper'] .remove-button").click()
     page.wait_for_selector("#message:has-text('Removed Grace Hopper')")
     assert page.locator("#people tr").count() == 0
+
+    # the browser's camera (Chromium's fake device: a test pattern, no face): the photo taken reaches the server as a
+    # real JPEG, which answers that it holds no usable face
+    page.click("#camera-start")
+    page.wait_for_function("() => document.querySelector('#camera').videoWidth > 0")
+    page.click("#camera-take")
+    page.wait_for_selector("#camera-count:has-text('1 photo(s) taken')")
+    page.fill("#enrol-name", "camera person")
+    page.click("#enrol-button")
+    page.wait_for_selector("#message:has-text('usable face')", timeout=60_000)
+    assert page.locator("#message").inner_text().startswith("Enrolment failed: 422")
     assert errors == []
