@@ -1,6 +1,7 @@
 """What one `g2d serve` process owns: the gallery, the recognizers (request workers and one per live source), the
 work queue, the live sources, the webhooks, the metrics and the enrolment thumbnails. `ServeState.open` builds them
-(and fails fast on a bad gallery, model or source); `start` / `close` run and stop the threads."""
+(and fails fast on a bad gallery, model or source); `start` / `close` run and stop the threads. A file gallery is
+watched: what another process saves to it (`g2d enroll`, a second server) is merged in within `GALLERY_SYNC_S`."""
 from __future__ import annotations
 
 import base64
@@ -13,6 +14,7 @@ from typing import Any, Dict, List, Optional
 import cv2
 import numpy as np
 
+from ..errors import G2DError
 from ..files import atomic_write_text
 from ..gallery import is_gallery_url, open_gallery, resolve_gallery_path
 from ..recognizer import Recognizer, RecognizerOptions
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Side of the thumbnails kept per enrolment photo (pixels) and how many are kept per person.
 THUMB_SIZE = 96
 THUMBS_PER_PERSON = 8
+#: Seconds between two looks at the gallery file for what other processes saved.
+GALLERY_SYNC_S = 2.0
 
 
 class Thumbnails:
@@ -96,6 +100,10 @@ class ServeState:
         self.queue = WorkQueue(workers, options.queue_size)
         self.thumbnails = Thumbnails(None if is_gallery_url(options.gallery) else _thumbs_file(options.gallery))
         self.save_lock = threading.Lock()  # one save of the gallery at a time in this process
+        self._file = None if is_gallery_url(options.gallery) else resolve_gallery_path(options.gallery)
+        self._seen = _stat(self._file)
+        self._stopping = threading.Event()
+        self._sync_thread = threading.Thread(target=self._sync, name="g2d-serve-gallery-sync", daemon=True)
         metrics.watch(lambda: self.queue.depth, gallery)
 
     @classmethod
@@ -132,13 +140,31 @@ class ServeState:
     def start(self) -> None:
         for source in self.sources:
             source.start()
+        if self._file is not None:
+            self._sync_thread.start()
 
     def save_gallery(self) -> str:
         """Save the gallery (locked and merged with other processes' saves, see `Gallery.save`)."""
         with self.save_lock:
-            return str(self.gallery.save())
+            location = str(self.gallery.save())
+            self._seen = _stat(self._file)
+            return location
+
+    def _sync(self) -> None:
+        """Take in what another process (`g2d enroll`, a second server) saved to the gallery file: when the file
+        changes under us, save, which merges their identities with ours (`Gallery.save`'s three-way merge)."""
+        while not self._stopping.wait(GALLERY_SYNC_S):
+            if _stat(self._file) != self._seen:
+                try:
+                    self.save_gallery()
+                    log.info("gallery %s changed on disk: merged", self._file)
+                except G2DError as exc:  # locked for long by another process: try again later
+                    log.warning("gallery %s changed on disk, not merged yet: %s", self._file, exc)
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._sync_thread.is_alive():
+            self._sync_thread.join(GALLERY_SYNC_S + 30)
         for source in self.sources:
             source.stop()
         self.queue.close()
@@ -147,6 +173,15 @@ class ServeState:
         for rec in self.workers + [s.recognizer for s in self.sources]:
             rec.close()
         self.gallery.close()
+
+
+def _stat(file: Optional[Path]) -> Optional[tuple]:
+    """What tells that a file was replaced: (inode, size, mtime); None when it is missing (or no file)."""
+    try:
+        st = file.stat() if file is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _thumbs_file(gallery: str) -> Path:

@@ -123,3 +123,28 @@ def test_eight_clients_enrolling_at_once_beside_another_process_lose_nobody(serv
     on_disk = Gallery.load(gallery)
     assert sorted(on_disk.names()) == sorted([name for name, _ in clients] + [other[0]])  # nobody lost
     assert all(len(on_disk.templates(name)) == 2 for name in on_disk.names())
+    deadline = time.monotonic() + 30  # the server takes in what the other process saved (it watches the file)
+    while other[0] not in served and time.monotonic() < deadline:
+        time.sleep(0.5)
+        served = {p["name"] for p in requests.get(f"{server.url}/people", timeout=10).json()["identities"]}
+    assert other[0] in served
+    probe = requests.post(f"{server.url}/identify", files=files(other[1][2:3], "image"), timeout=60).json()
+    assert [f["name"] for f in probe["faces"]] == [other[0]]
+
+
+def test_people_enrolled_by_another_process_are_taken_in(server_factory, many_people, tmp_path):
+    gallery = tmp_path / "people.npz"
+    server = server_factory("--gallery", gallery)
+    (first, first_photos), (name, photos) = list(many_people.items())[:2]
+    assert requests.post(f"{server.url}/people/{first}/photos", files=files(first_photos[:1]), headers=KEY,
+                         timeout=60).status_code == 200
+    cli = subprocess.run([sys.executable, "-m", "g2d_edge", "enroll", name, *map(str, photos[:2]), "--gallery",
+                          str(gallery)], env=repo_env(), capture_output=True, text=True, timeout=180)
+    assert cli.returncode == 0, cli.stderr
+    served: set = set()
+    deadline = time.monotonic() + 30
+    while name not in served and time.monotonic() < deadline:
+        time.sleep(0.5)
+        served = {p["name"] for p in requests.get(f"{server.url}/people", timeout=10).json()["identities"]}
+    assert served == {first, name}
+    assert sorted(Gallery.load(gallery).names()) == sorted([first, name])
