@@ -240,3 +240,34 @@ def test_options_refuse_bad_values():
         with pytest.raises(InputError):
             ServeOptions(gallery="g.npz", **bad)
     assert np.isfinite(ServeOptions(gallery="g.npz").webhook_cooldown_s)
+
+
+def test_the_key_comes_from_a_file_the_environment_or_is_generated(tmp_path):
+    from g2d_edge.errors import InputError
+    from g2d_edge.serve.auth import ApiKey, load_api_key
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("from-the-file-123\nignored second line\n")
+    assert load_api_key(str(key_file), env={"G2D_API_KEY": "from-the-env-456"}) == ("from-the-file-123",
+                                                                                      f"file {key_file}")
+    assert load_api_key(None, env={"G2D_API_KEY": " from-the-env-456 "}) == ("from-the-env-456", "$G2D_API_KEY")
+    generated, where = load_api_key(None, env={})
+    assert where == "generated" and len(generated) >= 24 and generated != load_api_key(None, env={})[0]
+    for bad in ("short", "has space inside", ""):
+        key_file.write_text(bad)
+        with pytest.raises(InputError, match="at least 8 printable characters"):
+            load_api_key(str(key_file), env={})
+    with pytest.raises(InputError, match="not found"):
+        load_api_key(str(tmp_path / "missing.txt"), env={})
+    key = ApiKey("the-right-key-1")
+    assert key.check({"x-api-key": "the-right-key-1"}, {}, "POST") is None
+    assert key.check({"authorization": "Bearer the-right-key-1"}, {}, "DELETE") is None
+    assert key.check({"x-api-key": "the-right-key-2"}, {}, "POST") == "wrong"
+    assert key.check({}, {"g2d_session": key.session_token}, "GET") is None
+    assert key.check({}, {"g2d_session": key.session_token}, "POST") == "missing"  # cookies never write
+    assert key.check({}, {"g2d_session": "forged"}, "GET") == "wrong"
+
+
+def test_a_source_that_does_not_exist_fails_at_start_with_what_to_do(tmp_path, capsys):
+    assert main(["serve", "--gallery", str(tmp_path / "g.npz"), "--source", str(tmp_path / "missing.mp4")]) == 1
+    assert "frame source not found" in capsys.readouterr().err
