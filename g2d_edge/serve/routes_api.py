@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from ..errors import InputError, NoFaceError
 from ..gallery_api import check_identity_name
 from ..video import FrameResult
-from .uploads import decode_upload, one_flag, request_uploads
+from .uploads import check_upload, decode_upload, one_flag, request_uploads
 from .work import Busy
 
 _IMAGE_BODY = {"requestBody": {"required": True, "content": {
@@ -80,9 +80,10 @@ def _recognition_routes(router: APIRouter, state: Any) -> None:
         uploads, _ = await request_uploads(request)
         if len(uploads) != 1:
             raise HTTPException(422, f"send exactly one image (got {len(uploads)}): curl -F image=@photo.jpg")
-        image = decode_upload(uploads[0], pixels)
+        check_upload(uploads[0], pixels)
 
         def job(rec: Any) -> Dict[str, Any]:
+            image = decode_upload(uploads[0], pixels)
             faces = tuple(rec.identify(image))
             state.metrics.recognised("api", faces, rec.last_timings)
             return FrameResult(0, 0, faces, image).record(uploads[0][0], rec.threshold)
@@ -95,9 +96,11 @@ def _recognition_routes(router: APIRouter, state: Any) -> None:
         uploads, _ = await request_uploads(request)
         if len(uploads) != 2:
             raise HTTPException(422, f"send exactly two images, image_a and image_b (got {len(uploads)})")
-        images = [decode_upload(u, pixels) for u in uploads]
+        for upload in uploads:
+            check_upload(upload, pixels)
 
         def job(rec: Any) -> Dict[str, Any]:
+            images = [decode_upload(u, pixels) for u in uploads]
             same, score = rec.verify(images[0], images[1])
             return {"image_a": uploads[0][0], "image_b": uploads[1][0], "same": bool(same),
                     "score": round(float(score), 4), "threshold": rec.threshold}
@@ -132,8 +135,9 @@ def _people_routes(router: APIRouter, state: Any, writer: Callable[..., Any]) ->
         masked = one_flag(fields, "masked")
         if not uploads:
             raise HTTPException(422, "no photo in the request: curl -F photos=@a.jpg -F photos=@b.jpg")
-        images = [decode_upload(u, state.options.max_image_pixels) for u in uploads]
-        return await run_job(state, lambda rec: _enrol(state, rec, name, uploads, images, masked))
+        for upload in uploads:
+            check_upload(upload, state.options.max_image_pixels)
+        return await run_job(state, lambda rec: _enrol(state, rec, name, uploads, masked))
 
     @router.patch("/people/{name}", tags=["people"], dependencies=[Depends(writer)], summary="Rename a person")
     def rename(name: str, body: Rename) -> Dict[str, Any]:
@@ -167,8 +171,10 @@ def _known(gallery: Any, name: str) -> str:
     return name
 
 
-def _enrol(state: Any, rec: Any, name: str, uploads: List[Any], images: List[Any], masked: bool) -> Dict[str, Any]:
-    """Enrol on a worker: embed every photo, add them all at once, save (locked, merged), keep thumbnails."""
+def _enrol(state: Any, rec: Any, name: str, uploads: List[Any], masked: bool) -> Dict[str, Any]:
+    """Enrol on a worker: decode and embed every photo, add them all at once, save (locked, merged), keep
+    thumbnails. A photo that cannot be decoded refuses the whole request (422), so nothing is half enrolled."""
+    images = [decode_upload(u, state.options.max_image_pixels) for u in uploads]
     try:
         result = rec.enroll(name, images, skip_failed=True, masked=masked)
     except NoFaceError as exc:

@@ -133,14 +133,21 @@ def _b64(value: Any, key: str) -> bytes:
         raise HTTPException(422, f"\"{key}\" is not valid base64") from None
 
 
-def decode_upload(upload: Upload, max_pixels: int) -> np.ndarray:
-    """The BGR image of an upload: 413 above `max_pixels` (from the header, before decoding), 422 when it is not
-    a decodable image."""
+def check_upload(upload: Upload, max_pixels: int) -> None:
+    """413 for an image whose header claims more than `max_pixels` pixels (cheap: nothing is decoded, so the
+    request handler checks this before the request waits in the queue)."""
     label, data = upload
     size = image_size(data)
     if size is not None and size[0] * size[1] > max_pixels:
         raise HTTPException(413, f"{label} is {size[0]}x{size[1]} pixels, above the server's limit of {max_pixels} "
                                  "pixels; downscale it (the limit is g2d serve --max-pixels)")
+
+
+def decode_upload(upload: Upload, max_pixels: int) -> np.ndarray:
+    """The BGR image of an upload: 413 above `max_pixels` (from the header, before decoding), 422 when it is not
+    a decodable image. Decoding takes milliseconds of CPU: the API does it on a worker, off the event loop."""
+    label, data = upload
+    check_upload(upload, max_pixels)
     try:
         return decode_image(data, max_pixels, label)
     except ImageReadError as exc:
