@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
@@ -32,6 +33,14 @@ RESTART_DELAY_S = 1.0
 JPEG_QUALITY = 80
 
 
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@]*@")
+
+
+def redacted(source: str) -> str:
+    """`source` as shown to clients: a URL's user and password (rtsp://user:pass@camera/...) become ***."""
+    return _USERINFO.sub(r"\1***@", source)
+
+
 class LiveSource:
     """One source: `start()` its thread, read `jpeg()` / `events_after(seq)`, `stop()` it."""
 
@@ -39,7 +48,7 @@ class LiveSource:
                  webhooks: Any = None) -> None:
         self.index = index
         self.source = source
-        self.label = printable(source, 120)
+        self.label = printable(redacted(source), 120)
         self.recognizer = recognizer
         self.options = options
         self.metrics = metrics
@@ -101,7 +110,7 @@ class LiveSource:
                 self._play(video_options)
                 self.error = None
             except G2DError as exc:
-                self.error = printable(exc)
+                self.error = printable(str(exc).replace(self.source, redacted(self.source)))
                 log.warning("source %d (%s): %s; trying again in %g s", self.index, self.label, self.error,
                             RESTART_DELAY_S)
             except Exception as exc:  # a bug must not kill the source for good: log it, try again

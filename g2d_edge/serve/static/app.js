@@ -21,7 +21,7 @@ async function api(method, path, body, json) {
   if (key()) headers["X-API-Key"] = key();
   if (json) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body, credentials: "same-origin" });
-  const data = response.headers.get("content-type", "").includes("json") ? await response.json() : null;
+  const data = (response.headers.get("content-type") || "").includes("json") ? await response.json() : null;
   if (!response.ok) {
     const why = data && data.error ? data.error : response.statusText;
     throw new Error(`${response.status}: ${why}`);

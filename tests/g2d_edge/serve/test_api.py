@@ -271,3 +271,13 @@ def test_the_key_comes_from_a_file_the_environment_or_is_generated(tmp_path):
 def test_a_source_that_does_not_exist_fails_at_start_with_what_to_do(tmp_path, capsys):
     assert main(["serve", "--gallery", str(tmp_path / "g.npz"), "--source", str(tmp_path / "missing.mp4")]) == 1
     assert "frame source not found" in capsys.readouterr().err
+
+
+def test_a_camera_url_is_shown_without_its_password():
+    from g2d_edge.serve.live import LiveSource, redacted
+    from g2d_edge.serve.options import ServeOptions
+
+    assert redacted("rtsp://admin:s3cret@10.0.0.7:554/stream1") == "rtsp://***@10.0.0.7:554/stream1"
+    assert redacted("http://cam.local/mjpeg?user=x") == "http://cam.local/mjpeg?user=x"
+    live = LiveSource(0, "rtsp://admin:s3cret@10.0.0.7/stream", None, ServeOptions(gallery="g.npz"))
+    assert "s3cret" not in json.dumps(live.describe())
