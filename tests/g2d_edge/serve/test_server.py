@@ -1,4 +1,4 @@
-"""A real `g2d serve` process (uvicorn on 127.0.0.1, an ephemeral port): the endpoints over HTTP, the live MJPEG and
+"""A real `g2d serve` process (uvicorn on 127.0.0.1, an ephemeral port): every endpoint over HTTP, the live MJPEG and
 event streams of a video source, webhooks, 8 clients enrolling at once beside `g2d enroll` in another process."""
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_eight_clients_enrolling_at_once_beside_another_process_lose_nobody(serv
     assert [f["name"] for f in probe["faces"]] == [other[0]]
 
 
-def test_people_enrolled_by_another_process_are_taken_in(server_factory, many_people, tmp_path):
+def test_people_enrolled_by_another_process_are_taken_in_and_the_rest_of_the_api_over_http(server_factory, many_people, tmp_path):
     gallery = tmp_path / "people.npz"
     server = server_factory("--gallery", gallery)
     (first, first_photos), (name, photos) = list(many_people.items())[:2]
@@ -148,3 +148,18 @@ def test_people_enrolled_by_another_process_are_taken_in(server_factory, many_pe
         served = {p["name"] for p in requests.get(f"{server.url}/people", timeout=10).json()["identities"]}
     assert served == {first, name}
     assert sorted(Gallery.load(gallery).names()) == sorted([first, name])
+    # the rest of the API over real HTTP
+    url = server.url
+    r = requests.post(f"{url}/verify", files=[*files(photos[2:3], "image_a"), *files(photos[3:4], "image_b")],
+                      timeout=60)
+    assert r.status_code == 200 and r.json()["same"] is True
+    assert requests.patch(f"{url}/people/{name}", json={"name": "Renamed"}, timeout=30).status_code == 401
+    r = requests.patch(f"{url}/people/{name}", json={"name": "Renamed"}, headers=KEY, timeout=30)
+    assert r.status_code == 200 and requests.get(f"{url}/people/Renamed", timeout=10).json()["templates"] == 2
+    assert requests.get(f"{url}/people/{first}/thumbnails/0", timeout=10).content[:2] == b"\xff\xd8"
+    assert requests.delete(f"{url}/people/Renamed", headers=KEY, timeout=30).json()["identities"] == 1
+    assert requests.post(f"{url}/session", headers=KEY, timeout=10).cookies.get("g2d_session")
+    assert requests.get(f"{url}/sources", timeout=10).json() == []
+    assert requests.get(f"{url}/docs", timeout=10).status_code == 200
+    assert requests.get(f"{url}/static/app.js", timeout=10).status_code == 200
+    assert Gallery.load(gallery).names() == [first]
