@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser, positive: Callable[[str], int]) ->
     p.add_argument("--backend", default="auto", choices=("auto",) + BACKEND_NAMES, help="inference backend")
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine threshold for 'same person' (default: gallery's, else the model's)")
+    p.add_argument("--masked-templates", type=int, default=0, choices=range(17), metavar="N",
+                   help="enrolment adds N synthetic masked templates per clean photo (0-16, default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
                            max_image_pixels=args.max_pixels, queue_size=args.queue_size, workers=args.workers,
                            cors_origins=tuple(args.cors_origin), webhook_url=args.webhook,
                            webhook_cooldown_s=args.webhook_cooldown, loop_files=not args.no_loop, model=args.model,
-                           backend=args.backend, threshold=args.threshold)
+                           backend=args.backend, threshold=args.threshold, masked_templates=args.masked_templates)
     run_server(options, key, where)
     return 0
