@@ -48,9 +48,23 @@ def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAG
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
         raise InputError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
     p = Path(path)
-    data = _read_bytes(p)
+    return decode_image(_read_bytes(p), max_pixels, str(p))
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, label: str = "image") -> np.ndarray:
+    """Decode an encoded image (the bytes of a JPEG, PNG, BMP, WebP, TIFF or PBM/PGM/PPM file) as HxWx3 uint8 BGR,
+    with `read_image`'s checks: its header's size is read first and more than `max_pixels` pixels is refused before
+    anything is decoded. `label` names the image in messages (a file name, "upload").
+
+    Raises:
+        ImageReadError: empty data, an unknown or corrupt format, or more than `max_pixels` pixels.
+        InputError: `max_pixels` is not a positive whole number.
+    """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise InputError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
+    p = printable(label)
     if not data:
-        raise ImageReadError(f"image file {p} is empty (0 bytes)")
+        raise ImageReadError(f"image {p} is empty (0 bytes)")
     size = image_size(data)
     if size is None:
         raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
@@ -85,7 +99,7 @@ def _read_bytes(p: Path) -> bytes:
         raise ImageReadError(f"cannot read image {p}: {exc.strerror or exc}") from exc
 
 
-def _check_pixels(p: Path, size: tuple, max_pixels: int) -> None:
+def _check_pixels(p: str, size: tuple, max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise ImageReadError(

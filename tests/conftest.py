@@ -87,6 +87,7 @@ TEST_HELPERS = {  # importable by these names from any test (each loaded on its 
     "make_tiny_model": TESTS_DIR / "fixtures" / "make_tiny_model.py",
     "tiny_faces": TESTS_DIR / "train" / "tiny_faces.py",
     "fake_tensorrt": TESTS_DIR / "export" / "fake_tensorrt.py",
+    "serve_helpers": TESTS_DIR / "g2d_edge" / "serve" / "serve_helpers.py",
 }
 
 

@@ -30,10 +30,15 @@ ALLOWED = {
 #: Third-party modules the runtime imports: its dependencies (pyproject `dependencies`) ...
 RUNTIME_DEPENDENCIES = {"numpy", "cv2", "mediapipe", "onnxruntime", "supervision"}
 #: ... and, only inside functions, those of its optional extras ([tensorrt], [triton], [milvus], [faiss], [openvino];
-#: gevent is tritonclient[http]'s own dependency, used for the HTTP client's total deadline).
-RUNTIME_EXTRAS = {"tensorrt", "pycuda", "tritonclient", "gevent", "pymilvus", "milvus_lite", "faiss", "openvino"}
+#: gevent is tritonclient[http]'s own dependency, used for the HTTP client's total deadline; tqdm of [serve] for the
+#: CLI's progress bars).
+RUNTIME_EXTRAS = {"tensorrt", "pycuda", "tritonclient", "gevent", "pymilvus", "milvus_lite", "faiss", "openvino", "tqdm"}
+#: The [serve] extra's modules: imported at module level only inside `g2d_edge.serve` (the `g2d serve` service),
+#: which the rest of the runtime imports only inside functions.
+SERVE_PACKAGE = "g2d_edge.serve"
+SERVE_EXTRAS = {"fastapi", "starlette", "uvicorn", "python_multipart", "prometheus_client", "pydantic"}
 #: Never importable in the dynamic check: the layers above the runtime and the [train] extras.
-BLOCKED = ("torch", "train", "export", "benchmarks", "tqdm", "yaml", "onnx", "onnxslim")
+BLOCKED = ("torch", "train", "export", "benchmarks", "tqdm", "yaml", "onnx", "onnxslim") + tuple(sorted(SERVE_EXTRAS))
 
 
 def _module_name(path: Path) -> str:
@@ -107,10 +112,23 @@ def test_the_runtime_imports_only_its_dependencies():
                 continue
             if root in RUNTIME_EXTRAS and target not in top:
                 continue
+            if root in SERVE_EXTRAS and (module == SERVE_PACKAGE or module.startswith(SERVE_PACKAGE + ".")):
+                continue
             where = "at module level" if target in top else "inside a function"
             wrong.append(f"{module} imports {target} {where}")
     assert not wrong, ("the runtime imports what a camera box does not install (optional extras only inside "
                        "functions):\n" + "\n".join(sorted(wrong)))
+
+
+def test_only_g2d_serve_loads_the_serve_extra():
+    """Outside `g2d_edge.serve`, the runtime imports the service only inside functions (the `g2d serve` command), so
+    importing g2d_edge, its CLI or `g2d --help` never needs FastAPI and co."""
+    wrong = sorted(f"{module} imports {target} at module level" for module, (top, _) in _imports().items()
+                   if module.startswith("g2d_edge") and not module.startswith(SERVE_PACKAGE)
+                   for target in top if target == SERVE_PACKAGE or target.startswith(SERVE_PACKAGE + "."))
+    assert not wrong, "\n".join(wrong)
+    assert "g2d_edge.serve.command" in _imports()["g2d_edge.cli.commands"][1]  # the check sees the lazy import
+    assert "fastapi" in _imports()["g2d_edge.serve.app"][0]
 
 
 def test_no_import_circle():

@@ -8,10 +8,14 @@
     g2d gallery list|remove|rename ... --gallery G     # Gallery (no model needed)
     g2d gallery export DEST --gallery SRC              # copy a gallery: file <-> database (milvus://...)
     g2d gallery import SRC --gallery DEST
+    g2d serve --gallery people.npz --source clip.mp4   # HTTP API + web page (g2d_edge.serve; extra [serve])
+    g2d checks                                         # versions, backends, GPU, video back ends, model checksums
 
 `identify` takes whatever `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP
 URL or a GStreamer pipeline; `--show` opens a window, `--output out.mp4` writes the annotated video, `--json` prints
-one JSON line per frame. Faces of a video or a camera are tracked (`RecognizerOptions(track=True)`).
+one JSON line per frame, `--csv` one CSV row per face. Faces of a video or a camera are tracked
+(`RecognizerOptions(track=True)`). `enroll --folder` and `identify FOLDER` draw a progress bar on stderr when it is a
+terminal (tqdm, in the [serve] and [train] extras).
 
 --gallery takes a gallery file or folder, or a database URL (milvus://host:19530/collection,
 milvus-lite://path.db/collection; README "Scaling out").
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import logging
 import os
@@ -40,7 +45,7 @@ from ..errors import GalleryError
 from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
 from ..text import printable
 from ..video.loop import VIDEO_CODECS
-from .support import run_command
+from .support import progress, run_command, say
 
 log = logging.getLogger("g2d_edge.cli")
 
@@ -125,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q or Esc stops)")
     p.add_argument("--output", help=f"write the annotated frames as a video ({', '.join(VIDEO_CODECS)})")
     p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    p.add_argument("--csv", action="store_true", help="print CSV on stdout: a header, then one row per face (a row "
+                                                      "with no face for a frame or photo without one)")
     _image_args(p)
     _model_args(p)
     _common_args(p)
@@ -138,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _common_args(p)
 
+    _service_parsers(sub)
     g = sub.add_parser("gallery", help="list or edit a gallery")
     gsub = g.add_subparsers(dest="action", metavar="ACTION")
     gsub.required = True
@@ -162,6 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace people enrolled in both (default: refuse and copy nothing)")
         _common_args(p)
     return parser
+
+
+def _service_parsers(sub: Any) -> None:
+    """`g2d serve` and `g2d checks`."""
+    from ..serve.command import add_arguments as serve_arguments  # no [serve] extra needed for the arguments
+
+    p = sub.add_parser("serve", help="HTTP API and web page: identify, verify, enrol, live view of sources "
+                                     "(pip install g2d-edge[serve])")
+    serve_arguments(p, _positive_int)
+    _image_args(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    p = sub.add_parser("checks", help="versions, backends, GPU, video back ends and model checksums (for bug reports)")
+    _common_args(p)
 
 
 def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = False) -> Any:
@@ -204,13 +225,16 @@ def _enrol_everyone(rec: Any, args: argparse.Namespace, people: List[Tuple[str, 
 
     folder = args.folder is not None
     results, failed = [], []
-    for name, photos in people:
-        try:
-            results.append(rec.enroll(name, photos, skip_failed=args.skip_failed or folder, masked=args.masked))
-        except (NoFaceError, ImageReadError, InputError) as exc:
-            if not folder:
-                raise
-            failed.append((name, str(exc)))
+    with progress(len(people), "enrolling", unit="person") as bar:
+        for name, photos in people:
+            try:
+                results.append(rec.enroll(name, photos, skip_failed=args.skip_failed or folder, masked=args.masked))
+            except (NoFaceError, ImageReadError, InputError) as exc:
+                if not folder:
+                    raise
+                failed.append((name, str(exc)))
+            if bar is not None:
+                bar.update(1)
     if not results:
         raise GalleryError(f"--folder {args.folder}: no one could be enrolled ({failed[0][1]}"
                            + (f", and {len(failed) - 1} more" if len(failed) > 1 else "") + "); nothing was saved")
@@ -279,6 +303,7 @@ def _frame_lines(label: str, faces: Sequence[Any], threshold: float) -> List[str
 def cmd_identify(args: argparse.Namespace) -> int:
     from ..video.capture import CaptureOptions
     from ..gallery.file import open_gallery
+    from ..io import list_images
     from ..video.loop import VideoLoop, VideoOptions, is_video_source
 
     video = is_video_source(args.source)  # before loading the model: a typo in the path fails fast
@@ -289,14 +314,18 @@ def cmd_identify(args: argparse.Namespace) -> int:
             raise GalleryError(f"gallery {gallery.location} is empty: enrol people first with "
                                f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
         rec = _recognizer(args, gallery, track=video)
+        photos = len(list_images(args.source)) if Path(args.source).is_dir() else 0
         try:
-            with VideoLoop(rec, args.source, options) as loop:
+            with VideoLoop(rec, args.source, options) as loop, progress(photos, "identifying", "photo") as bar:
+                table = _csv_table() if args.csv else None
                 for result in loop:
-                    _print_frame(args, result, rec.threshold, video)
+                    _print_frame(args, result, rec.threshold, video, bar, table)
+                    if bar is not None:
+                        bar.update(1)
         finally:
             rec.close()
     skipped = loop.capture_stats.skipped if loop.capture_stats is not None else 0
-    if not args.json:
+    if not args.json and not args.csv:
         print(f"{loop.frames} frame(s) in {loop.elapsed_s:.1f} s"
               + (f"; skipped {skipped} image(s) that cannot be read or hold no face (too small, too narrow; see the "
                  "warnings above)" if skipped else "")
@@ -304,13 +333,40 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_frame(args: argparse.Namespace, result: Any, threshold: float, video: bool) -> None:
-    """One JSON line (--json) or a few text lines per frame, printed as soon as the frame is done."""
+def _print_frame(args: argparse.Namespace, result: Any, threshold: float, video: bool, bar: Any = None,
+                 table: Any = None) -> None:
+    """One JSON line (--json), CSV rows (--csv) or a few text lines per frame, printed as soon as the frame is done."""
+    if table is not None:
+        _csv_rows(table, result.record(args.source, threshold))
+        return
     if args.json:
-        print(json.dumps({"source": args.source, **result.to_dict(), "threshold": threshold}), flush=True)
+        say(bar, json.dumps(result.record(args.source, threshold)))
         return
     label = f"frame {result.index} ({result.timestamp_ms / 1000:.2f} s)" if video else str(result.path)
-    print("\n".join(printable(line) for line in _frame_lines(label, result.faces, threshold)), flush=True)
+    say(bar, "\n".join(printable(line) for line in _frame_lines(label, result.faces, threshold)))
+
+
+CSV_COLUMNS = ("source", "frame", "timestamp_ms", "image", "face", "name", "score", "masked", "track_id", "x1", "y1",
+               "x2", "y2", "threshold")
+
+
+def _csv_table() -> Any:
+    table = csv.writer(sys.stdout, lineterminator="\n")
+    table.writerow(CSV_COLUMNS)
+    return table
+
+
+def _csv_rows(table: Any, record: Dict[str, Any]) -> None:
+    """The rows of one frame's JSON record (`FrameResult.record`): one per face, or one with no face."""
+    head = [printable(record["source"]), record["frame"], record["timestamp_ms"],
+            "" if record["image"] is None else printable(record["image"])]
+    for i, face in enumerate(record["faces"] or [None]):
+        if face is None:
+            table.writerow(head + [""] * 9 + [record["threshold"]])
+            continue
+        table.writerow(head + [i, face["name"] or "", face["score"], face["masked"], face["track_id"],
+                               *face["box"], record["threshold"]])
+    sys.stdout.flush()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -378,7 +434,22 @@ def _copy_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery}
+def cmd_checks(args: argparse.Namespace) -> int:
+    from .checks import report, report_lines
+
+    data = report()
+    _emit(args, data, report_lines(data))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve.command import run
+
+    return run(args)
+
+
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "gallery": cmd_gallery,
+            "serve": cmd_serve, "checks": cmd_checks}
 
 
 @contextlib.contextmanager
@@ -417,6 +488,8 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error("enroll: give either NAME PHOTO... or --folder PEOPLE_DIR, not both")
         if args.folder is None and (args.name is None or not args.images):
             parser.error("enroll: give NAME PHOTO... (the person's name and photos) or --folder PEOPLE_DIR")
+    if args.command == "identify" and args.csv and args.json:
+        parser.error("identify: give --json or --csv, not both")
     if args.command == "identify" and args.output is not None \
             and Path(args.output).suffix.lower() not in VIDEO_CODECS:
         parser.error(f"identify: --output must be a video file ending in {', '.join(VIDEO_CODECS)}")

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Iterator, Tuple, Type
+from typing import Any, Callable, Iterator, Optional, Tuple, Type
 
 from ..errors import G2DError
 from ..text import printable
@@ -88,3 +88,30 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # no real stdout (tests, embedded interpreters)
         pass
+
+
+@contextlib.contextmanager
+def progress(total: int, desc: str, unit: str = "it") -> Iterator[Optional[Any]]:
+    """A tqdm progress bar on stderr for `total` steps, only when stderr is a terminal and tqdm is installed (the
+    [serve] and [train] extras bring it); else None. Print lines beside it with `say(bar, line)`."""
+    if total < 2 or not sys.stderr.isatty():
+        yield None
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield None
+        return
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def say(bar: Optional[Any], line: str) -> None:
+    """Print `line` on stdout, above the progress bar when one is shown."""
+    if bar is None:
+        print(line, flush=True)
+    else:
+        bar.write(line, file=sys.stdout)

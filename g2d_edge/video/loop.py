@@ -93,6 +93,11 @@ class FrameResult:
         return {"frame": self.index, "timestamp_ms": self.timestamp_ms,
                 "image": None if self.path is None else str(self.path), "faces": [f.to_dict() for f in self.faces]}
 
+    def record(self, source: Any, threshold: float) -> Dict[str, Any]:
+        """The JSON record of this frame that `g2d identify --json` prints (one line per frame) and `g2d serve`'s
+        `POST /identify` answers: the source, `to_dict()`, and the threshold the names were given at."""
+        return {"source": str(source), **self.to_dict(), "threshold": threshold}
+
 
 def is_video_source(source: SourceLike) -> bool:
     """True for sources whose frames are one scene (a video file, a camera, a URL, a GStreamer pipeline), where
