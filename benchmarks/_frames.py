@@ -14,8 +14,8 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from g2d_edge.detect import DetectorOptions, FaceDetector
-from g2d_edge.facemesh import create_face_mesh, mesh_landmarks
+from g2d_edge.detectors import DetectorOptions, FaceDetector
+from g2d_edge.masks.facemesh import create_face_mesh, mesh_landmarks
 from g2d_edge.io import list_people
 from g2d_edge.masks import MaskOptions, MaskSynthesizer
 

@@ -23,7 +23,7 @@ A probe without a detected face is wrong.
 **Masked templates** (`--masked-templates N...`): the first model's round trip again with N synthetic masked templates
 per enrolment photo (`RecognizerOptions(masked_templates=N)`), scored twice from the same identify calls: "tagged" is
 the SDK as it ships (the templates are tagged masked, and the mask flag of each probe picks the templates it is
-compared with: a clean face its clean templates, a masked face all; `g2d_edge.gallery_api.MASKED_SEARCH_RULE`),
+compared with: a clean face its clean templates, a masked face all; `g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`),
 "untagged" compares every probe with every template (the gallery search without flags, as before the tags).
 
 **Latency** per face (CPU, batch 1, one thread) of each recogniser, and the SDK's face preparation.
@@ -55,13 +55,13 @@ from benchmarks.peers import (DLIB_DISTANCE_THRESHOLD, SFACE_COSINE_THRESHOLD, D
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
-from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import Recognizer, RecognizerOptions  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
-from train.evaluate import VerificationResult, evaluate_verification, generate_pairs, list_identity_images  # noqa: E402
-from train.masks import MaskOptions, MaskSynthesizer  # noqa: E402
-from train.prepare import create_face_mesh, mesh_landmarks  # noqa: E402
+from train.eval import VerificationResult, evaluate_verification, generate_pairs, list_identity_images  # noqa: E402
+from g2d_edge.masks import MaskOptions, MaskSynthesizer  # noqa: E402
+from g2d_edge.masks.facemesh import create_face_mesh, mesh_landmarks  # noqa: E402
 from train.sface import DEFAULT_SFACE_ONNX, SFace  # noqa: E402
 
 log = logging.getLogger("benchmarks.accuracy")

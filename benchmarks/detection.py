@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The detector front end, measured: every detector and mode of `g2d_edge.detect` in one run.
+"""The detector front end, measured: every detector and mode of `g2d_edge.detectors.detect` in one run.
 
 For each configuration (YuNet, BlazeFace short and full range; one pass and the every-scale mode):
 
@@ -52,10 +52,10 @@ from benchmarks._timing import interleaved_median_seconds  # noqa: E402
 from benchmarks.peers import PhotoEmbeddings, embed_rows  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
-from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
 from train.eval import generate_pairs  # noqa: E402
 

@@ -51,7 +51,8 @@ from g2d_edge.gallery import Gallery  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
 from g2d_edge.vectors import l2_normalise  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.recognizer import SHIPPED_MODEL, Recognizer, RecognizerOptions  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.recognizer import Recognizer, RecognizerOptions  # noqa: E402
 
 log = logging.getLogger("benchmarks.gallery")
 
@@ -236,7 +237,7 @@ def build_engine(name: str, content: Dict[str, np.ndarray], space: str, settings
 
 def _milvus_engine(name: str, content: Dict[str, np.ndarray], space: str, settings: GallerySettings,
                    server: str) -> Engine:
-    from g2d_edge.gallery_milvus import MilvusGallery, MilvusGalleryOptions
+    from g2d_edge.gallery.milvus import MilvusGallery, MilvusGalleryOptions
 
     hnsw = name == "milvus-hnsw"
     params = dict(settings.hnsw)

@@ -3,6 +3,7 @@
 Rows (each only when it can run here; the reason is listed otherwise):
 - PyTorch eager (the baseline; from --checkpoint, the ONNX's source checkpoint), on CUDA when present, else CPU;
 - ONNX Runtime on CPU (always), CUDA EP and TensorRT EP (with onnxruntime-gpu);
+- OpenVINO on CPU (with the [openvino] extra);
 - TensorRT engines fp32 / fp16 / int8 built from the ONNX (cached next to it; int8 needs --calib or a calibration
   cache), and any --engine given.
 
@@ -12,9 +13,14 @@ host<->device copies and a CUDA synchronisation (the torch backend synchronises 
 faces (the prepared CelebA cache) when present, else synthetic ones. Output: a Markdown table naming the machine,
 and JSON with --json.
 
+The rows above are measured one backend after the other, so a change in the machine's load between them shows up as
+a difference between backends. The CPU runtimes are therefore also timed in turns, call by call (ONNX Runtime CPU,
+OpenVINO CPU, ONNX Runtime CPU ...), at each batch size: the "timed in turns" table, median ms per call.
+
     python benchmarks/latency.py                                   # shipped model
     python benchmarks/latency.py --model m.onnx --checkpoint final.pt --json latency.json
     python benchmarks/latency.py --checkpoint final.pt             # exports a temporary ONNX first
+    python benchmarks/latency.py --model g2d_edge/models/g2d-edge-s.onnx --threads 1 --batches 1 8
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ from g2d_edge.backends import available_backends, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
 from export.torch_backend import TorchBackend, TorchOptions, torch_available  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
+from benchmarks._timing import interleaved_median_seconds  # noqa: E402
 from g2d_edge.shipped import DEFAULT_MODEL, shipped_model_path  # noqa: E402
 
 log = logging.getLogger("benchmarks.latency")
@@ -52,7 +59,8 @@ FACE_CACHE = REPO / ".cache" / "celeba-train.npz"
 class LatencySettings:
     """What is measured. batches: throughput batch sizes; iters: timed calls at batch 1 (and the cap per batch);
     warmup: untimed calls per batch size first; min_seconds: minimum run time per throughput point;
-    threads: CPU threads for ONNX Runtime / torch (0 = their default); precisions: TensorRT engines to build."""
+    threads: CPU threads for ONNX Runtime / OpenVINO / torch (0 = their default); precisions: TensorRT engines to
+    build; turns: timed calls per runtime and batch size in the timed-in-turns comparison of the CPU runtimes."""
 
     batches: Tuple[int, ...] = (1, 8, 32)
     iters: int = 200
@@ -61,6 +69,7 @@ class LatencySettings:
     threads: int = 0
     precisions: Tuple[str, ...] = ("fp32", "fp16", "int8")
     calib: Optional[Path] = None
+    turns: int = 30
 
 
 @dataclass
@@ -148,6 +157,10 @@ def candidates(model: Optional[Path], checkpoint: Optional[Path], engines: Seque
                                                          intra_op_threads=threads)))
             else:
                 skipped.append({"label": label, "reason": f"{full} not available (pip install onnxruntime-gpu)"})
+        if reasons["openvino"] is None:
+            out.append(("OpenVINO CPU", "fp32", lambda: load_backend(model, "openvino", intra_op_threads=threads)))
+        else:
+            skipped.append({"label": "OpenVINO CPU", "reason": reasons["openvino"]})
         for precision in settings.precisions:
             label = f"TensorRT {precision}"
             if reasons["tensorrt"] is not None:
@@ -174,7 +187,28 @@ def _device_of(backend: Any) -> str:
         return str(backend.device)
     if backend.name == "tensorrt":
         return backend.gpu.name
+    if backend.name == "openvino":
+        return backend.options.openvino_device
     return "?"
+
+
+def cpu_runtimes_in_turns(model: Path, faces: np.ndarray, settings: LatencySettings) -> Dict[str, Dict[str, float]]:
+    """{batch: {runtime: median ms per call}} of ONNX Runtime CPU and OpenVINO CPU timed in turns, call by call, so
+    that the machine's load hits both alike; {} when OpenVINO is not installed."""
+    if available_backends()["openvino"] is not None:
+        return {}
+    runtimes = {"ONNX Runtime CPU": load_backend(model, "onnxruntime", providers=["cpu"],
+                                                 intra_op_threads=settings.threads),
+                "OpenVINO CPU": load_backend(model, "openvino", intra_op_threads=settings.threads)}
+    out: Dict[str, Dict[str, float]] = {}
+    for b in settings.batches:
+        batch = faces[:b]
+        calls = {name: (lambda r=runtime: r.infer(batch)) for name, runtime in runtimes.items()}
+        medians = interleaved_median_seconds(calls, settings.warmup, settings.turns)
+        out[str(b)] = {name: seconds * 1e3 for name, seconds in medians.items()}
+    for runtime in runtimes.values():
+        runtime.close()
+    return out
 
 
 def run_benchmark(model: Optional[Path], checkpoint: Optional[Path] = None, engines: Sequence[Path] = (),
@@ -208,9 +242,10 @@ def run_benchmark(model: Optional[Path], checkpoint: Optional[Path] = None, engi
     if gpu and "gpu" not in info:
         info["gpu"] = gpu
     settings_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    in_turns = cpu_runtimes_in_turns(model, faces, settings) if model is not None else {}
     return {"machine": info, "machine_line": machine_line(info), "model": str(model) if model else None,
             "checkpoint": str(checkpoint) if checkpoint else None, "settings": settings_dict,
-            "rows": [asdict(r) for r in rows], "skipped": skipped}
+            "rows": [asdict(r) for r in rows], "in_turns": in_turns, "skipped": skipped}
 
 
 def format_markdown(result: Dict[str, Any]) -> str:
@@ -226,6 +261,13 @@ def format_markdown(result: Dict[str, Any]) -> str:
                  f"{r['p99_ms']:.2f}"] + [f"{r['throughput'].get(b, float('nan')):.0f}" for b in batches]
         cells.append("-" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
+    if result.get("in_turns"):
+        lines += ["", f"CPU runtimes timed in turns (threads: {result['settings']['threads'] or 'default'}; median ms "
+                  "per call):", "", "| batch | ONNX Runtime CPU | OpenVINO CPU | OpenVINO speed-up |",
+                  "|---|---|---|---|"]
+        for b, ms in result["in_turns"].items():
+            ort_ms, ov_ms = ms["ONNX Runtime CPU"], ms["OpenVINO CPU"]
+            lines.append(f"| {b} | {ort_ms:.2f} | {ov_ms:.2f} | {ort_ms / ov_ms:.2f}x |")
     if result["skipped"]:
         lines += ["", "Not measured here:"] + [f"- {s['label']}: {s['reason']}" for s in result["skipped"]]
     return "\n".join(lines)
@@ -244,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--min-seconds", type=float, default=1.0, help="minimum time per throughput point")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = runtime default)")
+    p.add_argument("--turns", type=int, default=30, help="timed calls per CPU runtime and batch, taken in turns")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     return p
 
@@ -253,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = LatencySettings(batches=tuple(sorted(set(args.batches))), iters=max(1, args.iters),
                                warmup=max(0, args.warmup), min_seconds=args.min_seconds, threads=args.threads,
-                               precisions=tuple(args.precisions), calib=args.calib)
+                               precisions=tuple(args.precisions), calib=args.calib, turns=max(1, args.turns))
     model = args.model
     with tempfile.TemporaryDirectory(prefix="g2d-latency-") as tmp:
         if model is None and args.checkpoint is not None:

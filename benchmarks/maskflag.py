@@ -37,12 +37,12 @@ from benchmarks._timing import median_seconds  # noqa: E402
 from benchmarks.accuracy import AccuracyConfig, load_photos, resolve_identities  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
-from g2d_edge.detect import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.detectors.scales import box_overlaps  # noqa: E402
 from g2d_edge.io import list_images  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.maskflag import MaskFlag  # noqa: E402
-from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.masks import MaskFlag  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
 
 log = logging.getLogger("benchmarks.maskflag")

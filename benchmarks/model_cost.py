@@ -4,12 +4,19 @@ Prints a Markdown table (and optionally JSON) for each preset, e.g.::
 
     python benchmarks/model_cost.py                       # tiny, edge, paper at batch 1 and 32, 1 thread
     python benchmarks/model_cost.py --threads 2 --train-batch 64 --json cost.json
+    python benchmarks/model_cost.py --configs sface sface:width=0.5,sface_stem_stride=2 \
+        --onnx-vs g2d_edge/models/g2d-edge-m.onnx       # + ONNX Runtime, 1 thread, in turns with a shipped model
+
+A config is a preset name, optionally with ``ModelConfig`` overrides: ``preset:field=value,field=value``.
 
 FLOPs follow ``torch.utils.flop_counter`` (2 FLOPs per multiply-add of conv / linear / matmul; BN and activations not
 counted); MACs are half of that. Latency: warm-up, then the median of ``--repeats`` timed forward passes of the
 embedding network (encoder + reformer) in eval mode under ``torch.inference_mode``. With ``--train-batch N`` it also
 times one training step (forward + backward + SGD step, train mode) of the embedding network and of the inpainting
-pair (encoder + decoder) at batch N: the cost that bounds CPU training.
+pair (encoder + decoder) at batch N: the cost that bounds CPU training. With ``--onnx-vs MODEL.onnx`` each config
+is also exported (random weights: the cost does not depend on them) and timed through ONNX Runtime at batch 1 on
+``--threads`` threads, call by call in turns with MODEL (so that the machine's load hits both alike): the speed-up
+column is MODEL's time over the config's.
 """
 from __future__ import annotations
 
@@ -29,7 +36,8 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge import machine as _machine  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
-from train.model import ModelConfig, build_decoder, build_model, count_flops, count_parameters  # noqa: E402
+from train.costs import count_flops, count_parameters  # noqa: E402
+from train.model import ModelConfig, build_decoder, build_model  # noqa: E402
 
 
 def machine_info(threads: int) -> dict[str, Any]:
@@ -58,10 +66,51 @@ def train_step_seconds(cfg: ModelConfig, batch: int, repeats: int, inpaint: bool
     return median_seconds(step, 1, repeats)
 
 
+def config_of(spec: str) -> ModelConfig:
+    """``preset`` or ``preset:field=value,field=value`` (values in YAML syntax) -> the ModelConfig."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"config {spec!r}: overrides look like field=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return ModelConfig.preset(name, **overrides)
+
+
+def onnx_vs(cfgs: dict[str, ModelConfig], reference: Path, threads: int, warmup: int, repeats: int
+            ) -> dict[str, dict[str, float]]:
+    """ONNX Runtime ms per face at batch 1 of each config (exported with random weights) and of ``reference``,
+    timed in turns call by call; per config: its ms, the reference's ms and the speed-up (reference / config)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from benchmarks._timing import interleaved_median_seconds
+    from export.onnx import trace_to_onnx
+    from train.model import InferenceModel
+
+    def session(model: bytes | str) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    sessions = {"reference": session(str(reference))}
+    for spec, cfg in cfgs.items():
+        sessions[spec] = session(trace_to_onnx(InferenceModel(build_model(cfg).eval())).SerializeToString())
+    face = np.random.default_rng(0).integers(0, 256, (1, 112, 112, 3), dtype=np.uint8)
+    calls = {k: (lambda s=s: s.run(None, {s.get_inputs()[0].name: face})) for k, s in sessions.items()}
+    seconds = interleaved_median_seconds(calls, warmup, repeats)
+    ref = seconds.pop("reference")
+    return {k: {"onnx_ms": v * 1e3, "reference_ms": ref * 1e3, "speedup": ref / v} for k, v in seconds.items()}
+
+
 def measure(name: str, batches: list[int], warmup: int, repeats: int, train_batch: int,
             train_repeats: int) -> dict[str, Any]:
-    """All costs of one preset."""
-    cfg = ModelConfig.preset(name)
+    """All costs of one config (a preset, optionally with overrides: `config_of`)."""
+    cfg = config_of(name)
     model = build_model(cfg).eval()
     flops = count_flops(model, (1, 3, 112, 112))
     row: dict[str, Any] = {
@@ -89,6 +138,8 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], batches: list[int
     train = any("train_step_s" in r for r in rows)
     if train:
         head += [f"train step s @ {rows[0]['train_batch']}", f"inpaint step s @ {rows[0]['train_batch']}"]
+    if any("onnx" in r for r in rows):
+        head += [f"ONNX Runtime ms @ 1 vs {info['onnx_reference']}", "speed-up"]
     lines = [
         f"Machine: {info['cpu']}, {info['logical_cores']} logical cores, torch {info['torch']} "
         f"(PyTorch eager, {info['torch_threads']} thread(s)), load average {info.get('load_average_1min', '?')}.",
@@ -108,6 +159,8 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], batches: list[int
             cells.append(f"{ms:.1f}" if b == 1 else f"{ms:.1f} ({ms / b:.2f})")
         if train:
             cells += [f"{r.get('train_step_s', float('nan')):.2f}", f"{r.get('inpaint_step_s', float('nan')):.2f}"]
+        if "onnx" in r:
+            cells += [f"{r['onnx']['onnx_ms']:.2f} vs {r['onnx']['reference_ms']:.2f}", f"{r['onnx']['speedup']:.2f}x"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -116,7 +169,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--configs", nargs="+", default=["tiny", "edge", "sface", "paper"],
-                   help="ModelConfig presets to measure (tiny, tiny-paper, edge, sface, paper)")
+                   help="ModelConfig presets to measure (tiny, tiny-paper, edge, sface, paper), each optionally "
+                        "with overrides: preset:field=value,field=value")
     p.add_argument("--batches", nargs="+", type=int, default=[1, 32], help="batch sizes for the latency columns")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--warmup", type=int, default=3, help="untimed forward passes before timing")
@@ -124,6 +178,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-batch", type=int, default=0,
                    help="also time one training step at this batch size (0 = skip; 64 is typical)")
     p.add_argument("--train-repeats", type=int, default=3, help="timed training steps (median)")
+    p.add_argument("--onnx-vs", type=Path, default=None, metavar="MODEL.onnx",
+                   help="also time each config through ONNX Runtime at batch 1, in turns with this model")
+    p.add_argument("--onnx-repeats", type=int, default=100, help="timed ONNX Runtime calls per model (median)")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here ('-' = stdout)")
     return p.parse_args(argv)
 
@@ -136,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args.threads)
     rows = [measure(name, args.batches, args.warmup, args.repeats, args.train_batch, args.train_repeats)
             for name in args.configs]
+    if args.onnx_vs is not None:
+        info["onnx_reference"] = args.onnx_vs.name
+        timed = onnx_vs({r["config"]: config_of(r["config"]) for r in rows}, args.onnx_vs, args.threads,
+                        args.warmup, args.onnx_repeats)
+        for r in rows:
+            r["onnx"] = timed[r["config"]]
     print(markdown(rows, info, args.batches))
     if args.json is not None:
         text = json.dumps({"machine": info, "results": rows}, indent=2)

@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:
 from benchmarks.peers import SFACE_COSINE_THRESHOLD  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.maskflag import MaskFlag  # noqa: E402
+from g2d_edge.masks.flag import MaskFlag  # noqa: E402
 from g2d_edge.openset import DEFAULT_TARGET_FPIR, OpenSetRule  # noqa: E402
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, sidecar_path_for  # noqa: E402
 from train import openset_data as od  # noqa: E402

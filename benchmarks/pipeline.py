@@ -41,11 +41,12 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
 from g2d_edge import machine as _machine  # noqa: E402
-from g2d_edge import (Capture, CaptureOptions, DetectorOptions, FaceDetector, Recognizer,  # noqa: E402
-                      RecognizerOptions)
+from g2d_edge import Capture, Recognizer, RecognizerOptions  # noqa: E402
+from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
+from g2d_edge.video import CaptureOptions  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
-from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
 STAGES = ("capture", "detection", "tracking", "alignment", "inference", "matching")

@@ -20,6 +20,9 @@ instead (it must serve NAME and NAME-nobatch). Server and cameras share this mac
 
     python benchmarks/serve.py                     # shipped model; JSON to benchmarks/results/serve-cpu.json
     python benchmarks/serve.py --cameras 1 4 --seconds 3 --faces-per-frame 2
+
+`python benchmarks/serve.py http ...` measures `g2d serve`'s HTTP API instead (`/identify` on 640x480 and 1080p
+photos, 1-16 clients, beside the in-process SDK; benchmarks/serve_http.py).
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.backends import load_backend  # noqa: E402
 from g2d_edge.backends.triton import inference_statistics  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.recognizer import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 
 log = logging.getLogger("benchmarks.serve")
 
@@ -204,6 +207,11 @@ def markdown(result: Dict[str, Any]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["http"]:  # g2d serve's HTTP API
+        from benchmarks.serve_http import main as http_main
+
+        return http_main(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="exported .onnx (default: the shipped model)")
     p.add_argument("--cameras", type=int, nargs="+", default=[1, 4, 16])

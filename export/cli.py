@@ -1,12 +1,12 @@
-"""`g2d-export` command line (also `python -m export`): a thin skin over `export.onnx`, `export.tensorrt` and
-`export.triton`.
+"""`g2d-export` command line (also `python -m export`): a thin skin over `export.onnx`, the runtime's engine
+builder (`g2d_edge.backends.engine_build`) and `export.triton`.
 
     g2d-export onnx runs/edge/classifier/final.pt -o g2d_edge/models/g2d-edge-s.onnx
     g2d-export trt g2d_edge/models/g2d-edge-s.onnx --precision fp16 int8 --calib ../shared/data/celeba-train
     g2d-export triton g2d_edge/models/g2d-edge-s.onnx -o model_repository/
 
 Exit status: 0 on success, 1 when an export step fails (parity, parse, build, missing files), 2 on bad arguments,
-130 when interrupted (`g2d_edge.cli_support`, shared with g2d and g2d-train).
+130 when interrupted (`g2d_edge.cli.support`, shared with g2d and g2d-train).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from g2d_edge.cli_support import run_command
+from g2d_edge.cli.support import run_command
 from g2d_edge.errors import G2DError
 
 log = logging.getLogger("g2d-export")
@@ -162,7 +162,7 @@ _COMMANDS = {"onnx": run_onnx, "trt": run_trt, "triton": run_triton}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `g2d-export`; returns the exit status (`g2d_edge.cli_support`: 0 ok, 1 when an export step
+    """Entry point of `g2d-export`; returns the exit status (`g2d_edge.cli.support`: 0 ok, 1 when an export step
     fails, 2 for bad usage, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

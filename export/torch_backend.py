@@ -18,7 +18,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from g2d_edge.backends.base import BaseBackend, PathLike
+from g2d_edge.backends import BaseBackend
+from g2d_edge.backends.base import PathLike
 from g2d_edge.errors import BackendUnavailableError, ModelError
 
 log = logging.getLogger(__name__)

@@ -189,7 +189,7 @@ def tensorrt_skip_reason(options: TritonRepoOptions) -> Optional[str]:
     """None when the plan variant is to be built, else why not (raises when it was required but cannot be)."""
     if options.tensorrt == "no":
         return "not requested (--tensorrt no)"
-    from g2d_edge.backends.tensorrt import tensorrt_available
+    from g2d_edge.backends.tensorrt_env import tensorrt_available
 
     reason = tensorrt_available()
     if reason and options.tensorrt == "yes":

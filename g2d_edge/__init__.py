@@ -9,26 +9,20 @@
 The public face (`__all__`): `Recognizer`, `RecognizerOptions` and the `Recognition` it returns; `Gallery` and
 `open_gallery` (a file path or a database URL such as `milvus://host:19530/people`); `Capture` (camera, video, URL,
 folder, image), `VideoLoop` (Capture -> identify -> annotate -> show / write) and `annotate`; `G2DError`, the base of
-every error the SDK raises on purpose. Everything else lives in its module: `g2d_edge.errors` (the G2DError
-subclasses), `g2d_edge.detect` (FaceDetector, DetectorOptions), `g2d_edge.align`, `g2d_edge.capture`,
-`g2d_edge.video`, `g2d_edge.draw`, `g2d_edge.io`, `g2d_edge.sidecar`, `g2d_edge.backends` ... The names this package
-exported before (e.g. `from g2d_edge import DetectorOptions`) stay importable here, out of `__all__`; new code
-imports them from their modules. Nothing here imports torch; ONNX Runtime / TensorRT load when a model is opened.
+every error the SDK raises on purpose. Only these are importable from here; everything else is imported from its
+one home: `g2d_edge.errors` (the G2DError subclasses), `g2d_edge.detectors` (FaceDetector, DetectorOptions),
+`g2d_edge.gallery` (Match, GalleryBase, copy_gallery), `g2d_edge.video` (CaptureOptions, VideoOptions, tracking),
+`g2d_edge.masks`, `g2d_edge.align`, `g2d_edge.draw`, `g2d_edge.io`, `g2d_edge.results`, `g2d_edge.sidecar`,
+`g2d_edge.backends`, `g2d_edge.cli`. Nothing here imports torch; ONNX Runtime / TensorRT load when a model is opened.
 """
 from __future__ import annotations
 
-from .align import ALIGNED_SIZE, align_face
-from .capture import Capture, CaptureOptions, CaptureStats, Frame, jetson_csi_pipeline
-from .detect import Detection, DetectorOptions, FaceDetector
-from .draw import DrawOptions, annotate
-from .errors import (BackendUnavailableError, CaptureError, G2DError, GalleryError, GalleryUnavailableError,
-                     ImageReadError, InputError, ModelError, NoFaceError)
-from .gallery import Gallery, GalleryBase, IdentityInfo, Match, open_gallery
-from .io import read_image
-from .recognizer import (EnrollResult, Recognition, Recognizer, RecognizerOptions, RunningMode, StreamResult,
-                         VerifyResult)
-from .sidecar import ModelSidecar
-from .video import VideoLoop, VideoOptions
+from .draw import annotate
+from .errors import G2DError
+from .gallery import Gallery, open_gallery
+from .recognizer import Recognizer, RecognizerOptions
+from .results import Recognition
+from .video import Capture, VideoLoop
 
 
 def _version() -> str:
@@ -48,11 +42,3 @@ __version__ = _version()
 __all__ = ["Recognizer", "RecognizerOptions", "Recognition", "Gallery", "open_gallery", "Capture", "VideoLoop",
            "annotate", "G2DError", "__version__"]
 
-#: Exported by earlier versions and still importable from here (not in `__all__`): import them from their modules.
-COMPATIBILITY_NAMES = (
-    "ALIGNED_SIZE", "BackendUnavailableError", "CaptureError", "CaptureOptions", "CaptureStats", "Detection",
-    "DetectorOptions", "DrawOptions", "EnrollResult", "FaceDetector", "Frame", "GalleryBase", "GalleryError",
-    "GalleryUnavailableError", "IdentityInfo", "ImageReadError", "InputError", "Match", "ModelError", "ModelSidecar",
-    "NoFaceError", "RunningMode", "StreamResult", "VerifyResult", "VideoOptions", "align_face",
-    "jetson_csi_pipeline", "read_image",
-)

@@ -7,7 +7,7 @@ from typing import Iterable, Optional, Tuple
 import cv2
 import numpy as np
 
-from .detect import check_bgr_frame
+from .detectors.detect import check_bgr_frame
 
 Color = Tuple[int, int, int]
 

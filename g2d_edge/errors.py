@@ -21,6 +21,12 @@ class ModelError(G2DError):
     """A model file (ONNX, TensorRT engine, sidecar) is missing, corrupt or does not match this build."""
 
 
+class ServerReplyError(ModelError):
+    """A model server (Triton) answered, but not with a valid reply for this model: garbage, invalid JSON, a malformed
+    model configuration, or outputs of the wrong shape or with NaN. The server is at fault, not the local model
+    file."""
+
+
 class BackendUnavailableError(ModelError):
     """The requested inference backend cannot run here (a package or a GPU is missing)."""
 

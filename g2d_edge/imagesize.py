@@ -8,10 +8,12 @@ the same header fields the decoder uses:
 - JPEG: the first start-of-frame marker (SOF0-SOF15 but DHT/JPG/DAC), reached by the marker walk libjpeg does;
 - BMP: the DIB header (BITMAPCOREHEADER or later);
 - WebP: the VP8 / VP8L / VP8X chunk;
-- TIFF and BigTIFF: ImageWidth / ImageLength of the first image directory;
+- TIFF and BigTIFF: ImageWidth / ImageLength of the first image directory (a tag listed twice counts with its
+  larger value);
 - PBM / PGM / PPM (P1-P6): the text header.
 
-Anything else (or a header too damaged to parse) gives None: the caller refuses what it cannot measure.
+Anything else (or a header too damaged to parse) gives None: the caller refuses what it cannot measure. The header
+is a claim, not a proof: `read_image` also checks the decoded size against the same limit.
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def _tiff(data: bytes) -> Optional[Size]:
         (ifd,) = struct.unpack(order + "I", data[4:8])
         (count,) = struct.unpack(order + "H", data[ifd:ifd + 2])
         start, entry_size = ifd + 2, 12
-    found: Dict[int, int] = {}
+    found: Dict[int, int] = {}  # a tag listed twice counts with its largest value: decoders differ on which wins
     for k in range(min(count, 4096)):
         entry = data[start + k * entry_size:start + (k + 1) * entry_size]
         tag, kind = struct.unpack(order + "HH", entry[:4])
@@ -134,7 +136,7 @@ def _tiff(data: bytes) -> Optional[Size]:
         if kind not in formats:
             return None
         fmt = formats[kind]
-        found[tag] = struct.unpack(order + fmt, value[:struct.calcsize(fmt)])[0]
+        found[tag] = max(found.get(tag, 0), struct.unpack(order + fmt, value[:struct.calcsize(fmt)])[0])
     if 256 not in found or 257 not in found:
         return None
     return found[256], found[257]

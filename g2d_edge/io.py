@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .detect import check_bgr_frame
+from .detectors.detect import check_bgr_frame
 from .errors import ImageReadError, InputError
 from .files import read_regular_file
 from .imagesize import DEFAULT_MAX_IMAGE_PIXELS, SUPPORTED_FORMATS, image_size
@@ -48,9 +48,23 @@ def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAG
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
         raise InputError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
     p = Path(path)
-    data = _read_bytes(p)
+    return decode_image(_read_bytes(p), max_pixels, str(p))
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, label: str = "image") -> np.ndarray:
+    """Decode an encoded image (the bytes of a JPEG, PNG, BMP, WebP, TIFF or PBM/PGM/PPM file) as HxWx3 uint8 BGR,
+    with `read_image`'s checks: its header's size is read first and more than `max_pixels` pixels is refused before
+    anything is decoded. `label` names the image in messages (a file name, "upload").
+
+    Raises:
+        ImageReadError: empty data, an unknown or corrupt format, or more than `max_pixels` pixels.
+        InputError: `max_pixels` is not a positive whole number.
+    """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise InputError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
+    p = printable(label)
     if not data:
-        raise ImageReadError(f"image file {p} is empty (0 bytes)")
+        raise ImageReadError(f"image {p} is empty (0 bytes)")
     size = image_size(data)
     if size is None:
         raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
@@ -63,6 +77,8 @@ def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAG
     if image is None:
         raise ImageReadError(f"cannot decode {p}: not an image or the file is corrupt "
                              f"(supported: {', '.join(SUPPORTED_FORMATS)})")
+    if image.shape[:2] != (size[1], size[0]):  # the header lied (e.g. a TIFF tag listed twice): the decoded size counts
+        _check_pixels(p, (image.shape[1], image.shape[0]), int(max_pixels))
     return image
 
 
@@ -83,7 +99,7 @@ def _read_bytes(p: Path) -> bytes:
         raise ImageReadError(f"cannot read image {p}: {exc.strerror or exc}") from exc
 
 
-def _check_pixels(p: Path, size: tuple, max_pixels: int) -> None:
+def _check_pixels(p: str, size: tuple, max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise ImageReadError(
@@ -144,17 +160,35 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = False,
 def list_people(folder: Union[str, os.PathLike],
                 suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[Tuple[str, List[Path]]]:
     """`(name, photos)` of every person of a `folder/<person>/<photo>` tree: one sub-folder per person (hidden ones
-    skipped), its images as `list_images` finds them; sorted by name, people without a photo left out.
+    skipped), its images as `list_images` finds them; sorted by name, people without a photo left out (see
+    `scan_people` for what was left out and why).
 
     Raises:
         ImageReadError: the folder does not exist or is not a directory.
     """
+    return scan_people(folder, suffixes)[0]
+
+
+def scan_people(folder: Union[str, os.PathLike], suffixes: Sequence[str] = IMAGE_SUFFIXES
+                ) -> Tuple[List[Tuple[str, List[Path]]], List[Tuple[Path, str]]]:
+    """`list_people`'s people, and `(path, reason)` of everything else in the tree that is not hidden: a file beside
+    the person folders ("not a person folder"), a person folder without a photo ("no photos"), a file in a person
+    folder that is not an image ("not an image file")."""
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"image folder not found: {root} (expected one sub-folder of photos per person)")
-    people = []
-    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = list_images(person, suffixes=suffixes)
+    wanted = tuple(s.lower() for s in suffixes)
+    people: List[Tuple[str, List[Path]]] = []
+    left_out: List[Tuple[Path, str]] = []
+    for entry in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not entry.is_dir():
+            left_out.append((entry, "not a person folder"))
+            continue
+        photos = list_images(entry, suffixes=wanted)
+        left_out += [(f, "not an image file") for f in sorted(entry.iterdir())
+                     if not f.name.startswith(".") and f not in photos]
         if photos:
-            people.append((person.name, photos))
-    return people
+            people.append((entry.name, photos))
+        else:
+            left_out.append((entry, "no photos"))
+    return people, left_out

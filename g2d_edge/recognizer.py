@@ -26,17 +26,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .align import ALIGNED_SIZE, align_face
-from .backends.loader import SHIPPED_MODEL, ModelLike, open_model  # noqa: F401 - SHIPPED_MODEL: importable here
-from .detect import Detection, DetectorOptions, FaceDetector, check_bgr_frame
+from .backends.loader import ModelLike, open_model
+from .detectors.base import Detection
+from .detectors.detect import DetectorOptions, FaceDetector, check_bgr_frame
 from .errors import ClosedError, ImageReadError, InputError, NoFaceError
-from .gallery import Gallery, GalleryBase, Match, check_identity_name, open_gallery  # noqa: F401 - Match: here too
-from .io import DEFAULT_MAX_IMAGE_PIXELS, ImageLike, describe, load_image
-from .maskflag import MaskFlag
-from .openset import DEFAULT_TARGET_FPIR, GallerySize, OpenSetRule, ThresholdDecision, check_fpir, decide_threshold
+from .gallery.file import Gallery, open_gallery
+from .gallery.protocol import GalleryBase, check_identity_name
+from .imagesize import DEFAULT_MAX_IMAGE_PIXELS
+from .io import ImageLike, describe, load_image
+from .masks.flag import MaskFlag
+from .openset.rule import DEFAULT_TARGET_FPIR, ThresholdDecision, Thresholds, check_fpir, check_threshold
 from .results import EnrollResult, Recognition, StreamResult, VerifyResult
 from .sidecar import ModelSidecar
-from .slot import LatestSlot
-from .tracking import FaceTracker, TrackingOptions, Vote
+from .video.slot import LatestSlot
+from .video.tracking import FaceTracker, TrackingOptions, Vote
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +72,16 @@ class RecognizerOptions:
     warmup: run one dummy batch through the backend at start-up (first-call latency out of the way).
     max_image_pixels: image files (enrol, verify) whose header claims more pixels than this are refused with
         ImageReadError before they are decoded (decompression bombs); see `g2d_edge.io.DEFAULT_MAX_IMAGE_PIXELS`.
-    mask_flag: fill `Recognition.masked` / `mask_score` with the shipped mask classifier (`g2d_edge.maskflag`,
+    mask_flag: fill `Recognition.masked` / `mask_score` with the shipped mask classifier (`g2d_edge.masks.flag`,
         well under 1 ms per face on a CPU).
     track: treat successive frames as one video: faces keep a `track_id`, a track is recognised only when new,
         every `tracking.recognise_every` frames or when its face gets clearly better, and its name is a vote over
-        its recognitions (`g2d_edge.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
+        its recognitions (`g2d_edge.video.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
         call `reset_tracks()` between videos.
     tracking: the tracker's options.
     masked_templates: `enroll` adds this many synthetic masked templates per clean enrolment photo
-        (`g2d_edge.masked_templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
-        face with clean templates only and a masked face with all (`g2d_edge.gallery_api.MASKED_SEARCH_RULE`).
+        (`g2d_edge.masks.templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
+        face with clean templates only and a masked face with all (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
         0 by default: with the shipped model they did not help masked faces (README, "Masked faces").
     """
 
@@ -145,13 +148,12 @@ class Recognizer:
         masked = self.options.masked_templates
         if isinstance(masked, bool) or not isinstance(masked, int) or not 0 <= masked <= 16:
             raise InputError(f"RecognizerOptions.masked_templates must be a whole number from 0 to 16, got {masked!r}")
-        _check_threshold(self.options.threshold)
+        check_threshold(self.options.threshold)
         check_fpir(self.options.target_fpir, "RecognizerOptions.target_fpir")
         self.backend = open_model(model, backend, **backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
-        self.open_set: Optional[OpenSetRule] = (OpenSetRule(self.sidecar.open_set, self.options.target_fpir)
-                                                if self.sidecar.open_set is not None else None)
-        self._size = GallerySize()  # the gallery's size for the open-set threshold
+        #: how the threshold is chosen (`g2d_edge.openset.rule`; `thresholds.rule`: the open-set rule, if calibrated)
+        self.thresholds = Thresholds(self.sidecar, self.options.threshold, self.options.target_fpir)
         det_opts = self.options.detector
         if self.options.min_face_size is not None:
             det_opts = dataclasses.replace(det_opts, min_face_size=int(self.options.min_face_size))
@@ -164,7 +166,6 @@ class Recognizer:
         except BaseException:
             self.detector.close()
             raise
-        self._threshold: Optional[float] = self.options.threshold
         self._lock = threading.RLock()  # detector and backend are used by one thread at a time
         self._warned_empty = False
         #: seconds spent per stage by the last identify call: detection, tracking, alignment, inference, matching
@@ -191,7 +192,7 @@ class Recognizer:
     def gallery(self, value: GalleryLike) -> None:
         self._gallery = self._attach(value)
         self._warned_empty = False
-        self._size.reset()
+        self.thresholds.size.reset()
 
     @property
     def threshold(self) -> float:
@@ -201,13 +202,11 @@ class Recognizer:
     def decision(self, kind: Optional[str] = None) -> ThresholdDecision:
         """The threshold in use and why (`g2d_edge.openset.ThresholdDecision`: source, target FPIR, gallery size),
         for a face of `kind` ("clean" or "masked", as the mask flag says; None: the higher threshold of the two)."""
-        return decide_threshold(self._threshold, self._gallery.threshold, self.open_set, self.sidecar.threshold,
-                                lambda: self._size(self._gallery, fresh=isinstance(self._gallery, Gallery)), kind)
+        return self.thresholds.decide(self._gallery, kind)
 
     @threshold.setter
     def threshold(self, value: Optional[float]) -> None:
-        _check_threshold(value)
-        self._threshold = None if value is None else float(value)
+        self.thresholds.manual = check_threshold(value)
 
     @property
     def embedding_dim(self) -> int:
@@ -334,7 +333,7 @@ class Recognizer:
                               "use photos where the face is clearly visible")
         embeddings = self._infer(np.stack(faces))
         total = self._gallery.add(name, embeddings, masked=tags)
-        self._size.reset()
+        self.thresholds.size.reset()
         log.info("enrolled %s: %d template(s) added (%d masked), %d skipped", name, len(faces), sum(tags),
                  len(skipped))
         return EnrollResult(name=name, added=len(faces), templates=total, skipped=tuple(skipped), masked=sum(tags))
@@ -346,7 +345,7 @@ class Recognizer:
         with self._lock:
             self._check_open()
             if self._masked is None:
-                from .masked_templates import MaskedViews  # lazy: Face Mesh is built on first use
+                from .masks.templates import MaskedViews  # lazy: Face Mesh is built on first use
 
                 self._masked = MaskedViews(self.detector, self.options.masked_templates)
             return self._masked(frame, face, key)
@@ -357,9 +356,7 @@ class Recognizer:
         faces = [self._largest_aligned_face(img, describe(img, i)) for i, img in enumerate((image_a, image_b))]
         emb = self._infer(np.stack(faces))
         score = float(np.dot(emb[0], emb[1]))
-        one = decide_threshold(self._threshold, self._gallery.threshold, self.open_set, self.sidecar.threshold,
-                               lambda: (1, 1))  # one comparison: a gallery of one template
-        return VerifyResult(same=score >= one.threshold, score=score)
+        return VerifyResult(same=score >= self.thresholds.decide(self._gallery, one=True).threshold, score=score)
 
     def save_gallery(self, path: Optional[Union[str, os.PathLike]] = None) -> Path:
         """Save the gallery (atomically) to `path` or to where it was loaded from."""
@@ -472,7 +469,7 @@ class Recognizer:
                         "enrol people with Recognizer.enroll or `g2d enroll`")
             self._warned_empty = True
         fresh = dict(zip(todo, zip(embeddings, candidates, mask_scores)))
-        with self._size.held():  # the gallery is counted once per frame for the open-set threshold
+        with self.thresholds.size.held():  # the gallery is counted once per frame for the open-set threshold
             results = [self._recognition(det, tid, fresh.get(i))
                        for i, (det, tid) in enumerate(zip(detections, track_ids))]
         t5 = time.perf_counter()
@@ -481,7 +478,7 @@ class Recognizer:
 
     def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple]) -> Recognition:
         """The record of one face: recognised in this frame (`fresh` = (embedding, matches, mask score)), or its
-        track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.tracking`)."""
+        track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.video.tracking`)."""
         decision: Optional[ThresholdDecision] = None
         if fresh is not None:
             embedding, matches, mask_score = fresh
@@ -506,14 +503,6 @@ class Recognizer:
                            fpir=None if decision is None else decision.fpir,
                            masked=None if mask_score is None else bool(self.mask_flag.is_masked(mask_score)),
                            mask_score=None if mask_score is None else float(mask_score))
-
-
-def _check_threshold(value: Optional[float]) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not -1.0 <= float(value) <= 1.0:
-        raise InputError(f"threshold is a cosine similarity in [-1, 1], got {value!r}")
 
 
 def _as_image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:

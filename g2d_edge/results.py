@@ -7,7 +7,7 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .gallery_api import Match
+from .gallery.protocol import Match
 
 
 @dataclass(frozen=True, eq=False)
@@ -15,13 +15,13 @@ class Recognition:
     """One face found in a frame (an immutable record, like insightface's `Face`).
 
     box: (4,) float32 x1, y1, x2, y2 in frame pixels. keypoints: the keypoints the face was aligned from, float32:
-    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detect.KEYPOINT_NAMES_6`; the default
+    (6, 2) BlazeFace keypoints (eyes, nose tip, mouth centre, ears; `g2d_edge.detectors.KEYPOINT_NAMES_6`; the default
     front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
     `KEYPOINT_NAMES_5`). det_score: detector confidence.
     embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
     threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
     the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
-    masked: whether the face wears a mask (`g2d_edge.maskflag`); mask_score: the classifier's probability of it
+    masked: whether the face wears a mask (`g2d_edge.masks.flag`); mask_score: the classifier's probability of it
     (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
     tracked; see `RecognizerOptions.track`). threshold: the cosine this face was named at; fpir: the false-positive
     identification rate (share of strangers named) that threshold was derived for from the gallery's size

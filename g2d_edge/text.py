@@ -2,7 +2,9 @@
 
 Identity names end up in gallery files, in log lines and on terminals. Control characters in them are refused
 (`forbidden_character`): a NUL is dropped by NumPy's string arrays (so `'bob\\0'` would merge into `'bob'`), and
-escape sequences, newlines or bidirectional overrides would let a name rewrite what a terminal shows.
+escape sequences, newlines or bidirectional overrides and marks would let a name rewrite what a terminal shows;
+invisible characters (zero width space ...) would make two names list identically. Names are stored and looked up
+in Unicode NFC (`normalised_name`), and a name with nothing visible in it (only spaces, fillers, marks) is refused.
 `printable(text)` is the one way the CLI and error messages show text that came from outside (names, paths).
 """
 from __future__ import annotations
@@ -13,16 +15,37 @@ from typing import Optional, Tuple
 #: Longest identity name accepted (characters).
 MAX_NAME_LENGTH = 256
 
-# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): they reorder what follows them.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): they reorder what follows them;
+# and the bidirectional marks (U+200E LRM, U+200F RLM, U+061C ALM), invisible and able to reorder neighbours.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+# Invisible characters that only hide a difference between two names ('alice' and 'alice\u200b' would list
+# identically): zero width space, word joiner and invisible operators, byte order mark, soft hyphen, Mongolian
+# vowel separator, combining grapheme joiner. (Zero width (non-)joiners U+200C / U+200D stay allowed: Persian and
+# Indic names and emoji sequences need them.)
+INVISIBLE_CHARACTERS = _INVISIBLE = frozenset("\u200b\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f")
+# Characters that draw nothing although their category says "letter" or "symbol": Hangul fillers, Braille blank.
+_BLANKS = frozenset("\u3164\u115f\u1160\uffa0\u2800")
 # Cc: C0/C1 controls, DEL; Cs: lone surrogates (cannot be encoded); Zl/Zp: line and paragraph separators.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 def is_forbidden(char: str) -> bool:
     """True for a character that must not appear in a name or be printed raw: a control character, a lone
-    surrogate, a line/paragraph separator or a bidirectional control."""
-    return char in _BIDI_CONTROLS or unicodedata.category(char) in _FORBIDDEN_CATEGORIES
+    surrogate, a line/paragraph separator, a bidirectional control or mark, or an invisible character that would
+    hide a difference between two names (zero width space, BOM, soft hyphen ...)."""
+    return char in _BIDI_CONTROLS or char in _INVISIBLE or unicodedata.category(char) in _FORBIDDEN_CATEGORIES
+
+
+def is_visible(char: str) -> bool:
+    """False for a character that draws nothing on its own: spaces, format characters, combining marks, and the
+    fillers and blanks that Unicode calls letters or symbols (U+3164, U+2800 ...)."""
+    return not (char.isspace() or char in _BLANKS or unicodedata.category(char) in ("Cf", "Mn", "Me", "Zs"))
+
+
+def normalised_name(text: str) -> str:
+    """A name in the one form the SDK stores and looks up: Unicode NFC (a folder named "José" written decomposed,
+    as macOS does, is the same person as "José" typed), surrounding spaces removed."""
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def forbidden_character(text: str) -> Optional[Tuple[int, str]]:

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 from g2d_edge import G2DError, Recognition, Recognizer, RecognizerOptions
-from g2d_edge.capture import jetson_csi_pipeline
-from g2d_edge.detect import DetectorOptions
+from g2d_edge.video.capture import jetson_csi_pipeline
+from g2d_edge.detectors import DetectorOptions
 from g2d_edge.io import list_people
-from g2d_edge.video import VideoLoop, VideoOptions, has_display, is_video_source
+from g2d_edge.video import VideoLoop, VideoOptions
+from g2d_edge.video.loop import has_display, is_video_source
 
 
 def parse_args() -> argparse.Namespace:

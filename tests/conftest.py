@@ -1,8 +1,12 @@
-"""Shared pytest fixtures. Real photos come from ../shared/ beside the repo (as on every dev machine and in CI)."""
+"""Shared pytest fixtures and hooks. Real photos come from the shared folder: $G2D_SHARED_DATA, else ../shared/ beside
+the repo (as on every dev machine and in CI; `tests/shared_data.py`). Tests that skip for want of it are counted: one
+line at the end of the run says so, and under CI (CI=true) the run fails."""
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,7 +14,11 @@ from types import ModuleType
 
 import pytest
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+_spec = importlib.util.spec_from_file_location("shared_data", Path(__file__).resolve().parent / "shared_data.py")
+shared_data = importlib.util.module_from_spec(_spec)
+sys.modules["shared_data"] = shared_data  # importable by the tests as `import shared_data`
+_spec.loader.exec_module(shared_data)
+SHARED_DIR = shared_data.SHARED_DIR
 CELEBA_DIR = SHARED_DIR / "data" / "celeba-train"
 POOL_DIR = SHARED_DIR / "data" / "faces-pool"
 
@@ -19,7 +27,7 @@ POOL_DIR = SHARED_DIR / "data" / "faces-pool"
 def celeba_dir() -> Path:
     """The labelled real photos (<identity>/<file>.jpg) of ../shared/data/celeba-train."""
     if not CELEBA_DIR.is_dir():
-        pytest.skip(f"real photos not found at {CELEBA_DIR} (../shared/ beside the repo)")
+        pytest.skip(shared_data.missing("real photos", CELEBA_DIR))
     return CELEBA_DIR
 
 
@@ -36,34 +44,29 @@ def celeba_people(celeba_dir: Path) -> dict:
     return people
 
 
-# ---------------------------------------------------------------------------------------------- exported tiny model
+@pytest.fixture(scope="session")
+def people(celeba_people: dict) -> dict:
+    """Three real people with at least 3 photos each: {name: [photo paths]}."""
+    names = sorted(celeba_people)[:3]
+    return {n: celeba_people[n] for n in names}
+
+
+
+# ---------------------------------------------------------------------------------------------- the tiny test model
+TINY_MODEL = Path(__file__).resolve().parent / "fixtures" / "tiny.onnx"
 TINY_CLASS_NAMES = ["alice", "bob", "carol", "dave", "erin"]
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx_model(tmp_path_factory) -> Path:
     """Path of a tiny exported model `tiny.onnx` with its sidecar `tiny.json` (random weights, seed 0, edge "tiny"
-    preset, 512-d embeddings, 5 classes named TINY_CLASS_NAMES, threshold 0.42), exported with `export.onnx.export_onnx`
-    from the g2d-train checkpoint `tiny.pt` that sits next to it. Read-only: copy it before modifying."""
-    import torch
-
-    from export.onnx import ParityOptions, export_onnx
-    from train.checkpoint import save_checkpoint
-    from train.model import ModelConfig, build_model
-
+    preset, 512-d embeddings, 5 classes named TINY_CLASS_NAMES, threshold 0.42): a session copy of the committed
+    tests/fixtures/tiny.onnx (made by tests/fixtures/make_tiny_model.py), so no torch is needed. Read-only: copy it
+    before modifying (`tiny_model_copy`)."""
     folder = tmp_path_factory.mktemp("tiny-model")
-    cfg = ModelConfig.preset("tiny", num_classes=len(TINY_CLASS_NAMES))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = build_model(cfg).eval()
-    checkpoint = save_checkpoint(folder / "tiny.pt", stage="classifier", model_config=cfg,
-                                 state={"model": model.state_dict()}, epoch=1, step=1, finished=True,
-                                 meta={"class_names": TINY_CLASS_NAMES, "threshold": 0.42,
-                                       "trained_on": "random weights (tests)",
-                                       "data_summary": {"identities": len(TINY_CLASS_NAMES)}})
-    onnx_path = folder / "tiny.onnx"
-    export_onnx(checkpoint, onnx_path, parity=ParityOptions(num_real=4))
-    return onnx_path
+    for source in (TINY_MODEL, TINY_MODEL.with_suffix(".json")):
+        shutil.copy(source, folder / source.name)
+    return folder / TINY_MODEL.name
 
 
 @pytest.fixture()
@@ -80,9 +83,11 @@ def tiny_model_copy(tiny_onnx_model: Path, tmp_path: Path) -> Path:
 REPO_DIR = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_DIR / "tests"
 TEST_HELPERS = {  # importable by these names from any test (each loaded on its first import)
-    "sdk_helpers": TESTS_DIR / "sdk" / "sdk_helpers.py",
+    "runtime_helpers": TESTS_DIR / "g2d_edge" / "runtime_helpers.py",
+    "make_tiny_model": TESTS_DIR / "fixtures" / "make_tiny_model.py",
     "tiny_faces": TESTS_DIR / "train" / "tiny_faces.py",
     "fake_tensorrt": TESTS_DIR / "export" / "fake_tensorrt.py",
+    "serve_helpers": TESTS_DIR / "g2d_edge" / "serve" / "serve_helpers.py",
 }
 
 
@@ -110,3 +115,42 @@ def load_script():
         return module
 
     return load
+
+
+# ---------------------------------------------------------------------------------------------- end of the run
+_data_skips = []
+
+
+def pytest_runtest_logreport(report):
+    """Count the tests skipped because the shared data is missing (their reason names G2D_SHARED_DATA)."""
+    if report.skipped and shared_data.DATA_ENV in str(report.longrepr):
+        _data_skips.append(report.nodeid)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line when tests skipped for want of the shared data (and why the run fails under CI)."""
+    if _data_skips:
+        ci = "; CI=true, so the run fails" if _in_ci() else ""
+        terminalreporter.write_line(
+            f"{len(_data_skips)} test(s) skipped: the shared data was not found at {SHARED_DIR} (set "
+            f"{shared_data.DATA_ENV}=/path/to/shared){ci}", yellow=not ci, red=bool(ci))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI a skip for want of data is a failure; and Milvus Lite's in-process servers are stopped here, while
+    the streams its logger may have been pointed at (by a test's logging.basicConfig) are still open, instead of at
+    interpreter exit, where its "server stopped" line became a `--- Logging error ---` traceback after the summary."""
+    if _data_skips and _in_ci() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    manager = sys.modules.get("milvus_lite.server_manager")
+    if manager is not None:
+        quiet = logging.getLogger(manager.__name__)
+        was, quiet.disabled = quiet.disabled, True
+        try:
+            manager.server_manager_instance.release_all()
+        finally:
+            quiet.disabled = was

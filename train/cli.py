@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from g2d_edge.cli_support import run_command
+from g2d_edge.cli.support import run_command
 from g2d_edge.errors import G2DError
 
 log = logging.getLogger("train.cli")
@@ -251,7 +251,7 @@ HANDLERS = {"prepare": cmd_prepare, "teacher": cmd_teacher, "eval": cmd_eval, "m
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `g2d-train`; returns the exit status (`g2d_edge.cli_support`: 0 ok, 1 for errors the user can
+    """Entry point of `g2d-train`; returns the exit status (`g2d_edge.cli.support`: 0 ok, 1 for errors the user can
     fix, 2 for bad usage, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from g2d_edge.files import atomic_write_text
 
-from .config_convert import ConfigError, from_dict, to_dict  # noqa: F401 - part of this module's API
+from .config_convert import ConfigError, from_dict, to_dict
 from .model import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class DataConfig:
         `val_source`. The split is by identity, never by photo.
     val_source: the labelled source the hold-out applies to (default: the first labelled source).
     masks: `g2d_edge.masks.MaskOptions` fields shared by every stage (a stage's own `mask` overrides them).
-    detector: `g2d_edge.detect.DetectorOptions` fields for `prepare` and image-folder sources.
+    detector: `g2d_edge.detectors.detect.DetectorOptions` fields for `prepare` and image-folder sources.
     """
 
     sources: List[SourceConfig] = field(default_factory=list)

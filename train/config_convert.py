@@ -115,11 +115,11 @@ def _model_preset(value: Mapping[str, Any], where: str) -> ModelConfig:
     """`model: {preset: tiny, embedding_dim: 64}`: a named `ModelConfig.preset` with field overrides."""
     rest = {k: v for k, v in value.items() if k != "preset"}
     base = from_dict(ModelConfig, rest, where)  # checks keys and types of the overrides
-    try:
-        preset = ModelConfig.preset(str(value["preset"]))
+    try:  # the overrides go through the preset, which derives what depends on them (the sface width's channels)
+        preset = ModelConfig.preset(str(value["preset"]), **{k: getattr(base, k) for k in rest})
     except ValueError as exc:
         raise ConfigError(f"{where}.preset: {exc}") from exc
-    return from_dict(ModelConfig, {**preset.to_dict(), **{k: getattr(base, k) for k in rest}}, where)
+    return from_dict(ModelConfig, preset.to_dict(), where)
 
 
 def _type_name(tp: Any) -> str:

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset, Sampler, default_collate
 
 from g2d_edge.align import align_face, estimate_alignment, transform_points
-from g2d_edge.detect import DetectorOptions, FaceDetector
+from g2d_edge.detectors import DetectorOptions, FaceDetector
 from g2d_edge.errors import G2DError
 from g2d_edge.vectors import l2_normalise
 

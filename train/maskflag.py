@@ -6,7 +6,7 @@ similarity warp (shift, scale, rotation: masked faces are aligned from less cert
 random lower resolution. Inside the mask only, what is drawn on it is varied as real masks vary (colours remixed,
 another face printed over it, a privacy mosaic: `augment_mask_region`). The network takes the SDK's aligned crop as
 it is, `uint8` (N, 112, 112, 3) BGR, and outputs one probability per face (`mask_score`); it is exported to ONNX with
-that contract and run by `g2d_edge.maskflag.MaskFlag`.
+that contract and run by `g2d_edge.masks.flag.MaskFlag`.
 
 Architecture: 2x2 average pooling to 56 px, four stride-2 3x3 Conv-BN-ReLU (16, 32, 64, 64 channels), global
 average pooling, one linear unit, sigmoid: 0.06 M parameters, about 10 M multiply-adds per face. The shipped

@@ -24,9 +24,9 @@ exports to ONNX opset 17 with a dynamic batch axis via the TorchScript exporter:
 
 (torch 2.13's default dynamo exporter needs the ``onnxscript`` package, which is not a dependency.)
 
-FLOP convention: :func:`count_flops` reports what ``torch.utils.flop_counter.FlopCounterMode`` counts: 2 FLOPs per
-multiply-add of convolutions, linear layers and matmuls (BN, activations, softmax, pooling are not counted).
-:func:`count_macs` is half of it (multiply-accumulates, the figure papers such as MobileFaceNet quote).
+FLOP convention (`train.costs`): :func:`count_flops` reports what ``torch.utils.flop_counter.FlopCounterMode``
+counts: 2 FLOPs per multiply-add of convolutions, linear layers and matmuls (BN, activations, softmax, pooling are not
+counted). :func:`count_macs` is half of it (multiply-accumulates, the figure papers such as MobileFaceNet quote).
 """
 from __future__ import annotations
 
@@ -41,8 +41,7 @@ from torch import Tensor, nn
 from g2d_edge.align import ALIGNED_SIZE
 from g2d_edge.errors import InputError
 
-from .blocks import ConvBNAct, InvertedResidual, init_conv_bn_linear, l2_normalize, make_divisible  # noqa: F401
-from .costs import count_flops, count_macs, count_parameters  # noqa: F401 - part of this module's API
+from .blocks import ConvBNAct, InvertedResidual, init_conv_bn_linear, l2_normalize, make_divisible
 
 __all__ = [
     "ENCODERS",
@@ -55,6 +54,8 @@ __all__ = [
     "SFaceEncoder",
     "LinearHead",
     "load_sface_weights",
+    "sface_layers",
+    "sface_descriptor_channels",
     "Reformer",
     "InpaintDecoder",
     "G2DModel",
@@ -64,9 +65,6 @@ __all__ = [
     "build_model",
     "build_decoder",
     "l2_normalize",
-    "count_parameters",
-    "count_flops",
-    "count_macs",
 ]
 
 ENCODERS = ("edge", "paper", "sface")
@@ -91,7 +89,10 @@ class ModelConfig:
     descriptor_channels: int = 256  #: channels C of the encoder's descriptor map (N, C, h, w)
     # edge encoder
     edge_channels: list[int] = field(default_factory=lambda: [24, 48, 96, 160])  #: stem (56 px), stages 28/14/7 px
-    width: float = 1.0  #: multiplier of edge_channels (rounded to multiples of 8)
+    width: float = 1.0  #: multiplier of edge_channels, or of every layer of the sface encoder (multiples of 8; an
+    #: sface width < 1 starts from SFace's strongest channels, see train.sface.slice_sface_weights)
+    sface_stem_stride: int = 1  #: sface encoder: 1 = SFace's stem at 112 px; 2 = the stem strides to 56 px and
+    #: conv_3_dw keeps the 56 px (same 7x7 descriptors, ~30 % less CPU time: the 112 px layers are memory-bound)
     edge_depths: list[int] = field(default_factory=lambda: [2, 4, 2])  #: layers per stage: stride-2 conv + IR blocks
     expansion: int = 3  #: expansion ratio of the inverted-residual blocks
     # paper (transformer) encoder
@@ -138,6 +139,8 @@ class ModelConfig:
         if name not in presets:
             raise InputError(f"unknown model preset {name!r}; choose one of {sorted(presets)}")
         values = {**presets[name], **overrides}
+        if name == "sface" and "descriptor_channels" not in overrides:  # a slimmer SFace has fewer descriptors
+            values["descriptor_channels"] = sface_descriptor_channels(float(values.get("width", 1.0)))
         return cls(**values)
 
     @classmethod
@@ -167,10 +170,14 @@ class ModelConfig:
             raise InputError(f"ModelConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.reformer not in REFORMERS:
             raise InputError(f"ModelConfig.reformer must be one of {REFORMERS}, got {self.reformer!r}")
-        if self.encoder == "sface" and (self.descriptor_channels != SFACE_CHANNELS or self.activation != "prelu"):
-            raise InputError(f"the sface encoder has {SFACE_CHANNELS} descriptor channels and PReLU activations; "
-                             f"got descriptor_channels={self.descriptor_channels}, activation={self.activation!r} "
-                             "(use ModelConfig.preset('sface'))")
+        if not self.width > 0 or not self.mlp_ratio > 0:
+            raise InputError("ModelConfig.width and mlp_ratio must be > 0")
+        if self.encoder == "sface":
+            channels = sface_descriptor_channels(self.width)
+            if self.descriptor_channels != channels or self.activation != "prelu":
+                raise InputError(f"the sface encoder at width {self.width} has {channels} descriptor channels and "
+                                 f"PReLU activations; got descriptor_channels={self.descriptor_channels}, "
+                                 f"activation={self.activation!r} (use ModelConfig.preset('sface', width=...))")
         if self.activation not in ACTIVATIONS:
             raise InputError(f"ModelConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         positive = ("embedding_dim", "descriptor_channels", "expansion", "transformer_dim", "transformer_depth",
@@ -180,8 +187,8 @@ class ModelConfig:
                 raise InputError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.num_classes < 0 or self.reformer_blocks < 0:
             raise InputError("ModelConfig.num_classes and reformer_blocks must be >= 0")
-        if not self.width > 0 or not self.mlp_ratio > 0:
-            raise InputError("ModelConfig.width and mlp_ratio must be > 0")
+        if self.sface_stem_stride not in (1, 2):
+            raise InputError(f"ModelConfig.sface_stem_stride must be 1 or 2, got {self.sface_stem_stride!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         depths, channels = list(self.edge_depths), list(self.edge_channels)
@@ -296,19 +303,39 @@ SFACE_LAYERS = (("conv_2_dw", 32, 1), ("conv_2", 64, 1), ("conv_3_dw", 64, 2), (
 SFACE_CHANNELS = 1024
 
 
+def sface_layers(width: float = 1.0) -> tuple[tuple[str, int, int], ...]:
+    """Every layer of SFace's backbone as (name, output channels, stride), the stem ``conv_1`` first, with the
+    channels multiplied by ``width`` and rounded to multiples of 8 (width 1: SFace itself)."""
+    layers = (("conv_1", 32, 1), *SFACE_LAYERS)
+    if width == 1.0:
+        return layers
+    return tuple((name, make_divisible(c * width), stride) for name, c, stride in layers)
+
+
+def sface_descriptor_channels(width: float = 1.0) -> int:
+    """Channels of the sface encoder's descriptor map at ``width`` (1024 for SFace itself)."""
+    return sface_layers(width)[-1][1]
+
+
 class SFaceEncoder(nn.Module):
     """OpenCV SFace's backbone (a MobileNet-style depthwise CNN, Conv-BN-PReLU layers, batch-norm eps 1e-3):
-    3x3 stem at 112 px, then depthwise / pointwise pairs down to (N, 1024, 7, 7). Layers are named after the ONNX
-    graph's (``layers.conv_2_dw``, ...) so :func:`load_sface_weights` fills them by name.
+    3x3 stem at 112 px, then depthwise / pointwise pairs down to (N, 1024, 7, 7); every layer's channels scaled by
+    ``cfg.width`` (:func:`sface_layers`); with ``cfg.sface_stem_stride`` 2 the stem strides instead of
+    ``conv_3_dw`` (the first two layer pairs run at 56 px, not 112). Layers are named after the ONNX graph's (``layers.conv_2_dw``, ...) so
+    :func:`load_sface_weights` fills them by name.
 
     It takes the model's [-1, 1] RGB input and rescales it to SFace's own ``(x - 127.5) / 128`` (a fixed factor).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        layers: dict[str, nn.Module] = {"conv_1": ConvBNAct(3, 32, 3, 1, activation="prelu")}
-        cin = 32
-        for name, cout, stride in SFACE_LAYERS:
+        (_, stem, _), *rest = sface_layers(cfg.width)
+        stem_stride = cfg.sface_stem_stride
+        layers: dict[str, nn.Module] = {"conv_1": ConvBNAct(3, stem, 3, stem_stride, activation="prelu")}
+        cin = stem
+        for name, cout, stride in rest:
+            if name == "conv_3_dw":  # the one stride-2 layer before 56 px: the stem has taken it
+                stride = stride // stem_stride
             groups = cin if name.endswith("_dw") else 1
             layers[name] = ConvBNAct(cin, cout, 3 if groups > 1 else 1, stride, groups=groups, activation="prelu")
             cin = cout
@@ -318,7 +345,7 @@ class SFaceEncoder(nn.Module):
         for name, layer in layers.items():
             self.layers.add_module(name, layer)
         self.input_scale = 127.5 / 128.0
-        self.out_channels = SFACE_CHANNELS
+        self.out_channels = cin
         self.out_size = cfg.descriptor_size
         init_conv_bn_linear(self)
 
@@ -523,6 +550,8 @@ def _conv_bn_prelu_state(prefix: str, module: str, weights: Mapping[str, Any]) -
 def load_sface_weights(model: "G2DModel", weights: Mapping[str, Any]) -> "G2DModel":
     """Fill an ``sface`` model's encoder and ``linear`` reformer from SFace's weights by ONNX initialiser name
     (``train.sface.float_weights``). Every tensor of both modules is set (strict); the classifier is untouched.
+    A model of ``width`` < 1 takes the weights cut to its width (``train.sface.slice_sface_weights``, which
+    ``train.sface.load_pretrained`` applies).
 
     Raises :class:`InputError` when the model is not the sface architecture or a weight is missing / misshapen.
     """

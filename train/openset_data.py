@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from g2d_edge.align import align_face
-from g2d_edge.detect import DetectorOptions, FaceDetector
-from g2d_edge.facemesh import create_face_mesh, mesh_landmarks
+from g2d_edge.detectors.detect import DetectorOptions, FaceDetector
+from g2d_edge.masks.facemesh import create_face_mesh, mesh_landmarks
 from g2d_edge.masks import MaskOptions, MaskSynthesizer
 from train.data import split_identities
 from train.prepare import list_images

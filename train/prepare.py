@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from g2d_edge.align import align_face, estimate_alignment, transform_points
-from g2d_edge.detect import DetectorOptions, FaceDetector
-from g2d_edge.facemesh import MESH_POINTS, create_face_mesh, mesh_landmarks  # noqa: F401 - also importable here
+from g2d_edge.detectors import DetectorOptions, FaceDetector
+from g2d_edge.masks.facemesh import MESH_POINTS, create_face_mesh, mesh_landmarks
 from g2d_edge.files import atomic_write
 from g2d_edge.io import IMAGE_SUFFIXES, list_people
 from g2d_edge.io import list_images as list_image_files

@@ -5,7 +5,8 @@ its weights as int8 with block-wise `DequantizeLinear` (opset 21) followed by a 
 graph input too (ONNX Runtime refuses that), and fixes the batch at 1. `float_graph` rewrites it into the equivalent
 plain graph (Sub, Mul, Conv, BatchNormalization, PRelu, Flatten, Gemm) with float32 initialisers and a dynamic batch;
 `float_weights` gives those weights by initialiser name, which is how `train.model.load_sface_weights` fills the
-PyTorch re-implementation (`ModelConfig.preset("sface")`).
+PyTorch re-implementation (`ModelConfig.preset("sface")`); `slice_sface_weights` cuts them down to a slimmer
+network (`ModelConfig.preset("sface", width=0.5)`): the starting point of a faster student.
 
 Input: aligned 112x112 faces (ArcFace template, as `g2d_edge.align`), RGB, 0..255; the graph normalises with
 ``(x - 127.5) * 0.0078125``. Output `fc1`: 128-d, not normalised (compare with cosine).
@@ -117,13 +118,64 @@ def float_graph(path: PathLike = DEFAULT_SFACE_ONNX):
     return new_model
 
 
+_BN = ("batchnorm_gamma", "batchnorm_beta", "batchnorm_moving_mean", "batchnorm_moving_var")
+
+
+def _strongest(weights: Dict[str, np.ndarray], name: str, kernel: np.ndarray, count: int) -> np.ndarray:
+    """Indices (ascending) of the ``count`` output channels of dense layer ``name`` with the largest batch-norm-scaled
+    L1 norm of their filters (``kernel``: the filters already cut to the kept input channels)."""
+    scale = np.abs(weights[f"{name}_batchnorm_gamma"]) / np.sqrt(weights[f"{name}_batchnorm_moving_var"] + 1e-3)
+    score = scale * np.abs(kernel).reshape(len(kernel), -1).sum(axis=1)
+    return np.sort(np.argsort(-score, kind="stable")[:count])
+
+
+def slice_sface_weights(weights: Dict[str, np.ndarray], width: float) -> Dict[str, np.ndarray]:
+    """SFace's weights (``float_weights``) cut to the network of ``ModelConfig.preset("sface", width=width)``.
+
+    Channel slicing of the pretrained filters: every dense layer (the stem and the 1x1 convs) keeps its strongest
+    output channels (batch-norm scale x L1 norm of the filter over the input channels kept before it); a depthwise
+    layer keeps the channels of its input; the head's BN and FC keep the last layer's channels of every 7x7 cell.
+    The result is a starting point for distillation, not a finished recogniser.
+    """
+    from .model import sface_layers
+
+    out = dict(weights)
+    keep_in = np.arange(3)
+    for name, count, _ in sface_layers(width):
+        kernel = weights[f"{name}_conv2d_weight"]
+        if name.endswith("_dw"):  # (C, 1, 3, 3): one filter per input channel
+            if count != len(keep_in):
+                raise ValueError(f"depthwise layer {name} has {count} channels, its input {len(keep_in)}")
+            keep = keep_in
+            out[f"{name}_conv2d_weight"] = kernel[keep]
+        else:
+            kernel = kernel[:, keep_in]
+            keep = _strongest(weights, name, kernel, count)
+            out[f"{name}_conv2d_weight"] = kernel[keep]
+        for part in (*_BN, "relu_gamma"):
+            out[f"{name}_{part}"] = weights[f"{name}_{part}"][keep]
+        keep_in = keep
+    for part in ("gamma", "beta", "moving_mean", "moving_var"):
+        out[f"bn1_{part}"] = weights[f"bn1_{part}"][keep_in]
+    fc = weights["pre_fc1_weight"]  # (128, C * 7 * 7), flattened channel-major as the descriptor map
+    cells = fc.shape[1] // len(weights["bn1_gamma"])
+    out["pre_fc1_weight"] = fc.reshape(len(fc), -1, cells)[:, keep_in].reshape(len(fc), -1)
+    return out
+
+
 def load_pretrained(model, spec: str):
-    """Fill an sface `G2DModel` with SFace's weights; ``spec`` is "sface" (the shared copy) or "sface:<path>"."""
+    """Fill an sface `G2DModel` with SFace's weights (cut to the model's width); ``spec`` is "sface" (the shared copy)
+    or "sface:<path>"."""
     from .model import load_sface_weights
 
     path = Path(spec[6:]) if spec.startswith("sface:") else DEFAULT_SFACE_ONNX
-    log.info("initialising the network from SFace's weights (%s)", path)
-    return load_sface_weights(model, float_weights(path))
+    width = model.config.width
+    log.info("initialising the network from SFace's weights (%s)%s", path,
+             f", its strongest channels for width {width}" if width != 1.0 else "")
+    weights = float_weights(path)
+    if width != 1.0:
+        weights = slice_sface_weights(weights, width)
+    return load_sface_weights(model, weights)
 
 
 class SFace:

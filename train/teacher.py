@@ -65,13 +65,16 @@ class RandomConvTeacher:
 
 
 class OnnxTeacher:
-    """Any ONNX face recogniser taking aligned faces.
+    """Any ONNX face recogniser taking aligned faces; its first output is the embedding.
 
-    input_layout: "NHWC-BGR-uint8" (like g2d-edge's own graphs) or "NCHW-RGB-float" (insightface/ArcFace style:
-    (x - 127.5) / 127.5).
+    input_layout: "NHWC-BGR-uint8" (like g2d-edge's own graphs, e.g. `g2d_edge/models/g2d-edge-m.onnx`) or
+    "NCHW-RGB-float" (insightface/ArcFace style: (x - 127.5) / 127.5); None (default) reads it from the graph's
+    input type: uint8 is g2d-edge's layout, anything else ArcFace's.
     """
 
-    def __init__(self, path: Path, input_layout: str = "NCHW-RGB-float", batch_size: int = 32) -> None:
+    LAYOUTS = ("NHWC-BGR-uint8", "NCHW-RGB-float")
+
+    def __init__(self, path: Path, input_layout: Optional[str] = None, batch_size: int = 32) -> None:
         import onnxruntime as ort
 
         path = Path(path)
@@ -81,6 +84,11 @@ class OnnxTeacher:
         self.input_name = self.session.get_inputs()[0].name
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self.name = f"onnx:{path.name}"
+        if input_layout is None:
+            uint8 = self.session.get_inputs()[0].type == "tensor(uint8)"
+            input_layout = "NHWC-BGR-uint8" if uint8 else "NCHW-RGB-float"
+        if input_layout not in self.LAYOUTS:
+            raise ModelError(f"teacher input_layout must be one of {self.LAYOUTS}, got {input_layout!r}")
         self.layout = input_layout
         self.batch_size = batch_size
 

@@ -5,7 +5,8 @@
     emb, logits = backend.infer(aligned_faces)         # (N,112,112,3) uint8 BGR -> (N,512), (N,C)
 
 Backends, one file each: "tensorrt" (`tensorrt.py`: a `.engine`, or an `.onnx` with a cached / freshly built
-engine), "onnxruntime" (`onnxruntime.py`: an `.onnx`, TensorRT EP > CUDA EP > CPU EP) and "triton" (`triton.py`: a
+engine), "onnxruntime" (`onnxruntime.py`: an `.onnx`, TensorRT EP > CUDA EP > CPU EP), "openvino" (`openvino.py`:
+an `.onnx` on an x86 CPU, the `[openvino]` extra; "auto" picks it on a CPU-only machine) and "triton" (`triton.py`: a
 Triton Inference Server at `url=`; the local file only gives the sidecar). `loader.py` opens a model (one path
 check, one engine-cache lookup); `engine_cache.py` names and finds cached TensorRT engines, `engine_build.py` builds
 them on the target box (with `faces.py` for INT8 calibration); `tensorrt_env.py` is what TensorRT / GPU this machine
@@ -14,26 +15,16 @@ checkpoints, lives with the export tools (`export.torch_backend`): the runtime n
 """
 from __future__ import annotations
 
-from typing import Any
-
-from .base import Backend, BaseBackend, check_faces, l2_normalise
+from .base import Backend, BaseBackend, check_faces
 from .engine_cache import engine_cache_path, find_cached_engine
 from .loader import BACKEND_NAMES, available_backends, load_backend, open_model
 from .onnxruntime import OnnxRuntimeBackend, OrtOptions
+from .openvino import OpenVinoBackend, OpenVinoOptions
 from .tensorrt import TensorRTBackend, TrtRuntimeOptions
 from .triton import TritonBackend, TritonOptions
 
-__all__ = ["Backend", "BaseBackend", "OnnxRuntimeBackend", "OrtOptions", "TensorRTBackend", "TrtRuntimeOptions",
+__all__ = ["Backend", "BaseBackend", "OnnxRuntimeBackend", "OrtOptions", "OpenVinoBackend", "OpenVinoOptions",
+           "TensorRTBackend", "TrtRuntimeOptions",
            "load_backend", "open_model", "available_backends", "engine_cache_path", "find_cached_engine",
-           "check_faces", "l2_normalise", "BACKEND_NAMES", "TritonBackend", "TritonOptions"]
+           "check_faces", "BACKEND_NAMES", "TritonBackend", "TritonOptions"]
 
-_MOVED_TO_EXPORT = ("TorchBackend", "TorchOptions", "torch_available", "CHECKPOINT_SUFFIXES")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_EXPORT:  # an ImportError, so that `from g2d_edge.backends import TorchBackend` shows why
-        raise ImportError(f"g2d_edge.backends.{name} moved to export.torch_backend.{name}: the PyTorch backend runs "
-                          "training checkpoints and needs torch and the training code, which the runtime never "
-                          "imports (pip install g2d-edge[train]; `from export.torch_backend import TorchBackend`)",
-                          name=name)
-    raise AttributeError(f"module 'g2d_edge.backends' has no attribute {name!r}")

@@ -14,11 +14,11 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Dict, Iterable, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import G2DError, InputError, ModelError
 from ..sidecar import InputSpec, ModelSidecar, sidecar_path_for
 from ..vectors import l2_normalise
 
@@ -126,6 +126,40 @@ def writable_dir(preferred: Path, fallback_name: str) -> Path:
     return fallback
 
 
+def check_graph_against_sidecar(model_path: Path, sidecar: ModelSidecar, inputs: Sequence[Tuple[str, str]],
+                                input_shape: Sequence[Any], outputs: Dict[str, Any], stamped_space: str) -> None:
+    """ModelError unless a graph (as its runtime describes it) is the one its sidecar describes: one input of the
+    sidecar's name and dtype (`inputs`: [(name, dtype)]) and per-face shape (`input_shape`: the dims after the batch,
+    an int where static), the outputs the sidecar lists (`outputs`: {name: last dim, an int where static}), and the
+    embedding space stamped in the graph's metadata (`stamped_space`, "" where none). One check for every runtime."""
+    spec = sidecar.input
+    if len(inputs) != 1 or inputs[0][0] != spec.name or inputs[0][1] != spec.dtype:
+        got = ", ".join(f"{name}: {dtype}" for name, dtype in inputs)
+        raise ModelError(f"{model_path} takes ({got}), expected one input '{spec.name}': {spec.dtype}; it was not "
+                         "exported by g2d-export onnx, or its sidecar belongs to another model")
+    wanted = (spec.height, spec.width, spec.channels) if spec.layout == "NHWC" else (spec.channels, spec.height,
+                                                                                      spec.width)
+    shape = list(input_shape)
+    if len(shape) != 3 or any(isinstance(d, int) and d != w for d, w in zip(shape, wanted)):
+        raise ModelError(f"{model_path} takes faces of shape {shape} ({spec.layout}), but its sidecar says "
+                         f"{list(wanted)}; the sidecar was edited or belongs to another model: re-export")
+    needed = 2 if sidecar.num_classes > 0 else 1
+    if len(sidecar.outputs) < needed:
+        raise ModelError(f"the sidecar of {model_path} lists the outputs {sidecar.outputs}, but a model with "
+                         f"{sidecar.num_classes} classes has {needed} (embedding, logits); re-export")
+    missing = [n for n in sidecar.outputs if n not in outputs]
+    if missing:
+        raise ModelError(f"{model_path} lacks the outputs {missing} its sidecar lists; re-export the model")
+    dim = outputs[sidecar.outputs[0]]
+    if isinstance(dim, int) and dim != sidecar.embedding_dim:
+        raise ModelError(f"{model_path} gives {dim}-d embeddings but its sidecar says {sidecar.embedding_dim}; the "
+                         "sidecar belongs to another model: re-export")
+    if stamped_space and stamped_space != sidecar.embedding_space:
+        raise ModelError(f"the sidecar next to {model_path} belongs to another model (embedding space "
+                         f"{sidecar.embedding_space}, the graph says {stamped_space}); copy the model's own .json "
+                         "next to it or re-export")
+
+
 class BaseBackend:
     """Shared behaviour of the concrete backends: input checks, empty batches, chunking, renormalisation."""
 
@@ -159,12 +193,36 @@ class BaseBackend:
         embs, logits = [], []
         for start in range(0, n, self.max_batch):
             chunk = faces[start:start + self.max_batch]
-            e, lg = self._run(chunk)
-            embs.append(np.asarray(e, dtype=np.float32).reshape(len(chunk), self.embedding_dim))
-            logits.append(np.asarray(lg, dtype=np.float32).reshape(len(chunk), self.num_classes))
+            e, lg = self._checked_outputs(*self._run(chunk), len(chunk))
+            embs.append(e)
+            logits.append(lg)
         emb = embs[0] if len(embs) == 1 else np.concatenate(embs)
         lg = logits[0] if len(logits) == 1 else np.concatenate(logits)
         return l2_normalise(emb), lg
+
+    def _checked_outputs(self, e: Any, lg: Any, n: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The outputs of one chunk of `n` faces as (n, D) and (n, C) float32; `_bad_output` for another shape or
+        a NaN / infinite embedding (which would make every face silently unknown)."""
+        try:
+            emb = np.asarray(e, dtype=np.float32)
+            logits = np.asarray(lg, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise self._bad_output(f"outputs that are not numbers ({exc})") from None
+        if emb.size != n * self.embedding_dim:
+            raise self._bad_output(f"embeddings of shape {emb.shape} for {n} face(s), not ({n}, "
+                                   f"{self.embedding_dim}) as the sidecar says")
+        if logits.size != n * self.num_classes:
+            raise self._bad_output(f"logits of shape {logits.shape} for {n} face(s), not ({n}, {self.num_classes}) "
+                                   "as the sidecar says")
+        emb = emb.reshape(n, self.embedding_dim)
+        if not np.all(np.isfinite(emb)):
+            raise self._bad_output("embeddings holding NaN or infinity")
+        return emb, logits.reshape(n, self.num_classes)
+
+    def _bad_output(self, what: str) -> G2DError:
+        """The error for outputs that cannot be embeddings of this model (`what` they are)."""
+        return ModelError(f"the model ({self.sidecar.name}, {self.name} backend) returned {what}; the model file is "
+                          "damaged or not the model its sidecar describes")
 
     def warmup(self) -> None:
         """Run a batch of 1 and, when allowed, a batch of `min(8, max_batch)` black faces."""

@@ -6,7 +6,7 @@ builder (`g2d_edge.backends.engine_build`) needs them on the target box; `export
 * `synthetic_faces(n, rng)`: face-like 112x112 BGR images (skin-toned oval, eyes, brows, nose, mouth at the ArcFace
   template positions, random tones, poses and noise) for machines without real data.
 * `load_calibration_faces(source, ...)`: INT8 calibration faces from an .npz cache or a folder of photos (detected
-  and aligned by the SDK's own `g2d_edge.detect` + `g2d_edge.align`, so calibration sees deployment crops).
+  and aligned by the SDK's own `g2d_edge.detectors.detect` + `g2d_edge.align`, so calibration sees deployment crops).
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def align_folder(root: PathLike, max_faces: int, seed: int = 0, min_face_size: i
     Photos that cannot be read or hold no face are skipped (and counted in the log). Raises FileNotFoundError when
     no face at all is found.
     """
-    from ..detect import DetectorOptions, FaceDetector  # mediapipe is slow to import: only when needed
+    from ..detectors.detect import DetectorOptions, FaceDetector  # mediapipe is slow to import: only when needed
 
     files = list_images(root, recursive=True)
     if not files:

@@ -2,9 +2,9 @@
 backend that runs it).
 
 One path check (`check_model_path`), one engine-cache lookup (`engine_cache.find_cached_engine`, at most once per
-load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime" and "triton"; training
-checkpoints run on the development-only `TorchBackend` of the export tools (`export.torch_backend`), which needs
-torch and is passed in as a ready backend object.
+load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime", "openvino" and "triton";
+training checkpoints run on the development-only `TorchBackend` of the export tools (`export.torch_backend`), which
+needs torch and is passed in as a ready backend object.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ..shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
 from .base import Backend, load_sidecar
 from .engine_cache import find_cached_engine
 from .onnxruntime import OnnxRuntimeBackend, OrtOptions, available_providers
+from .openvino import OpenVinoBackend, OpenVinoOptions, openvino_available
 from .tensorrt import TensorRTBackend, TrtRuntimeOptions
 from .tensorrt_env import ENGINE_SUFFIXES, tensorrt_available
 from .triton import TritonBackend, TritonOptions, triton_available
@@ -27,9 +28,10 @@ from .triton import TritonBackend, TritonOptions, triton_available
 log = logging.getLogger("g2d_edge.backends")
 
 #: The backends of the runtime ("auto" picks one of them).
-BACKEND_NAMES = ("tensorrt", "onnxruntime", "triton")
-_ALIASES = {"trt": "tensorrt", "ort": "onnxruntime", "onnx": "onnxruntime"}
-_OPTION_CLASSES = {"tensorrt": TrtRuntimeOptions, "onnxruntime": OrtOptions, "triton": TritonOptions}
+BACKEND_NAMES = ("tensorrt", "onnxruntime", "openvino", "triton")
+_ALIASES = {"trt": "tensorrt", "ort": "onnxruntime", "onnx": "onnxruntime", "ov": "openvino"}
+_OPTION_CLASSES = {"tensorrt": TrtRuntimeOptions, "onnxruntime": OrtOptions, "openvino": OpenVinoOptions,
+                   "triton": TritonOptions}
 #: load_backend options that are not fields of a backend's options dataclass.
 _LOADER_OPTIONS = ("build_engine", "precision", "calib_data")
 #: What the runtime runs (a Triton backend reads only the model's sidecar).
@@ -48,7 +50,8 @@ ModelLike = Union[None, str, os.PathLike, Backend]
 def available_backends() -> Dict[str, Optional[str]]:
     """{backend name: None if it can run here, else the reason it cannot}."""
     return {"tensorrt": tensorrt_available(), "onnxruntime": None if available_providers() else
-            "onnxruntime is not installed: pip install onnxruntime", "triton": triton_available()}
+            "onnxruntime is not installed: pip install onnxruntime", "openvino": openvino_available(),
+            "triton": triton_available()}
 
 
 def backend_name(backend: str) -> str:
@@ -100,27 +103,38 @@ def _split_options(backend: str, options: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in options.items() if k in own}
 
 
+def _cpu_runtime() -> str:
+    """The runtime "auto" gives an `.onnx` that TensorRT does not run: "openvino" when it is installed and ONNX
+    Runtime has no GPU provider here (OpenVINO is the faster CPU runtime for g2d-edge-m), else "onnxruntime"."""
+    if any(p != "CPUExecutionProvider" for p in available_providers()):
+        return "onnxruntime"
+    return "openvino" if openvino_available() is None else "onnxruntime"
+
+
 def _choose(path: Path, backend: str, precision: str, device: int, build: bool) -> Tuple[str, Optional[Path]]:
     """(backend to use, engine to run: the file itself, a cached engine, or None = build one) for a checked path.
 
     "auto": an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached (or `build`), else
-    ONNX Runtime. The cache is looked up here, once.
+    OpenVINO on a CPU-only machine where it is installed, else ONNX Runtime. The cache is looked up here, once.
     """
     is_engine = path.suffix.lower() in ENGINE_SUFFIXES
-    if backend == "onnxruntime":
+    if backend in ("onnxruntime", "openvino"):
         if is_engine:
-            raise ModelError(f"the onnxruntime backend runs .onnx models, got {path}")
+            raise ModelError(f"the {backend} backend runs .onnx models, got {path}")
+        reason = openvino_available() if backend == "openvino" else None
+        if reason is not None:
+            raise BackendUnavailableError(reason)
         return backend, None
     reason = tensorrt_available()
     if reason is not None:
         if backend == "tensorrt" or is_engine:
             raise BackendUnavailableError(reason)
-        return "onnxruntime", None
+        return _cpu_runtime(), None
     if is_engine:
         return "tensorrt", path
     engine = find_cached_engine(path, precision, device)
     if backend == "auto" and engine is None and not build:
-        return "onnxruntime", None
+        return _cpu_runtime(), None
     return "tensorrt", engine
 
 
@@ -129,14 +143,17 @@ def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any)
 
     model: a `.engine` (TensorRT) or an `.onnx` (ONNX Runtime, or TensorRT through a cached engine); its `.json`
         sidecar must sit next to it.
-    backend: "auto" | "tensorrt" | "onnxruntime" | "triton". "auto" picks by file type and what is installed,
-        fastest first: an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached next to it
-        (or `build_engine=True`), else ONNX Runtime (TensorRT EP > CUDA EP > CPU EP). The choice is logged. An
+    backend: "auto" | "tensorrt" | "onnxruntime" | "openvino" | "triton". "auto" picks by file type and what is
+        installed, fastest first: an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached
+        next to it (or `build_engine=True`), else ONNX Runtime with a GPU provider (TensorRT EP > CUDA EP), else
+        OpenVINO when it is installed (`pip install g2d-edge[openvino]`), else ONNX Runtime on the CPU. The choice
+        is logged. An
         explicitly requested backend that cannot run here raises BackendUnavailableError naming the missing
         package. "triton" (also picked by "auto" when a `url` is given) runs the model on a Triton server (`url`,
         `model_name` ...: fields of `TritonOptions`); `model` is then read only for its sidecar (an `.onnx`,
         `.engine` or the `.json` itself), which the served model must match.
-    options: fields of `TrtRuntimeOptions`, `OrtOptions` or `TritonOptions` (those of other backends are ignored),
+    options: fields of `TrtRuntimeOptions`, `OrtOptions`, `OpenVinoOptions` or `TritonOptions` (those of other
+        backends are ignored; `intra_op_threads` and `max_batch` mean the same to ONNX Runtime and OpenVINO),
         plus `build_engine` (build and cache a TensorRT engine for an `.onnx` when none is cached), `precision`
         ("fp16" default, "fp32", "int8") of that engine, and `calib_data` (INT8 calibration faces: folder or .npz).
     """
@@ -157,6 +174,15 @@ def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any)
         log.info("backend auto -> %s for %s", chosen, path.name)
     if chosen == "onnxruntime":
         return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
+    if chosen == "openvino":
+        sidecar = load_sidecar(path)  # a damaged sidecar is the user's to fix, whichever runtime runs the graph
+        try:
+            return OpenVinoBackend(path, OpenVinoOptions(**_split_options("openvino", options)), sidecar)
+        except ModelError as exc:
+            if name != "auto" or exc.__cause__ is None:  # only OpenVINO's own failure to run the graph falls back
+                raise
+            log.warning("OpenVINO cannot run %s (%s); backend auto -> onnxruntime instead", path.name, exc)
+            return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
     opts = TrtRuntimeOptions(**_split_options("tensorrt", options))
     if engine is None:
         if not build:

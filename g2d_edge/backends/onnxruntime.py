@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ModelError
 from ..sidecar import ModelSidecar
-from .base import BaseBackend, PathLike, check_model_file, load_sidecar, writable_dir
+from .base import BaseBackend, PathLike, check_graph_against_sidecar, check_model_file, load_sidecar, writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -158,25 +158,12 @@ class OnnxRuntimeBackend(BaseBackend):
         return {}
 
     def _check_io(self) -> None:
-        spec = self.sidecar.input
         inputs = self._session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != spec.name or inputs[0].type != f"tensor({spec.dtype})":
-            got = ", ".join(f"{i.name}: {i.type}" for i in inputs)
-            raise ModelError(f"{self.model_path} takes ({got}), expected one input '{spec.name}': tensor({spec.dtype}); "
-                             "it was not exported by g2d-export onnx, or its sidecar belongs to another model")
-        outputs = {o.name: o for o in self._session.get_outputs()}
-        missing = [n for n in self.sidecar.outputs if n not in outputs]
-        if missing:
-            raise ModelError(f"{self.model_path} lacks the outputs {missing} its sidecar lists; re-export the model")
-        dim = outputs[self.sidecar.outputs[0]].shape[-1]
-        if isinstance(dim, int) and dim != self.sidecar.embedding_dim:
-            raise ModelError(f"{self.model_path} gives {dim}-d embeddings but its sidecar says "
-                             f"{self.sidecar.embedding_dim}; the sidecar belongs to another model: re-export")
-        stamped = self._session.get_modelmeta().custom_metadata_map.get("embedding_space")
-        if stamped and stamped != self.sidecar.embedding_space:
-            raise ModelError(f"the sidecar next to {self.model_path} belongs to another model (embedding space "
-                             f"{self.sidecar.embedding_space}, the graph says {stamped}); copy the model's own .json "
-                             "next to it or re-export")
+        outputs = {o.name: (o.shape[-1] if o.shape else None) for o in self._session.get_outputs()}
+        check_graph_against_sidecar(
+            self.model_path, self.sidecar, [(i.name, i.type[len("tensor("):-1]) for i in inputs],
+            list(inputs[0].shape)[1:] if len(inputs) == 1 else [], outputs,
+            self._session.get_modelmeta().custom_metadata_map.get("embedding_space", ""))
         if self.max_batch > 1 and self.provider == "TensorrtExecutionProvider":
             self.max_batch = min(self.max_batch, max(1, self.options.trt_max_batch))
 

@@ -23,9 +23,7 @@ import numpy as np
 from ..errors import ModelError
 from ..sidecar import ModelSidecar
 from .base import BaseBackend, PathLike, check_model_file, load_sidecar
-from .engine_cache import engine_cache_candidates, engine_cache_path  # noqa: F401 - importable from here too
-from .tensorrt_env import (ENGINE_SUFFIXES, PRECISIONS, TRT_INSTALL_HINT, GpuInfo, current_gpu,  # noqa: F401
-                           import_tensorrt, tensorrt_available, trt_logger, trt_release)
+from .tensorrt_env import ENGINE_SUFFIXES, GpuInfo, current_gpu, import_tensorrt, trt_logger, trt_release
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,11 @@ and compares it with that sidecar: the `g2d_embedding_space` parameter that `g2d
 so a gallery is never searched with another model's embeddings.
 
 Failures: an unreachable or silent server raises BackendUnavailableError after `retries` more tries, each bounded by
-`timeout_s`; a missing, unready or different model raises ModelError. `tritonclient` is the `[triton]` extra and is
-imported only when a TritonBackend is created.
+`timeout_s` as a total deadline (over HTTP too: a server that drip-feeds its answer a byte at a time is cut off at
+`timeout_s`, so a call gives up after about `(retries + 1) * timeout_s` plus the back-off pauses); a missing, unready
+or different model raises ModelError; a server that answers garbage, invalid JSON, a malformed model configuration,
+or embeddings of the wrong width or with NaN raises ServerReplyError (a ModelError that names the server).
+`tritonclient` is the `[triton]` extra and is imported only when a TritonBackend is created.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, InputError, ModelError
+from ..errors import BackendUnavailableError, G2DError, InputError, ModelError, ServerReplyError
 from ..sidecar import ModelSidecar
 from .base import BaseBackend
 
@@ -55,7 +58,7 @@ class TritonOptions:
     model_name: the served model (default: the sidecar's name, the name `g2d-export triton` gives it; its TensorRT
         variant is "<name>-trt").
     model_version: "" for the version the server's policy serves (the newest), else a version number.
-    timeout_s: limit of one request (connection, queueing, inference, reply).
+    timeout_s: limit of one request, in total (connection, queueing, inference, the whole reply).
     retries: further tries after a request failed because the server was unreachable, overloaded or too slow.
     retry_backoff_s: pause before the first retry; doubled before each next one.
     max_batch: faces per request (0: the served model's max_batch_size); larger batches are split.
@@ -248,6 +251,35 @@ class TritonBackend(BaseBackend):
         """Per-call timeout keyword (gRPC); the HTTP client carries its timeouts itself."""
         return {"client_timeout": float(self.options.timeout_s)} if self.endpoint.protocol == "grpc" else {}
 
+    def _attempt(self, fn: Callable[[Any], T]) -> T:
+        """fn(client) within `timeout_s` in total. gRPC has a real deadline (`client_timeout`); the HTTP client's
+        timeouts bound each socket operation only, so a server that sends a byte now and then would hold it for
+        ever: there a gevent timeout (the HTTP client runs on gevent) bounds the whole call, and a client cut off
+        in the middle of a reply is dropped (the next try opens a new connection)."""
+        client = self._client()
+        if self.endpoint.protocol != "http":
+            return fn(client)
+        import gevent  # the HTTP client's own dependency
+
+        limit = float(self.options.timeout_s)
+        try:
+            with gevent.Timeout(limit, TimeoutError(f"no complete answer within {limit:g} s")):
+                return fn(client)
+        except TimeoutError:
+            self._drop_client(client)
+            raise
+
+    def _drop_client(self, client: Any) -> None:
+        if getattr(self._local, "client", None) is client:
+            self._local.client = None
+        with self._clients_lock:
+            if client in self._clients:
+                self._clients.remove(client)
+        try:
+            client.close()
+        except Exception:  # a connection cut off mid-reply may not close cleanly
+            log.debug("closing a timed-out Triton client failed", exc_info=True)
+
     def _transient(self, exc: BaseException) -> bool:
         if isinstance(exc, self._server_error):
             return str(exc.status()) in _TRANSIENT_STATUS
@@ -259,7 +291,7 @@ class TritonBackend(BaseBackend):
         pause, tries, attempt = float(self.options.retry_backoff_s), int(self.options.retries) + 1, 1
         while True:
             try:
-                return fn(self._client())
+                return self._attempt(fn)
             except Exception as exc:
                 if not self._transient(exc):
                     raise
@@ -274,7 +306,7 @@ class TritonBackend(BaseBackend):
                 pause *= 2
                 attempt += 1
 
-    def _connect(self) -> int:
+    def _connect_checked(self) -> int:
         """Liveness, readiness and identity of the served model; returns its max_batch_size."""
         kw = self._timeout()
         if not self._call("a liveness check", lambda c: c.is_server_live(**kw)):
@@ -286,8 +318,28 @@ class TritonBackend(BaseBackend):
         try:
             raw = self._call("a model-config request", lambda c: self._get_config(c, kw))
         except self._server_error as exc:
-            raise ModelError(f"{self.where} gave no model config ({_describe(exc)})") from exc
-        return check_served_config(raw.get("config", raw), self.sidecar, self.where)
+            raise ServerReplyError(f"{self.where} gave no model config ({_describe(exc)})") from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("config", raw), dict):
+            raise ServerReplyError(f"{self.where} sent a model config that is not a JSON object "
+                                   f"({type(raw).__name__}); is {self.endpoint.url} a Triton server?")
+        try:
+            return check_served_config(raw.get("config", raw), self.sidecar, self.where)
+        except G2DError:
+            raise
+        except Exception as exc:  # fields of the wrong type: the server's reply is malformed
+            raise ServerReplyError(f"{self.where} sent a malformed model config ({_describe(exc)}); check the "
+                                   "server's model repository (write it with `g2d-export triton`)") from exc
+
+    def _connect(self) -> int:
+        """`_connect_checked`, with anything but a G2DError (a reply that is not JSON, a closed connection in the
+        middle of a reply ...) turned into a ServerReplyError naming the server, never blamed on the local model."""
+        try:
+            return self._connect_checked()
+        except G2DError:
+            raise
+        except Exception as exc:
+            raise ServerReplyError(f"the server at {self.endpoint.url} did not give a valid Triton reply "
+                                   f"({_describe(exc)}); is it a Triton server, and is it healthy?") from exc
 
     def _get_config(self, client: Any, kw: Dict[str, float]) -> Dict[str, Any]:
         if self.endpoint.protocol == "grpc":
@@ -317,11 +369,22 @@ class TritonBackend(BaseBackend):
 
         try:
             result = self._call("an inference request", request)
+            embeddings = result.as_numpy(outputs[0])
+            logits = result.as_numpy(outputs[1]) if len(outputs) > 1 else np.zeros((len(faces), 0), np.float32)
+        except G2DError:
+            raise
         except self._server_error as exc:
             raise ModelError(f"{self.where} failed on a batch of {len(faces)} face(s): {_describe(exc)}") from exc
-        embeddings = result.as_numpy(outputs[0])
-        logits = result.as_numpy(outputs[1]) if len(outputs) > 1 else np.zeros((len(faces), 0), np.float32)
+        except Exception as exc:  # a reply tritonclient cannot parse
+            raise ServerReplyError(f"{self.where} sent an invalid reply to a batch of {len(faces)} face(s) "
+                                   f"({_describe(exc)})") from exc
+        if embeddings is None:
+            raise ServerReplyError(f"{self.where} sent no output {outputs[0]!r} for a batch of {len(faces)} face(s)")
         return embeddings, logits
+
+    def _bad_output(self, what: str) -> G2DError:
+        return ServerReplyError(f"{self.where} returned {what}; the server runs another model than the sidecar on "
+                                "this box describes, or a broken one")
 
     def close(self) -> None:
         """Close every connection this backend opened. Safe to call twice."""

@@ -19,14 +19,37 @@ from .base import Detection
 SHIPPED_YUNET = Path(__file__).resolve().parents[1] / "models" / "face_detection_yunet_2023mar_int8bq.onnx"
 
 #: YuNet's own non-maximum suppression (IoU) and the most candidates it keeps per image.
-_NMS_IOU = 0.3
-_TOP_K = 5000
+NMS_IOU = 0.3
+TOP_K = 5000
 #: Images are padded (bottom, right) to a multiple of this many pixels, so that few input sizes recur.
-_SIZE_STEP = 64
+SIZE_STEP = 64
+
+
+def pad_to_step(image: np.ndarray) -> np.ndarray:
+    """`image` padded with black (bottom, right) to a multiple of SIZE_STEP px each way."""
+    h, w = image.shape[:2]
+    ph, pw = -h % SIZE_STEP, -w % SIZE_STEP
+    if ph or pw:
+        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return image
+
+
+def rows_to_detections(rows: Optional[np.ndarray]) -> List[Detection]:
+    """`cv2.FaceDetectorYN.detect`'s rows (x, y, w, h, 5 keypoints (x, y), score) as Detections."""
+    if rows is None:
+        return []
+    out = []
+    for row in rows:
+        x, y, bw, bh = (float(v) for v in row[:4])
+        out.append(Detection(box=np.array([x, y, x + bw, y + bh], np.float32),
+                             keypoints=np.asarray(row[4:14], np.float32).reshape(5, 2), score=float(row[14])))
+    return out
 
 
 class YuNetDetector:
-    """YuNet at the image's own size (its input size is set from each image; no fixed square input).
+    """YuNet through OpenCV's DNN module (`cv2.FaceDetectorYN`; `DetectorOptions(runtime="opencv")`; the other
+    runtimes are in `yunet_runtime.py`) at the image's own size (its input size is set from each image; no fixed
+    square input).
 
     At the size it is given it finds faces reliably from about 24 px (clean) or 64 px (masked) up to about 250 px
     (larger faces can come out twice, shifted); `FaceDetector` resizes frames into that range (`DetectorOptions`). OpenCV re-plans the network whenever
@@ -55,7 +78,7 @@ class YuNetDetector:
             self._nets.move_to_end(size)
             return net
         try:
-            net = cv2.FaceDetectorYN.create(str(self.model_path), "", size, self.min_confidence, _NMS_IOU, _TOP_K)
+            net = cv2.FaceDetectorYN.create(str(self.model_path), "", size, self.min_confidence, NMS_IOU, TOP_K)
         except cv2.error as exc:
             raise ModelError(f"OpenCV {cv2.__version__} cannot load the YuNet model {self.model_path.name} (int8 "
                              "block-quantised ONNX needs OpenCV 4.11 or newer): upgrade with "
@@ -68,19 +91,9 @@ class YuNetDetector:
 
     def detect(self, image: np.ndarray) -> List[Detection]:
         """Faces in a BGR uint8 image, in its pixels."""
-        h, w = image.shape[:2]
-        ph, pw = -h % _SIZE_STEP, -w % _SIZE_STEP
-        if ph or pw:
-            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        _, rows = self._net((w + pw, h + ph)).detect(image)
-        if rows is None:
-            return []
-        out = []
-        for row in rows:
-            x, y, bw, bh = (float(v) for v in row[:4])
-            out.append(Detection(box=np.array([x, y, x + bw, y + bh], np.float32),
-                                 keypoints=np.asarray(row[4:14], np.float32).reshape(5, 2), score=float(row[14])))
-        return out
+        padded = pad_to_step(image)
+        _, rows = self._net((padded.shape[1], padded.shape[0])).detect(padded)
+        return rows_to_detections(rows)
 
     def close(self) -> None:
         self._nets.clear()

@@ -22,12 +22,17 @@ touched; pixels outside the region are returned unchanged. Randomness comes only
 `np.random.Generator`, so a seed reproduces a mask exactly. About 0.7 ms per 112x112 face on one (busy) CPU core.
 
 Modules: `options.py` (MaskOptions, MaskDraw), `geometry.py` (landmarks, face frame, outlines, canonical face),
-`render.py` (drawing), `synth.py` (MaskSynthesizer, apply_random_mask).
+`render.py` (drawing), `synth.py` (MaskSynthesizer, apply_random_mask), `facemesh.py` (MediaPipe Face Mesh
+landmarks), `templates.py` (MaskedViews: synthetic masked templates at enrolment), `flag.py` (MaskFlag: does a face
+wear a mask?).
 """
 from __future__ import annotations
 
+from .flag import MaskFlag
 from .geometry import CANONICAL_MESH_112
 from .options import STYLES, TEXTURES, MaskDraw, MaskOptions
 from .synth import MaskSynthesizer, apply_random_mask
+from .templates import MaskedViews
 
-__all__ = ["STYLES", "TEXTURES", "MaskOptions", "MaskDraw", "MaskSynthesizer", "apply_random_mask", "CANONICAL_MESH_112"]
+__all__ = ["STYLES", "TEXTURES", "MaskOptions", "MaskDraw", "MaskSynthesizer", "apply_random_mask", "CANONICAL_MESH_112",
+           "MaskFlag", "MaskedViews"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..align import ALIGNED_SIZE, keypoints_to_template_points, similarity_transform
 from ..errors import InputError
-from ..facemesh import MESH_POINTS
+from .facemesh import MESH_POINTS
 from .options import MaskDraw
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,18 @@
-"""Fixtures of the export tests: tiny in-memory networks (random weights, CPU, fast)."""
+"""Fixtures of the export tests: tiny in-memory networks and a tiny model exported here (random weights, CPU, fast)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture(scope="session")
+def exported_tiny_model(tmp_path_factory) -> Path:
+    """The tiny test model exported here through train and export (`make_tiny_model`, tests/fixtures/): tiny.onnx with
+    its sidecar tiny.json and the g2d-train checkpoint tiny.pt next to it. Read-only."""
+    from make_tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("exported-tiny-model"))
 
 
 @pytest.fixture()

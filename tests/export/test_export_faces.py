@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from export.faces import align_folder, load_cached_faces, load_calibration_faces, synthetic_faces
+from g2d_edge.backends.faces import align_folder, load_cached_faces, load_calibration_faces, synthetic_faces
 
 
 @pytest.fixture()

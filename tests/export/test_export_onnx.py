@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from export.cli import main as export_main
-from export.errors import ExportError, ParityError
+from g2d_edge.errors import ExportError, ParityError
 from export.onnx import (ParityOptions, embedding_space_id, export_onnx, parity_batches, verify_parity,
                          weights_sha256)
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for
@@ -30,8 +30,8 @@ def _corrupt(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def test_tiny_model_graph_contract(tiny_onnx_model: Path):
-    model = onnx.load(str(tiny_onnx_model))
+def test_tiny_model_graph_contract(exported_tiny_model: Path):
+    model = onnx.load(str(exported_tiny_model))
     onnx.checker.check_model(model, full_check=True)
     (inp,) = model.graph.input
     assert inp.name == "faces" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
@@ -39,14 +39,14 @@ def test_tiny_model_graph_contract(tiny_onnx_model: Path):
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [112, 112, 3]
     assert [o.name for o in model.graph.output] == ["embedding", "logits"]
     props = {p.key: p.value for p in model.metadata_props}
-    sidecar = ModelSidecar.load(sidecar_path_for(tiny_onnx_model))
+    sidecar = ModelSidecar.load(sidecar_path_for(exported_tiny_model))
     assert props["embedding_space"] == sidecar.embedding_space
     assert props["weights_sha256"] == sidecar.weights_sha256
 
 
-def test_sidecar_contents_and_round_trip(tiny_onnx_model: Path):
+def test_sidecar_contents_and_round_trip(exported_tiny_model: Path):
     TINY_CLASS_NAMES = ["alice", "bob", "carol", "dave", "erin"]  # noqa: N806 - as in tests/conftest.py
-    path = sidecar_path_for(tiny_onnx_model)
+    path = sidecar_path_for(exported_tiny_model)
     sidecar = ModelSidecar.load(path)
     assert sidecar.name == "tiny"
     assert sidecar.embedding_dim == 512 and sidecar.num_classes == len(TINY_CLASS_NAMES)
@@ -64,7 +64,7 @@ def test_sidecar_contents_and_round_trip(tiny_onnx_model: Path):
     # the checkpoint next to it gives the same hashes
     from train.checkpoint import load_model
 
-    model, _ = load_model(tiny_onnx_model.with_suffix(".pt"))
+    model, _ = load_model(exported_tiny_model.with_suffix(".pt"))
     assert weights_sha256(model) == sidecar.weights_sha256
     assert embedding_space_id(model) == sidecar.embedding_space
 
@@ -136,14 +136,14 @@ def test_parity_failure_is_detected_and_nothing_written(tmp_path: Path, make_tin
     assert not list(tmp_path.iterdir())
 
 
-def test_verify_parity_flags_a_corrupted_file(tiny_onnx_model: Path, tmp_path: Path):
+def test_verify_parity_flags_a_corrupted_file(exported_tiny_model: Path, tmp_path: Path):
     from train.checkpoint import load_model
 
     bad = tmp_path / "bad.onnx"
-    onnx.save(_corrupt(onnx.load(str(tiny_onnx_model))), str(bad))
-    model, _ = load_model(tiny_onnx_model.with_suffix(".pt"))
+    onnx.save(_corrupt(onnx.load(str(exported_tiny_model))), str(bad))
+    model, _ = load_model(exported_tiny_model.with_suffix(".pt"))
     batches = parity_batches(FAST)
-    assert verify_parity(tiny_onnx_model, InferenceModel(model), batches).passed
+    assert verify_parity(exported_tiny_model, InferenceModel(model), batches).passed
     report = verify_parity(bad, InferenceModel(model), batches)
     assert not report.passed and report.failures
 
@@ -169,9 +169,9 @@ def test_class_name_mismatch_and_bad_inputs(tmp_path: Path, make_tiny_model):
         export_onnx(object(), tmp_path / "m.onnx", parity=FAST)
 
 
-def test_cli_onnx_success_and_failure(tiny_onnx_model: Path, tmp_path: Path, monkeypatch, capsys):
+def test_cli_onnx_success_and_failure(exported_tiny_model: Path, tmp_path: Path, monkeypatch, capsys):
     ckpt = tmp_path / "ck.pt"
-    shutil.copy(tiny_onnx_model.with_suffix(".pt"), ckpt)
+    shutil.copy(exported_tiny_model.with_suffix(".pt"), ckpt)
     out = tmp_path / "cli.onnx"
     assert export_main(["onnx", str(ckpt), "-o", str(out), "--no-real-faces", "--threshold", "0.3"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -179,7 +179,7 @@ def test_cli_onnx_success_and_failure(tiny_onnx_model: Path, tmp_path: Path, mon
     sidecar = ModelSidecar.load(out.with_suffix(".json"))
     assert sidecar.threshold == pytest.approx(0.3) and sidecar.name == "cli"
     # same weights as the fixture's export: same identity
-    assert sidecar.embedding_space == ModelSidecar.load(tiny_onnx_model.with_suffix(".json")).embedding_space
+    assert sidecar.embedding_space == ModelSidecar.load(exported_tiny_model.with_suffix(".json")).embedding_space
 
     import export.onnx as export_onnx_mod
 
@@ -203,3 +203,20 @@ def test_sidecar_records_the_held_out_people_and_their_validation(tmp_path: Path
     assert sidecar.data_summary["sources"] == {"celeb": {"rows": 10}}
     assert ModelSidecar.load(tmp_path / "m.json").threshold_far == 0.01
     assert sidecar.trained_on == "celeb: 10 photos; Some CPU (2 cores, no GPU)"  # what it saw, and where
+
+
+def test_the_committed_tiny_model_is_what_the_export_makes(exported_tiny_model: Path, tiny_onnx_model: Path):
+    """tests/fixtures/tiny.onnx (the runtime's tests run on it, without torch) is the model make_tiny_model exports
+    today: same sidecar (but the tool versions) and the same outputs. If this fails, remake it: python
+    tests/fixtures/make_tiny_model.py."""
+    from g2d_edge.backends import OnnxRuntimeBackend
+    from g2d_edge.backends.faces import synthetic_faces
+
+    fresh, committed = (json.loads(p.with_suffix(".json").read_text()) for p in (exported_tiny_model, tiny_onnx_model))
+    fresh.pop("versions"), committed.pop("versions")
+    assert committed == fresh
+    faces = synthetic_faces(4, np.random.default_rng(0))
+    (e_fresh, l_fresh), (e_committed, l_committed) = (OnnxRuntimeBackend(p).infer(faces)
+                                                      for p in (exported_tiny_model, tiny_onnx_model))
+    np.testing.assert_allclose(e_committed, e_fresh, atol=1e-5)
+    np.testing.assert_allclose(l_committed, l_fresh, atol=1e-4)

@@ -11,8 +11,10 @@ import pytest
 from export.cli import main as export_main
 from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
 from g2d_edge.backends import load_backend
-from g2d_edge.backends.tensorrt import (GpuInfo, check_engine_compat, engine_cache_candidates, engine_cache_path,
-                                        rebuild_hint, tensorrt_available)
+from g2d_edge.backends import engine_cache_path
+from g2d_edge.backends.engine_cache import engine_cache_candidates
+from g2d_edge.backends.tensorrt import check_engine_compat, rebuild_hint
+from g2d_edge.backends.tensorrt_env import GpuInfo, tensorrt_available
 from g2d_edge.errors import BackendUnavailableError, EngineBuildError, ModelError
 
 TRT_REASON = tensorrt_available()

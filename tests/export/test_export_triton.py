@@ -1,5 +1,5 @@
 """`g2d-export triton`: the model repository's layout, and its config.pbtxt parsed with Triton's own model-config
-protobuf (tritonclient). Serving it on a real server is tested in tests/sdk/test_triton.py."""
+protobuf (tritonclient). Serving it on a real server is tested in tests/g2d_edge/backends/test_triton.py."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from export.cli import main as export_main
-from export.errors import ExportError
+from g2d_edge.errors import ExportError
 from export.triton import TritonRepoOptions, write_triton_repository
-from g2d_edge.backends.tensorrt import tensorrt_available
+from g2d_edge.backends.tensorrt_env import tensorrt_available
 from g2d_edge.errors import BackendUnavailableError, ModelError
 from g2d_edge.sidecar import ModelSidecar
 

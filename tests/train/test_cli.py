@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from train.cli import main
-from train.config import ConfigError, config_hash, load_config, save_config, to_dict
+from train.config import config_hash, load_config, save_config
+from train.config_convert import ConfigError, to_dict
 
 from tiny_faces import make_tiny_data  # tests/train/tiny_faces.py (see tests/conftest.py)
 

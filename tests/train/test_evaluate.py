@@ -394,22 +394,9 @@ def test_format_table_and_json(tmp_path: Path) -> None:
     assert data["results"]["unmasked-unmasked"]["far_resolved"]["0.01"] is True
 
 
-def test_train_evaluate_still_names_everything():
-    """`train.evaluate` (imported by older scripts and benchmarks) re-exports the metrics and pairs of train.eval."""
-    import train.evaluate
+def test_evaluation_normalises_as_the_runtime_does():
+    """train.eval's L2 normalisation is the runtime's g2d_edge.vectors.l2_normalise (one normalisation)."""
+    from g2d_edge.vectors import l2_normalise
 
-    for name in ev.__all__:
-        assert getattr(train.evaluate, name) is getattr(ev, name)
-    assert ".tif" in train.evaluate.IMAGE_SUFFIXES
-
-
-def test_train_stages_evaluation_is_deprecated_but_works(monkeypatch):
-    import importlib
-    import sys
-
-    import train.eval.runner
-
-    monkeypatch.delitem(sys.modules, "train.stages.evaluation", raising=False)
-    with pytest.warns(DeprecationWarning, match="train.eval"):
-        old = importlib.import_module("train.stages.evaluation")
-    assert old.run_eval is train.eval.runner.run_eval
+    x = np.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(ev.l2_normalize(x), l2_normalise(x, dtype=np.float64))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from g2d_edge.maskflag import MaskFlag
+from g2d_edge.masks import MaskFlag
 from train.maskflag import (MaskFlagEnsemble, MaskFlagNet, MaskFlagOptions, augment_mask_region, export_mask_flag,
                             mask_flag_options, train_mask_flag)
 

@@ -13,16 +13,8 @@ import yaml
 from torch import nn
 
 from g2d_edge.errors import InputError
-from train.model import (
-    InferenceModel,
-    ModelConfig,
-    Preprocess,
-    build_decoder,
-    build_model,
-    count_flops,
-    count_macs,
-    count_parameters,
-)
+from train.costs import count_flops, count_macs, count_parameters
+from train.model import InferenceModel, ModelConfig, Preprocess, build_decoder, build_model
 
 TINY_PRESETS = ("tiny", "tiny-paper")
 
@@ -181,3 +173,46 @@ def test_onnx_export_dynamic_batch_matches_pytorch(tmp_path: Path, name: str, nu
         assert emb.shape == (batch, 512) and logits.shape == (batch, num_classes)
         np.testing.assert_allclose(emb, ref_emb.numpy(), atol=1e-5)
         np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-5)
+
+
+def test_sface_width_scales_every_layer_and_sets_the_descriptor_channels() -> None:
+    from train.model import sface_descriptor_channels, sface_layers
+
+    assert sface_layers(1.0)[0] == ("conv_1", 32, 1) and sface_descriptor_channels() == 1024
+    half = dict((name, c) for name, c, _ in sface_layers(0.5))
+    assert half["conv_1"] == 16 and half["conv_8_dw"] == 256 and half["conv_14"] == 512
+    cfg = ModelConfig.preset("sface", width=0.5)
+    assert cfg.descriptor_channels == 512
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        desc = model.encoder(torch.zeros(2, 3, 112, 112))
+        emb, _ = model(torch.zeros(2, 3, 112, 112))
+    assert desc.shape == (2, 512, 7, 7) and emb.shape == (2, 128)
+    assert count_parameters(model) < 0.5 * count_parameters(build_model(ModelConfig.preset("sface")))
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # checkpoints rebuild it
+    with pytest.raises(InputError, match="512 descriptor channels"):
+        ModelConfig.preset("sface", width=0.5, descriptor_channels=1024)
+
+
+def test_sface_stride2_stem_keeps_the_7x7_descriptors_at_less_cost() -> None:
+    base = build_model(ModelConfig.preset("sface", width=0.5)).eval()
+    fast = build_model(ModelConfig.preset("sface", width=0.5, sface_stem_stride=2)).eval()
+    assert fast.encoder.layers.conv_1[0].stride == (2, 2) and fast.encoder.layers.conv_3_dw[0].stride == (1, 1)
+    assert base.encoder.layers.conv_3_dw[0].stride == (2, 2)
+    with torch.no_grad():
+        assert fast.encoder(torch.zeros(1, 3, 112, 112)).shape == (1, 512, 7, 7)
+    assert count_flops(fast, (1, 3, 112, 112)) < count_flops(base, (1, 3, 112, 112))
+    with pytest.raises(InputError, match="sface_stem_stride"):
+        ModelConfig.preset("sface", sface_stem_stride=4)
+
+
+def test_a_config_file_can_ask_for_a_slimmer_sface(tmp_path: Path) -> None:
+    from train.config import load_config
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model: {preset: sface, width: 0.5, sface_stem_stride: 2}\n")
+    cfg = load_config(path)
+    assert (cfg.model.width, cfg.model.descriptor_channels, cfg.model.sface_stem_stride) == (0.5, 512, 2)
+    assert cfg.model.encoder == "sface" and cfg.model.embedding_dim == 128
+    path.write_text("model: {preset: sface}\n")
+    assert load_config(path).model.descriptor_channels == 1024

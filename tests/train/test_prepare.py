@@ -48,3 +48,30 @@ def test_prepare_unlabelled_and_missing_folder(raw_folder, tmp_path):
     assert (cache.labels == -1).all() and len(cache) == 6
     with pytest.raises(FileNotFoundError):
         prepare_folder(tmp_path / "nope", tmp_path / "x.npz")
+
+
+def test_one_image_folder_reader_for_sdk_training_and_calibration(tmp_path):
+    """A .tif enrols in the SDK, so prepare, evaluation and INT8 calibration read it too (one suffix list)."""
+    from g2d_edge.backends.faces import align_folder
+    from g2d_edge.io import IMAGE_SUFFIXES, list_people
+    from train.eval import list_identity_images
+    from train.prepare import list_images as prepare_list
+
+    for person, names in {"bo": ["1.tif", "2.JPG", ".3.jpg", "n.txt"], "al": ["x.webp"], "cy": [],
+                          ".hidden": ["h.jpg"]}.items():
+        (tmp_path / person).mkdir()
+        for name in names:
+            (tmp_path / person / name).write_bytes(b"x")
+    (tmp_path / "bo" / "deeper").mkdir()
+    (tmp_path / "bo" / "deeper" / "4.ppm").write_bytes(b"x")
+    assert ".tif" in IMAGE_SUFFIXES and ".ppm" in IMAGE_SUFFIXES
+    people = [(name, [p.name for p in photos]) for name, photos in list_people(tmp_path)]
+    assert people == [("al", ["x.webp"]), ("bo", ["1.tif", "2.JPG"])]
+    assert [(p.name, who) for p, who in prepare_list(tmp_path, labelled=True)] == \
+        [("x.webp", "al"), ("1.tif", "bo"), ("2.JPG", "bo")]
+    assert [p.name for p, _ in prepare_list(tmp_path, labelled=False)] == ["x.webp", "1.tif", "2.JPG", "4.ppm"]
+    paths, labels, names = list_identity_images(tmp_path)
+    assert [p.name for p in paths] == ["x.webp", "1.tif", "2.JPG"] and labels.tolist() == [0, 1, 1]
+    assert names == ["al", "bo"]
+    with pytest.raises(FileNotFoundError, match="no face found in the 3 photos"):  # .tif, .JPG, .ppm: all read
+        align_folder(tmp_path / "bo", max_faces=4)

@@ -8,14 +8,16 @@ import torch
 from train.model import InferenceModel, ModelConfig, build_model, load_sface_weights
 from train.sface import DEFAULT_SFACE_ONNX, SFace, _dequantize, float_graph, float_weights
 from g2d_edge.errors import InputError, ModelError
+import shared_data
 
-SFACE = DEFAULT_SFACE_ONNX
+# the shared copy: DEFAULT_SFACE_ONNX's place inside the shared folder (found from any working directory)
+SFACE = shared_data.SHARED_DIR / DEFAULT_SFACE_ONNX.relative_to("../shared")
 
 
 @pytest.fixture(scope="module")
 def sface_file():
     if not SFACE.is_file():
-        pytest.skip(f"SFace not found at {SFACE} (../shared/ beside the repo)")
+        pytest.skip(shared_data.missing("SFace", SFACE))
     return SFACE
 
 
@@ -25,7 +27,7 @@ def real_faces(celeba_people) -> np.ndarray:
     import cv2
 
     from g2d_edge.align import align_face
-    from g2d_edge.detect import DetectorOptions, FaceDetector
+    from g2d_edge.detectors import DetectorOptions, FaceDetector
 
     crops = []
     with FaceDetector(DetectorOptions()) as det:
@@ -103,7 +105,8 @@ def test_sface_rejects_what_is_not_an_aligned_face_batch(sface_file) -> None:
 
 
 def test_pretrained_needs_the_sface_architecture() -> None:
-    from train.config import ConfigError, TrainConfig, from_dict
+    from train.config import TrainConfig
+    from train.config_convert import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match="sface architecture"):
         from_dict(TrainConfig, {"pretrained": "sface", "model": {"preset": "edge"}})
@@ -111,3 +114,67 @@ def test_pretrained_needs_the_sface_architecture() -> None:
         from_dict(TrainConfig, {"pretrained": "arcface", "model": {"preset": "sface"}})
     cfg = from_dict(TrainConfig, {"pretrained": "sface", "model": {"preset": "sface"}})
     assert cfg.model.embedding_dim == 128 and cfg.model.reformer == "linear"
+
+
+def _fake_sface_weights(rng: np.random.Generator, strong: dict) -> dict:
+    """SFace-named weights of random values where, in every layer, only the channels of `strong[layer]` carry a
+    signal: the others have batch-norm scale and shift 0, so they output exactly 0 (PReLU(0) = 0)."""
+    from train.model import sface_layers
+
+    w, cin, keep_in = {}, 3, np.arange(3)
+    for name, cout, _ in sface_layers(1.0):
+        dw = name.endswith("_dw")
+        k = 3 if dw or name == "conv_1" else 1
+        w[f"{name}_conv2d_weight"] = rng.normal(0, 0.3, (cout, 1 if dw else cin, k, k)).astype(np.float32)
+        keep = keep_in if dw else strong[name]
+        gamma = np.zeros(cout, np.float32)
+        gamma[keep] = rng.uniform(0.5, 1.5, len(keep))
+        beta = np.zeros(cout, np.float32)
+        beta[keep] = rng.normal(0, 0.1, len(keep))
+        w.update({f"{name}_batchnorm_gamma": gamma, f"{name}_batchnorm_beta": beta,
+                  f"{name}_batchnorm_moving_mean": rng.normal(0, 0.1, cout).astype(np.float32),
+                  f"{name}_batchnorm_moving_var": rng.uniform(0.5, 2, cout).astype(np.float32),
+                  f"{name}_relu_gamma": rng.uniform(0, 0.3, (cout, 1, 1)).astype(np.float32)})
+        cin, keep_in = cout, keep
+    gamma = np.zeros(cin, np.float32)
+    gamma[keep_in] = 1.0
+    w.update({"bn1_gamma": gamma, "bn1_beta": np.zeros(cin, np.float32),
+              "bn1_moving_mean": np.zeros(cin, np.float32), "bn1_moving_var": np.ones(cin, np.float32),
+              "pre_fc1_weight": rng.normal(0, 0.01, (128, cin * 49)).astype(np.float32),
+              "pre_fc1_bias": rng.normal(0, 0.1, 128).astype(np.float32),
+              "fc1_gamma": np.ones(128, np.float32), "fc1_beta": np.zeros(128, np.float32),
+              "fc1_moving_mean": np.zeros(128, np.float32), "fc1_moving_var": np.ones(128, np.float32)})
+    return w
+
+
+def test_slicing_keeps_the_strongest_channels_and_their_function() -> None:
+    """When the dropped channels carry nothing, the half-width network computes what the full one computes."""
+    from train.model import sface_layers
+    from train.sface import slice_sface_weights
+
+    rng = np.random.default_rng(0)
+    strong = {name: np.sort(rng.permutation(c)[:c // 2]) for name, c, _ in sface_layers(1.0)
+              if not name.endswith("_dw")}
+    weights = _fake_sface_weights(rng, strong)
+    sliced = slice_sface_weights(weights, 0.5)
+    assert sliced["conv_1_conv2d_weight"].shape == (16, 3, 3, 3)
+    assert sliced["conv_8_conv2d_weight"].shape == (256, 256, 1, 1)
+    assert sliced["pre_fc1_weight"].shape == (128, 512 * 49)
+    np.testing.assert_array_equal(sliced["conv_5_batchnorm_gamma"], weights["conv_5_batchnorm_gamma"][strong["conv_5"]])
+    full = load_sface_weights(build_model(ModelConfig.preset("sface")), weights).eval()
+    half = load_sface_weights(build_model(ModelConfig.preset("sface", width=0.5)), sliced).eval()
+    with pytest.raises(InputError, match="shape"):  # uncut weights do not fit a slimmer network
+        load_sface_weights(build_model(ModelConfig.preset("sface", width=0.5)), weights)
+    x = torch.rand(3, 3, 112, 112) * 2 - 1
+    with torch.no_grad():
+        np.testing.assert_allclose(half.embed(x).numpy(), full.embed(x).numpy(), atol=1e-5)
+    assert slice_sface_weights(weights, 1.0)["pre_fc1_weight"].shape == weights["pre_fc1_weight"].shape
+
+
+def test_a_slimmer_sface_loads_from_the_shared_file(sface_file, real_faces) -> None:
+    from train.sface import load_pretrained
+
+    model = load_pretrained(build_model(ModelConfig.preset("sface", width=0.5, sface_stem_stride=2)), "sface")
+    with torch.no_grad():
+        emb, _ = InferenceModel(model.eval())(torch.from_numpy(real_faces))
+    assert emb.shape == (len(real_faces), 128) and torch.isfinite(emb).all()

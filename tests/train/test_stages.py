@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from train.checkpoint import load_checkpoint, load_model, save_checkpoint
-from train.config import TrainConfig, config_hash, from_dict
+from train.config import TrainConfig, config_hash
+from train.config_convert import from_dict
 from train.stages import (FINAL, LAST, METRICS, StageOrderError, get_stage, read_metrics, run_all, run_named,
                           stage_dir)
 from train.stages.common import MetricsLog

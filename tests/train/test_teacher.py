@@ -69,3 +69,26 @@ def test_sface_teacher_tells_real_people_apart(small_cache, tmp_path):
     assert sims[same].mean() > sims[labels[:, None] != labels[None]].mean() + 0.3
     with pytest.raises(Exception, match="not found"):
         build_teacher_cache(small_cache, tmp_path / "x.npy", teacher=f"sface:{tmp_path / 'missing.onnx'}")
+
+
+def test_onnx_teacher_reads_g2d_edge_graphs_as_they_are(tmp_path):
+    """A g2d-edge graph (uint8 NHWC BGR faces in) is a teacher as is: the layout comes from its input type."""
+    import torch
+
+    from export.onnx import trace_to_onnx
+    from g2d_edge.errors import ModelError
+    from train.model import InferenceModel, ModelConfig, build_model
+    from train.teacher import OnnxTeacher
+
+    torch.manual_seed(0)
+    model = InferenceModel(build_model(ModelConfig.preset("tiny", embedding_dim=32))).eval()
+    path = tmp_path / "student.onnx"
+    path.write_bytes(trace_to_onnx(model).SerializeToString())
+    faces = np.random.default_rng(0).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)
+    teacher = OnnxTeacher(path, batch_size=2)
+    assert teacher.layout == "NHWC-BGR-uint8" and teacher.dim == 32
+    with torch.no_grad():
+        expected = model(torch.from_numpy(faces))[0].numpy()
+    np.testing.assert_allclose(teacher(faces), expected, atol=1e-5)
+    with pytest.raises(ModelError, match="input_layout"):
+        OnnxTeacher(path, input_layout="NHWC")

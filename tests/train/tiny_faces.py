@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from g2d_edge.align import ARCFACE_TEMPLATE_5
-from train.prepare import MESH_POINTS, AlignedCache
+from g2d_edge.masks.facemesh import MESH_POINTS
+from train.prepare import AlignedCache
 
 
 def _identity(k: int, seed: int) -> Dict[str, Any]:

@@ -1,0 +1,260 @@
+"""Run a `Recognizer` over any frame source: `Capture` -> identify -> annotate -> show / write, in one loop.
+
+    rec = Recognizer(gallery="people.g2d", options=RecognizerOptions(track=is_video_source("clip.mp4")))
+    with VideoLoop(rec, "clip.mp4", VideoOptions(output="out.mp4")) as loop:
+        for result in loop:                      # FrameResult: frame index, timestamp, faces
+            print(result.index, [f.name for f in result.faces])
+
+The source is anything `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP URL
+or a GStreamer pipeline (`jetson_csi_pipeline()`). A video or a live stream is one scene: give the recognizer
+`RecognizerOptions(track=True)` (what `is_video_source` says) and faces keep a track id and are recognised only
+when needed (`g2d_edge.video.tracking`); the loop calls `Recognizer.reset_tracks()` before each source. `g2d identify`
+is this loop on the command line; `samples/webcam.py` shows it as a short API demo.
+
+The annotated video is written while the frames arrive (it may be a live recording of any length), so unlike the
+other files of the SDK it is not written atomically: an interrupted run (Ctrl-C, or SIGTERM to `g2d identify`)
+leaves the frames written so far. The output may not be the source itself (also not through a symlink or a hard
+link) nor an existing non-regular file (a device such as /dev/full, a FIFO): InputError before anything is read.
+A video file that ends up empty after frames were written is a G2DError, never a silent "wrote".
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+
+from ..draw import DrawOptions, annotate
+from ..errors import G2DError, InputError
+from ..results import Recognition
+from .capture import Capture, CaptureOptions, CaptureStats, SourceLike, classify_source
+from ..text import printable
+
+log = logging.getLogger(__name__)
+
+#: Containers the annotated video can be written as, with the codec used for each.
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+#: Frame rate of the written video when the source does not tell (cameras, image folders).
+DEFAULT_OUTPUT_FPS = 25.0
+#: Keys that close the window (q, Esc).
+QUIT_KEYS = (ord("q"), 27)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What the loop does with each frame besides recognising it.
+
+    show: show the annotated frames in a window (q or Esc stops); needs a display.
+    output: write the annotated frames as a video (.mp4, .avi or .mkv), at the source's frame rate.
+    max_frames: stop after this many frames (0: at the end of the source).
+    show_fps: draw the processing rate in the corner of the annotated frames.
+    draw: how faces are drawn (`g2d_edge.draw.DrawOptions`).
+    capture: how the source is read (`g2d_edge.video.capture.CaptureOptions`).
+    window_name: title of the window.
+    """
+
+    show: bool = False
+    output: Optional[Union[str, os.PathLike]] = None
+    max_frames: int = 0
+    show_fps: bool = True
+    draw: DrawOptions = field(default_factory=DrawOptions)
+    capture: CaptureOptions = field(default_factory=CaptureOptions)
+    window_name: str = "g2d-edge"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int) or self.max_frames < 0:
+            raise InputError(f"VideoOptions.max_frames must be a whole number >= 0, got {self.max_frames!r}")
+        if self.output is not None and Path(self.output).suffix.lower() not in VIDEO_CODECS:
+            raise InputError(f"VideoOptions.output must be a video file ending in {', '.join(VIDEO_CODECS)}, "
+                             f"got {str(self.output)!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """The faces of one frame: its index in the source, its timestamp (ms), the file it came from (image and folder
+    sources), the frame itself (not annotated) and the processing rate so far (frames per second)."""
+
+    index: int
+    timestamp_ms: int
+    faces: Tuple[Recognition, ...]
+    image: np.ndarray
+    path: Optional[Path] = None
+    fps: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready: frame index, timestamp, image file (or None) and every face (`Recognition.to_dict`)."""
+        return {"frame": self.index, "timestamp_ms": self.timestamp_ms,
+                "image": None if self.path is None else str(self.path), "faces": [f.to_dict() for f in self.faces]}
+
+    def record(self, source: Any, threshold: float, decision: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """The JSON record of this frame that `g2d identify --json` prints (one line per frame) and `g2d serve`'s
+        `POST /identify` answers: the source, `to_dict()`, the threshold the names were given at and, when given,
+        why (`decision`: `ThresholdDecision.to_dict()` of `g2d_edge.openset`)."""
+        out = {"source": str(source), **self.to_dict(), "threshold": threshold}
+        if decision is not None:
+            out["decision"] = decision
+        return out
+
+
+def is_video_source(source: SourceLike) -> bool:
+    """True for sources whose frames are one scene (a video file, a camera, a URL, a GStreamer pipeline), where
+    faces should be tracked; False for an image or a folder of independent images. CaptureError for a missing
+    path."""
+    return classify_source(source)[0] not in ("image", "folder")
+
+
+def has_display() -> bool:
+    """Whether a window can be opened (on Linux: DISPLAY or WAYLAND_DISPLAY is set)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class VideoLoop:
+    """Recognise every frame of `source` with `recognizer`, showing and / or writing the annotated frames.
+
+    Iterate it for a `FrameResult` per frame; use it as a context manager (or call `close()`) to release the source,
+    the window and the video file. After the loop, `frames`, `elapsed_s`, `capture_stats` and `written` (the video
+    file, once something was written) tell what happened. The recognizer stays open (it is the caller's).
+
+    Raises (when iterated) CaptureError for a source that cannot be opened, G2DError when `show` is asked for but no
+    window can be opened, or the video file cannot be written.
+    """
+
+    def __init__(self, recognizer: Any, source: SourceLike, options: Optional[VideoOptions] = None) -> None:
+        self.recognizer = recognizer
+        self.source = source
+        self.options = options or VideoOptions()
+        if self.options.show and not has_display():
+            raise G2DError("no display found (DISPLAY is not set), so no window can be shown; run without --show "
+                           "(write the annotated video with --output out.mp4)")
+        self.frames = 0
+        self.elapsed_s = 0.0
+        self.capture_stats: Optional[CaptureStats] = None
+        self.written: Optional[Path] = None
+        self._writer: Optional[cv2.VideoWriter] = None
+        self._capture: Optional[Capture] = None
+        self._stopped = False
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        options = self.options
+        if options.output is not None:
+            check_output_path(Path(options.output), self.source)
+        self._capture = Capture(self.source, options.capture)
+        self.recognizer.reset_tracks()  # a new source is a new scene
+        start = last = time.perf_counter()
+        fps: Optional[float] = None
+        try:
+            for frame in self._capture:
+                faces = tuple(self.recognizer.identify(frame.image))
+                now = time.perf_counter()
+                rate = 1.0 / max(now - last, 1e-6)
+                fps, last = (rate if fps is None else 0.9 * fps + 0.1 * rate), now
+                self.frames += 1
+                self.elapsed_s = now - start
+                if options.show or options.output is not None:
+                    self._present(annotate(frame.image, faces, fps=fps if options.show_fps else None,
+                                           options=options.draw))
+                yield FrameResult(frame.index, frame.timestamp_ms, faces, frame.image, frame.path, fps)
+                if self._stopped or (options.max_frames and self.frames >= options.max_frames):
+                    break
+            self._finish_output()
+        finally:
+            self.capture_stats = self._capture.stats
+            self.close()
+
+    def _present(self, shown: np.ndarray) -> None:
+        """Write the annotated frame to the video and / or show it (q or Esc stops the loop)."""
+        if self.options.output is not None:
+            if self._writer is None:
+                self._writer = _open_writer(Path(self.options.output), self._capture.fps or DEFAULT_OUTPUT_FPS,
+                                            (shown.shape[1], shown.shape[0]))
+                self.written = Path(self.options.output)
+            self._writer.write(shown)
+        if self.options.show:
+            try:
+                cv2.imshow(self.options.window_name, shown)
+                key = cv2.waitKey(1) & 0xFF
+            except cv2.error:
+                raise G2DError("cannot open a window here (no display?); run without --show "
+                               "(write the annotated video with --output out.mp4)") from None
+            self._stopped = key in QUIT_KEYS
+
+    def _finish_output(self) -> None:
+        """Close the video file after a complete run and check that it holds data: OpenCV's writer reports no write
+        error, so an output that swallowed the frames is found by its size."""
+        if self._writer is None or self.written is None:
+            return
+        self._writer.release()
+        self._writer = None
+        try:
+            size = self.written.stat().st_size
+        except OSError as exc:
+            size, why = 0, f" ({exc.strerror or exc})"
+        else:
+            why = ""
+        if size == 0:
+            raise G2DError(f"the video {self.written} was not written: {self.frames} frame(s) went to it but the file "
+                           f"is empty{why} (disk full, or not a writable file); write it somewhere else")
+        log.info("wrote %s (%d frames)", self.written, self.frames)
+
+    def close(self) -> None:
+        """Release the source, the video file and the window. Safe to call twice."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            log.info("wrote %s (%d frames)", self.written, self.frames)
+        if self._capture is not None:
+            self._capture.close()
+        if self.options.show:
+            try:
+                cv2.destroyWindow(self.options.window_name)
+            except cv2.error:  # never opened
+                pass
+
+    def __enter__(self) -> "VideoLoop":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_output_path(output: Path, source: SourceLike) -> None:
+    """InputError when the annotated video would be written over the source (the same file, also through a symlink
+    or a hard link) or into something that is not a regular file (a device such as /dev/full, a FIFO, a folder)."""
+    if isinstance(source, (str, os.PathLike)) and not isinstance(source, bool):
+        src = Path(os.fspath(source)).expanduser()
+        try:
+            same = src.is_file() and output.exists() and os.path.samefile(src, output)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            raise InputError(f"the output video {printable(output)} is the source itself: writing it would destroy "
+                             "the video being read; choose another output file")
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write the video {printable(output)}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise InputError(f"cannot write the video to {printable(output)}: it is {kind}; give a new .mp4/.avi/.mkv "
+                         "file name")
+
+
+def _open_writer(path: Path, fps: float, size: Tuple[int, int]) -> cv2.VideoWriter:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[path.suffix.lower()]), float(fps), size)
+    if not writer.isOpened():
+        raise G2DError(f"cannot write the video {path} (this OpenCV build has no encoder for it, or the folder is "
+                       "not writable); try a .avi file name")
+    return writer

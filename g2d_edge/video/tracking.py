@@ -1,0 +1,156 @@
+"""Track, then recognise: faces keep a track id between video frames, and a track is recognised only when needed.
+
+ByteTrack (Zhang et al., ECCV 2022) from `supervision` (MIT) associates each frame's detections with the tracks of the
+previous frames. `supervision` 0.30 is the last release that carries it and runs beside `mediapipe==0.10.21`
+(its successor, the `trackers` package, needs numpy >= 2 and `opencv-python`, which mediapipe 0.10.21 excludes), so
+it is pinned; its deprecation notice is silenced here.
+
+A track is recognised (aligned, embedded, searched) when it is new, every `recognise_every` frames, and whenever
+its face becomes clearly better than the best view recognised so far (`better_face_ratio` x the quality, quality =
+box area x detector score). In between, the track's identity is reused. A track's identity is a vote over its
+last `vote_window` recognitions (each votes for its name, weighted by its score; unknown counts as a name), so one
+bad frame does not flip a name.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Deque, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..detectors.base import Detection
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """How faces are tracked between frames and how often a track is recognised again.
+
+    recognise_every: frames between two recognitions of the same track (1: every frame).
+    better_face_ratio: recognise again as soon as a face's quality exceeds this multiple of the best recognised one.
+    vote_window: how many of a track's latest recognitions vote for its identity.
+    max_lost_frames: frames a track survives without a detection (ByteTrack's lost-track buffer).
+    min_match_iou: ByteTrack's matching threshold (1 - IoU cost); lower keeps tracks through faster motion.
+    activation_score: detector score from which a detection can start a new track.
+    frame_rate: the video's frame rate (ByteTrack scales its buffer with it).
+    """
+
+    recognise_every: int = 20
+    better_face_ratio: float = 1.5
+    vote_window: int = 5
+    max_lost_frames: int = 30
+    min_match_iou: float = 0.8
+    activation_score: float = 0.25
+    frame_rate: int = 30
+
+    def __post_init__(self) -> None:
+        if self.recognise_every < 1 or self.vote_window < 1 or self.max_lost_frames < 1 or self.frame_rate < 1:
+            raise InputError("TrackingOptions: recognise_every, vote_window, max_lost_frames and frame_rate must be "
+                             ">= 1")
+        if self.better_face_ratio <= 1.0:
+            raise InputError(f"TrackingOptions.better_face_ratio must be > 1, got {self.better_face_ratio}")
+
+
+@dataclass
+class Vote:
+    """One recognition of a track: the best gallery name (None: unknown) and its score."""
+
+    name: Optional[str]
+    score: Optional[float]
+
+
+@dataclass
+class TrackState:
+    """What is known about one track."""
+
+    last_recognised: int = -(10 ** 9)
+    best_quality: float = 0.0
+    votes: Deque[Vote] = field(default_factory=deque)
+    embedding: Optional[np.ndarray] = None
+    mask_score: Optional[float] = None
+    matches: tuple = ()
+
+    def identity(self) -> Vote:
+        """The vote's winner: the name with the largest summed score (unknown counts as a name), with its mean
+        score."""
+        if not self.votes:
+            return Vote(None, None)
+        weight: Counter = Counter()
+        for v in self.votes:
+            weight[v.name] += max(float(v.score or 0.0), 1e-6)
+        name = max(weight, key=lambda n: (weight[n], n is not None))
+        scores = [v.score for v in self.votes if v.name == name and v.score is not None]
+        return Vote(name, float(np.mean(scores)) if scores else None)
+
+
+def face_quality(detection: Detection) -> float:
+    """Box area x detector score: a bigger, surer face is a better view to recognise."""
+    x1, y1, x2, y2 = (float(v) for v in detection.box)
+    return max(0.0, x2 - x1) * max(0.0, y2 - y1) * float(detection.score)
+
+
+class FaceTracker:
+    """ByteTrack over face detections, with per-track recognition bookkeeping. One instance per video stream."""
+
+    def __init__(self, options: Optional[TrackingOptions] = None) -> None:
+        self.options = options or TrackingOptions()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "ByteTrack was deprecated since v0.28.0": see above
+            import supervision as sv
+
+            self._sv = sv
+            self._tracker = sv.ByteTrack(track_activation_threshold=self.options.activation_score,
+                                         lost_track_buffer=self.options.max_lost_frames,
+                                         minimum_matching_threshold=self.options.min_match_iou,
+                                         frame_rate=self.options.frame_rate, minimum_consecutive_frames=1)
+        self.states: Dict[int, TrackState] = {}
+        self.frame_index = -1
+
+    def update(self, detections: Sequence[Detection]) -> List[Optional[int]]:
+        """Advance one frame; the track id of each detection (None: not (yet) tracked, e.g. a low score)."""
+        self.frame_index += 1
+        ids: List[Optional[int]] = [None] * len(detections)
+        if detections:
+            boxes = np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4)
+            scores = np.array([d.score for d in detections], dtype=np.float32)
+            found = self._sv.Detections(xyxy=boxes, confidence=scores, data={"index": np.arange(len(detections))})
+        else:
+            found = self._sv.Detections.empty()
+        tracked = self._tracker.update_with_detections(found)
+        if len(tracked):
+            for index, track_id in zip(tracked.data["index"], tracked.tracker_id):
+                ids[int(index)] = int(track_id)
+        self._forget_lost()
+        return ids
+
+    def needs_recognition(self, track_id: Optional[int], detection: Detection) -> bool:
+        """Whether this face must be recognised in this frame (else the track's identity is reused)."""
+        if track_id is None or track_id not in self.states:
+            return True
+        state = self.states[track_id]
+        if self.frame_index - state.last_recognised >= self.options.recognise_every:
+            return True
+        return face_quality(detection) > self.options.better_face_ratio * state.best_quality
+
+    def record(self, track_id: Optional[int], detection: Detection, vote: Vote, embedding: np.ndarray,
+               mask_score: Optional[float], matches: tuple) -> Vote:
+        """Add a recognition of `track_id` made in this frame; returns the track's identity after the vote."""
+        if track_id is None:
+            return vote
+        state = self.states.setdefault(track_id, TrackState(votes=deque(maxlen=self.options.vote_window)))
+        state.last_recognised = self.frame_index
+        state.best_quality = max(state.best_quality, face_quality(detection))
+        state.votes.append(vote)
+        state.embedding, state.mask_score, state.matches = embedding, mask_score, matches
+        return state.identity()
+
+    def _forget_lost(self) -> None:
+        """Drop the state of tracks ByteTrack no longer keeps (gone for longer than its lost-track buffer)."""
+        alive = {t.external_track_id for t in self._tracker.tracked_tracks + self._tracker.lost_tracks}
+        for track_id in [t for t in self.states if t not in alive]:
+            del self.states[track_id]
