@@ -79,6 +79,8 @@ class InputSpec:
 
 #: Probe kinds an open-set calibration holds a threshold table for (`OpenSetCalibration`).
 PROBE_KINDS = ("clean", "masked")
+#: How a gallery search makes an identity's score from its templates, as an open-set calibration is made for it.
+FUSIONS = ("max", "mean")
 
 
 def _ascending(values: Any, low: float, high: float, whole: bool = False) -> bool:
@@ -95,7 +97,9 @@ class OpenSetCalibration:
     and masked probes (`thresholds[kind][i][j]`). Built by `g2d_edge.openset.build_calibration` (`g2d-train calibrate`,
     `g2d calibrate`); read by `g2d_edge.openset.OpenSetRule`.
 
-    fusion: how an identity's score is made from its templates ("max": its best template, the gallery search).
+    fusion: the gallery search the table is for: "max" (an identity scores its best template: the SDK's search; the
+        only one a model sidecar takes) or "mean" (one renormalised mean template per identity; the table is then per
+        identity; measured in `benchmarks/openset.py`, not the SDK's search: README "Open-set identification").
     measured_templates: the largest gallery (in templates) the calibration data held; larger ones up to
         `templates[-1]` rest on a tail model of each probe's impostor scores (`g2d_edge.openset`).
     embedding_space: the model the scores are from (must be the sidecar's). probes: probes per kind.
@@ -121,7 +125,8 @@ class OpenSetCalibration:
             "probes": (lambda v: isinstance(v, dict)
                        and all(k in PROBE_KINDS and _is_int(0)[0](n) for k, n in v.items()),
                        "a JSON object of probe counts per kind"),
-            "fusion": (lambda v: v == "max", "'max' (an identity scores its best template)"), "source": _TEXT,
+            "fusion": (lambda v: v in FUSIONS, "'max' (an identity scores its best template) or 'mean' (its one "
+                       "mean template)"), "source": _TEXT,
         }, "model sidecar open_set", "rebuild the calibration with g2d-train calibrate or g2d calibrate")
 
     def _tables_ok(self, tables: Any) -> bool:
@@ -195,6 +200,10 @@ class ModelSidecar:
             "engine": (lambda v: v is None or isinstance(v, dict), "a JSON object or null"),
             "open_set": (lambda v: v is None or isinstance(v, OpenSetCalibration), "an open-set calibration or null"),
         }, "model sidecar")
+        if self.open_set is not None and self.open_set.fusion != "max":
+            raise ModelError(f"model sidecar open_set was calibrated for the {self.open_set.fusion!r} gallery search; "
+                             "the SDK's galleries score an identity by its best template ('max'): recalibrate with "
+                             "g2d-train calibrate (or g2d calibrate)")
         if self.open_set is not None and self.open_set.embedding_space != self.embedding_space:
             raise ModelError(f"model sidecar open_set was calibrated for embedding space "
                              f"{self.open_set.embedding_space!r}, not this model's {self.embedding_space!r}; "

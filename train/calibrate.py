@@ -23,8 +23,31 @@ from train import openset_data as od
 
 log = logging.getLogger(__name__)
 
+#: The "mean" calibration (one fused template per identity, `g2d_edge.sidecar.OpenSetCalibration.fusion`): stranger
+#: probes are scored against mean templates of this many photos of each other calibration person (a gallery's people
+#: hold one to several templates), `MEAN_DRAWS` random draws of each size (seeded).
+MEAN_TEMPLATE_COUNTS = (1, 2, 3, 5)
+MEAN_DRAWS = 4
+MEAN_SEED = 21
 
-def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True
+
+def mean_templates(emb: np.ndarray, who: np.ndarray, counts: Tuple[int, ...] = MEAN_TEMPLATE_COUNTS,
+                   draws: int = MEAN_DRAWS, seed: int = MEAN_SEED) -> Tuple[np.ndarray, np.ndarray]:
+    """(templates, their person) : renormalised means of `counts` random photos of each person (`draws` draws each;
+    one when all photos are drawn), the fused templates a "mean" gallery holds."""
+    rng = np.random.default_rng(seed)
+    out, owners = [], []
+    for person in np.unique(who):
+        rows = emb[who == person]
+        for k in counts:
+            for _ in range(0 if k > len(rows) else 1 if k == len(rows) else draws):
+                m = rows[rng.choice(len(rows), k, replace=False)].mean(axis=0)
+                out.append(m / np.linalg.norm(m))
+                owners.append(person)
+    return np.stack(out).astype(np.float32), np.array(owners)
+
+
+def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True, fusion: str = "max"
                        ) -> Tuple[Dict[str, List[np.ndarray]], int, Dict[str, int]]:
     """({kind: each calibration probe's scores against the two impostor populations}, pool distractor count, probes
     per kind) from one model's embeddings (`train.openset_data.embeddings`).
@@ -34,13 +57,17 @@ def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True
     pool) and (2) the calibration part of the pool (many more faces: the far tail); the calibration takes the heavier
     tail of the two at each threshold (`g2d_edge.openset.fpir_curves`). Pool faces are not probes: the pool holds a
     few faces of the same person, so a pool face is no sure stranger to the rest of the pool. `same_domain=False`:
-    the pool alone (for comparison in `benchmarks/openset.py`)."""
+    the pool alone (for comparison in `benchmarks/openset.py`). `fusion="mean"`: the other people's photos are fused
+    into mean templates (`mean_templates`), as a gallery searching one mean template per identity holds them (pool
+    faces are one photo each, their own mean)."""
     people, pool = sets["people"], sets["pool"]
     cal_people = od.halves(len(people.people))[0]
     rows = od.pool_parts(pool.files)["calibration"]
     distractors = pool.clean[rows[np.isfinite(pool.clean[rows]).all(axis=1)]]
     person_rows = np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(people.clean).all(axis=1))
     own, own_who = people.clean[person_rows], people.labels[person_rows]
+    if fusion == "mean":
+        own, own_who = mean_templates(own, own_who)
     scores: Dict[str, List[np.ndarray]] = {}
     counts: Dict[str, int] = {}
     for kind in PROBE_KINDS:
@@ -54,16 +81,17 @@ def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True
     return scores, len(distractors), counts
 
 
-def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True
-                   ) -> OpenSetCalibration:
-    """The open-set calibration of one model's embeddings (calibration part only)."""
-    scores, distractors, counts = calibration_probes(sets, same_domain)
+def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True,
+                   fusion: str = "max") -> OpenSetCalibration:
+    """The open-set calibration of one model's embeddings (calibration part only), for the gallery search `fusion`
+    ("max": an identity scores its best template; "mean": its one mean template)."""
+    scores, distractors, counts = calibration_probes(sets, same_domain, fusion)
     people = len(od.halves(len(sets["people"].people))[0])
     source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
               f"clean, and {counts['masked']} of them with a synthetic mask; impostor templates: the other people's "
-              f"photos and {distractors} faces-pool faces (the heavier tail of the two); SDK front end (default "
-              "detector, shared aligner); train/calibrate.py")
-    return build_calibration(scores, distractors, embedding_space, source)
+              f"{'mean templates of 1-5 photos' if fusion == 'mean' else 'photos'} and {distractors} faces-pool faces "
+              "(the heavier tail of the two); SDK front end (default detector, shared aligner); train/calibrate.py")
+    return build_calibration(scores, distractors, embedding_space, source, fusion=fusion)
 
 
 def calibrate_model(model: Path, write: bool = True) -> OpenSetCalibration:

@@ -13,8 +13,9 @@ model's one-comparison threshold (`ThresholdDecision` says which and why).
 
 Measured in `benchmarks/openset.py` (README "Open-set identification"): per-size calibration against one fixed
 threshold; the gallery's own fusion (an identity scores its best template) against one mean template per identity
-(better at the best threshold, not yet the gallery's search), a best-to-second-best margin and cohort normalisation
-of the score (neither better).
+(better at the best threshold, but with a calibration made for it the defaults missed more people in 14 of 24
+g2d-edge-m cells: not the gallery's search), a best-to-second-best margin and cohort normalisation of the score
+(neither better).
 """
 from __future__ import annotations
 

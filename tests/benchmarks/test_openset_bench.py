@@ -35,3 +35,41 @@ def test_scores_follow_the_frvt_definitions(bench):
     assert cell["pool_only_calibration"]["fpir"] == pytest.approx(0.1)
     assert cell["pool_only_calibration"]["fnir"] == pytest.approx(0.75)
     assert cell["mated_probes"] == 4 and cell["nonmated_probes"] == 100
+
+
+def test_mean_templates_of_the_mean_calibration():
+    """train.calibrate.mean_templates: renormalised means of k photos of one person, never mixing people, one when
+    all of a person's photos are drawn."""
+    from train.calibrate import mean_templates
+
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0]], np.float32)
+    who = np.array([0, 0, 0, 1])
+    templates, owners = mean_templates(emb, who, counts=(1, 3), draws=2, seed=0)
+    assert np.allclose(np.linalg.norm(templates, axis=1), 1.0)
+    assert owners.tolist() == [0, 0, 0, 1]  # person 0: two single photos and one mean of all three; person 1: one
+    assert np.allclose(templates[2], np.array([1.6, 1.8]) / np.linalg.norm([1.6, 1.8]))
+    assert np.allclose(templates[3], [-1.0, 0.0])
+
+
+def test_a_mean_calibration_counts_identities(bench):
+    """The SDK-default threshold of the mean rule is looked up by the gallery's identities (one fused template
+    each), the max rule's by its templates."""
+    seen = {}
+
+    class Rule:
+        def __init__(self, fusion):
+            self.calibration = type("C", (), {"fusion": fusion})()
+
+        def threshold(self, count, kind):
+            seen[self.calibration.fusion] = count
+            return 2.0
+
+    emb = np.eye(4, dtype=np.float32)[[0, 0, 0, 1, 1, 1, 2, 3]]
+    people = type("S", (), {"labels": np.array([0, 0, 0, 1, 1, 1, 2, 3]), "clean": emb, "masked": emb})()
+    flags = {"clean": np.zeros(8, bool), "masked": np.zeros(8, bool)}
+    cohort = {"clean": np.ones((8, 2)), "masked": np.ones((8, 2))}
+    distractors = np.eye(4, dtype=np.float32)[[2, 3, 2, 3]]
+    for fusion in ("max", "mean"):
+        bench.run_fold({"people": people}, flags, [0, 1], [2, 3], 4, 2, "clean", fusion,
+                       (Rule(fusion), Rule(fusion)), distractors, cohort)
+    assert seen == {"max": 2 * 2 + 2, "mean": 4}

@@ -109,7 +109,7 @@ def test_sidecar_round_trip_keeps_the_calibration(calibration, tmp_path):
     (lambda d: d.__setitem__("templates", [5, 1] + d["templates"][2:]), "templates"),
     (lambda d: d.__setitem__("fpir", [0.0] + d["fpir"][1:]), "fpir"),
     (lambda d: d.__setitem__("measured_templates", 0), "measured_templates"),
-    (lambda d: d.__setitem__("fusion", "mean"), "fusion"),
+    (lambda d: d.__setitem__("fusion", "median"), "fusion"),
     (lambda d: d.pop("embedding_space"), "missing"),
 ])
 def test_sidecar_refuses_a_broken_calibration(calibration, edit, field, tmp_path):
@@ -120,6 +120,16 @@ def test_sidecar_refuses_a_broken_calibration(calibration, edit, field, tmp_path
     with pytest.raises(ModelError, match=field) as err:
         ModelSidecar.load(path)
     assert "open_set" in str(err.value) and "calibrat" in str(err.value)
+
+
+def test_sidecar_refuses_a_calibration_made_for_another_gallery_search(calibration):
+    """A "mean" calibration (one fused template per identity, measured in benchmarks/openset.py) counts identities,
+    not templates: applied to the SDK's best-template search it would be wrong, so a model sidecar refuses it."""
+    mean = dataclasses.replace(calibration, fusion="mean")  # the calibration itself is a valid one
+    with pytest.raises(ModelError, match="'mean' gallery search"):
+        ModelSidecar.from_dict(sidecar_dict(mean))
+    with pytest.raises(ModelError, match="fusion"):
+        dataclasses.replace(calibration, fusion="median")
 
 
 def test_sidecar_refuses_another_models_calibration(calibration):
