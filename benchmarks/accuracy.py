@@ -16,8 +16,9 @@ rejected, an impostor accepted), never a skipped one. 10-fold accuracy, ROC AUC,
 **SDK round trip.** Three of every four people are enrolled with one clean photo each (their first); every other
 photo of theirs is a probe, clean and masked, and the fourth person's photos are unknown probes. The g2d models run
 through `g2d_edge.Recognizer` itself (`enroll`, then `identify`, largest face). Rank-1: the best gallery match is
-the right person (known probes). Open-set accuracy at each recogniser's own threshold (the g2d sidecar's, OpenCV's
-0.363 for SFace, face_recognition's 0.6 for dlib): a known probe is named correctly, an unknown one is left unnamed.
+the right person (known probes). Open-set accuracy at each recogniser's own threshold (the SDK's for the g2d models:
+since issue 19 derived for this gallery's size from the sidecar's open-set calibration at the default target FPIR,
+each face at the threshold of its mask flag; OpenCV's 0.363 for SFace, face_recognition's 0.6 for dlib): a known probe is named correctly, an unknown one is left unnamed.
 A probe without a detected face is wrong.
 
 **Masked templates** (`--masked-templates N...`): the first model's round trip again with N synthetic masked templates
@@ -284,6 +285,16 @@ def score_round_trip(best: Dict[str, np.ndarray], named: Dict[str, np.ndarray], 
 SEARCH_RULES = ("tagged", "untagged")
 
 
+def sdk_threshold_text(rec: Recognizer) -> str:
+    """The round trip's match rule in words: the threshold the SDK named faces at, and why (since issue 19 it is
+    derived for the gallery's size from the model's open-set calibration, per mask flag)."""
+    clean, masked = rec.decision("clean"), rec.decision("masked")
+    if clean.source != "open-set":
+        return f"cosine >= {clean.threshold:.3f}"
+    return (f"cosine >= {clean.threshold:.3f} clean / {masked.threshold:.3f} masked (target FPIR {clean.fpir:g}, "
+            f"{clean.templates} templates)")
+
+
 def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit,
                    masked_templates: int = 0) -> Dict[str, RoundTrip]:
     """The g2d model through `g2d_edge.Recognizer`: enrol one clean photo per known person (plus `masked_templates`
@@ -306,12 +317,13 @@ def round_trip_sdk(model: Path, photos: EvalPhotos, split: GallerySplit,
                     continue
                 flagged[kind] += bool(found[0].masked)
                 untagged = rec.gallery.search(found[0].embedding, top_k=1)[0]
+                used = rec.threshold if found[0].threshold is None else found[0].threshold  # the face's own
                 for rule, match in (("tagged", found[0].matches[0] if found[0].matches else None),
                                     ("untagged", untagged[0] if untagged else None)):
                     if match is not None:
                         best[rule, kind][i] = by_name[match.name]
-                        named[rule, kind][i] = match.score >= rec.threshold
-        threshold = f"cosine >= {rec.threshold:.3f}"
+                        named[rule, kind][i] = match.score >= used
+        threshold = sdk_threshold_text(rec)
     out = {}
     for rule in SEARCH_RULES:
         trip = score_round_trip({k: best[rule, k] for k in PROBES}, {k: named[rule, k] for k in PROBES},

@@ -3,7 +3,9 @@
 The calibration (`g2d_edge.sidecar.OpenSetCalibration`, built by `g2d_edge.openset.build_calibration`) is measured
 on the *calibration part* of `train.openset_data` only: stranger probes are the photos of 20 of the 40 held-out
 CelebA people, each clean and with a synthetic mask; impostor templates are the other calibration people's photos and
-the 3,000 calibration faces of the pool, one template each (the heavier tail of the two counts, `calibration_probes`). The test part (the other 20 people, the other 5,844 pool faces) is left to `benchmarks/openset.py`.
+the 3,000 calibration faces of the pool, one template each (the heavier tail of the two counts,
+`calibration_probes`). The test part (the other 20 people, the other 5,844 pool faces) is left to
+`benchmarks/openset.py`.
 
     g2d-train calibrate --model g2d_edge/models/g2d-edge-m.onnx     # rewrites g2d-edge-m.json's open_set
     g2d-train calibrate --model runs/x.onnx --dry-run               # print the table, write nothing

@@ -101,3 +101,22 @@ def test_sdk_round_trip_scores_tagged_and_untagged_search(accuracy, tiny_onnx_mo
     for trip in trips.values():
         assert (trip.known, trip.unknown, trip.enrolled) == (6, 3, 3)
         assert 0 <= trip.flagged["clean"] <= 9 and trip.to_dict()["flagged_masked"] == trip.flagged
+
+
+def test_the_round_trip_names_the_threshold_the_sdk_used(accuracy):
+    """Since issue 19 the g2d round trip is judged at the SDK's open-set threshold for its gallery, per mask flag;
+    the report says so (a model without a calibration: its one threshold)."""
+    from g2d_edge.openset import ThresholdDecision
+
+    class Rec:
+        def __init__(self, source):
+            self.source = source
+
+        def decision(self, kind=None):
+            if self.source == "model":
+                return ThresholdDecision(0.42, "model")
+            return ThresholdDecision(0.5 if kind == "clean" else 0.52, "open-set", 0.01, 30, 30, kind)
+
+    assert accuracy.sdk_threshold_text(Rec("open-set")) == \
+        "cosine >= 0.500 clean / 0.520 masked (target FPIR 0.01, 30 templates)"
+    assert accuracy.sdk_threshold_text(Rec("model")) == "cosine >= 0.420"
