@@ -209,6 +209,11 @@ class Recognizer:
         self.thresholds.manual = check_threshold(value)
 
     @property
+    def verify_threshold(self) -> float:
+        """The cosine `verify` judges one comparison at: `threshold` for a one-template gallery."""
+        return self.thresholds.decide(self._gallery, one=True).threshold
+
+    @property
     def embedding_dim(self) -> int:
         return int(self.sidecar.embedding_dim)
 
@@ -356,7 +361,7 @@ class Recognizer:
         faces = [self._largest_aligned_face(img, describe(img, i)) for i, img in enumerate((image_a, image_b))]
         emb = self._infer(np.stack(faces))
         score = float(np.dot(emb[0], emb[1]))
-        return VerifyResult(same=score >= self.thresholds.decide(self._gallery, one=True).threshold, score=score)
+        return VerifyResult(same=score >= self.verify_threshold, score=score)
 
     def save_gallery(self, path: Optional[Union[str, os.PathLike]] = None) -> Path:
         """Save the gallery (atomically) to `path` or to where it was loaded from."""

@@ -395,7 +395,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     rec = _recognizer(args)
     try:
         same, score = rec.verify(args.image_a, args.image_b)
-        threshold = rec.threshold
+        threshold = rec.verify_threshold
     finally:
         rec.close()
     payload = {"image_a": args.image_a, "image_b": args.image_b, "same": bool(same), "score": score,

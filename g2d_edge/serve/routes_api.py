@@ -104,7 +104,7 @@ def _recognition_routes(router: APIRouter, state: Any) -> None:
             images = [decode_upload(u, pixels) for u in uploads]
             same, score = rec.verify(images[0], images[1])
             return {"image_a": uploads[0][0], "image_b": uploads[1][0], "same": bool(same),
-                    "score": round(float(score), 4), "threshold": rec.threshold}
+                    "score": round(float(score), 4), "threshold": rec.verify_threshold}
 
         return await run_job(state, job)
 

@@ -182,6 +182,9 @@ def test_recognizer_threshold_follows_the_gallery(calibrated_model, people):
             assert rec.threshold == decision.threshold
             seen.append(decision.threshold)
         assert seen[0] < seen[1] < seen[2]
+        # verify judges one comparison: the rule's threshold for a one-template gallery, whatever the gallery holds
+        assert rec.verify_threshold == pytest.approx(rec.thresholds.rule.threshold(1))
+        assert rec.verify_threshold < rec.threshold
         assert "target FPIR 0.01" in rec.decision("clean").describe()
 
 
