@@ -160,3 +160,24 @@ def numbered_frames(n: int, size=(96, 128)) -> List[np.ndarray]:
 
 def frame_number(image: np.ndarray) -> int:
     return int(round((float(image.mean()) - 10) / 5))
+
+
+def options_classes() -> List[type]:
+    """Every dataclass named `...Options` defined in a module of g2d_edge (found by walking the package, so that a
+    new one is covered by the options tests without being listed anywhere)."""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import g2d_edge
+
+    found: Dict[str, type] = {}
+    for info in pkgutil.walk_packages(g2d_edge.__path__, "g2d_edge."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__ \
+                    and name.endswith("Options"):
+                found[name] = obj
+    return [found[name] for name in sorted(found)]
