@@ -193,7 +193,7 @@ def _converted(value: Any, kind: Any) -> Any:
             return _WRONG
         items = [_converted(v, k) for v, k in zip(value, kinds)]
         return _WRONG if any(i is _WRONG for i in items) else tuple(items)
-    if origin is collections.abc.Mapping:
+    if origin in (dict, collections.abc.Mapping):
         return value if isinstance(value, collections.abc.Mapping) else _WRONG
     if origin is collections.abc.Callable:
         return value if callable(value) else _WRONG
@@ -238,7 +238,7 @@ def _describe(kind: Any, rule: Dict[str, Any]) -> str:
         words = " or ".join(_describe(a, {k: None for k in rule}) for a in typing.get_args(kind))
     elif origin in (tuple, collections.abc.Sequence):
         words = f"a tuple of ({_describe(typing.get_args(kind)[0], {k: None for k in rule})})"
-    elif origin is collections.abc.Mapping:
+    elif origin in (dict, collections.abc.Mapping):
         words = "a mapping (dict)"
     elif origin is collections.abc.Callable:
         words = "a callable"

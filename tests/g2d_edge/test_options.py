@@ -3,18 +3,16 @@ one is covered without touching this file), is frozen and checks itself when it 
 NaN or infinity, or outside the field's bounds raises InputError naming `Class.field`."""
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import math
 import typing
-from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, List, Tuple
 
 import numpy as np
 import pytest
 
 from g2d_edge.errors import InputError, check_value, field_types, option_rule
-from runtime_helpers import options_classes
+from runtime_helpers import bad_option_values, options_classes, without_none
 
 #: Options classes that must be found (so that a broken walk cannot pass by finding nothing).
 KNOWN = {"RecognizerOptions", "DetectorOptions", "TrackingOptions", "CaptureOptions", "VideoOptions", "DrawOptions",
@@ -40,62 +38,12 @@ def test_options_are_frozen_and_made_with_their_defaults(cls):
     assert not hasattr(cls, "validate"), f"{cls.__name__}: no .validate() for callers to remember"
 
 
-def _base(kind: Any) -> Any:
-    """The annotation without its Optional."""
-    if typing.get_origin(kind) is Union:
-        arms = [a for a in typing.get_args(kind) if a is not type(None)]
-        return arms[0] if len(arms) == 1 else Union[tuple(arms)]
-    return kind
-
-
-def bad_values(kind: Any, rule: Dict[str, Any]) -> List[Any]:
-    """Values a field of annotation `kind` and rule `rule` must refuse."""
-    base = _base(kind)
-    out: List[Any] = [object()]
-    origin = typing.get_origin(base)
-    if base is int:
-        out += ["3", 2.5, True, float("nan")]
-    elif base is float:
-        out += ["0.5", float("nan"), float("inf"), -float("inf"), True]
-    elif base is bool:
-        out += ["true", "no", 1, None if kind is bool else object()]
-    elif base is str:
-        out += [3, b"bytes"]
-    elif base is Path:
-        out += [3, "a\x00b"]
-    elif origin is tuple:
-        out += ["abc", ("x",) * 3, (float("nan"),) * 3]
-    elif origin is collections.abc.Sequence:
-        out += ["cpu", [3]]
-    elif origin is collections.abc.Mapping:
-        out += [[("a", 1)]]
-    elif dataclasses.is_dataclass(base):
-        out += [{}, "x"]
-    if rule.get("choices"):
-        out.append("no-such-choice")
-    numbers = base in (int, float) or (origin is tuple and base is not str)
-    if numbers:
-        for key, step in (("low", -1), ("high", 1), ("above", 0), ("below", 0)):
-            if rule.get(key) is not None:
-                bound = rule[key] + step
-                value = bound if base is not int or key in ("above", "below") else int(bound)
-                if origin is tuple:
-                    args = typing.get_args(base)
-                    value = (value,) * (3 if len(args) == 3 else 2 if args[-1] is not Ellipsis else 4)
-                out.append(value)
-    return [v for v in out if not (kind is not bool and v is None and _allows_none(kind))]
-
-
-def _allows_none(kind: Any) -> bool:
-    return typing.get_origin(kind) is Union and type(None) in typing.get_args(kind)
-
-
 def cases() -> List[Tuple[type, str, Any]]:
     out = []
     for cls in CLASSES:
         hints = field_types(cls)
         for f in dataclasses.fields(cls):
-            for value in bad_values(hints[f.name], option_rule(f)):
+            for value in bad_option_values(hints[f.name], option_rule(f)):
                 out.append((cls, f.name, value))
     return out
 
@@ -124,9 +72,9 @@ def test_numpy_numbers_are_taken_and_stored_as_python_numbers(cls):
     given = {}
     for f in dataclasses.fields(cls):
         value = getattr(defaults, f.name)
-        if _base(hints[f.name]) is int and isinstance(value, int) and not isinstance(value, bool):
+        if without_none(hints[f.name]) is int and isinstance(value, int) and not isinstance(value, bool):
             given[f.name] = np.int64(value)
-        elif _base(hints[f.name]) is float and isinstance(value, float):
+        elif without_none(hints[f.name]) is float and isinstance(value, float):
             given[f.name] = np.float32(value)
     options = cls(**given)
     for name in given:
