@@ -55,7 +55,7 @@ from benchmarks.peers import (DLIB_DISTANCE_THRESHOLD, SFACE_COSINE_THRESHOLD, D
                               embed_rows, sface_as_shipped)
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
-from g2d_edge.backends import load_backend  # noqa: E402
+from g2d_edge.backends import BackendOptions, load_backend  # noqa: E402
 from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.recognizer import Recognizer, RecognizerOptions  # noqa: E402
@@ -366,7 +366,7 @@ def measure_latency(cfg: AccuracyConfig, crop: np.ndarray, photo: np.ndarray, bo
     so that a change in the machine's load hits them alike), and the SDK's detection + alignment."""
     calls: Dict[str, Callable[[], object]] = {}
     for label, path in cfg.models:
-        backend = load_backend(path, backend="onnxruntime", intra_op_threads=1)
+        backend = load_backend(path, backend="onnxruntime", options=BackendOptions.of(intra_op_threads=1))
         calls[label] = lambda backend=backend: backend.infer(crop[None])
     if cfg.sface is not None:
         shipped, plain = sface_as_shipped(cfg.sface, threads=1), SFace(cfg.sface, threads=1)

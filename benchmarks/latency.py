@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.backends import available_backends, load_backend  # noqa: E402
+from g2d_edge.backends import BackendOptions, available_backends, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
 from export.torch_backend import TorchBackend, TorchOptions, torch_available  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
@@ -153,12 +153,13 @@ def candidates(model: Optional[Path], checkpoint: Optional[Path], engines: Seque
             label = f"ONNX Runtime {short.upper() if short != 'tensorrt' else 'TensorRT EP'}"
             if full in have:
                 out.append((label, "fp16" if short == "tensorrt" else "fp32",
-                            lambda s=short: load_backend(model, "onnxruntime", providers=[s],
-                                                         intra_op_threads=threads)))
+                            lambda s=short: load_backend(model, "onnxruntime", BackendOptions.of(
+                                providers=[s], intra_op_threads=threads))))
             else:
                 skipped.append({"label": label, "reason": f"{full} not available (pip install onnxruntime-gpu)"})
         if reasons["openvino"] is None:
-            out.append(("OpenVINO CPU", "fp32", lambda: load_backend(model, "openvino", intra_op_threads=threads)))
+            out.append(("OpenVINO CPU", "fp32", lambda: load_backend(model, "openvino",
+                                                                     BackendOptions.of(intra_op_threads=threads))))
         else:
             skipped.append({"label": "OpenVINO CPU", "reason": reasons["openvino"]})
         for precision in settings.precisions:
@@ -172,9 +173,8 @@ def candidates(model: Optional[Path], checkpoint: Optional[Path], engines: Seque
                 if not default_calib_cache(model).is_file():
                     skipped.append({"label": label, "reason": "needs --calib (calibration faces) or a cache"})
                     continue
-            out.append((label, precision, lambda p=precision: load_backend(
-                model, "tensorrt", build_engine=True, precision=p, calib_data=settings.calib,
-                max_batch=max(settings.batches))))
+            out.append((label, precision, lambda p=precision: load_backend(model, "tensorrt", BackendOptions.of(
+                build_engine=True, precision=p, calib_data=settings.calib, max_batch=max(settings.batches)))))
     for engine in engines:
         out.append((f"TensorRT {engine.name}", "engine", lambda e=engine: load_backend(e, "tensorrt")))
     return out
@@ -197,9 +197,9 @@ def cpu_runtimes_in_turns(model: Path, faces: np.ndarray, settings: LatencySetti
     that the machine's load hits both alike; {} when OpenVINO is not installed."""
     if available_backends()["openvino"] is not None:
         return {}
-    runtimes = {"ONNX Runtime CPU": load_backend(model, "onnxruntime", providers=["cpu"],
-                                                 intra_op_threads=settings.threads),
-                "OpenVINO CPU": load_backend(model, "openvino", intra_op_threads=settings.threads)}
+    runtimes = {"ONNX Runtime CPU": load_backend(model, "onnxruntime", BackendOptions.of(
+                    providers=["cpu"], intra_op_threads=settings.threads)),
+                "OpenVINO CPU": load_backend(model, "openvino", BackendOptions.of(intra_op_threads=settings.threads))}
     out: Dict[str, Dict[str, float]] = {}
     for b in settings.batches:
         batch = faces[:b]

@@ -46,7 +46,7 @@ from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
 from g2d_edge.video import CaptureOptions  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
-from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
+from g2d_edge.backends.loader import SHIPPED_MODEL, BackendOptions  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
 STAGES = ("capture", "detection", "tracking", "alignment", "inference", "matching")
@@ -176,11 +176,11 @@ def run_config(config: str, args: argparse.Namespace, photos: List[np.ndarray]) 
 
 def run_tracking(config: str, args: argparse.Namespace, photos: List[np.ndarray], track: Optional[bool]) -> List[Row]:
     if config == "cpu":
-        backend, options = "onnxruntime", {"providers": ["cpu"], "intra_op_threads": args.threads}
+        backend, options = "onnxruntime", BackendOptions.of(providers=["cpu"], intra_op_threads=args.threads)
     else:
-        backend, options = args.gpu_backend, {}
-    rec = Recognizer(model=args.model, backend=backend, **options,
-                     options=RecognizerOptions(detector=detector_options(args), track=track))
+        backend, options = args.gpu_backend, BackendOptions()
+    rec = Recognizer(model=args.model, backend=backend,
+                     options=RecognizerOptions(detector=detector_options(args), track=track, backend_options=options))
     device = getattr(rec.backend, "provider", None) or rec.backend.name
     label = {None: "-", False: "off", True: "on"}[track]
     rows = []

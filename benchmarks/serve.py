@@ -47,7 +47,7 @@ from benchmarks.latency import bench_faces  # noqa: E402
 from export.pytriton_server import LocalServer, start_server  # noqa: E402
 from export.triton import TritonRepoOptions, write_triton_repository  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
-from g2d_edge.backends import load_backend  # noqa: E402
+from g2d_edge.backends import BackendOptions, load_backend  # noqa: E402
 from g2d_edge.backends.triton import inference_statistics  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
@@ -157,7 +157,8 @@ def measure(target: Target, cameras: int, frames: np.ndarray, settings: ServeSet
 def targets(model: Path, url: str, model_name: str, settings: ServeSettings) -> List[Target]:
     """In-process ONNX Runtime, then Triton with and without dynamic batching."""
     def triton(name: str) -> Callable[[], Any]:
-        return lambda: load_backend(model, "triton", url=url, model_name=name, timeout_s=settings.timeout_s)
+        return lambda: load_backend(model, "triton", BackendOptions.of(url=url, model_name=name,
+                                                                       timeout_s=settings.timeout_s))
 
     def stats(name: str) -> Callable[[], Dict[str, int]]:
         return lambda: inference_statistics(url, name)

@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -101,11 +102,11 @@ def run_onnx(args: argparse.Namespace) -> int:
 
     parity = ParityOptions(min_cosine=args.min_cosine)
     if args.no_real_faces:
-        parity.real_faces = None
+        parity = replace(parity, real_faces=None)
     elif args.faces is not None:
         if not args.faces.is_file():
             raise G2DError(f"--faces {args.faces} does not exist")
-        parity.real_faces = args.faces
+        parity = replace(parity, real_faces=args.faces)
     meta = {}
     if args.name:
         meta["name"] = args.name

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from g2d_edge.backends.faces import DEFAULT_FACE_CACHE, load_cached_faces, synthetic_faces
-from g2d_edge.errors import ExportError, ParityError
+from g2d_edge.errors import ExportError, InputError, ModelError, ParityError, check_fields, option
 from g2d_edge.files import atomic_write_bytes
 from g2d_edge.sidecar import InputSpec, ModelSidecar, sidecar_path_for
 from train.model import G2DModel, InferenceModel
@@ -45,7 +45,7 @@ INPUT_NAME = "faces"
 OUTPUT_NAMES = ("embedding", "logits")
 DEFAULT_THRESHOLD = 0.5
 
-@dataclass
+@dataclass(frozen=True)
 class ParityOptions:
     """How the exported graph is checked against PyTorch.
 
@@ -56,13 +56,16 @@ class ParityOptions:
     seed: for the random and synthetic faces.
     """
 
-    min_cosine: float = 0.9999
-    max_logits_error: float = 1e-3
+    min_cosine: float = option(0.9999, low=-1.0, high=1.0)
+    max_logits_error: float = option(1e-3, low=0.0)
     real_faces: Optional[Path] = DEFAULT_FACE_CACHE
-    num_real: int = 16
-    num_synthetic: int = 8
-    num_random: int = 5
-    seed: int = 0
+    num_real: int = option(16, low=0, high=100_000)
+    num_synthetic: int = option(8, low=0, high=100_000)
+    num_random: int = option(5, low=0, high=1000)
+    seed: int = option(0, low=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -98,7 +101,7 @@ def resolve_model(model_or_checkpoint: Union[G2DModel, PathLike],
         path = Path(model_or_checkpoint)
         try:
             model, ckpt_meta = load_model(path)
-        except (FileNotFoundError, RuntimeError) as exc:
+        except ModelError as exc:
             raise ExportError(f"cannot export {path}: {exc}") from exc
         ckpt_meta.pop("name", None)  # the model is named after its output file unless `meta` says otherwise
         merged = {**ckpt_meta, **dict(meta or {})}
@@ -308,7 +311,7 @@ def parity_batches(options: Optional[ParityOptions] = None) -> List[Tuple[str, n
         try:
             real = load_cached_faces(options.real_faces, options.num_real)
             batches.append((f"real-{len(real)}", real))
-        except (FileNotFoundError, ValueError, OSError) as exc:
+        except (InputError, OSError) as exc:
             log.info("no real faces for the parity check (%s); using synthetic ones only", exc)
     return batches
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from g2d_edge.backends import BaseBackend
 from g2d_edge.backends.base import PathLike
-from g2d_edge.errors import BackendUnavailableError, ModelError
+from g2d_edge.errors import BackendUnavailableError, ModelError, check_fields, option
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,18 @@ TORCH_INSTALL_HINT = ("torch backend (development only) needs the `torch` packag
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TorchOptions:
     """device: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1" or a GPU index.
     max_batch: faces per forward pass (larger batches are split).
     threads: CPU threads for torch (0 = leave torch's setting alone)."""
 
     device: Union[str, int] = "auto"
-    max_batch: int = 64
-    threads: int = 0
+    max_batch: int = option(64, low=1, high=65536)
+    threads: int = option(0, low=0, high=1024)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def import_torch():
@@ -128,6 +131,6 @@ def _load_checkpoint(path: Path):
         raise BackendUnavailableError(f"{TORCH_INSTALL_HINT} ({exc})") from exc
     try:
         return load_model(path)
-    except (RuntimeError, ValueError, KeyError, EOFError, OSError) as exc:
+    except (ModelError, KeyError, EOFError, OSError) as exc:
         raise ModelError(f"cannot load checkpoint {path} ({exc}); it is truncated or not a g2d-train checkpoint") \
             from exc

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from g2d_edge.errors import ExportError, ModelError
+from g2d_edge.backends.tensorrt_env import PRECISIONS
+from g2d_edge.errors import ExportError, InputError, ModelError, check_fields, option
 from g2d_edge.files import atomic_copy, atomic_write_text
 from g2d_edge.sidecar import ModelSidecar
 
@@ -46,7 +47,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TRITON_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TritonRepoOptions:
     """What the repository serves and how.
 
@@ -65,38 +66,26 @@ class TritonRepoOptions:
     """
 
     model_name: Optional[str] = None
-    version: int = 1
-    max_batch_size: int = 32
+    version: int = option(1, low=1, high=2 ** 31 - 1)  # Triton ignores version folder 0
+    max_batch_size: int = option(32, low=1, high=65536)
     dynamic_batching: bool = True
-    max_queue_delay_us: int = 1000
-    preferred_batch_sizes: Tuple[int, ...] = ()
-    instances: int = 1
-    device: str = "gpu"
-    tensorrt: str = "auto"
-    precision: str = "fp16"
+    max_queue_delay_us: int = option(1000, low=0, high=10 ** 9)
+    preferred_batch_sizes: Tuple[int, ...] = option((), low=1, high=65536)
+    instances: int = option(1, low=1, high=1024)
+    device: str = option("gpu", choices=("gpu", "cpu"))
+    tensorrt: str = option("auto", choices=("auto", "yes", "no"))
+    precision: str = option("fp16", choices=PRECISIONS)
     calib_data: Optional[Path] = None
     force: bool = False
 
-    def validate(self) -> None:
-        """Raise ExportError for values Triton would refuse."""
+    def __post_init__(self) -> None:
+        check_fields(self)
         if self.model_name is not None and not _NAME_RE.match(self.model_name):
-            raise ExportError(f"Triton model names may use letters, digits, '_', '.' and '-' only, got "
-                              f"{self.model_name!r}")
-        if self.version < 1:
-            raise ExportError(f"version must be >= 1 (Triton ignores folder 0), got {self.version}")
-        if self.max_batch_size < 1:
-            raise ExportError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.max_queue_delay_us < 0:
-            raise ExportError(f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us}")
-        if any(not 1 <= b <= self.max_batch_size for b in self.preferred_batch_sizes):
-            raise ExportError(f"preferred batch sizes must lie in 1..{self.max_batch_size}, got "
-                              f"{list(self.preferred_batch_sizes)}")
-        if self.instances < 1:
-            raise ExportError(f"instances must be >= 1, got {self.instances}")
-        if self.device not in ("gpu", "cpu"):
-            raise ExportError(f"device must be 'gpu' or 'cpu', got {self.device!r}")
-        if self.tensorrt not in ("auto", "yes", "no"):
-            raise ExportError(f"tensorrt must be 'auto', 'yes' or 'no', got {self.tensorrt!r}")
+            raise InputError(f"TritonRepoOptions.model_name: Triton model names may use letters, digits, '_', '.' "
+                             f"and '-' only, got {self.model_name!r}")
+        if any(b > self.max_batch_size for b in self.preferred_batch_sizes):
+            raise InputError(f"TritonRepoOptions.preferred_batch_sizes: preferred batch sizes must lie in "
+                             f"1..{self.max_batch_size} (max_batch_size), got {list(self.preferred_batch_sizes)}")
 
 
 @dataclass(frozen=True)
@@ -224,11 +213,11 @@ def write_triton_repository(onnx_path: PathLike, repository: PathLike,
     """Write (or add to) a Triton model repository for an exported ONNX model (with its `.json` sidecar).
 
     Returns {"repository": path, "models": [TritonModelEntry ...], "skipped": {variant: reason}}.
-    Raises ModelError (missing ONNX or sidecar, graph and sidecar disagree), ExportError (bad options, the version
-    exists), BackendUnavailableError (`tensorrt="yes"` without TensorRT) and the TensorRT build errors.
+    Raises ModelError (missing ONNX or sidecar, graph and sidecar disagree), ExportError (the version exists),
+    BackendUnavailableError (`tensorrt="yes"` without TensorRT) and the TensorRT build errors; bad options are
+    InputError when the options are made.
     """
     options = options or TritonRepoOptions()
-    options.validate()
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file() or onnx_path.suffix.lower() != ".onnx":
         raise ModelError(f"{onnx_path} is not an exported .onnx model; export one with `g2d-export onnx`")

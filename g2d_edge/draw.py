@@ -7,7 +7,8 @@ from typing import Iterable, Optional, Tuple
 import cv2
 import numpy as np
 
-from .detectors.detect import check_bgr_frame
+from .errors import check_fields, option
+from .io import check_bgr_frame
 
 Color = Tuple[int, int, int]
 
@@ -16,15 +17,18 @@ Color = Tuple[int, int, int]
 class DrawOptions:
     """Colours (BGR), line thickness, text size and what to show."""
 
-    known_color: Color = (60, 200, 60)
-    unknown_color: Color = (40, 40, 230)
-    text_color: Color = (255, 255, 255)
-    thickness: int = 2
-    font_scale: float = 0.5
+    known_color: Color = option((60, 200, 60), low=0, high=255)
+    unknown_color: Color = option((40, 40, 230), low=0, high=255)
+    text_color: Color = option((255, 255, 255), low=0, high=255)
+    thickness: int = option(2, low=1, high=100)
+    font_scale: float = option(0.5, above=0.0, high=100.0)
     show_score: bool = True
     show_keypoints: bool = False
     show_mask: bool = True  #: append "[mask]" to the label of a face flagged as masked
     unknown_label: str = "unknown"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def annotate(frame: np.ndarray, recognitions: Iterable, fps: Optional[float] = None,

@@ -27,6 +27,8 @@ Size = Tuple[int, int]  # (width, height)
 #: passes; decoded as BGR it takes 150 MB). Raise it with `read_image(..., max_pixels=...)`,
 #: `RecognizerOptions.max_image_pixels`, `CaptureOptions.max_image_pixels` or `g2d ... --max-pixels`.
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+#: The one rule for a pixel limit (`max_pixels`, `max_image_pixels`): a whole number from 1 to 2**40.
+PIXEL_LIMIT = {"low": 1, "high": 2 ** 40}
 
 #: Formats `image_size` understands, for messages.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "WebP", "TIFF", "PBM/PGM/PPM")

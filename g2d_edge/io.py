@@ -1,4 +1,5 @@
-"""Reading images from disk (or taking arrays) with errors a user can act on.
+"""Reading images from disk (or taking arrays) with errors a user can act on, and the one check of a BGR frame
+(`check_bgr_frame`, used by detection, drawing, masks and video alike).
 
 OpenCV's `cv2.imread` returns `None` for a missing file, a directory or corrupt bytes alike; these helpers tell the
 cases apart and raise `ImageReadError` with the path and what to do, instead of letting a `None` travel on until
@@ -16,10 +17,9 @@ from typing import List, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .detectors.detect import check_bgr_frame
-from .errors import ImageReadError, InputError
+from .errors import ImageReadError, InputError, check_value
 from .files import read_regular_file
-from .imagesize import DEFAULT_MAX_IMAGE_PIXELS, SUPPORTED_FORMATS, image_size
+from .imagesize import DEFAULT_MAX_IMAGE_PIXELS, PIXEL_LIMIT, SUPPORTED_FORMATS, image_size
 from .text import printable
 
 #: File suffixes treated as images when a folder is scanned (lower case).
@@ -27,6 +27,32 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 
 #: What `read_image` / `load_image` accept: a path, or an HxWx3 uint8 BGR array.
 ImageLike = Union[str, os.PathLike, np.ndarray]
+
+#: Widest frame (longer side / shorter side) the SDK takes; a frame beyond it is an InputError. 20:1 holds every
+#: camera and panorama format in use (a 360-degree strip is 4:1 to 8:1) and keeps a strip of a few pixels from
+#: costing gigabytes in detection.
+MAX_ASPECT_RATIO = 20.0
+
+
+def check_bgr_frame(frame: np.ndarray) -> np.ndarray:
+    """Return `frame` if it is a valid HxWx3 uint8 BGR image, else raise InputError saying what is wrong."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"expected a BGR image as a numpy array (as cv2.imread gives), got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"expected a uint8 BGR image, got dtype {frame.dtype}; convert with frame.astype(np.uint8)")
+    if frame.ndim == 2:
+        raise InputError("expected a colour BGR image (H, W, 3), got a grayscale (H, W) array; "
+                         "use cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)")
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"expected a BGR image of shape (H, W, 3), got {frame.shape}")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InputError(f"image is too small to hold a face: {frame.shape[1]}x{frame.shape[0]} px")
+    long_side, short_side = max(frame.shape[:2]), min(frame.shape[:2])
+    if long_side > MAX_ASPECT_RATIO * short_side:
+        raise InputError(f"image is too narrow to hold a face: {frame.shape[1]}x{frame.shape[0]} px, an aspect ratio "
+                         f"of {long_side / short_side:.0f}:1 (at most {MAX_ASPECT_RATIO:g}:1); crop it to the part "
+                         "with the faces")
+    return frame
 
 
 def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -45,8 +71,7 @@ def read_image(path: Union[str, os.PathLike], max_pixels: int = DEFAULT_MAX_IMAG
             is larger than `max_pixels`, or is not a decodable image.
         InputError: `max_pixels` is not a positive whole number.
     """
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
-        raise InputError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
+    max_pixels = check_value("max_pixels", max_pixels, int, **PIXEL_LIMIT)
     p = Path(path)
     return decode_image(_read_bytes(p), max_pixels, str(p))
 

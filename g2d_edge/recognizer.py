@@ -26,16 +26,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .align import ALIGNED_SIZE, align_face
-from .backends.loader import ModelLike, open_model
+from .backends.base import check_faces
+from .backends.loader import BackendOptions, ModelLike, open_model
 from .detectors.base import Detection
-from .detectors.detect import DetectorOptions, FaceDetector, check_bgr_frame
-from .errors import ClosedError, ImageReadError, InputError, NoFaceError
+from .detectors.detect import MAX_SIDE, DetectorOptions, FaceDetector
+from .errors import ClosedError, ImageReadError, InputError, NoFaceError, check_fields, option
 from .gallery.file import Gallery, open_gallery
-from .gallery.protocol import GalleryBase, check_identity_name
-from .imagesize import DEFAULT_MAX_IMAGE_PIXELS
-from .io import ImageLike, describe, load_image
+from .gallery.protocol import THRESHOLD_RANGE, GalleryBase, check_identity_name, check_threshold
+from .imagesize import DEFAULT_MAX_IMAGE_PIXELS, PIXEL_LIMIT
+from .io import ImageLike, check_bgr_frame, describe, load_image
 from .masks.flag import MaskFlag
-from .openset.rule import DEFAULT_TARGET_FPIR, ThresholdDecision, Thresholds, check_fpir, check_threshold
+from .openset.calibration import FPIR_RANGE
+from .openset.rule import DEFAULT_TARGET_FPIR, ThresholdDecision, Thresholds
 from .results import EnrollResult, Recognition, StreamResult, VerifyResult
 from .sidecar import ModelSidecar
 from .video.slot import LatestSlot
@@ -83,21 +85,33 @@ class RecognizerOptions:
         (`g2d_edge.masks.templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
         face with clean templates only and a masked face with all (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
         0 by default: with the shipped model they did not help masked faces (README, "Masked faces").
+    backend_options: how the model is opened (`g2d_edge.backends.BackendOptions`: each runtime's options, e.g.
+        `BackendOptions.of(intra_op_threads=1)` or `BackendOptions.of(url="grpc://gpu-server:8001")` for Triton).
+
+    Every option is checked when the options are made (InputError naming the field); `Recognizer` does not check
+    them again.
     """
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
-    threshold: Optional[float] = None
-    target_fpir: float = DEFAULT_TARGET_FPIR
-    top_k: int = 1
-    min_face_size: Optional[int] = None
+    threshold: Optional[float] = option(None, **THRESHOLD_RANGE)
+    target_fpir: float = option(DEFAULT_TARGET_FPIR, **FPIR_RANGE)
+    top_k: int = option(1, low=1, high=1000)
+    min_face_size: Optional[int] = option(None, low=0, high=MAX_SIDE)
     running_mode: RunningMode = RunningMode.IMAGE
     result_callback: Optional[Callable[[StreamResult], None]] = None
     warmup: bool = True
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, **PIXEL_LIMIT)
     mask_flag: bool = True
     track: Optional[bool] = None
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
-    masked_templates: int = 0
+    masked_templates: int = option(0, low=0, high=16)
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.result_callback is not None and self.running_mode is not RunningMode.STREAM:
+            raise InputError("RecognizerOptions.result_callback is only called in RunningMode.STREAM; set "
+                             "running_mode=RunningMode.STREAM too")
 
     @property
     def tracks_faces(self) -> bool:
@@ -106,8 +120,6 @@ class RecognizerOptions:
 
 
 GalleryLike = Union[None, GalleryBase, str, os.PathLike]
-#: `open_model` under its former name (it moved to `g2d_edge.backends.loader`).
-load_model_backend = open_model
 
 
 class Recognizer:
@@ -118,15 +130,14 @@ class Recognizer:
         model: path to an exported model (.onnx or .engine, sidecar .json beside it), None for the default shipped
             model, a shipped model's name ("g2d-edge-m", "g2d-edge-s"), or a ready backend object.
         backend: "auto" (by file suffix and what is installed), "onnxruntime", "tensorrt", ...
-            "triton" (`url="grpc://host:8001"`, `model_name=...`): the model runs on a Triton server and `model`
-            only names the sidecar it must match (see `g2d_edge.backends.triton`).
+            "triton" (`TritonOptions` in `RecognizerOptions.backend_options`): the model runs on a Triton server and
+            `model` only names the sidecar it must match (see `g2d_edge.backends.triton`).
         gallery: a `Gallery`, a gallery path (loaded if it exists, else created empty and saved there by
             `save_gallery()`), a database gallery (`MilvusGallery`) or its URL (`milvus://host:19530/collection`,
             `milvus-lite://path.db/collection`; README "Scaling out"), or None for a new in-memory gallery. A
             gallery made with another model is refused (GalleryError). A gallery opened here from a path or URL is
             closed by `close()`.
-        options: `RecognizerOptions`.
-        **backend_options: passed to `g2d_edge.backends.load_backend`.
+        options: `RecognizerOptions` (its `backend_options` say how the model is opened).
 
     Not for concurrent use from several threads except through stream mode (`identify_stream` may be called from
     several threads); one Recognizer per thread otherwise. `close()` (or the `with` block's end) stops the stream
@@ -134,29 +145,17 @@ class Recognizer:
     """
 
     def __init__(self, model: ModelLike = None, backend: str = "auto", gallery: GalleryLike = None,
-                 options: Optional[RecognizerOptions] = None, **backend_options: Any) -> None:
+                 options: Optional[RecognizerOptions] = None) -> None:
+        if options is not None and not isinstance(options, RecognizerOptions):
+            raise InputError(f"options must be a RecognizerOptions, got {type(options).__name__}")
         self.options = options or RecognizerOptions()
-        if self.options.top_k < 1:
-            raise InputError(f"RecognizerOptions.top_k must be at least 1, got {self.options.top_k}")
-        if not isinstance(self.options.running_mode, RunningMode):
-            raise InputError(f"running_mode must be a RunningMode, got {self.options.running_mode!r}")
-        if self.options.result_callback is not None and self.options.running_mode is not RunningMode.STREAM:
-            raise InputError("result_callback is only called in RunningMode.STREAM; set running_mode too")
-        pixels = self.options.max_image_pixels
-        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
-            raise InputError(f"RecognizerOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
-        masked = self.options.masked_templates
-        if isinstance(masked, bool) or not isinstance(masked, int) or not 0 <= masked <= 16:
-            raise InputError(f"RecognizerOptions.masked_templates must be a whole number from 0 to 16, got {masked!r}")
-        check_threshold(self.options.threshold)
-        check_fpir(self.options.target_fpir, "RecognizerOptions.target_fpir")
-        self.backend = open_model(model, backend, **backend_options)
+        self.backend = open_model(model, backend, self.options.backend_options)
         self.sidecar: ModelSidecar = self.backend.sidecar
         #: how the threshold is chosen (`g2d_edge.openset.rule`; `thresholds.rule`: the open-set rule, if calibrated)
         self.thresholds = Thresholds(self.sidecar, self.options.threshold, self.options.target_fpir)
         det_opts = self.options.detector
         if self.options.min_face_size is not None:
-            det_opts = dataclasses.replace(det_opts, min_face_size=int(self.options.min_face_size))
+            det_opts = dataclasses.replace(det_opts, min_face_size=self.options.min_face_size)
         self.mask_flag: Optional[MaskFlag] = MaskFlag() if self.options.mask_flag else None
         self._tracker: Optional[FaceTracker] = FaceTracker(self.options.tracking) if self.options.tracks_faces else None
         self._masked: Optional[Any] = None  # MaskedViews, made on the first enrolment with masked templates
@@ -206,7 +205,7 @@ class Recognizer:
 
     @threshold.setter
     def threshold(self, value: Optional[float]) -> None:
-        self.thresholds.manual = check_threshold(value)
+        self.thresholds.manual = check_threshold(value, "Recognizer.threshold")
 
     @property
     def verify_threshold(self) -> float:
@@ -219,17 +218,14 @@ class Recognizer:
 
     # ------------------------------------------------------------------ core API
     def embed(self, aligned_faces: np.ndarray) -> np.ndarray:
-        """Embeddings of aligned 112x112 BGR uint8 faces: (N,112,112,3) -> (N, D), or one (112,112,3) -> (D,)."""
-        faces = np.asarray(aligned_faces)
-        single = faces.ndim == 3
-        if single:
-            faces = faces[None]
-        if faces.ndim != 4 or faces.shape[1:] != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
-            raise InputError(f"aligned faces must be (N, {ALIGNED_SIZE}, {ALIGNED_SIZE}, 3) or "
-                             f"({ALIGNED_SIZE}, {ALIGNED_SIZE}, 3), got {faces.shape}; align with "
-                             "g2d_edge.align.align_face")
-        if faces.dtype != np.uint8:
-            raise InputError(f"aligned faces must be uint8 BGR, got {faces.dtype}")
+        """Embeddings of aligned 112x112 BGR uint8 faces: (N,112,112,3) -> (N, D), or one (112,112,3) -> (D,).
+
+        The answer has the question's shape: one face gives one embedding, a batch (of one, too) a batch. The
+        backends' `check_faces` takes batches only (nothing there would undo a promotion); the faces are checked there,
+        once, after a single face is made a batch of one here.
+        """
+        single = isinstance(aligned_faces, np.ndarray) and aligned_faces.ndim == 3
+        faces = check_faces(aligned_faces[None] if single else aligned_faces)
         self._check_open()
         emb = self._infer(faces)
         return emb[0] if single else emb

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict
 
+from .errors import InputError
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 #: name -> what it is for (the file is ``models/<name>.onnx``)
@@ -21,5 +23,5 @@ DEFAULT_MODEL = "g2d-edge-m"
 def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
     """Path of the shipped model called ``name`` (it may be missing from a stripped build: check ``is_file()``)."""
     if name not in SHIPPED_MODELS:
-        raise KeyError(name)
+        raise InputError(f"no shipped model is called {name!r}; the shipped models are {', '.join(SHIPPED_MODELS)}")
     return MODELS_DIR / f"{name}.onnx"

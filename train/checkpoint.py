@@ -22,6 +22,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
+from g2d_edge.errors import InputError, ModelError
 from g2d_edge.files import atomic_write
 
 from .model import G2DModel, ModelConfig, build_model
@@ -39,7 +40,7 @@ def _json_safe(meta: Mapping[str, Any]) -> Dict[str, Any]:
     try:
         return json.loads(json.dumps(dict(meta), default=_json_default))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint meta must be JSON-serialisable: {exc}") from exc
+        raise InputError(f"checkpoint meta must be JSON-serialisable: {exc}") from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -86,21 +87,21 @@ def save_checkpoint(path: PathLike, *, stage: str, model_config: ModelConfig, st
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`.
 
-    Raises FileNotFoundError when it does not exist and RuntimeError when it is not a readable g2d-edge checkpoint.
+    Raises ModelError when it does not exist or is not a readable g2d-edge checkpoint.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise ModelError(f"checkpoint not found: {path}; pass a checkpoint written by g2d-train")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises a zoo of exception types for truncated / foreign files
-        raise RuntimeError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); it may be truncated or "
-                           "not a g2d-edge checkpoint; delete it and re-run the stage") from exc
+        raise ModelError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); it may be truncated or "
+                         "not a g2d-edge checkpoint; delete it and re-run the stage") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise RuntimeError(f"{path} is not a g2d-edge checkpoint (no '{FORMAT}' header)")
+        raise ModelError(f"{path} is not a g2d-edge checkpoint (no '{FORMAT}' header); pass one written by g2d-train")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
-        raise RuntimeError(f"checkpoint {path} has format version {ckpt['format_version']}; this code reads up to "
-                           f"{FORMAT_VERSION}: upgrade g2d-edge")
+        raise ModelError(f"checkpoint {path} has format version {ckpt['format_version']}; this code reads up to "
+                         f"{FORMAT_VERSION}: upgrade g2d-edge")
     return ckpt
 
 
@@ -114,7 +115,8 @@ def build_model_from(ckpt: Mapping[str, Any]) -> G2DModel:
     model = build_model(model_config_of(ckpt))
     state = ckpt["state"].get("model")
     if state is None:
-        raise RuntimeError(f"{ckpt.get('stage')} checkpoint holds no 'model' weights")
+        raise ModelError(f"{ckpt.get('stage')} checkpoint holds no 'model' weights; pass a stage checkpoint of "
+                         "g2d-train")
     model.load_state_dict(state, strict=True)
     return model
 

@@ -29,7 +29,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler, default_collate
 
 from g2d_edge.align import align_face, estimate_alignment, transform_points
 from g2d_edge.detectors import DetectorOptions, FaceDetector
-from g2d_edge.errors import G2DError
+from g2d_edge.errors import G2DError, check_fields, option
 from g2d_edge.vectors import l2_normalise
 
 from .prepare import MESH_POINTS, AlignedCache, list_images
@@ -52,10 +52,13 @@ class AugmentOptions:
     face before masking (0 disables). mask: `g2d_edge.masks.MaskOptions` fields.
     """
 
-    mask_prob: float = 1.0
+    mask_prob: float = option(1.0, low=0.0, high=1.0)
     flip: bool = True
-    color_jitter: float = 0.0
+    color_jitter: float = option(0.0, low=0.0, below=1.0)
     mask: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def make_mask_synthesizer(options: Dict[str, Any]):

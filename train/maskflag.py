@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from g2d_edge.errors import InputError, check_fields, option
+
 from .config import TrainConfig
 from .data import AugmentOptions, EpochShuffleSampler, build_stage_data, collate_faces
 from .model import ConvBNAct, Preprocess
@@ -37,37 +39,41 @@ INPUT_NAME = "faces"
 OUTPUT_NAME = "mask_score"
 
 
-@dataclass
+@dataclass(frozen=True)
 class MaskFlagOptions:
     """How the mask flag is trained."""
 
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    num_workers: int = 1
-    seed: int = 0
-    max_shift: float = 0.06  #: random translation, fraction of the crop
-    max_scale: float = 0.10  #: random zoom in/out
-    max_rotation_deg: float = 10.0
-    min_resolution: int = 20  #: faces may also be seen downscaled to as little as this many pixels (then upscaled)
+    epochs: int = option(3, low=1, high=10_000)
+    batch_size: int = option(128, low=1, high=65536)
+    lr: float = option(3e-3, above=0.0, high=10.0)
+    weight_decay: float = option(1e-4, low=0.0, high=10.0)
+    num_workers: int = option(1, low=0, high=256)
+    seed: int = option(0, low=0)
+    max_shift: float = option(0.06, low=0.0, high=1.0)  #: random translation, fraction of the crop
+    max_scale: float = option(0.10, low=0.0, high=1.0)  #: random zoom in/out
+    max_rotation_deg: float = option(10.0, low=0.0, high=180.0)
+    #: faces may also be seen downscaled to as little as this many pixels (then upscaled)
+    min_resolution: int = option(20, low=1, high=112)
     #: share of batches seen at a random lower resolution (with the mask-region augmentations below it helped real
     #: masked photos; alone, with twice the warp above, it had not)
-    low_res_prob: float = 0.3
+    low_res_prob: float = option(0.3, low=0.0, high=1.0)
     #: Real masks carry what synthesis does not draw (prints, logos, cartoon mouths, any colour, a privacy mosaic).
     #: Per masked face, inside the mask only: its colours remixed, another face of the batch printed over it,
     #: the mask pixelated.
-    recolour_prob: float = 0.5
-    print_prob: float = 0.3
-    mosaic_prob: float = 0.15
+    recolour_prob: float = option(0.5, low=0.0, high=1.0)
+    print_prob: float = option(0.3, low=0.0, high=1.0)
+    mosaic_prob: float = option(0.15, low=0.0, high=1.0)
     #: networks trained with seeds seed, seed + 1, ...; the exported classifier averages their probabilities
     #: (one network's accuracy on real masks varies by about 2 points from seed to seed)
-    members: int = 3
+    members: int = option(3, low=1, high=100)
     #: channels of the stride-2 convolutions, and 2x2 average pooling first (56 px; False: the full 112 px crop).
     #: Bigger is not better here: (16, 32, 64, 96, 128) on the full crop fit the synthetic masks better and flagged
     #: only 77 % of the real masked faces (benchmarks/maskflag.py, reviewed), against 96 % for this size.
-    widths: Tuple[int, ...] = (16, 32, 64, 64)
+    widths: Tuple[int, ...] = option((16, 32, 64, 64), low=1, high=4096, non_empty=True)
     input_pool: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def mask_flag_options(assignments: Sequence[str], **fields: object) -> MaskFlagOptions:
@@ -77,14 +83,18 @@ def mask_flag_options(assignments: Sequence[str], **fields: object) -> MaskFlagO
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not hasattr(defaults, key):
-            raise ValueError(f"--option {item!r}: expected KEY=VALUE with KEY one of {sorted(vars(defaults))}")
+            raise InputError(f"--option {item!r}: expected KEY=VALUE with KEY one of {sorted(vars(defaults))}")
         current = getattr(defaults, key)
-        if isinstance(current, tuple):
-            fields[key] = tuple(int(v) for v in text.split(","))
-        elif isinstance(current, bool):
-            fields[key] = text.strip().lower() in ("1", "true", "yes", "on")
-        else:
-            fields[key] = type(current)(text)
+        try:
+            if isinstance(current, tuple):
+                fields[key] = tuple(int(v) for v in text.split(","))
+            elif isinstance(current, bool):
+                fields[key] = text.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                fields[key] = type(current)(text)
+        except ValueError:
+            raise InputError(f"--option {item!r}: {text!r} is not a {type(current).__name__} value for "
+                             f"MaskFlagOptions.{key}") from None
     return dataclasses.replace(defaults, **fields)
 
 
@@ -189,8 +199,6 @@ def _batch_inputs(batch: Dict[str, Tensor], pre: Preprocess, options: MaskFlagOp
 def train_mask_flag(cfg: TrainConfig, options: MaskFlagOptions) -> nn.Module:
     """Train the mask flag on the config's sources (held-out people excluded): one `MaskFlagNet`, or a
     `MaskFlagEnsemble` of `options.members` of them; returned in eval mode."""
-    if options.members < 1:
-        raise ValueError(f"MaskFlagOptions.members must be at least 1, got {options.members}")
     nets = [_train_member(cfg, dataclasses.replace(options, seed=options.seed + k), f"{k + 1}/{options.members}")
             for k in range(options.members)]
     return (nets[0] if len(nets) == 1 else MaskFlagEnsemble(nets)).eval()

@@ -18,7 +18,9 @@ from typing import Any, Dict, Iterable, Optional, Protocol, Sequence, Tuple, Uni
 
 import numpy as np
 
-from ..errors import G2DError, InputError, ModelError
+from ..errors import BackendUnavailableError, G2DError, InputError, ModelError
+from ..files import regular_file_problem
+from ..shipped import SHIPPED_MODELS
 from ..sidecar import InputSpec, ModelSidecar, sidecar_path_for
 from ..vectors import l2_normalise
 
@@ -73,17 +75,38 @@ def check_faces(faces: np.ndarray, spec: Optional[InputSpec] = None) -> np.ndarr
     return np.ascontiguousarray(faces)
 
 
-def check_model_file(path: PathLike, suffixes: Iterable[str], what: str) -> Path:
-    """Return `path` as a Path if it is a non-empty file with one of `suffixes`, else raise ModelError."""
+#: Training checkpoints: the runtime does not run them (see TORCH_ELSEWHERE).
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+TORCH_ELSEWHERE = ("training checkpoints run on the development-only torch backend, which lives with the export "
+                   "tools because it needs torch and the training code: `from export.torch_backend import "
+                   "TorchBackend; Recognizer(model=TorchBackend('checkpoint.pt'))` (pip install g2d-edge[train]); "
+                   "or export the checkpoint with `g2d-export onnx`")
+
+
+def check_model_path(path: PathLike, suffixes: Iterable[str]) -> Path:
+    """The one check of a model path (the loader's and each backend's): a regular, non-empty file ending in one of
+    `suffixes`. Returns it as a Path; ModelError (or BackendUnavailableError for a training checkpoint) naming the
+    file and what to do."""
     path = Path(path)
     suffixes = tuple(suffixes)
-    if not path.is_file():
-        raise ModelError(f"{what} not found: {path}; export one with `g2d-export onnx` (and `g2d-export trt` for a "
-                         "TensorRT engine) or pass the path of an existing model")
-    if path.suffix.lower() not in suffixes:
-        raise ModelError(f"{path} is not a {what} (expected a file ending in {' or '.join(suffixes)})")
+    kinds = " or ".join(suffixes)
+    problem = regular_file_problem(path)
+    suffix = path.suffix.lower()
+    if problem == "a directory":
+        raise ModelError(f"{path} is a directory; pass the model file ({kinds}) inside it")
+    if problem == "not found":
+        raise ModelError(f"model file not found: {path}; export one with `g2d-export onnx` (and `g2d-export trt` for "
+                         f"a TensorRT engine), pass the path of an existing model, or name a shipped model: "
+                         f"{', '.join(SHIPPED_MODELS)}")
+    if suffix in CHECKPOINT_SUFFIXES:
+        raise BackendUnavailableError(f"{path} is a training checkpoint: {TORCH_ELSEWHERE}")
+    if suffix not in suffixes:
+        raise ModelError(f"don't know how to run {path} here: expected a file ending in {kinds} (export one with "
+                         "`g2d-export onnx` / `g2d-export trt`)")
+    if problem is not None:
+        raise ModelError(f"model {path} is {problem}; pass the model file ({kinds})")
     if path.stat().st_size == 0:
-        raise ModelError(f"{what} {path} is empty (an interrupted copy or export?); export or copy it again")
+        raise ModelError(f"model {path} is empty (an interrupted copy or export?); export or copy it again")
     return path
 
 

@@ -1,7 +1,8 @@
 """Building TensorRT engines on the target box: ONNX graph -> engine (FP32, FP16 or INT8) + engine sidecar.
 
 An engine is specific to one GPU and TensorRT release, so it is built where it runs: by `g2d-export trt`, or by the
-runtime itself (`load_backend(model, build_engine=True)`). Needs `tensorrt` + `pycuda` and an NVIDIA GPU, not torch.
+runtime itself (`load_backend(model, options=BackendOptions(build_engine=True))`). Needs `tensorrt` + `pycuda` and
+an NVIDIA GPU, not torch.
 
 * Optimisation profile on the batch axis: min 1, opt `opt_batch`, max `max_batch`.
 * Timing cache: layer timings are stored in a file (per GPU and TensorRT release) and reused by later builds.
@@ -29,7 +30,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..align import ALIGNED_SIZE
-from ..errors import EngineBuildError, ModelError, ParityError
+from ..errors import EngineBuildError, InputError, ModelError, ParityError, check_fields, option
 from ..files import atomic_write_bytes
 from ..sidecar import ModelSidecar, sidecar_path_for
 from .base import PathLike, file_sha256
@@ -49,7 +50,7 @@ PARITY_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
 CALIBRATION_LOG_EVERY = 10
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrtBuildOptions:
     """How an engine is built.
 
@@ -66,33 +67,30 @@ class TrtBuildOptions:
     verify_faces: .npz of aligned faces for that check (default: calibration faces, the CelebA cache, or synthetic).
     """
 
-    precision: str = "fp16"
-    min_batch: int = 1
-    opt_batch: int = 8
-    max_batch: int = 32
-    workspace_mib: int = 1024
+    precision: str = option("fp16", choices=PRECISIONS)
+    min_batch: int = option(1, low=1, high=65536)
+    opt_batch: int = option(8, low=1, high=65536)
+    max_batch: int = option(32, low=1, high=65536)
+    workspace_mib: int = option(1024, low=1, high=1 << 20)
     timing_cache: Optional[Path] = None
     calib_data: Optional[Path] = None
     calib_cache: Optional[Path] = None
-    calib_batch: int = 16
-    calib_max_faces: int = 512
-    optimization_level: Optional[int] = None
-    device: int = 0
+    calib_batch: int = option(16, low=1, high=65536)
+    calib_max_faces: int = option(512, low=1, high=10_000_000)
+    optimization_level: Optional[int] = option(None, low=0, high=5)
+    device: int = option(0, low=0, high=1024)
     verify: bool = True
-    min_cosine: Optional[float] = None
+    min_cosine: Optional[float] = option(None, low=-1.0, high=1.0)
     verify_faces: Optional[Path] = None
 
-    def validate(self) -> None:
-        """EngineBuildError for an unknown precision or an inconsistent batch / calibration setting."""
-        if self.precision not in PRECISIONS:
-            raise EngineBuildError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
-            raise EngineBuildError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {self.min_batch}, "
-                                   f"{self.opt_batch}, {self.max_batch}")
-        if self.calib_batch < 1 or self.calib_max_faces < self.calib_batch:
-            raise EngineBuildError("need calib_batch >= 1 and calib_max_faces >= calib_batch")
-        if self.optimization_level is not None and not 0 <= self.optimization_level <= 5:
-            raise EngineBuildError(f"optimization_level must be 0..5, got {self.optimization_level}")
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.min_batch <= self.opt_batch <= self.max_batch:
+            raise InputError(f"TrtBuildOptions.opt_batch: need min_batch <= opt_batch <= max_batch, got "
+                             f"{self.min_batch}, {self.opt_batch}, {self.max_batch}")
+        if self.calib_max_faces < self.calib_batch:
+            raise InputError(f"TrtBuildOptions.calib_max_faces ({self.calib_max_faces}) must be at least "
+                             f"calib_batch ({self.calib_batch})")
 
 
 @dataclass(frozen=True)
@@ -191,14 +189,6 @@ def _plan(trt: Any, onnx_path: Path, engine_path: Optional[PathLike], options: T
     return _BuildPlan(onnx=onnx_path, engine=engine, timing_cache=timing, calib_cache=calib, gpu=gpu)
 
 
-def _face_data(source: PathLike, count: int, what: str) -> np.ndarray:
-    """`load_calibration_faces`, its file and format errors turned into EngineBuildError (one line on the CLI)."""
-    try:
-        return load_calibration_faces(source, count)
-    except (FileNotFoundError, ValueError) as exc:
-        raise EngineBuildError(f"{what}: {exc}") from exc
-
-
 def _calibration_faces(options: TrtBuildOptions, calib_cache: Path) -> Optional[np.ndarray]:
     """INT8 calibration faces (None: not INT8, or calibrated from the existing cache)."""
     if options.precision != "int8":
@@ -208,7 +198,7 @@ def _calibration_faces(options: TrtBuildOptions, calib_cache: Path) -> Optional[
             raise EngineBuildError("INT8 needs calibration faces: pass --calib FOLDER|NPZ (about 500 aligned faces "
                                    f"of the deployment population), or an existing calibration cache ({calib_cache})")
         return None
-    faces = _face_data(options.calib_data, options.calib_max_faces, "INT8 calibration data")
+    faces = load_calibration_faces(options.calib_data, options.calib_max_faces)
     if len(faces) < options.calib_batch:
         raise EngineBuildError(f"only {len(faces)} calibration faces in {options.calib_data}, fewer "
                                f"than one batch of {options.calib_batch}")
@@ -296,12 +286,12 @@ def _engine_info(trt: Any, plan: _BuildPlan, options: TrtBuildOptions,
 
 def _verification_faces(options: TrtBuildOptions, calib_faces: Optional[np.ndarray], count: int = 32) -> np.ndarray:
     if options.verify_faces is not None:
-        return _face_data(options.verify_faces, count, "engine verification faces")
+        return load_calibration_faces(options.verify_faces, count)
     if calib_faces is not None and len(calib_faces):
         return calib_faces[:count]
     try:
         return load_cached_faces(DEFAULT_FACE_CACHE, count)
-    except (FileNotFoundError, ValueError, OSError):
+    except (InputError, OSError):
         return synthetic_faces(count, np.random.default_rng(0))
 
 
@@ -344,11 +334,10 @@ def build_engine(onnx_path: PathLike, engine_path: Optional[PathLike] = None,
     """Build a TensorRT engine from an exported ONNX model; writes the engine and its sidecar, returns the sidecar.
 
     engine_path: default `default_engine_path(onnx, precision)` (the cache name that `load_backend` finds).
-    Raises EngineBuildError (parse/build failure, bad options or calibration data), ParityError (engine disagrees
+    Raises EngineBuildError (parse/build failure, bad calibration data), ParityError (engine disagrees
     with ONNX Runtime), ModelError (missing ONNX or sidecar), BackendUnavailableError (no TensorRT/pycuda/GPU).
     """
     options = options or TrtBuildOptions()
-    options.validate()
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise ModelError(f"ONNX model not found: {onnx_path}; export one with `g2d-export onnx`")

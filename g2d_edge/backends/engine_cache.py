@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import List, Optional
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..sidecar import ModelSidecar, sidecar_path_for
 from .base import PathLike, file_sha256, user_cache_dir, writable_dir
 from .tensorrt_env import PRECISIONS, GpuInfo, current_gpu, import_tensorrt, slug, tensorrt_available, trt_release
@@ -28,7 +28,7 @@ def engine_cache_path(onnx_path: PathLike, gpu_name: str, trt_version: str, prec
     """Where the engine built from `onnx_path` for this GPU / TensorRT / precision is cached: next to the model,
     e.g. `g2d-edge-s.fp16.nvidia-jetson-orin-nano.trt10.3.0.engine` (its sidecar replaces `.engine` by `.json`)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     onnx_path = Path(onnx_path)
     release = ".".join(str(n) for n in trt_release(trt_version)) or slug(trt_version)
     return onnx_path.with_name(f"{onnx_path.stem}.{precision}.{slug(gpu_name)}.trt{release}.engine")

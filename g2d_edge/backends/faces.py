@@ -18,6 +18,7 @@ from typing import List, Optional, Union
 import cv2
 import numpy as np
 from ..align import ALIGNED_SIZE, ARCFACE_TEMPLATE_5, align_face
+from ..errors import InputError
 from ..io import IMAGE_SUFFIXES, list_images
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,15 @@ PathLike = Union[str, Path]
 def load_cached_faces(path: PathLike, count: int, start: int = 0) -> np.ndarray:
     """Rows `start : start + count` of the `images` array of an AlignedCache .npz, (n, 112, 112, 3) uint8.
 
-    Reads only those rows (the cache is an uncompressed npz of ~150 MB). Raises FileNotFoundError / ValueError.
+    Reads only those rows (the cache is an uncompressed npz of ~150 MB). Raises InputError (missing file, not such
+    a cache).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"aligned-face cache not found: {path}")
+        raise InputError(f"aligned-face cache not found: {path}")
     with zipfile.ZipFile(path) as zf:
         if "images.npy" not in zf.namelist():
-            raise ValueError(f"{path} has no 'images' array; is it an AlignedCache from `g2d-train prepare`?")
+            raise InputError(f"{path} has no 'images' array; is it an AlignedCache from `g2d-train prepare`?")
         with zf.open("images.npy") as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -48,9 +50,9 @@ def load_cached_faces(path: PathLike, count: int, start: int = 0) -> np.ndarray:
             elif version == (2, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             else:
-                raise ValueError(f"{path}: unsupported .npy format version {version}")
+                raise InputError(f"{path}: unsupported .npy format version {version}")
             if fortran or dtype != np.uint8 or len(shape) != 4 or tuple(shape[1:]) != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
-                raise ValueError(f"{path}: images are {dtype} {shape}, expected uint8 (N, 112, 112, 3)")
+                raise InputError(f"{path}: images are {dtype} {shape}, expected uint8 (N, 112, 112, 3)")
             start = max(0, min(int(start), shape[0]))
             count = max(0, min(int(count), shape[0] - start))
             row = ALIGNED_SIZE * ALIGNED_SIZE * 3
@@ -96,14 +98,14 @@ def synthetic_faces(n: int, rng: Optional[np.random.Generator] = None) -> np.nda
 def align_folder(root: PathLike, max_faces: int, seed: int = 0, min_face_size: int = 10) -> np.ndarray:
     """Detect and align the largest face of up to `max_faces` photos under `root` (random order, seeded).
 
-    Photos that cannot be read or hold no face are skipped (and counted in the log). Raises FileNotFoundError when
+    Photos that cannot be read or hold no face are skipped (and counted in the log). Raises InputError when
     no face at all is found.
     """
     from ..detectors.detect import DetectorOptions, FaceDetector  # mediapipe is slow to import: only when needed
 
     files = list_images(root, recursive=True)
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     order = np.random.default_rng(seed).permutation(len(files))
     faces: List[np.ndarray] = []
     skipped = 0
@@ -123,7 +125,7 @@ def align_folder(root: PathLike, max_faces: int, seed: int = 0, min_face_size: i
     if skipped:
         log.info("calibration: skipped %d unreadable photos or photos without a face under %s", skipped, root)
     if not faces:
-        raise FileNotFoundError(f"no face found in the {len(files)} photos under {root}")
+        raise InputError(f"no face found in the {len(files)} photos under {root}")
     return np.stack(faces)
 
 
@@ -137,19 +139,19 @@ def load_calibration_faces(source: PathLike, max_faces: int = 512, seed: int = 0
     if source.is_dir():
         return align_folder(source, max_faces, seed)
     if not source.is_file():
-        raise FileNotFoundError(f"calibration data not found: {source} (give a folder of face photos or an .npz "
+        raise InputError(f"calibration data not found: {source} (give a folder of face photos or an .npz "
                                 "cache from `g2d-train prepare`)")
     if source.suffix.lower() == ".npz":
         with np.load(source, allow_pickle=False) as z:
             if "images" not in z.files:
-                raise ValueError(f"{source} has no 'images' array; is it an AlignedCache from `g2d-train prepare`?")
+                raise InputError(f"{source} has no 'images' array; is it an AlignedCache from `g2d-train prepare`?")
             images = z["images"]
     elif source.suffix.lower() == ".npy":
         images = np.load(source, allow_pickle=False)
     else:
-        raise ValueError(f"calibration data must be a folder, an .npz cache or an .npy array, got {source}")
+        raise InputError(f"calibration data must be a folder, an .npz cache or an .npy array, got {source}")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
-        raise ValueError(f"{source}: expected aligned uint8 faces (N, 112, 112, 3), got {images.dtype} {images.shape}")
+        raise InputError(f"{source}: expected aligned uint8 faces (N, 112, 112, 3), got {images.dtype} {images.shape}")
     if len(images) > max_faces:
         rows = np.sort(np.random.default_rng(seed).choice(len(images), max_faces, replace=False))
         images = images[rows]

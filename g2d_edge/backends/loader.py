@@ -1,8 +1,8 @@
 """Opening a model: `open_model` (whatever `Recognizer(model=...)` takes) and `load_backend` (a model file -> the
 backend that runs it).
 
-One path check (`check_model_path`), one engine-cache lookup (`engine_cache.find_cached_engine`, at most once per
-load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime", "openvino" and "triton";
+One path check (`base.check_model_path`, which the backends use too), one engine-cache lookup
+(`engine_cache.find_cached_engine`, at most once per load) and one message per failure. The runtime's backends are "tensorrt", "onnxruntime", "openvino" and "triton";
 training checkpoints run on the development-only `TorchBackend` of the export tools (`export.torch_backend`), which
 needs torch and is passed in as a ready backend object.
 """
@@ -11,18 +11,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from ..errors import BackendUnavailableError, G2DError, InputError, ModelError
-from ..files import regular_file_problem
+from ..errors import BackendUnavailableError, G2DError, InputError, ModelError, check_fields, option
 from ..shipped import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_path
-from .base import Backend, load_sidecar
+from .base import TORCH_ELSEWHERE, Backend, check_model_path, load_sidecar
 from .engine_cache import find_cached_engine
 from .onnxruntime import OnnxRuntimeBackend, OrtOptions, available_providers
 from .openvino import OpenVinoBackend, OpenVinoOptions, openvino_available
 from .tensorrt import TensorRTBackend, TrtRuntimeOptions
-from .tensorrt_env import ENGINE_SUFFIXES, tensorrt_available
+from .tensorrt_env import ENGINE_SUFFIXES, PRECISIONS, tensorrt_available
 from .triton import TritonBackend, TritonOptions, triton_available
 
 log = logging.getLogger("g2d_edge.backends")
@@ -32,15 +32,8 @@ BACKEND_NAMES = ("tensorrt", "onnxruntime", "openvino", "triton")
 _ALIASES = {"trt": "tensorrt", "ort": "onnxruntime", "onnx": "onnxruntime", "ov": "openvino"}
 _OPTION_CLASSES = {"tensorrt": TrtRuntimeOptions, "onnxruntime": OrtOptions, "openvino": OpenVinoOptions,
                    "triton": TritonOptions}
-#: load_backend options that are not fields of a backend's options dataclass.
-_LOADER_OPTIONS = ("build_engine", "precision", "calib_data")
 #: What the runtime runs (a Triton backend reads only the model's sidecar).
 MODEL_SUFFIXES = (".onnx",) + ENGINE_SUFFIXES
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-TORCH_ELSEWHERE = ("training checkpoints run on the development-only torch backend, which lives with the export "
-                   "tools because it needs torch and the training code: `from export.torch_backend import "
-                   "TorchBackend; Recognizer(model=TorchBackend('checkpoint.pt'))` (pip install g2d-edge[train]); "
-                   "or export the checkpoint with `g2d-export onnx`")
 #: The model shipped inside the package, used when no model is named.
 SHIPPED_MODEL = shipped_model_path(DEFAULT_MODEL)
 
@@ -68,39 +61,51 @@ def backend_name(backend: str) -> str:
     return name
 
 
-def check_model_path(path: Path) -> Path:
-    """The one check of a model path: a regular, non-empty file of a kind the runtime runs. ModelError (or
-    BackendUnavailableError for a training checkpoint) naming the file and what to do."""
-    problem = regular_file_problem(path)
-    suffix = path.suffix.lower()
-    if problem == "a directory":
-        raise ModelError(f"{path} is a directory; pass the model file (.onnx or .engine) inside it")
-    if problem == "not found":
-        raise ModelError(f"model file not found: {path} (or name a shipped model: {', '.join(SHIPPED_MODELS)})")
-    if suffix in CHECKPOINT_SUFFIXES:
-        raise BackendUnavailableError(f"{path} is a training checkpoint: {TORCH_ELSEWHERE}")
-    if suffix not in MODEL_SUFFIXES:
-        raise ModelError(f"don't know how to run {path}: expected a .onnx model or a TensorRT .engine (export one "
-                         "with `g2d-export onnx` / `g2d-export trt`)")
-    if problem is not None:
-        raise ModelError(f"model {path} is {problem}; pass the model file (.onnx or .engine)")
-    if path.stat().st_size == 0:
-        raise ModelError(f"model {path} is empty (an interrupted copy or export?); export or copy it again")
-    return path
+@dataclass(frozen=True)
+class BackendOptions:
+    """How the model is opened: each runtime's own options, and the TensorRT engine build of an `.onnx`.
 
+    onnxruntime / openvino / tensorrt: the options of that runtime (`OrtOptions`, `OpenVinoOptions`,
+        `TrtRuntimeOptions`); those of the runtimes not chosen are ignored (the caller may not know which runtime
+        backend "auto" picks).
+    triton: where the model is served (`TritonOptions`); None: not served. With backend "auto", given options pick
+        the Triton backend.
+    build_engine: with TensorRT, build and cache an engine for an `.onnx` when none is cached for this GPU.
+    precision: of that engine: "fp16" (default), "fp32" or "int8".
+    calib_data: INT8 calibration faces for that build (a folder of photos or an .npz of aligned faces).
 
-def _split_options(backend: str, options: Dict[str, Any]) -> Dict[str, Any]:
-    """The options that belong to `backend`; options of other backends are ignored (the caller may not know which
-    backend "auto" picks), unknown ones raise InputError."""
-    known = {f.name for cls in _OPTION_CLASSES.values() for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise InputError(f"unknown backend option(s) {unknown}; valid: {sorted(known | set(_LOADER_OPTIONS))}")
-    own = {f.name for f in dataclasses.fields(_OPTION_CLASSES[backend])}
-    ignored = sorted(set(options) - own)
-    if ignored:
-        log.debug("%s backend ignores options %s", backend, ignored)
-    return {k: v for k, v in options.items() if k in own}
+    `BackendOptions.of(intra_op_threads=1, url="grpc://host:8001", ...)` makes one from field names of the runtimes'
+    options: each goes to every runtime that has a field of that name.
+    """
+
+    onnxruntime: OrtOptions = field(default_factory=OrtOptions)
+    openvino: OpenVinoOptions = field(default_factory=OpenVinoOptions)
+    tensorrt: TrtRuntimeOptions = field(default_factory=TrtRuntimeOptions)
+    triton: Optional[TritonOptions] = None
+    build_engine: bool = False
+    precision: str = option("fp16", choices=PRECISIONS)
+    calib_data: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @classmethod
+    def of(cls, **fields: Any) -> "BackendOptions":
+        """Options from field names of `OrtOptions`, `OpenVinoOptions`, `TrtRuntimeOptions` and `TritonOptions`
+        (`intra_op_threads` and `max_batch` mean the same to ONNX Runtime and OpenVINO; a field of `TritonOptions`
+        makes `triton` options) and of this class. InputError for a name none of them has."""
+        own = {f.name for f in dataclasses.fields(cls)} - set(_OPTION_CLASSES)
+        known = {f.name for c in _OPTION_CLASSES.values() for f in dataclasses.fields(c)}
+        unknown = sorted(set(fields) - known - own)
+        if unknown:
+            raise InputError(f"unknown backend option(s) {unknown}; valid: {sorted(known | own)}")
+        parts: Dict[str, Any] = {k: v for k, v in fields.items() if k in own}
+        for backend, option_class in _OPTION_CLASSES.items():
+            mine = {f.name for f in dataclasses.fields(option_class)}
+            given = {k: v for k, v in fields.items() if k in mine}
+            if backend != "triton" or set(given) - {"max_batch"}:
+                parts[backend] = option_class(**given)
+        return cls(**parts)
 
 
 def _cpu_runtime() -> str:
@@ -138,61 +143,57 @@ def _choose(path: Path, backend: str, precision: str, device: int, build: bool) 
     return "tensorrt", engine
 
 
-def load_backend(model: Union[str, Path], backend: str = "auto", **options: Any) -> Backend:
+def load_backend(model: Union[str, Path], backend: str = "auto", options: Optional[BackendOptions] = None) -> Backend:
     """Open the model file `model` with an inference backend.
 
     model: a `.engine` (TensorRT) or an `.onnx` (ONNX Runtime, or TensorRT through a cached engine); its `.json`
         sidecar must sit next to it.
     backend: "auto" | "tensorrt" | "onnxruntime" | "openvino" | "triton". "auto" picks by file type and what is
         installed, fastest first: an engine -> TensorRT; an ONNX -> TensorRT when an engine for this GPU is cached
-        next to it (or `build_engine=True`), else ONNX Runtime with a GPU provider (TensorRT EP > CUDA EP), else
+        next to it (or `options.build_engine`), else ONNX Runtime with a GPU provider (TensorRT EP > CUDA EP), else
         OpenVINO when it is installed (`pip install g2d-edge[openvino]`), else ONNX Runtime on the CPU. The choice
         is logged. An
         explicitly requested backend that cannot run here raises BackendUnavailableError naming the missing
-        package. "triton" (also picked by "auto" when a `url` is given) runs the model on a Triton server (`url`,
-        `model_name` ...: fields of `TritonOptions`); `model` is then read only for its sidecar (an `.onnx`,
-        `.engine` or the `.json` itself), which the served model must match.
-    options: fields of `TrtRuntimeOptions`, `OrtOptions`, `OpenVinoOptions` or `TritonOptions` (those of other
-        backends are ignored; `intra_op_threads` and `max_batch` mean the same to ONNX Runtime and OpenVINO),
-        plus `build_engine` (build and cache a TensorRT engine for an `.onnx` when none is cached), `precision`
-        ("fp16" default, "fp32", "int8") of that engine, and `calib_data` (INT8 calibration faces: folder or .npz).
+        package. "triton" (also picked by "auto" when `options.triton` is given) runs the model on a Triton server;
+        `model` is then read only for its sidecar (an `.onnx`, `.engine` or the `.json` itself), which the served
+        model must match.
+    options: `BackendOptions` (each runtime's options, the engine build), already checked when it was made.
     """
+    if options is not None and not isinstance(options, BackendOptions):
+        raise InputError(f"backend options must be a BackendOptions (e.g. BackendOptions.of(intra_op_threads=1)), "
+                         f"got {type(options).__name__}")
+    opts = options or BackendOptions()
     path = Path(model)
-    build = bool(options.pop("build_engine", False))
-    precision = str(options.pop("precision", "fp16"))
-    calib_data = options.pop("calib_data", None)
     name = backend_name(backend)
-    if name == "auto" and options.get("url"):
+    if name == "auto" and opts.triton is not None:
         name = "triton"
-        log.info("backend auto -> triton at %s", options["url"])
+        log.info("backend auto -> triton at %s", opts.triton.url)
     if name == "triton":
-        return TritonBackend(load_sidecar(path), TritonOptions(**_split_options("triton", options)))
-    check_model_path(path)
-    device = options.get("device", 0)
-    chosen, engine = _choose(path, name, precision, device if isinstance(device, int) else 0, build)
+        return TritonBackend(load_sidecar(path), opts.triton or TritonOptions())
+    check_model_path(path, MODEL_SUFFIXES)
+    chosen, engine = _choose(path, name, opts.precision, opts.tensorrt.device, opts.build_engine)
     if name == "auto":
         log.info("backend auto -> %s for %s", chosen, path.name)
     if chosen == "onnxruntime":
-        return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
+        return OnnxRuntimeBackend(path, opts.onnxruntime)
     if chosen == "openvino":
         sidecar = load_sidecar(path)  # a damaged sidecar is the user's to fix, whichever runtime runs the graph
         try:
-            return OpenVinoBackend(path, OpenVinoOptions(**_split_options("openvino", options)), sidecar)
+            return OpenVinoBackend(path, opts.openvino, sidecar)
         except ModelError as exc:
             if name != "auto" or exc.__cause__ is None:  # only OpenVINO's own failure to run the graph falls back
                 raise
             log.warning("OpenVINO cannot run %s (%s); backend auto -> onnxruntime instead", path.name, exc)
-            return OnnxRuntimeBackend(path, OrtOptions(**_split_options("onnxruntime", options)))
-    opts = TrtRuntimeOptions(**_split_options("tensorrt", options))
+            return OnnxRuntimeBackend(path, opts.onnxruntime)
     if engine is None:
-        if not build:
+        if not opts.build_engine:
             raise ModelError(f"no TensorRT engine for {path.name} on this GPU; build one with `g2d-export trt "
-                             f"{path} --precision {precision}` or pass build_engine=True")
+                             f"{path} --precision {opts.precision}` or pass BackendOptions(build_engine=True)")
         from .engine_build import build_cached_engine  # the builder: imported only when an engine is built
 
-        engine = build_cached_engine(path, precision=precision, max_batch=opts.max_batch or 32, calib_data=calib_data,
-                                     device=opts.device)
-    return TensorRTBackend(engine, opts)
+        engine = build_cached_engine(path, precision=opts.precision, max_batch=opts.tensorrt.max_batch or 32,
+                                     calib_data=opts.calib_data, device=opts.tensorrt.device)
+    return TensorRTBackend(engine, opts.tensorrt)
 
 
 def _resolve_model(model: ModelLike) -> Path:
@@ -204,10 +205,10 @@ def _resolve_model(model: ModelLike) -> Path:
     return Path(model)
 
 
-def open_model(model: ModelLike = None, backend: str = "auto", **backend_options: Any) -> Backend:
+def open_model(model: ModelLike = None, backend: str = "auto", options: Optional[BackendOptions] = None) -> Backend:
     """Open a model: None -> the default shipped model; a shipped model's name ("g2d-edge-s", see
     `g2d_edge.shipped`) -> that model; a path -> `load_backend`; a ready backend object (anything with `.infer` and
-    `.sidecar`, e.g. `export.torch_backend.TorchBackend`) is returned as is.
+    `.sidecar`, e.g. `export.torch_backend.TorchBackend`) is returned as is. `options`: `BackendOptions`.
 
     Raises:
         ModelError: the shipped model is missing, the file does not exist, or it is not a loadable model.
@@ -219,7 +220,7 @@ def open_model(model: ModelLike = None, backend: str = "auto", **backend_options
                          f"got {type(model).__name__}")
     path = _resolve_model(model)
     try:
-        return load_backend(path, backend, **backend_options)
+        return load_backend(path, backend, options)
     except G2DError:
         raise
     except Exception as exc:  # a runtime's own error for a bad file: say which file and what to do

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelError
+from ..errors import BackendUnavailableError, ModelError, check_fields, option
 from ..sidecar import ModelSidecar
-from .base import BaseBackend, PathLike, check_graph_against_sidecar, check_model_file, load_sidecar, writable_dir
+from .base import BaseBackend, PathLike, check_graph_against_sidecar, check_model_path, load_sidecar, writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ _SHORT_NAMES = {"tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecuti
                 "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class OrtOptions:
     """How the ONNX Runtime session is made.
 
@@ -43,16 +43,19 @@ class OrtOptions:
         detection and matching right after inference, and spinning threads slow those down.
     """
 
-    providers: Optional[Sequence[str]] = None
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    max_batch: int = 64
-    device: int = 0
+    providers: Optional[Sequence[str]] = option(None, non_empty=True)
+    intra_op_threads: int = option(0, low=0, high=1024)
+    inter_op_threads: int = option(0, low=0, high=1024)
+    max_batch: int = option(64, low=1, high=65536)
+    device: int = option(0, low=0, high=1024)
     trt_fp16: bool = True
-    trt_max_batch: int = 32
-    trt_opt_batch: int = 8
+    trt_max_batch: int = option(32, low=1, high=65536)
+    trt_opt_batch: int = option(8, low=1, high=65536)
     cache_dir: Optional[Path] = None
     spin_wait: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _import_ort():
@@ -101,7 +104,7 @@ class OnnxRuntimeBackend(BaseBackend):
     def __init__(self, model_path: PathLike, options: Optional[OrtOptions] = None,
                  sidecar: Optional[ModelSidecar] = None) -> None:
         self.options = options or OrtOptions()
-        self.model_path = check_model_file(model_path, (".onnx",), "ONNX model")
+        self.model_path = check_model_path(model_path, (".onnx",))
         super().__init__(sidecar or load_sidecar(self.model_path), self.options.max_batch)
         ort = _import_ort()
         providers = resolve_providers(self.options.providers)

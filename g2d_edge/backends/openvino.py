@@ -16,9 +16,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, InputError, ModelError
+from ..errors import BackendUnavailableError, ModelError, check_fields, option
 from ..sidecar import ModelSidecar
-from .base import BaseBackend, PathLike, check_graph_against_sidecar, check_model_file, load_sidecar
+from .base import BaseBackend, PathLike, check_graph_against_sidecar, check_model_path, load_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class OpenVinoOptions:
     """How the OpenVINO model is compiled.
 
     intra_op_threads: threads for one inference (0 = OpenVINO's default, one per physical core): the same option
-        name as ONNX Runtime's (`OrtOptions.intra_op_threads`), so one `load_backend(..., intra_op_threads=1)` call
+        name as ONNX Runtime's (`OrtOptions.intra_op_threads`), so one `BackendOptions.of(intra_op_threads=1)`
         works for either.
     max_batch: faces per inference call; larger batches are split (bounds memory, not speed).
     openvino_device: the OpenVINO device ("CPU"; "GPU" for an Intel GPU with its driver installed). Not `device`,
@@ -42,20 +42,13 @@ class OpenVinoOptions:
         has them (faster there; the embeddings then differ slightly).
     """
 
-    intra_op_threads: int = 0
-    max_batch: int = 64
-    openvino_device: str = "CPU"
-    inference_precision: str = "f32"
+    intra_op_threads: int = option(0, low=0, high=1024)
+    max_batch: int = option(64, low=1, high=65536)
+    openvino_device: str = option("CPU", non_empty=True)
+    inference_precision: str = option("f32", choices=PRECISIONS)
 
     def __post_init__(self) -> None:
-        if int(self.intra_op_threads) < 0:
-            raise InputError(f"OpenVinoOptions.intra_op_threads must be 0 (default) or more, got "
-                             f"{self.intra_op_threads}")
-        if int(self.max_batch) < 1:
-            raise InputError(f"OpenVinoOptions.max_batch must be at least 1, got {self.max_batch}")
-        if self.inference_precision not in PRECISIONS:
-            raise InputError(f"OpenVinoOptions.inference_precision must be one of {', '.join(PRECISIONS)}, got "
-                             f"{self.inference_precision!r}")
+        check_fields(self)
 
     def compile_config(self) -> Dict[str, Any]:
         """The OpenVINO compile properties these options stand for."""
@@ -101,7 +94,7 @@ class OpenVinoBackend(BaseBackend):
     def __init__(self, model_path: PathLike, options: Optional[OpenVinoOptions] = None,
                  sidecar: Optional[ModelSidecar] = None) -> None:
         self.options = options or OpenVinoOptions()
-        self.model_path = check_model_file(model_path, (".onnx",), "ONNX model")
+        self.model_path = check_model_path(model_path, (".onnx",))
         super().__init__(sidecar or load_sidecar(self.model_path), self.options.max_batch)
         ov = import_openvino()
         core = ov.Core()

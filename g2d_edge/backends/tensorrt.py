@@ -2,7 +2,7 @@
 
 An engine only runs on the GPU model and TensorRT version it was built with. Its sidecar (`<engine>.json`) records
 both; they are compared with the running machine *before* deserialising, so a mismatch is a `ModelError` that says
-how to rebuild, never a crash inside TensorRT. Engines cached by `build_engine=True` are named and found by
+how to rebuild, never a crash inside TensorRT. Engines cached by `BackendOptions.build_engine` are named and found by
 `g2d_edge.backends.engine_cache`; they are built by `g2d_edge.backends.engine_build`.
 
 Buffers (page-locked host, device) are allocated once for the profile's largest batch and reused; copies and
@@ -20,15 +20,15 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, check_fields, option
 from ..sidecar import ModelSidecar
-from .base import BaseBackend, PathLike, check_model_file, load_sidecar
+from .base import BaseBackend, PathLike, check_model_path, load_sidecar
 from .tensorrt_env import ENGINE_SUFFIXES, GpuInfo, current_gpu, import_tensorrt, trt_logger, trt_release
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrtRuntimeOptions:
     """How an engine is loaded.
 
@@ -38,9 +38,12 @@ class TrtRuntimeOptions:
         (TensorRT would run it with a warning and possibly lower speed). Set False to allow it.
     """
 
-    device: int = 0
-    max_batch: int = 0
+    device: int = option(0, low=0, high=1024)
+    max_batch: int = option(0, low=0, high=65536)
     strict_gpu: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def rebuild_hint(engine: Optional[Dict[str, Any]]) -> str:
@@ -51,7 +54,8 @@ def rebuild_hint(engine: Optional[Dict[str, Any]]) -> str:
     if engine.get("max_batch"):
         parts.append(f"--max-batch {engine['max_batch']}")
     return ("rebuild it on this machine: " + " ".join(parts) +
-            " (or load the .onnx with build_engine=True, which builds and caches an engine for this GPU)")
+            " (or load the .onnx with BackendOptions(build_engine=True), which builds and caches an engine for this "
+            "GPU)")
 
 
 def check_engine_compat(engine: Optional[Dict[str, Any]], gpu: GpuInfo, trt_version: str,
@@ -99,7 +103,7 @@ class TensorRTBackend(BaseBackend):
     def __init__(self, engine_path: PathLike, options: Optional[TrtRuntimeOptions] = None,
                  sidecar: Optional[ModelSidecar] = None) -> None:
         self.options = options or TrtRuntimeOptions()
-        self.engine_path = check_model_file(engine_path, ENGINE_SUFFIXES, "TensorRT engine")
+        self.engine_path = check_model_path(engine_path, ENGINE_SUFFIXES)
         sidecar = sidecar or load_sidecar(self.engine_path)
         trt, cuda = import_tensorrt()
         self._cuda = cuda

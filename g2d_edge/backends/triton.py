@@ -1,7 +1,9 @@
 """Triton backend: the edge box detects and aligns, a Triton Inference Server runs the model.
 
-    rec = Recognizer(backend="triton", url="grpc://gpu-server:8001")            # model_name: the sidecar's name
-    rec = Recognizer("g2d-edge-m.json", backend="triton", url="http://gpu-server:8000", model_name="g2d-edge-m-trt")
+    served = BackendOptions.of(url="grpc://gpu-server:8001")               # model_name: the sidecar's name
+    rec = Recognizer(backend="triton", options=RecognizerOptions(backend_options=served))
+    served = BackendOptions.of(url="http://gpu-server:8000", model_name="g2d-edge-m-trt")
+    rec = Recognizer("g2d-edge-m.json", backend="triton", options=RecognizerOptions(backend_options=served))
 
 The aligned faces of one frame travel in one request (`tritonclient`, gRPC or HTTP); the server's dynamic batcher
 merges the requests of many cameras into one execution. Everything after the embeddings (gallery, threshold, stream
@@ -33,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, G2DError, InputError, ModelError, ServerReplyError
+from ..errors import BackendUnavailableError, G2DError, InputError, ModelError, ServerReplyError, check_fields, option
 from ..sidecar import ModelSidecar
 from .base import BaseBackend
 
@@ -49,7 +51,7 @@ _TRANSIENT_STATUS = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TritonOptions:
     """Where the model is served and how long to wait for it.
 
@@ -65,21 +67,16 @@ class TritonOptions:
     """
 
     url: str = "grpc://localhost:8001"
-    model_name: Optional[str] = None
+    model_name: Optional[str] = option(None, non_empty=True)
     model_version: str = ""
-    timeout_s: float = 10.0
-    retries: int = 2
-    retry_backoff_s: float = 0.2
-    max_batch: int = 0
+    timeout_s: float = option(10.0, above=0.0, high=86400.0, unit="seconds")
+    retries: int = option(2, low=0, high=100)
+    retry_backoff_s: float = option(0.2, low=0.0, high=3600.0, unit="seconds")
+    max_batch: int = option(0, low=0, high=65536)
 
-    def validate(self) -> None:
-        """Raise InputError for values that cannot work."""
-        if self.timeout_s <= 0:
-            raise InputError(f"timeout_s must be > 0, got {self.timeout_s}")
-        if self.retries < 0 or self.retry_backoff_s < 0:
-            raise InputError(f"retries and retry_backoff_s must be >= 0, got {self.retries}, {self.retry_backoff_s}")
-        if self.max_batch < 0:
-            raise InputError(f"max_batch must be >= 0 (0: the server's), got {self.max_batch}")
+    def __post_init__(self) -> None:
+        check_fields(self)
+        parse_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ def parse_url(url: str) -> Endpoint:
     except ValueError:
         port = -1
     if parts.scheme not in _SCHEMES or not parts.hostname or port == -1 or parts.path not in ("", "/"):
-        raise InputError(f"Triton url must look like grpc://host:8001 or http://host:8000, got {url!r}")
+        raise InputError(f"TritonOptions.url must look like grpc://host:8001 or http://host:8000, got {url!r}")
     protocol, ssl = _SCHEMES[parts.scheme]
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return Endpoint(protocol, f"{host}:{port or _DEFAULT_PORTS[protocol]}", ssl)
@@ -204,7 +201,6 @@ class TritonBackend(BaseBackend):
         """Connect, check that the server serves `sidecar`'s model (see the module docstring) and read its
         max_batch_size. Raises BackendUnavailableError (no tritonclient, server unreachable) or ModelError."""
         self.options = options or TritonOptions()
-        self.options.validate()
         self.endpoint = parse_url(self.options.url)
         self._tc, self._server_error = import_tritonclient(self.endpoint.protocol)
         self.model_name = self.options.model_name or sidecar.name

@@ -205,13 +205,15 @@ def _service_parsers(sub: Any) -> None:
 
 
 def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = False) -> Any:
+    from ..backends.loader import BackendOptions
     from ..recognizer import Recognizer, RecognizerOptions
 
+    triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
     opts = RecognizerOptions(threshold=args.threshold, target_fpir=args.target_fpir, top_k=getattr(args, "top_k", 1),
                              max_image_pixels=args.max_pixels, track=track,
-                             masked_templates=getattr(args, "masked_templates", 0))
-    triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
-    return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts, **triton)
+                             masked_templates=getattr(args, "masked_templates", 0),
+                             backend_options=BackendOptions.of(**triton))
+    return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts)
 
 
 def _emit(args: argparse.Namespace, payload: Dict[str, Any], lines: List[str]) -> None:

@@ -19,8 +19,10 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from ..errors import G2DError, InputError
+from ..errors import G2DError, InputError, check_fields, option
+from ..io import check_bgr_frame
 from .base import Detection, FrameDetector
+from .factory import DETECTOR_MODELS, YUNET_RUNTIMES, create_frame_detector
 from .scales import detect_views, fit_scale, pyramid_views, single_view, tile_views
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,10 @@ KEYPOINT_SOURCES = ("blazeface", "detector")
 
 #: Every-scale tile side (frame pixels) of the finest tiles when `DetectorOptions.tile_size` is 0, per BlazeFace model.
 DEFAULT_TILE_SIZE = {"short": 128, "full": 256}
+#: Largest side (pixels) a `DetectorOptions` size may name: twice a 4K frame's.
+MAX_SIDE = 8192
 
-__all__ = ["DEFAULT_TILE_SIZE", "DetectorOptions", "FaceDetector", "KEYPOINT_SOURCES", "check_bgr_frame"]
+__all__ = ["DEFAULT_TILE_SIZE", "DetectorOptions", "FaceDetector", "KEYPOINT_SOURCES"]
 
 
 @dataclass(frozen=True)
@@ -78,87 +82,35 @@ class DetectorOptions:
         aligned crops loses accuracy on them). BlazeFace's own detections always carry their own keypoints.
     """
 
-    model: str = "yunet"
+    model: str = option("yunet", choices=DETECTOR_MODELS)
     every_scale: Optional[bool] = None
-    min_confidence: Optional[float] = None
-    min_face_size: int = 20
-    max_faces: int = 0
-    pad_retry: float = 0.25
-    min_input_side: int = 512
-    max_input_side: int = 1920
-    tile_size: int = 0
-    tile_overlap: float = 0.25
-    nms_iou: float = 0.3
-    runtime: str = "auto"
-    threads: int = 0
-    keypoints: str = "blazeface"
+    min_confidence: Optional[float] = option(None, low=0.0, high=1.0)
+    min_face_size: int = option(20, low=0, high=MAX_SIDE)
+    max_faces: int = option(0, low=0, high=100_000)
+    pad_retry: float = option(0.25, low=0.0, high=2.0)
+    min_input_side: int = option(512, low=0, high=MAX_SIDE)
+    max_input_side: int = option(1920, low=0, high=MAX_SIDE)
+    tile_size: int = option(0, low=0, high=MAX_SIDE)
+    tile_overlap: float = option(0.25, low=0.0, below=0.9)
+    nms_iou: float = option(0.3, above=0.0, high=1.0)
+    runtime: str = option("auto", choices=YUNET_RUNTIMES)
+    threads: int = option(0, low=0, high=1024)
+    keypoints: str = option("blazeface", choices=KEYPOINT_SOURCES)
 
-
-#: Widest frame (longer side / shorter side) the SDK takes; a frame beyond it is an InputError. 20:1 holds every
-#: camera and panorama format in use (a 360-degree strip is 4:1 to 8:1) and keeps a strip of a few pixels from
-#: costing gigabytes in detection.
-MAX_ASPECT_RATIO = 20.0
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if 0 < self.max_input_side < self.min_input_side:
+            raise InputError(f"DetectorOptions.max_input_side ({self.max_input_side}) is below min_input_side "
+                             f"({self.min_input_side}); raise max_input_side or lower min_input_side")
+        if 0 < self.tile_size < 32:
+            raise InputError(f"DetectorOptions.tile_size must be 0 (the default) or at least 32 px, got "
+                             f"{self.tile_size}")
 
 
 def retry_padding(height: int, width: int, pad_retry: float) -> int:
     """The border (px, each side) of `DetectorOptions.pad_retry`'s second pass: `pad_retry` of the longer side,
     but at most of twice the shorter side, so that a long narrow frame does not grow by its length on every side."""
     return int(round(pad_retry * min(max(height, width), 2 * min(height, width))))
-
-
-def check_bgr_frame(frame: np.ndarray) -> np.ndarray:
-    """Return `frame` if it is a valid HxWx3 uint8 BGR image, else raise InputError saying what is wrong."""
-    if not isinstance(frame, np.ndarray):
-        raise InputError(f"expected a BGR image as a numpy array (as cv2.imread gives), got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise InputError(f"expected a uint8 BGR image, got dtype {frame.dtype}; convert with frame.astype(np.uint8)")
-    if frame.ndim == 2:
-        raise InputError("expected a colour BGR image (H, W, 3), got a grayscale (H, W) array; "
-                         "use cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)")
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise InputError(f"expected a BGR image of shape (H, W, 3), got {frame.shape}")
-    if frame.shape[0] < 8 or frame.shape[1] < 8:
-        raise InputError(f"image is too small to hold a face: {frame.shape[1]}x{frame.shape[0]} px")
-    long_side, short_side = max(frame.shape[:2]), min(frame.shape[:2])
-    if long_side > MAX_ASPECT_RATIO * short_side:
-        raise InputError(f"image is too narrow to hold a face: {frame.shape[1]}x{frame.shape[0]} px, an aspect ratio "
-                         f"of {long_side / short_side:.0f}:1 (at most {MAX_ASPECT_RATIO:g}:1); crop it to the part "
-                         "with the faces")
-    return frame
-
-
-def check_options(options: DetectorOptions) -> None:
-    """Raise InputError naming the first `DetectorOptions` field with an invalid value."""
-    from .factory import DETECTOR_MODELS, YUNET_RUNTIMES
-
-    if options.model not in DETECTOR_MODELS:
-        raise InputError(f"DetectorOptions.model must be one of {', '.join(DETECTOR_MODELS)}, got {options.model!r}")
-    if options.runtime not in YUNET_RUNTIMES:
-        raise InputError(f"DetectorOptions.runtime must be one of {', '.join(YUNET_RUNTIMES)}, got "
-                         f"{options.runtime!r}")
-    if options.every_scale is not None and not isinstance(options.every_scale, bool):
-        raise InputError(f"DetectorOptions.every_scale must be True, False or None (the detector's default), got "
-                         f"{options.every_scale!r}")
-    if options.min_confidence is not None and not 0.0 <= float(options.min_confidence) <= 1.0:
-        raise InputError(f"DetectorOptions.min_confidence must be in [0, 1] or None, got {options.min_confidence}")
-    for name in ("min_face_size", "max_faces", "min_input_side", "max_input_side", "tile_size", "threads"):
-        if int(getattr(options, name)) < 0:
-            raise InputError(f"DetectorOptions.{name} must be 0 or more, got {getattr(options, name)}")
-    if 0 < options.max_input_side < options.min_input_side:
-        raise InputError(f"DetectorOptions.max_input_side ({options.max_input_side}) is below min_input_side "
-                         f"({options.min_input_side})")
-    if 0 < options.tile_size < 32:
-        raise InputError(f"DetectorOptions.tile_size must be 0 (the default) or at least 32 px, got "
-                         f"{options.tile_size}")
-    if not 0.0 <= options.tile_overlap < 0.9:
-        raise InputError(f"DetectorOptions.tile_overlap must be in [0, 0.9), got {options.tile_overlap}")
-    if not 0.0 < options.nms_iou <= 1.0:
-        raise InputError(f"DetectorOptions.nms_iou must be in (0, 1], got {options.nms_iou}")
-    if options.keypoints not in KEYPOINT_SOURCES:
-        raise InputError(f"DetectorOptions.keypoints must be one of {', '.join(KEYPOINT_SOURCES)}, got "
-                         f"{options.keypoints!r}")
-    if not 0.0 <= options.pad_retry <= 2.0:
-        raise InputError(f"DetectorOptions.pad_retry must be in [0, 2], got {options.pad_retry}")
 
 
 class FaceDetector:
@@ -173,13 +125,10 @@ class FaceDetector:
 
     def __init__(self, options: Optional[DetectorOptions] = None) -> None:
         self.options = options or DetectorOptions()
-        check_options(self.options)
         from .blazeface import BlazeFaceDetector
-        from .factory import create_frame_detector
         from .refine import BlazeFaceKeypoints
 
-        self._detector: FrameDetector = create_frame_detector(self.options.model, self.options.min_confidence,
-                                                              self.options.runtime, self.options.threads)
+        self._detector: FrameDetector = create_frame_detector(self.options)
         every = self.options.every_scale
         #: whether this detector runs in the every-scale mode (`DetectorOptions.every_scale`, None resolved)
         self.every_scale: bool = bool(self._detector.input_side is None if every is None else every)

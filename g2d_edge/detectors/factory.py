@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Any
 
-from ..errors import InputError
 from .base import FrameDetector
 from .blazeface import BLAZEFACE_MODELS, BlazeFaceDetector
 from .yunet import YuNetDetector
@@ -26,20 +25,16 @@ def default_confidence(model: str) -> float:
     return YuNetDetector.default_confidence if model == "yunet" else BlazeFaceDetector.default_confidence
 
 
-def create_frame_detector(model: str, min_confidence: Optional[float] = None, runtime: str = "auto",
-                          threads: int = 0) -> FrameDetector:
-    """The detector named `model` (see DETECTOR_MODELS), dropping faces scored below `min_confidence` (None: its
-    default). YuNet runs on `runtime` (see YUNET_RUNTIMES) with `threads` (0: the runtime's default); BlazeFace
-    always runs in MediaPipe."""
-    if model not in DETECTOR_MODELS:
-        raise InputError(f"DetectorOptions.model must be one of {', '.join(DETECTOR_MODELS)}, got {model!r}")
-    if runtime not in YUNET_RUNTIMES:
-        raise InputError(f"DetectorOptions.runtime must be one of {', '.join(YUNET_RUNTIMES)}, got {runtime!r}")
-    confidence = default_confidence(model) if min_confidence is None else float(min_confidence)
+def create_frame_detector(options: Any) -> FrameDetector:
+    """The detector a `DetectorOptions` names (`model`, checked there against DETECTOR_MODELS), dropping faces scored
+    below its `min_confidence` (None: the detector's default). YuNet runs on its `runtime` (see YUNET_RUNTIMES) with
+    its `threads` (0: the runtime's default); BlazeFace always runs in MediaPipe."""
+    model, runtime = options.model, options.runtime
+    confidence = default_confidence(model) if options.min_confidence is None else float(options.min_confidence)
     if model != "yunet":
         return BlazeFaceDetector(model, confidence)
     if runtime == "opencv":
         return YuNetDetector(confidence)
     if runtime == "auto":
         log.info("yunet runtime auto -> onnxruntime")
-    return YuNetRuntimeDetector("onnxruntime" if runtime == "auto" else runtime, confidence, threads)
+    return YuNetRuntimeDetector("onnxruntime" if runtime == "auto" else runtime, confidence, options.threads)

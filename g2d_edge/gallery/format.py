@@ -11,7 +11,6 @@ all-False `masked` array that older versions ignore).
 from __future__ import annotations
 
 import json
-import math
 import time
 import unicodedata
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from ..errors import GalleryError, InputError
 from ..text import quoted
-from .protocol import check_identity_name
+from .protocol import check_identity_name, check_threshold
 
 #: Newest on-disk format: `Gallery.save` writes it when a template is tagged masked, else format 1.
 GALLERY_FORMAT = 2
@@ -69,8 +68,9 @@ def header_problem(space: Any, dim: Any, threshold: Any, model_name: Any) -> Opt
         return f"embedding_space is {space!r}, not a non-empty text"
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
         return f"embedding_dim is {dim!r}, not a positive whole number"
-    if threshold is not None and (not is_number(threshold) or not math.isfinite(threshold)
-                                  or not -1.0 <= threshold <= 1.0):
+    try:
+        check_threshold(threshold)
+    except InputError:
         return f"threshold is {threshold!r}, not a number in [-1, 1]"
     if not isinstance(model_name, str):
         return f"model_name is {model_name!r}, not a text"

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tup
 
 import numpy as np
 
-from ..errors import GalleryError, InputError
+from ..errors import GalleryError, InputError, check_value
 from ..text import INVISIBLE_CHARACTERS, MAX_NAME_LENGTH, forbidden_character, is_visible, normalised_name, quoted
 from ..vectors import l2_normalise
 
@@ -183,14 +183,13 @@ def check_binding(gallery_space: Optional[str], gallery_dim: Optional[int], gall
                            f"{embedding_dim}: enrol the people again with this model")
 
 
-def check_threshold(value: Optional[float]) -> Optional[float]:
-    """A gallery threshold as a float in [-1, 1], or None; InputError otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not -1.0 <= float(value) <= 1.0:
-        raise InputError(f"a gallery threshold is a cosine similarity in [-1, 1] or None, got {value!r}")
-    return float(value)
+#: The one rule for a "known person" threshold: a cosine similarity in [-1, 1] (`option(**THRESHOLD_RANGE)`).
+THRESHOLD_RANGE = {"low": -1.0, "high": 1.0}
+
+
+def check_threshold(value: Optional[float], label: str = "threshold") -> Optional[float]:
+    """A threshold (gallery, recognizer) as a float in [-1, 1], or None; InputError naming `label` otherwise."""
+    return check_value(label, value, Optional[float], **THRESHOLD_RANGE)
 
 
 class GalleryBase(abc.ABC):

@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, check_value
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ class MaskFlag:
         meta = self._session.get_modelmeta().custom_metadata_map
         if meta.get("kind") != "g2d-mask-flag":
             raise ModelError(f"{self.path} is not a g2d-edge mask classifier (made by `g2d-train maskflag`)")
-        self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
-        if not 0.0 < self.threshold < 1.0:
-            raise InputError(f"mask-flag threshold must be in (0, 1), got {self.threshold}")
+        self.threshold = check_value("MaskFlag threshold", threshold if threshold is not None else
+                                     float(meta.get("threshold", 0.5)), float, above=0.0, below=1.0)
 
     def scores(self, faces: np.ndarray) -> np.ndarray:
         """P(wears a mask) of each aligned face, (N,) float32."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ..errors import InputError
+from ..errors import InputError, check_fields, option
 
 STYLES = ("surgical", "n95", "kn95", "cloth")
 TEXTURES = ("stripes", "checks", "dots", "noise")
@@ -33,35 +33,30 @@ class MaskOptions:
     protect_eyes: never draw over the eyes (a small ellipse around each eye is kept clear).
     """
 
-    styles: Tuple[str, ...] = STYLES
-    style_probs: Tuple[float, ...] = (0.3, 0.2, 0.2, 0.3)
-    nose_uncovered_prob: float = 0.2
-    nose_top_range: Tuple[float, float] = (0.2, 0.55)
-    below_nose_range: Tuple[float, float] = (0.15, 0.6)
-    chin_range: Tuple[float, float] = (-0.08, 0.25)
-    margin_range: Tuple[float, float] = (0.0, 0.1)
-    texture_prob: float = 0.75
-    textures: Tuple[str, ...] = TEXTURES
-    strap_prob: float = 0.7
-    valve_prob: float = 0.3
-    shading_range: Tuple[float, float] = (0.1, 0.3)
-    photo_light_range: Tuple[float, float] = (0.2, 0.6)
-    noise_range: Tuple[float, float] = (1.0, 4.0)
-    colour_jitter: float = 10.0
+    styles: Tuple[str, ...] = option(STYLES, choices=STYLES, non_empty=True)
+    style_probs: Tuple[float, ...] = option((0.3, 0.2, 0.2, 0.3), low=0.0, high=1e6, non_empty=True)
+    nose_uncovered_prob: float = option(0.2, low=0.0, high=1.0)
+    nose_top_range: Tuple[float, float] = option((0.2, 0.55), low=-10.0, high=10.0)
+    below_nose_range: Tuple[float, float] = option((0.15, 0.6), low=-10.0, high=10.0)
+    chin_range: Tuple[float, float] = option((-0.08, 0.25), low=-10.0, high=10.0)
+    margin_range: Tuple[float, float] = option((0.0, 0.1), low=-10.0, high=10.0)
+    texture_prob: float = option(0.75, low=0.0, high=1.0)
+    textures: Tuple[str, ...] = option(TEXTURES, choices=TEXTURES)
+    strap_prob: float = option(0.7, low=0.0, high=1.0)
+    valve_prob: float = option(0.3, low=0.0, high=1.0)
+    shading_range: Tuple[float, float] = option((0.1, 0.3), low=-10.0, high=10.0)
+    photo_light_range: Tuple[float, float] = option((0.2, 0.6), low=-10.0, high=10.0)
+    noise_range: Tuple[float, float] = option((1.0, 4.0), low=0.0, high=255.0)
+    colour_jitter: float = option(10.0, low=0.0, high=255.0)
     protect_eyes: bool = True
 
     def __post_init__(self) -> None:
-        if not self.styles or len(self.styles) != len(self.style_probs):
-            raise InputError(f"MaskOptions.styles and style_probs must be non-empty and of equal length, got "
-                             f"{self.styles!r} and {self.style_probs!r}")
-        unknown = sorted(set(self.styles) - set(STYLES)) + sorted(set(self.textures) - set(TEXTURES))
-        if unknown:
-            raise InputError(f"MaskOptions: unknown style/texture {unknown}; styles are {STYLES}, textures {TEXTURES}")
-        if min(self.style_probs) < 0 or sum(self.style_probs) <= 0:
-            raise InputError(f"MaskOptions.style_probs must be >= 0 with a positive sum, got {self.style_probs!r}")
-        for name in ("nose_uncovered_prob", "texture_prob", "strap_prob", "valve_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InputError(f"MaskOptions.{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
+        check_fields(self)
+        if len(self.styles) != len(self.style_probs):
+            raise InputError(f"MaskOptions.style_probs must have one weight per style, got {self.styles!r} and "
+                             f"{self.style_probs!r}")
+        if sum(self.style_probs) <= 0:
+            raise InputError(f"MaskOptions.style_probs must have a positive sum, got {self.style_probs!r}")
         for name in ("nose_top_range", "below_nose_range", "chin_range", "margin_range", "shading_range",
                      "photo_light_range", "noise_range"):
             lo, hi = getattr(self, name)

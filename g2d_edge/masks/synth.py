@@ -6,7 +6,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ..detectors.detect import check_bgr_frame
+from ..io import check_bgr_frame
 from ..errors import InputError
 from .geometry import chain_shape, checked_keypoints, checked_mesh, cup_shape, fallback_points, FaceFrame
 from .options import STYLES, MaskDraw, MaskOptions

@@ -36,6 +36,8 @@ TEMPLATE_GRID = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 300
                  100000)
 #: Target FPIRs the tables are built for (a target between two is interpolated; outside, refused).
 FPIR_GRID = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2)
+#: The one rule for a target FPIR (`option(**FPIR_RANGE)`, `g2d_edge.openset.rule.check_fpir`): within the tables.
+FPIR_RANGE = {"low": FPIR_GRID[0], "high": FPIR_GRID[-1]}
 #: Impostor scores above which each probe's tail is modelled (peaks over threshold).
 TAIL_COUNT = 50
 _SCORE_GRID = np.linspace(-0.2, 1.0, 1201)

@@ -28,10 +28,10 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_value
 from ..gallery.file import Gallery
 from ..sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration
-from .calibration import FPIR_GRID
+from .calibration import FPIR_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,9 @@ REACH = 30
 
 
 def check_fpir(value: object, what: str = "target_fpir") -> float:
-    """A target FPIR as a float within the calibrated rates; InputError naming `what` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-            or not FPIR_GRID[0] <= float(value) <= FPIR_GRID[-1]:
-        raise InputError(f"{what} is the share of strangers that may be given a name, from {FPIR_GRID[0]:g} to "
-                         f"{FPIR_GRID[-1]:g} (0.01: one in a hundred), got {value!r}")
-    return float(value)
+    """A target FPIR (the share of strangers that may be given a name) as a float within the calibrated rates
+    (`FPIR_RANGE`, the rule `RecognizerOptions.target_fpir` is checked by too); InputError naming `what` otherwise."""
+    return check_value(what, value, float, **FPIR_RANGE)
 
 
 @dataclass(frozen=True)
@@ -182,16 +179,6 @@ class GallerySize:
         return size
 
 
-def check_threshold(value: object) -> Optional[float]:
-    """A cosine threshold set by hand as a float (None: not set); InputError otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not -1.0 <= float(value) <= 1.0:
-        raise InputError(f"threshold is a cosine similarity in [-1, 1], got {value!r}")
-    return float(value)
-
-
 def decide_threshold(manual: Optional[float], gallery_threshold: Optional[float], rule: Optional[OpenSetRule],
                      model_threshold: float, size: Callable[[], Tuple[int, int]],
                      kind: Optional[str] = None) -> ThresholdDecision:
@@ -214,7 +201,7 @@ class Thresholds:
     changes; hold it for the faces of one frame)."""
 
     def __init__(self, sidecar: ModelSidecar, manual: Optional[float], target_fpir: float) -> None:
-        self.manual = check_threshold(manual)
+        self.manual = manual  # checked by RecognizerOptions / the Recognizer.threshold setter
         self.rule = None if sidecar.open_set is None else OpenSetRule(sidecar.open_set, target_fpir)
         self.model_threshold = float(sidecar.threshold)
         self.size = GallerySize()

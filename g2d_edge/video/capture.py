@@ -28,10 +28,9 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from ..detectors.detect import check_bgr_frame
-from ..errors import CaptureError, ImageReadError, InputError
-from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
-from ..io import IMAGE_SUFFIXES, list_images, read_image
+from ..errors import CaptureError, ImageReadError, InputError, check_fields, option
+from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS, PIXEL_LIMIT
+from ..io import IMAGE_SUFFIXES, check_bgr_frame, list_images, read_image
 from .slot import LatestSlot
 
 log = logging.getLogger(__name__)
@@ -62,24 +61,18 @@ class CaptureOptions:
 
     drop_frames: Optional[bool] = None
     reconnect: bool = True
-    reconnect_delay: float = 0.5
-    max_reconnect_delay: float = 10.0
-    max_reconnect_attempts: int = 0
-    width: Optional[int] = None
-    height: Optional[int] = None
-    fps: Optional[float] = None
-    open_timeout: float = 5.0
-    read_timeout: float = 5.0
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    reconnect_delay: float = option(0.5, low=0.0, high=3600.0, unit="seconds")
+    max_reconnect_delay: float = option(10.0, low=0.0, high=86400.0, unit="seconds")
+    max_reconnect_attempts: int = option(0, low=0, high=1_000_000)
+    width: Optional[int] = option(None, low=1, high=16384)
+    height: Optional[int] = option(None, low=1, high=16384)
+    fps: Optional[float] = option(None, above=0.0, high=1000.0)
+    open_timeout: float = option(5.0, above=0.0, below=1e6, unit="seconds")
+    read_timeout: float = option(5.0, above=0.0, below=1e6, unit="seconds")
+    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, **PIXEL_LIMIT)
 
     def __post_init__(self) -> None:
-        for name in ("open_timeout", "read_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-                raise InputError(f"CaptureOptions.{name} must be a positive number of seconds, got {value!r}")
-        pixels = self.max_image_pixels
-        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
-            raise InputError(f"CaptureOptions.max_image_pixels must be a positive whole number, got {pixels!r}")
+        check_fields(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,7 +212,7 @@ class _VideoReader:
 
 def check_frame(path: Path, image: np.ndarray) -> None:
     """ImageReadError naming `path` for an image no face can be found in (smaller than 8 px, narrower than
-    `g2d_edge.detect.MAX_ASPECT_RATIO`): a folder skips it as it skips an unreadable one."""
+    `g2d_edge.io.MAX_ASPECT_RATIO`): a folder skips it as it skips an unreadable one."""
     try:
         check_bgr_frame(image)
     except InputError as exc:

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from ..draw import DrawOptions, annotate
-from ..errors import G2DError, InputError
+from ..errors import G2DError, InputError, check_fields, option
 from ..results import Recognition
 from .capture import Capture, CaptureOptions, CaptureStats, SourceLike, classify_source
 from ..text import printable
@@ -62,15 +62,14 @@ class VideoOptions:
 
     show: bool = False
     output: Optional[Union[str, os.PathLike]] = None
-    max_frames: int = 0
+    max_frames: int = option(0, low=0)
     show_fps: bool = True
     draw: DrawOptions = field(default_factory=DrawOptions)
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     window_name: str = "g2d-edge"
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int) or self.max_frames < 0:
-            raise InputError(f"VideoOptions.max_frames must be a whole number >= 0, got {self.max_frames!r}")
+        check_fields(self)
         if self.output is not None and Path(self.output).suffix.lower() not in VIDEO_CODECS:
             raise InputError(f"VideoOptions.output must be a video file ending in {', '.join(VIDEO_CODECS)}, "
                              f"got {str(self.output)!r}")

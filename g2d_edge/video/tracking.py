@@ -22,7 +22,7 @@ from typing import Deque, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..detectors.base import Detection
-from ..errors import InputError
+from ..errors import check_fields, option
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,16 @@ class TrackingOptions:
     frame_rate: the video's frame rate (ByteTrack scales its buffer with it).
     """
 
-    recognise_every: int = 20
-    better_face_ratio: float = 1.5
-    vote_window: int = 5
-    max_lost_frames: int = 30
-    min_match_iou: float = 0.8
-    activation_score: float = 0.25
-    frame_rate: int = 30
+    recognise_every: int = option(20, low=1, high=100_000)
+    better_face_ratio: float = option(1.5, above=1.0, high=1000.0)
+    vote_window: int = option(5, low=1, high=1000)
+    max_lost_frames: int = option(30, low=1, high=100_000)
+    min_match_iou: float = option(0.8, low=0.0, high=1.0)
+    activation_score: float = option(0.25, low=0.0, high=1.0)
+    frame_rate: int = option(30, low=1, high=1000)
 
     def __post_init__(self) -> None:
-        if self.recognise_every < 1 or self.vote_window < 1 or self.max_lost_frames < 1 or self.frame_rate < 1:
-            raise InputError("TrackingOptions: recognise_every, vote_window, max_lost_frames and frame_rate must be "
-                             ">= 1")
-        if self.better_face_ratio <= 1.0:
-            raise InputError(f"TrackingOptions.better_face_ratio must be > 1, got {self.better_face_ratio}")
+        check_fields(self)
 
 
 @dataclass

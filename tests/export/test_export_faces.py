@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from g2d_edge.backends.faces import align_folder, load_cached_faces, load_calibration_faces, synthetic_faces
+from g2d_edge.errors import InputError
 
 
 @pytest.fixture()
@@ -27,15 +28,15 @@ def test_load_cached_faces_reads_only_the_requested_rows(face_npz: Path):
 
 
 def test_load_cached_faces_errors(tmp_path: Path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="not found"):
         load_cached_faces(tmp_path / "missing.npz", 2)
     bad = tmp_path / "bad.npz"
     np.savez(bad, images=np.zeros((2, 64, 64, 3), np.uint8))
-    with pytest.raises(ValueError, match="112"):
+    with pytest.raises(InputError, match="112"):
         load_cached_faces(bad, 2)
     other = tmp_path / "other.npz"
     np.savez(other, x=np.zeros(3))
-    with pytest.raises(ValueError, match="images"):
+    with pytest.raises(InputError, match="images"):
         load_cached_faces(other, 2)
 
 
@@ -57,14 +58,14 @@ def test_calibration_faces_from_npz_subset(face_npz: Path):
 
 
 def test_calibration_faces_errors(tmp_path: Path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="not found"):
         load_calibration_faces(tmp_path / "nope.npz")
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         load_calibration_faces(tmp_path / "notes.txt")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="no images"):
+    with pytest.raises(InputError, match="no images"):
         load_calibration_faces(empty)
 
 

@@ -10,12 +10,12 @@ import pytest
 
 from export.cli import main as export_main
 from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine
-from g2d_edge.backends import load_backend
+from g2d_edge.backends import BackendOptions, load_backend
 from g2d_edge.backends import engine_cache_path
 from g2d_edge.backends.engine_cache import engine_cache_candidates
 from g2d_edge.backends.tensorrt import check_engine_compat, rebuild_hint
 from g2d_edge.backends.tensorrt_env import GpuInfo, tensorrt_available
-from g2d_edge.errors import BackendUnavailableError, EngineBuildError, ModelError
+from g2d_edge.errors import BackendUnavailableError, InputError, ModelError
 
 TRT_REASON = tensorrt_available()
 needs_gpu = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs TensorRT + pycuda + an NVIDIA GPU: {TRT_REASON}")
@@ -67,12 +67,11 @@ def test_engine_compat_non_strict_gpu_name_and_missing_section():
 
 
 def test_build_options_validation():
-    TrtBuildOptions().validate()
-    for bad in (TrtBuildOptions(precision="bf16"), TrtBuildOptions(opt_batch=64, max_batch=32),
-                TrtBuildOptions(min_batch=0), TrtBuildOptions(calib_batch=32, calib_max_faces=8),
-                TrtBuildOptions(optimization_level=7)):
-        with pytest.raises(EngineBuildError):
-            bad.validate()
+    TrtBuildOptions()
+    for bad in (dict(precision="bf16"), dict(opt_batch=64, max_batch=32), dict(min_batch=0),
+                dict(calib_batch=32, calib_max_faces=8), dict(optimization_level=7)):
+        with pytest.raises(InputError, match="TrtBuildOptions"):
+            TrtBuildOptions(**bad)
 
 
 @no_trt_here
@@ -101,7 +100,7 @@ def test_engine_build_load_and_match_onnxruntime(tiny_model_copy: Path, tmp_path
     assert sidecar.engine["parity"]["min_cosine"] >= 0.999
     assert json.loads(engine.with_suffix(".json").read_text())["engine"]["gpu"]
     trt_backend = load_backend(engine)
-    ort_backend = load_backend(tiny_model_copy, "onnxruntime", providers=["cpu"])
+    ort_backend = load_backend(tiny_model_copy, "onnxruntime", BackendOptions.of(providers=["cpu"]))
     faces = np.random.default_rng(0).integers(0, 256, (19, 112, 112, 3), dtype=np.uint8)  # > max_batch: split
     e_trt, l_trt = trt_backend.infer(faces)
     e_ort, l_ort = ort_backend.infer(faces)
@@ -153,7 +152,7 @@ def test_int8_calibration_cache_is_written_and_reused(tiny_model_copy: Path, tmp
 @needs_gpu
 @pytest.mark.gpu
 def test_build_engine_option_caches_next_to_the_model(tiny_model_copy: Path, tmp_path: Path):
-    backend = load_backend(tiny_model_copy, build_engine=True, precision="fp16", max_batch=4)
+    backend = load_backend(tiny_model_copy, options=BackendOptions.of(build_engine=True, precision="fp16", max_batch=4))
     assert backend.name == "tensorrt"
     engines = list(tmp_path.glob("tiny.fp16.*.engine"))
     assert len(engines) == 1

@@ -3,6 +3,7 @@ protobuf (tritonclient). Serving it on a real server is tested in tests/g2d_edge
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from export.cli import main as export_main
 from g2d_edge.errors import ExportError
 from export.triton import TritonRepoOptions, write_triton_repository
 from g2d_edge.backends.tensorrt_env import tensorrt_available
-from g2d_edge.errors import BackendUnavailableError, ModelError
+from g2d_edge.errors import BackendUnavailableError, InputError, ModelError
 from g2d_edge.sidecar import ModelSidecar
 
 import fake_tensorrt  # tests/export/fake_tensorrt.py (see tests/conftest.py)
@@ -65,19 +66,23 @@ def test_cpu_instances_without_dynamic_batching_and_new_versions(tiny_model_copy
         (2, "KIND_CPU")]
     with pytest.raises(ExportError, match="already exists.*--version 2"):
         write_triton_repository(tiny_model_copy, repo, options)
-    options.version, options.dynamic_batching, options.preferred_batch_sizes = 2, True, (4, 8)
+    options = replace(options, version=2, dynamic_batching=True, preferred_batch_sizes=(4, 8))
     write_triton_repository(tiny_model_copy, repo, options)
     assert (repo / "faces.cpu" / "1" / "model.onnx").is_file() and (repo / "faces.cpu" / "2" / "model.onnx").is_file()
     assert list(parse_config(repo / "faces.cpu").dynamic_batching.preferred_batch_size) == [4, 8]
-    options.force = True
+    options = replace(options, force=True)
     write_triton_repository(tiny_model_copy, repo, options)  # overwrites version 2
 
 
 def test_refuses_what_triton_or_the_sdk_could_not_serve(tiny_model_copy: Path, tmp_path: Path):
-    with pytest.raises(ExportError, match="letters, digits"):
-        write_triton_repository(tiny_model_copy, tmp_path / "r", TritonRepoOptions(model_name="my model"))
-    with pytest.raises(ExportError, match="preferred batch"):
-        write_triton_repository(tiny_model_copy, tmp_path / "r", TritonRepoOptions(preferred_batch_sizes=(64,)))
+    with pytest.raises(InputError, match="TritonRepoOptions.model_name: .*letters, digits"):
+        TritonRepoOptions(model_name="my model")
+    with pytest.raises(InputError, match="TritonRepoOptions.preferred_batch_sizes: preferred batch"):
+        TritonRepoOptions(preferred_batch_sizes=(64,))
+    for bad in ({"version": 0}, {"max_batch_size": "32"}, {"device": "tpu"}, {"instances": 1.5},
+                {"max_queue_delay_us": -1}, {"tensorrt": True}):
+        with pytest.raises(InputError, match=f"TritonRepoOptions.{next(iter(bad))}"):
+            TritonRepoOptions(**bad)
     if tensorrt_available() is not None:  # no TensorRT here
         with pytest.raises(BackendUnavailableError, match="--tensorrt yes"):
             write_triton_repository(tiny_model_copy, tmp_path / "r", TritonRepoOptions(tensorrt="yes"))

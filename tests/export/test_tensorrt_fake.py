@@ -16,7 +16,7 @@ import pytest
 from export.cli import main as export_main
 from g2d_edge.backends.engine_build import TrtBuildOptions, build_engine, build_engine_if_missing
 from g2d_edge.backends.faces import synthetic_faces
-from g2d_edge.backends import find_cached_engine, load_backend
+from g2d_edge.backends import BackendOptions, find_cached_engine, load_backend
 from g2d_edge.backends import TensorRTBackend, engine_cache_path
 from g2d_edge.errors import EngineBuildError, InputError, ModelError, ParityError
 from g2d_edge.sidecar import ModelSidecar
@@ -67,7 +67,7 @@ def test_engine_backend_matches_onnxruntime_and_splits_batches(fake_trt, tiny_mo
     assert backend.infer(faces[:0])[0].shape == (0, 512) and backend.infer(faces[:0])[1].shape == (0, 5)
     with pytest.raises(InputError):
         backend.infer(faces.astype(np.float32))
-    capped = load_backend(engine, max_batch=3)
+    capped = load_backend(engine, options=BackendOptions.of(max_batch=3))
     assert capped.max_batch == 3
     np.testing.assert_allclose(capped.infer(faces)[0], ref_emb, atol=1e-5)
     backend.close()
@@ -115,7 +115,7 @@ def test_truncated_or_unsidecared_engine(fake_trt, tiny_model_copy: Path):
 
 
 def test_build_engine_option_and_engine_cache(fake_trt, tiny_model_copy: Path, faces: np.ndarray):
-    backend = load_backend(tiny_model_copy, build_engine=True, precision="fp16", max_batch=4)
+    backend = load_backend(tiny_model_copy, options=BackendOptions.of(build_engine=True, precision="fp16", max_batch=4))
     cached = engine_cache_path(tiny_model_copy, fake_trt.GPU_NAME, fake_trt.__version__, "fp16")
     assert backend.name == "tensorrt" and backend.engine_path == cached and cached.is_file()
     assert find_cached_engine(tiny_model_copy, "fp16") == cached
@@ -131,7 +131,7 @@ def test_build_engine_option_and_engine_cache(fake_trt, tiny_model_copy: Path, f
     assert load_backend(tiny_model_copy).name in ("onnxruntime", "openvino")  # a CPU runtime: no stale engine
     with pytest.raises(ModelError, match="build_engine=True"):
         load_backend(tiny_model_copy, "tensorrt")
-    rebuilt = load_backend(tiny_model_copy, "tensorrt", build_engine=True, max_batch=4)
+    rebuilt = load_backend(tiny_model_copy, "tensorrt", BackendOptions.of(build_engine=True, max_batch=4))
     assert rebuilt.engine_path == cached and find_cached_engine(tiny_model_copy, "fp16") == cached
 
 
@@ -220,7 +220,8 @@ def test_building_an_engine_needs_neither_tqdm_nor_torch(fake_trt, tiny_model_co
         monkeypatch.setitem(sys.modules, name, None)  # `import tqdm` etc. now raise ImportError
     calib = tmp_path / "calib.npz"
     np.savez(calib, images=synthetic_faces(32, np.random.default_rng(0)))
-    backend = load_backend(tiny_model_copy, build_engine=True, precision="int8", calib_data=calib, max_batch=4)
+    backend = load_backend(tiny_model_copy, options=BackendOptions.of(build_engine=True, precision="int8",
+                                                                      calib_data=calib, max_batch=4))
     assert backend.name == "tensorrt" and backend.sidecar.engine["calibration"]["faces"] == 32
     photos = tmp_path / "photos"
     photos.mkdir()

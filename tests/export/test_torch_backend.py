@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from g2d_edge.backends import Backend, OnnxRuntimeBackend, load_backend
+from g2d_edge.backends import BackendOptions, Backend, OnnxRuntimeBackend, load_backend
 from g2d_edge.backends.faces import synthetic_faces
 from g2d_edge.errors import ModelError
 
@@ -20,7 +20,7 @@ def faces() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ort_backend(exported_tiny_model: Path) -> OnnxRuntimeBackend:
-    return load_backend(exported_tiny_model, "onnxruntime", intra_op_threads=1)
+    return load_backend(exported_tiny_model, "onnxruntime", BackendOptions.of(intra_op_threads=1))
 
 
 def test_onnxruntime_matches_pytorch(ort_backend, exported_tiny_model: Path, faces: np.ndarray):

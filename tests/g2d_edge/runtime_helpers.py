@@ -1,13 +1,16 @@
 """Helpers shared by the runtime tests (real-photo frames, masks, videos, subprocesses, crafted image files)."""
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import os
 import struct
 import subprocess
 import sys
+import typing
 import zlib
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import cv2
 import numpy as np
@@ -160,3 +163,71 @@ def numbered_frames(n: int, size=(96, 128)) -> List[np.ndarray]:
 
 def frame_number(image: np.ndarray) -> int:
     return int(round((float(image.mean()) - 10) / 5))
+
+
+def options_classes(package: str = "g2d_edge") -> List[type]:
+    """Every dataclass named `...Options` defined in a module of `package` (found by walking the package, so that a
+    new one is covered by the options tests without being listed anywhere)."""
+    import importlib
+    import pkgutil
+
+    found: Dict[str, type] = {}
+    for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__ \
+                    and name.endswith("Options"):
+                found[name] = obj
+    return [found[name] for name in sorted(found)]
+
+
+def without_none(kind: Any) -> Any:
+    """The annotation without its Optional."""
+    if typing.get_origin(kind) is Union:
+        arms = [a for a in typing.get_args(kind) if a is not type(None)]
+        return arms[0] if len(arms) == 1 else Union[tuple(arms)]
+    return kind
+
+
+def bad_option_values(kind: Any, rule: Dict[str, Any]) -> List[Any]:
+    """Values a field of annotation `kind` and rule `rule` must refuse."""
+    base = without_none(kind)
+    out: List[Any] = [object()]
+    origin = typing.get_origin(base)
+    if base is int:
+        out += ["3", 2.5, True, float("nan")]
+    elif base is float:
+        out += ["0.5", float("nan"), float("inf"), -float("inf"), True]
+    elif base is bool:
+        out += ["true", "no", 1, None if kind is bool else object()]
+    elif base is str:
+        out += [3, b"bytes"]
+    elif base is Path:
+        out += [3, "a\x00b"]
+    elif origin is tuple:
+        out += ["abc", ("x",) * 3, (float("nan"),) * 3]
+    elif origin is collections.abc.Sequence:
+        out += ["cpu", [3]]
+    elif origin in (dict, collections.abc.Mapping):
+        out += [[("a", 1)]]
+    elif dataclasses.is_dataclass(base):
+        out += [{}, "x"]
+    if rule.get("choices"):
+        out.append("no-such-choice")
+    numbers = base in (int, float) or (origin is tuple and base is not str)
+    if numbers:
+        for key, step in (("low", -1), ("high", 1), ("above", 0), ("below", 0)):
+            if rule.get(key) is not None:
+                bound = rule[key] + step
+                value = bound if base is not int or key in ("above", "below") else int(bound)
+                if origin is tuple:
+                    args = typing.get_args(base)
+                    value = (value,) * (3 if len(args) == 3 else 2 if args[-1] is not Ellipsis else 4)
+                out.append(value)
+    return [v for v in out if not (kind is not bool and v is None and _allows_none(kind))]
+
+
+def _allows_none(kind: Any) -> bool:
+    return typing.get_origin(kind) is Union and type(None) in typing.get_args(kind)

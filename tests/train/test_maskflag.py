@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from g2d_edge.errors import InputError
 from g2d_edge.masks import MaskFlag
 from train.maskflag import (MaskFlagEnsemble, MaskFlagNet, MaskFlagOptions, augment_mask_region, export_mask_flag,
-                            mask_flag_options, train_mask_flag)
+                            mask_flag_options)
 
 
 def test_options_from_key_value_strings():
@@ -19,6 +20,10 @@ def test_options_from_key_value_strings():
         mask_flag_options(["no_such_field=1"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
         mask_flag_options(["print_prob"])
+    with pytest.raises(InputError, match="MaskFlagOptions.print_prob"):
+        mask_flag_options(["print_prob=high"])
+    with pytest.raises(InputError, match="MaskFlagOptions.print_prob"):
+        mask_flag_options(["print_prob=2"])
 
 
 def test_the_augmentation_changes_only_the_mask_region():
@@ -59,5 +64,5 @@ def test_an_ensemble_exports_the_mean_of_its_members_probabilities(tmp_path):
         want = torch.stack([net(torch.from_numpy(faces)) for net in nets]).mean(dim=0).numpy()
     scores = MaskFlag(export_mask_flag(ensemble, tmp_path / "ensemble.onnx")).scores(faces)
     np.testing.assert_allclose(scores, want, atol=1e-4)
-    with pytest.raises(ValueError, match="members"):
-        train_mask_flag(None, MaskFlagOptions(members=0))
+    with pytest.raises(InputError, match="MaskFlagOptions.members"):
+        MaskFlagOptions(members=0)

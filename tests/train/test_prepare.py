@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from g2d_edge.align import ARCFACE_TEMPLATE_4
+from g2d_edge.errors import InputError
 from train.prepare import AlignedCache, prepare_folder
 
 
@@ -73,5 +74,5 @@ def test_one_image_folder_reader_for_sdk_training_and_calibration(tmp_path):
     paths, labels, names = list_identity_images(tmp_path)
     assert [p.name for p in paths] == ["x.webp", "1.tif", "2.JPG"] and labels.tolist() == [0, 1, 1]
     assert names == ["al", "bo"]
-    with pytest.raises(FileNotFoundError, match="no face found in the 3 photos"):  # .tif, .JPG, .ppm: all read
+    with pytest.raises(InputError, match="no face found in the 3 photos"):  # .tif, .JPG, .ppm: all read
         align_folder(tmp_path / "bo", max_faces=4)

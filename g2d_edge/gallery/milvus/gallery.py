@@ -87,7 +87,6 @@ class MilvusGallery(GalleryBase):
 
     def __init__(self, url: str, options: Optional[MilvusGalleryOptions] = None, create: bool = True) -> None:
         self.options = options or MilvusGalleryOptions()
-        self.options.validate()
         self.where = parse_gallery_url(url)
         self._lock = threading.RLock()
         self._client = connect(self.where, self.options)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from ...errors import InputError
+from ...errors import InputError, check_fields, option
 from ...text import quoted
 
 #: Port of a Milvus server when the URL names none.
@@ -37,23 +37,16 @@ class MilvusGalleryOptions:
         once).
     """
 
-    timeout_s: float = 10.0
-    consistency_level: str = "Strong"
-    index_type: str = "FLAT"
+    timeout_s: float = option(10.0, above=0.0, high=86400.0, unit="seconds")
+    consistency_level: str = option("Strong", choices=("Strong", "Bounded", "Session", "Eventually"))
+    index_type: str = option("FLAT", non_empty=True)
     index_params: Mapping[str, Any] = field(default_factory=dict)
     search_params: Mapping[str, Any] = field(default_factory=dict)
     token: Optional[str] = None
     flush_writes: Optional[bool] = None
 
-    def validate(self) -> None:
-        """InputError for a value Milvus would refuse later."""
-        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or \
-                not self.timeout_s > 0:
-            raise InputError(f"MilvusGalleryOptions.timeout_s must be a positive number of seconds, got "
-                             f"{self.timeout_s!r}")
-        if self.consistency_level not in ("Strong", "Bounded", "Session", "Eventually"):
-            raise InputError(f"MilvusGalleryOptions.consistency_level must be Strong, Bounded, Session or "
-                             f"Eventually, got {self.consistency_level!r}")
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)

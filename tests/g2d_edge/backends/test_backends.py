@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from g2d_edge.backends import OnnxRuntimeBackend, OrtOptions, available_backends, check_faces, load_backend
+from g2d_edge.backends import (BackendOptions, OnnxRuntimeBackend, OrtOptions, available_backends, check_faces,
+                               load_backend)
 from g2d_edge.backends.tensorrt_env import tensorrt_available
 from g2d_edge.errors import BackendUnavailableError, InputError, ModelError
 from runtime_helpers import REPO
@@ -29,7 +30,7 @@ def faces() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ort_backend(tiny_onnx_model: Path) -> OnnxRuntimeBackend:
-    return load_backend(tiny_onnx_model, "onnxruntime", intra_op_threads=1)
+    return load_backend(tiny_onnx_model, "onnxruntime", BackendOptions.of(intra_op_threads=1))
 
 
 @pytest.mark.parametrize("n", [1, 3, 0])
@@ -48,7 +49,7 @@ def test_batches_are_independent_of_their_neighbours(ort_backend, faces: np.ndar
 
 
 def test_large_batches_are_split(tiny_onnx_model: Path, faces: np.ndarray, ort_backend):
-    small = load_backend(tiny_onnx_model, "onnxruntime", max_batch=2)
+    small = load_backend(tiny_onnx_model, "onnxruntime", BackendOptions.of(max_batch=2))
     assert small.max_batch == 2
     e_small, l_small = small.infer(faces)  # 7 faces -> 4 runs
     e_full, l_full = ort_backend.infer(faces)
@@ -146,11 +147,11 @@ def test_unavailable_ort_provider_and_bad_options(tiny_onnx_model: Path, tmp_pat
 
     if "CUDAExecutionProvider" not in available_providers():
         with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
-            load_backend(tiny_onnx_model, "onnxruntime", providers=["cuda"])
+            load_backend(tiny_onnx_model, "onnxruntime", BackendOptions.of(providers=["cuda"]))
     cpu = OnnxRuntimeBackend(tiny_onnx_model, OrtOptions(providers=["cpu"]))
     assert cpu.providers == ["CPUExecutionProvider"]
     with pytest.raises(InputError, match="unknown backend option"):
-        load_backend(tiny_onnx_model, batch_size=4)
+        load_backend(tiny_onnx_model, options=BackendOptions.of(batch_size=4))
     with pytest.raises(InputError, match="backend must be"):
         load_backend(tiny_onnx_model, backend="coreml")
     engine = tmp_path / "m.fp16.engine"
@@ -158,7 +159,7 @@ def test_unavailable_ort_provider_and_bad_options(tiny_onnx_model: Path, tmp_pat
     with pytest.raises(ModelError, match="onnxruntime backend runs .onnx"):
         load_backend(engine, "onnxruntime")
     # options of other backends are accepted (the caller may not know which one "auto" picks)
-    assert load_backend(tiny_onnx_model, "onnxruntime", strict_gpu=False).name == "onnxruntime"
+    assert load_backend(tiny_onnx_model, "onnxruntime", BackendOptions.of(strict_gpu=False)).name == "onnxruntime"
 
 
 def test_the_runtime_says_where_the_torch_backend_is(tiny_model_copy: Path):

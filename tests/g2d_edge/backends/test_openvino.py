@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("openvino")
 
 from g2d_edge.align import align_face  # noqa: E402
-from g2d_edge.backends import OpenVinoBackend, OpenVinoOptions, load_backend  # noqa: E402
+from g2d_edge.backends import BackendOptions, OpenVinoBackend, OpenVinoOptions, load_backend  # noqa: E402
 from g2d_edge.backends.onnxruntime import available_providers  # noqa: E402
 from g2d_edge.backends.tensorrt_env import tensorrt_available  # noqa: E402
 from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
@@ -39,8 +39,8 @@ def aligned_faces(celeba_people) -> np.ndarray:
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
 def test_openvino_matches_onnxruntime_on_real_faces(name: str, aligned_faces: np.ndarray):
     path = shipped_model_path(name)
-    ort = load_backend(path, "onnxruntime", intra_op_threads=1)
-    ov = load_backend(path, "openvino", intra_op_threads=1)
+    ort = load_backend(path, "onnxruntime", BackendOptions.of(intra_op_threads=1))
+    ov = load_backend(path, "openvino", BackendOptions.of(intra_op_threads=1))
     assert isinstance(ov, OpenVinoBackend) and ov.name == "openvino"
     ref_emb, ref_logits = ort.infer(aligned_faces)
     for batch in (aligned_faces[:1], aligned_faces):  # the static batch-1 model and the dynamic one
@@ -55,8 +55,8 @@ def test_openvino_matches_onnxruntime_on_real_faces(name: str, aligned_faces: np
 
 
 def test_batches_are_split_and_empty_batches_work(tiny_onnx_model: Path, aligned_faces: np.ndarray):
-    whole = load_backend(tiny_onnx_model, "openvino", intra_op_threads=1)
-    split = load_backend(tiny_onnx_model, "openvino", intra_op_threads=1, max_batch=3)
+    whole = load_backend(tiny_onnx_model, "openvino", BackendOptions.of(intra_op_threads=1))
+    split = load_backend(tiny_onnx_model, "openvino", BackendOptions.of(intra_op_threads=1, max_batch=3))
     emb, logits = whole.infer(aligned_faces)
     emb3, logits3 = split.infer(aligned_faces)
     np.testing.assert_allclose(emb3, emb, atol=1e-5)
@@ -99,14 +99,14 @@ def test_bad_files_and_foreign_sidecars_raise_model_errors(tiny_model_copy: Path
                     reason="a GPU runtime is installed here: auto prefers it")
 def test_auto_picks_openvino_on_a_cpu_only_machine_and_says_so(tiny_onnx_model: Path, caplog):
     with caplog.at_level(logging.INFO, logger="g2d_edge.backends"):
-        backend = load_backend(tiny_onnx_model, intra_op_threads=1)
+        backend = load_backend(tiny_onnx_model, options=BackendOptions.of(intra_op_threads=1))
     assert backend.name == "openvino" and "backend auto -> openvino" in caplog.text
 
 
 def test_one_backend_serves_several_threads(tiny_onnx_model: Path, aligned_faces: np.ndarray):
     from concurrent.futures import ThreadPoolExecutor
 
-    backend = load_backend(tiny_onnx_model, "openvino", intra_op_threads=1)
+    backend = load_backend(tiny_onnx_model, "openvino", BackendOptions.of(intra_op_threads=1))
     batches = [aligned_faces[i % 3:i % 3 + 1 + i % 4] for i in range(24)]
     serial = [backend.infer(b)[0] for b in batches]
     with ThreadPoolExecutor(4) as pool:

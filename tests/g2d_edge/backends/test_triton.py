@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from g2d_edge import Recognizer, RecognizerOptions
-from g2d_edge.backends import OnnxRuntimeBackend, load_backend
+from g2d_edge.backends import BackendOptions, OnnxRuntimeBackend, load_backend
 from g2d_edge.backends.faces import synthetic_faces
 from g2d_edge.backends.triton import (Endpoint, TritonBackend, TritonOptions, check_served_config,
                                       inference_statistics, parse_url)
@@ -44,7 +44,7 @@ def test_urls():
         with pytest.raises(InputError, match="grpc://host:8001"):
             parse_url(bad)
     with pytest.raises(InputError, match="timeout_s"):
-        TritonOptions(timeout_s=0).validate()
+        TritonOptions(timeout_s=0)
 
 
 def test_served_config_must_describe_the_local_sidecar(tiny_onnx_model: Path):
@@ -68,7 +68,7 @@ def test_served_config_must_describe_the_local_sidecar(tiny_onnx_model: Path):
 def test_missing_tritonclient_is_named(monkeypatch, tiny_onnx_model: Path):
     monkeypatch.setitem(sys.modules, "tritonclient.grpc", None)  # as if the [triton] extra were not installed
     with pytest.raises(BackendUnavailableError, match=r"g2d-edge\[triton\]"):
-        load_backend(tiny_onnx_model, "triton", url="grpc://127.0.0.1:1")
+        load_backend(tiny_onnx_model, "triton", BackendOptions.of(url="grpc://127.0.0.1:1"))
 
 
 def silent_listener() -> socket.socket:
@@ -87,14 +87,14 @@ def test_unreachable_and_silent_servers_fail_within_the_bounds(tiny_onnx_model: 
         port = free.getsockname()[1]
     start = time.monotonic()
     with pytest.raises(BackendUnavailableError, match="did not answer a liveness check"):
-        load_backend(tiny_onnx_model, "triton", url=f"{scheme}://127.0.0.1:{port}", timeout_s=1, retries=1,
-                     retry_backoff_s=0.05)
+        load_backend(tiny_onnx_model, "triton", BackendOptions.of(url=f"{scheme}://127.0.0.1:{port}", timeout_s=1,
+                                                                  retries=1, retry_backoff_s=0.05))
     assert time.monotonic() - start < 3
     with silent_listener() as sock:
         start = time.monotonic()
         with pytest.raises(BackendUnavailableError, match=r"2 tries, 0.4 s each"):
-            load_backend(tiny_onnx_model, "triton", url=f"{scheme}://127.0.0.1:{sock.getsockname()[1]}",
-                         timeout_s=0.4, retries=1, retry_backoff_s=0.05)
+            load_backend(tiny_onnx_model, "triton", BackendOptions.of(
+                url=f"{scheme}://127.0.0.1:{sock.getsockname()[1]}", timeout_s=0.4, retries=1, retry_backoff_s=0.05))
         elapsed = time.monotonic() - start
     assert 0.8 <= elapsed < 4  # two tries, each cut off at timeout_s
 
@@ -133,7 +133,7 @@ def delta(after: Dict[str, int], before: Dict[str, int]) -> Dict[str, int]:
 def test_served_embeddings_equal_in_process_ones(triton, tiny_onnx_model: Path, protocol: str):
     faces = synthetic_faces(11, np.random.default_rng(5))
     local_emb, local_logits = OnnxRuntimeBackend(tiny_onnx_model).infer(faces)
-    with load_backend(tiny_onnx_model, "triton", url=triton[protocol]) as backend:
+    with load_backend(tiny_onnx_model, "triton", BackendOptions.of(url=triton[protocol])) as backend:
         assert isinstance(backend, TritonBackend) and backend.max_batch == 8  # the served model's max_batch_size
         before = triton["stats"]("tiny")
         emb, logits = backend.infer(faces)
@@ -148,7 +148,8 @@ def test_a_frame_is_one_request_and_recognition_is_unchanged(triton, tiny_onnx_m
     photos = [read(p[0]) for p in people.values()]
     frame = tile(photos + [read(next(iter(people.values()))[1])], cell=200)
     with Recognizer(tiny_onnx_model) as local, \
-            Recognizer(tiny_onnx_model, backend="triton", url=triton["grpc"], model_name="tiny") as remote:
+            Recognizer(tiny_onnx_model, backend="triton", options=RecognizerOptions(
+                backend_options=BackendOptions.of(url=triton["grpc"], model_name="tiny"))) as remote:
         for name, p in people.items():
             local.enroll(name, p[:2])
             remote.enroll(name, p[:2])
@@ -166,7 +167,8 @@ def test_dynamic_batching_merges_the_requests_of_concurrent_cameras(triton, tiny
     faces = synthetic_faces(8, np.random.default_rng(1))
 
     def cameras(model: str) -> Dict[str, int]:
-        backends = [load_backend(tiny_onnx_model, "triton", url=triton["grpc"], model_name=model) for _ in range(8)]
+        backends = [load_backend(tiny_onnx_model, "triton", BackendOptions.of(url=triton["grpc"], model_name=model))
+                    for _ in range(8)]
         before = triton["stats"](model)
         threads = [threading.Thread(target=lambda b=b, i=i: [b.infer(faces[i:i + 1]) for _ in range(10)])
                    for i, b in enumerate(backends)]
@@ -188,8 +190,9 @@ def test_stream_mode_over_http(triton, tiny_onnx_model: Path, people):
     """The stream worker calls the backend from its own thread (one HTTP connection per thread)."""
     photos = [read(p[0]) for p in people.values()]
     results = []
-    opts = RecognizerOptions(running_mode=RunningMode.STREAM, result_callback=results.append)
-    with Recognizer(tiny_onnx_model, backend="triton", url=triton["http"], options=opts) as rec:
+    opts = RecognizerOptions(running_mode=RunningMode.STREAM, result_callback=results.append,
+                             backend_options=BackendOptions.of(url=triton["http"]))
+    with Recognizer(tiny_onnx_model, backend="triton", options=opts) as rec:
         rec.enroll("first", photos[0])
         for i, photo in enumerate(photos):
             rec.identify_stream(photo, 40 * i)
@@ -201,10 +204,10 @@ def test_stream_mode_over_http(triton, tiny_onnx_model: Path, people):
 def test_a_server_serving_another_model_is_refused(triton, tiny_onnx_model: Path, other_space_model: Path):
     other_space = ModelSidecar.load(other_space_model.with_suffix(".json")).embedding_space
     with pytest.raises(ModelError, match=f"serves other .*embedding space {other_space}.*tiny"):
-        load_backend(tiny_onnx_model, "triton", url=triton["grpc"], model_name="other")
+        load_backend(tiny_onnx_model, "triton", BackendOptions.of(url=triton["grpc"], model_name="other"))
     with pytest.raises(ModelError, match="'nope' .*is not ready"):
-        load_backend(tiny_onnx_model, "triton", url=triton["http"], model_name="nope")
-    with load_backend(other_space_model, "triton", url=triton["grpc"]) as backend:  # its own sidecar: accepted
+        load_backend(tiny_onnx_model, "triton", BackendOptions.of(url=triton["http"], model_name="nope"))
+    with load_backend(other_space_model, "triton", BackendOptions.of(url=triton["grpc"])) as backend:  # own sidecar: ok
         assert backend.model_name == "other"
 
 

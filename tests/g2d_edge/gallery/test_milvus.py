@@ -70,7 +70,7 @@ def test_urls(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="unknown gallery URL scheme"):
         open_gallery("redis://host/people")
     with pytest.raises(InputError, match="consistency_level"):
-        MilvusGalleryOptions(consistency_level="Sometimes").validate()
+        MilvusGalleryOptions(consistency_level="Sometimes")
     assert string_literal('a"b\\c') == '"a\\"b\\\\c"'
 
 

@@ -129,7 +129,7 @@ def test_without_reconnection_a_silent_stream_ends_in_capture_error():
 
 def test_timeouts_must_be_positive():
     for bad in (0, -1, "5", None, float("nan")):
-        with pytest.raises(InputError, match="positive number of seconds"):
+        with pytest.raises(InputError, match="CaptureOptions.open_timeout must be a finite number of seconds > 0"):
             CaptureOptions(open_timeout=bad)
-        with pytest.raises(InputError, match="positive number of seconds"):
+        with pytest.raises(InputError, match="CaptureOptions.read_timeout must be a finite number of seconds > 0"):
             CaptureOptions(read_timeout=bad)

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from g2d_edge.detectors.detect import MAX_ASPECT_RATIO
+from g2d_edge.io import MAX_ASPECT_RATIO
 from g2d_edge.errors import G2DError, GalleryError
 from g2d_edge.gallery import Gallery
 from g2d_edge.io import read_image

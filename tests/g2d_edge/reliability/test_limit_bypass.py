@@ -13,7 +13,8 @@ import pytest
 
 import g2d_edge.detectors.detect as detect_mod
 import g2d_edge.io as io_mod
-from g2d_edge.detectors.detect import MAX_ASPECT_RATIO, DetectorOptions, FaceDetector, retry_padding
+from g2d_edge.detectors.detect import DetectorOptions, FaceDetector, retry_padding
+from g2d_edge.io import MAX_ASPECT_RATIO
 from g2d_edge.errors import G2DError, ImageReadError, InputError
 from g2d_edge.imagesize import image_size
 from g2d_edge.io import read_image

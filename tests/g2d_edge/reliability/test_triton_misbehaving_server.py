@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("tritonclient.http")
 
-from g2d_edge.backends import load_backend  # noqa: E402
+from g2d_edge.backends import BackendOptions, load_backend  # noqa: E402
 from g2d_edge.backends.triton import TritonBackend, TritonOptions  # noqa: E402
 from g2d_edge.errors import BackendUnavailableError, ServerReplyError  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar  # noqa: E402
@@ -166,7 +166,7 @@ def test_garbage_from_the_server_blames_the_server(server, stage, reply, words, 
     # through the model loader too: the message names the server, not the local model file
     if stage == "config":
         with pytest.raises(ServerReplyError) as caught:
-            load_backend(tiny_onnx_model, "triton", url=server.url, timeout_s=5, retries=0)
+            load_backend(tiny_onnx_model, "triton", BackendOptions.of(url=server.url, timeout_s=5, retries=0))
         assert "cannot load model" not in str(caught.value) and server.url in str(caught.value)
 
 
