@@ -206,6 +206,8 @@ def bad_option_values(kind: Any, rule: Dict[str, Any]) -> List[Any]:
         out += [3, b"bytes"]
     elif base is Path:
         out += [3, "a\x00b"]
+    elif origin is tuple and typing.get_args(base)[0] is str:  # a tuple of texts (sources, origins)
+        out += ["abc", (3, 3, 3), (b"x",)]
     elif origin is tuple:
         out += ["abc", ("x",) * 3, (float("nan"),) * 3]
     elif origin is collections.abc.Sequence:
