@@ -22,11 +22,12 @@ Also: ms per face of each classifier (CPU, batch 1, one thread).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,13 +37,13 @@ if str(REPO) not in sys.path:
 
 from benchmarks._timing import median_seconds  # noqa: E402
 from benchmarks.accuracy import AccuracyConfig, load_photos, resolve_identities  # noqa: E402
-from g2d_edge.files import atomic_write_text  # noqa: E402
+from g2d_edge.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.masks import MaskFlag  # noqa: E402
 from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
 from train.realmasks import DEFAULT_REAL, DEFAULT_REVIEW, DEFAULT_SPLIT, SAME_FACE_IOU, LargestFace  # noqa: E402,F401
-from train.realmasks import iou, largest_faces, load_split, read_part, split_reviewed  # noqa: E402,F401
+from train.realmasks import RealSplit, iou, largest_faces, load_split, read_part, split_reviewed  # noqa: E402,F401
 
 log = logging.getLogger("benchmarks.maskflag")
 
@@ -68,17 +69,55 @@ def _classifier_rows(flag: MaskFlag, held_faces: Sequence[LargestFace], held_mas
     }
 
 
-def run(real: Path, flag_models: Sequence[Optional[Path]] = (None,), json_path: Optional[Path] = None,
-        review: Path = DEFAULT_REVIEW, split_path: Path = DEFAULT_SPLIT) -> Dict:
-    flags = [MaskFlag(path) for path in flag_models]
-    split = load_split(split_path)
+FaceSets = Dict[str, List[LargestFace]]  # "held_out", "clean", "synthetic" -> faces
+
+
+def detect_all(real: Path, split: RealSplit) -> Tuple[List[str], FaceSets]:
+    """(held-out photo names, faces): the front end on the held-out real photos and the held-out CelebA photos."""
     identities = resolve_identities(AccuracyConfig(), ModelSidecar.load(sidecar_path_for(SHIPPED_MODEL)))
     photos = load_photos(AccuracyConfig(), identities)
     names, images = read_part(real, split.held_out)
-    held_faces = largest_faces(images)
+    return names, {"held_out": largest_faces(images), "clean": largest_faces(photos.clean),
+                   "synthetic": largest_faces(photos.masked)}
+
+
+def save_faces(path: Path, names: Sequence[str], faces: FaceSets) -> None:
+    """The detected faces as .npz (crops, boxes, found per photo), so that classifiers can be compared later on the
+    very same crops."""
+    arrays: Dict[str, np.ndarray] = {"names": np.asarray(list(names))}
+    for key, rows in faces.items():
+        arrays[f"{key}_found"] = np.asarray([f is not None for f in rows])
+        arrays[f"{key}_crops"] = np.stack([f[0] if f is not None else np.zeros((112, 112, 3), np.uint8)
+                                           for f in rows])
+        arrays[f"{key}_boxes"] = np.stack([np.asarray(f[1], np.float64) if f is not None else np.zeros(4)
+                                           for f in rows])
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_faces(path: Path) -> Tuple[List[str], FaceSets]:
+    with np.load(path) as data:
+        faces = {key: [(c, b) if ok else None for ok, c, b in zip(data[f"{key}_found"], data[f"{key}_crops"],
+                                                                  data[f"{key}_boxes"])]
+                 for key in ("held_out", "clean", "synthetic")}
+        return [str(n) for n in data["names"]], faces
+
+
+def run(real: Path, flag_models: Sequence[Optional[Path]] = (None,), json_path: Optional[Path] = None,
+        review: Path = DEFAULT_REVIEW, split_path: Path = DEFAULT_SPLIT, faces_cache: Optional[Path] = None) -> Dict:
+    flags = [MaskFlag(path) for path in flag_models]
+    split = load_split(split_path)
+    if faces_cache is not None and faces_cache.is_file():
+        names, faces = load_faces(faces_cache)
+        if sorted({n.split("/")[0] for n in names}) != sorted(split.held_out):
+            raise SystemExit(f"{faces_cache} holds other photos than the held-out part; delete it")
+    else:
+        names, faces = detect_all(real, split)
+        if faces_cache is not None:
+            save_faces(faces_cache, names, faces)
+    held_faces, clean_faces, synthetic_faces = faces["held_out"], faces["clean"], faces["synthetic"]
     held_masked, held_unmasked = split_reviewed(names, held_faces, review)
-    clean_faces = largest_faces(photos.clean)
-    synthetic_faces = largest_faces(photos.masked)
     crop = next(face[0] for face in clean_faces if face is not None)
     lines = [f"Machine: {machine_line()}",
              f"Real photos: held-out folders {', '.join(split.held_out)} of {real} ({len(names)} photos; "
@@ -121,9 +160,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--flag-model", type=Path, action="append",
                    help="mask classifier .onnx (default: the shipped one); repeat to compare several in one run")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
+    p.add_argument("--faces-cache", type=Path,
+                   help="keep the detected faces in this .npz and reuse them (compare classifiers on the same crops)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(run(args.real, args.flag_model or [None], args.json, args.review, args.split)["text"])
+    print(run(args.real, args.flag_model or [None], args.json, args.review, args.split, args.faces_cache)["text"])
     return 0
 
 

@@ -109,3 +109,15 @@ def test_a_part_reads_only_its_own_folders(tmp_path):
 
     with pytest.raises(ImageReadError, match="not found"):
         read_part(tmp_path, ["c"])
+
+
+def test_detected_faces_round_trip_through_the_cache(bench, tmp_path):
+    crop = np.full((112, 112, 3), 7, np.uint8)
+    faces = {"held_out": [(crop, np.array([1.0, 2, 3, 4])), None], "clean": [None, (crop + 1, np.zeros(4))],
+             "synthetic": [(crop + 2, np.ones(4))]}
+    bench.save_faces(tmp_path / "faces.npz", ["0001/a.jpg", "0001/b.jpg"], faces)
+    names, back = bench.load_faces(tmp_path / "faces.npz")
+    assert names == ["0001/a.jpg", "0001/b.jpg"]
+    assert back["held_out"][1] is None and back["clean"][0] is None
+    assert np.array_equal(back["held_out"][0][0], crop) and back["held_out"][0][1].tolist() == [1, 2, 3, 4]
+    assert np.array_equal(back["synthetic"][0][0], crop + 2)
