@@ -17,7 +17,7 @@ Each photo goes through the SDK's own front end (detection on that photo, shared
 detected face are counted and left out of the flag accuracy (detection is `benchmarks/detection.py`'s subject).
 Also: ms per face of each classifier (CPU, batch 1, one thread).
 
-    python benchmarks/maskflag.py [--flag-model A.onnx --flag-model B.onnx] [--json benchmarks/results/maskflag-cpu.json]
+    python benchmarks/maskflag.py [--flag-model A.onnx --flag-model B.onnx] [--json results.json]
 """
 from __future__ import annotations
 
