@@ -8,8 +8,8 @@ another face printed over it, a privacy mosaic: `augment_mask_region`). Real mas
 given (`real_per_batch` of them, drawn at random, flipped at random, then warped and blurred with the rest): the
 training part of `../shared/data/rmfd-real` as the SDK's front end sees it (`train.realmasks`), label 1, and the
 few faces of those photos a by-eye review found not to be masked faces, label 0. The network takes the SDK's
-aligned crop as it is, `uint8` (N, 112, 112, 3) BGR, and outputs one probability per face (`mask_score`); it is exported to ONNX with
-that contract and run by `g2d_edge.masks.flag.MaskFlag`.
+aligned crop as it is, `uint8` (N, 112, 112, 3) BGR, and outputs one probability per face (`mask_score`); it is
+exported to ONNX with that contract and run by `g2d_edge.masks.flag.MaskFlag`.
 
 Architecture: 2x2 average pooling to 56 px, four stride-2 3x3 Conv-BN-ReLU (16, 32, 64, 64 channels), global
 average pooling, one linear unit, sigmoid: 0.06 M parameters, about 10 M multiply-adds per face. The shipped
