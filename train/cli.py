@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threshold", type=float, default=0.3,
                    help="mask_score from which a face counts as masked (default: 0.3, the shipped classifier's)")
+    p.add_argument("--threshold-from-train", action="store_true",
+                   help="instead: the threshold with the best balanced accuracy on the training part (real training "
+                        "faces against clean training faces; optimistic, the network learnt them)")
+    p.add_argument("--real", type=Path, default=Path("../shared/data/rmfd-real"),
+                   help="real masked photos (crawl-batch folders); only the split's training folders are used")
+    p.add_argument("--real-split", type=Path, default=Path("benchmarks/data/rmfd-split.json"),
+                   help="the fixed train / held-out split of --real by folder")
+    p.add_argument("--real-review", type=Path, default=Path("benchmarks/data/rmfd-review.json"),
+                   help="by-eye review of the real photos' largest faces (those not masked become clean examples)")
+    p.add_argument("--no-real", action="store_true", help="train on synthetic masks only, as before")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a MaskFlagOptions field (e.g. print_prob=0.2, widths=16,32,64,96,128); repeatable")
 
@@ -226,14 +236,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_maskflag(args: argparse.Namespace) -> int:
-    from .maskflag import export_mask_flag, mask_flag_options, train_mask_flag
+    from .maskflag import (choose_threshold, export_mask_flag, mask_flag_options, train_mask_flag,
+                           training_part_rates)
 
     cfg = _load_cfg(args)
     options = mask_flag_options(args.option, epochs=args.epochs)
     log.info("mask flag options: %s", options)
-    net = train_mask_flag(cfg, options)
+    real = None
+    if not args.no_real:
+        from .realmasks import load_split, real_training_faces
+
+        real = real_training_faces(args.real, load_split(args.real_split), args.real_review)
+    net = train_mask_flag(cfg, options, real)
     export_mask_flag(net, args.output, threshold=args.threshold)
+    threshold = args.threshold
+    if real is not None:
+        rates = training_part_rates(net, real[0][real[1] == 1], _clean_training_faces(cfg, 1000))
+        for t, (pos, neg) in rates.items():
+            log.info("training part at threshold %.2f: real masked flagged masked %.4f, clean flagged clean %.4f",
+                     t, pos, neg)
+        if args.threshold_from_train:
+            threshold = choose_threshold(rates)
+    elif args.threshold_from_train:
+        raise SystemExit("--threshold-from-train needs the real training faces (drop --no-real)")
+    if threshold != args.threshold:
+        log.info("mask flag threshold from the training part: %.2f", threshold)
+        export_mask_flag(net, args.output, threshold=threshold)
     return 0
+
+
+def _clean_training_faces(cfg, count: int):
+    """Up to `count` clean aligned faces of the labelled training people (held-out people excluded), evenly spread."""
+    import numpy as np
+
+    from .data import AugmentOptions, build_stage_data
+
+    names = [s.name for s in cfg.data.sources if s.labelled] or [cfg.data.sources[0].name]
+    data = build_stage_data(cfg.data, names, AugmentOptions(mask_prob=0.0, flip=False), seed=0)
+    picks = np.linspace(0, len(data.dataset) - 1, min(count, len(data.dataset))).astype(int)
+    return np.stack([data.dataset[int(i)]["clean"] for i in picks])
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

@@ -4,9 +4,12 @@ Every training face (the config's sources, held-out people excluded) is seen twi
 with a synthetic mask from `g2d_edge.masks` (label 1), both with the same random flip and colour jitter and a random
 similarity warp (shift, scale, rotation: masked faces are aligned from less certain keypoints), some batches at a
 random lower resolution. Inside the mask only, what is drawn on it is varied as real masks vary (colours remixed,
-another face printed over it, a privacy mosaic: `augment_mask_region`). The network takes the SDK's aligned crop as
-it is, `uint8` (N, 112, 112, 3) BGR, and outputs one probability per face (`mask_score`); it is exported to ONNX with
-that contract and run by `g2d_edge.masks.flag.MaskFlag`.
+another face printed over it, a privacy mosaic: `augment_mask_region`). Real masked faces join every batch when
+given (`real_per_batch` of them, drawn at random, flipped at random, then warped and blurred with the rest): the
+training part of `../shared/data/rmfd-real` as the SDK's front end sees it (`train.realmasks`), label 1, and the
+few faces of those photos a by-eye review found not to be masked faces, label 0. The network takes the SDK's
+aligned crop as it is, `uint8` (N, 112, 112, 3) BGR, and outputs one probability per face (`mask_score`); it is
+exported to ONNX with that contract and run by `g2d_edge.masks.flag.MaskFlag`.
 
 Architecture: 2x2 average pooling to 56 px, four stride-2 3x3 Conv-BN-ReLU (16, 32, 64, 64 channels), global
 average pooling, one linear unit, sigmoid: 0.06 M parameters, about 10 M multiply-adds per face. The shipped
@@ -19,7 +22,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -66,6 +69,8 @@ class MaskFlagOptions:
     #: networks trained with seeds seed, seed + 1, ...; the exported classifier averages their probabilities
     #: (one network's accuracy on real masks varies by about 2 points from seed to seed)
     members: int = option(3, low=1, high=100)
+    #: real faces (`train.realmasks.real_training_faces`) added to each batch of clean + synthetic-masked faces
+    real_per_batch: int = option(32, low=0, high=4096)
     #: channels of the stride-2 convolutions, and 2x2 average pooling first (56 px; False: the full 112 px crop).
     #: Bigger is not better here: (16, 32, 64, 96, 128) on the full crop fit the synthetic masks better and flagged
     #: only 77 % of the real masked faces (benchmarks/maskflag.py, reviewed), against 96 % for this size.
@@ -186,25 +191,47 @@ def augment_mask_region(masked: Tensor, region: Tensor, options: MaskFlagOptions
     return out
 
 
+RealFaces = Tuple[Tensor, Tensor]  # (aligned crops uint8 (N, 112, 112, 3) BGR, labels float (N,))
+
+
+def _real_draw(real: RealFaces, pre: Preprocess, count: int, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
+    """`count` real faces drawn at random (with replacement), each flipped with probability 1/2."""
+    idx = torch.randint(len(real[0]), (count,), generator=generator)
+    x = pre(real[0][idx])
+    flip = (torch.rand(count, generator=generator) < 0.5).view(count, 1, 1, 1)
+    return torch.where(flip, x.flip(3), x), real[1][idx]
+
+
 def _batch_inputs(batch: Dict[str, Tensor], pre: Preprocess, options: MaskFlagOptions,
-                  generator: torch.Generator) -> Tuple[Tensor, Tensor]:
-    """(images, labels): the clean faces (0) and their masked versions (1), with what is on the masks varied, all
-    randomly warped and blurred."""
+                  generator: torch.Generator, real: Optional[RealFaces] = None) -> Tuple[Tensor, Tensor]:
+    """(images, labels): the clean faces (0) and their masked versions (1), with what is on the masks varied, plus
+    `real_per_batch` real faces when given, all randomly warped and blurred."""
     masked = augment_mask_region(pre(batch["masked"]), batch["region"], options, generator)
-    x = torch.cat([pre(batch["clean"]), masked])
-    y = torch.cat([torch.zeros(len(batch["clean"])), torch.ones(len(batch["masked"]))])
+    xs = [pre(batch["clean"]), masked]
+    ys = [torch.zeros(len(batch["clean"])), torch.ones(len(batch["masked"]))]
+    if real is not None and options.real_per_batch > 0:
+        x_real, y_real = _real_draw(real, pre, options.real_per_batch, generator)
+        xs.append(x_real)
+        ys.append(y_real)
+    x, y = torch.cat(xs), torch.cat(ys)
     return random_low_resolution(random_warp(x, options, generator), options, generator), y
 
 
-def train_mask_flag(cfg: TrainConfig, options: MaskFlagOptions) -> nn.Module:
-    """Train the mask flag on the config's sources (held-out people excluded): one `MaskFlagNet`, or a
-    `MaskFlagEnsemble` of `options.members` of them; returned in eval mode."""
-    nets = [_train_member(cfg, dataclasses.replace(options, seed=options.seed + k), f"{k + 1}/{options.members}")
+def train_mask_flag(cfg: TrainConfig, options: MaskFlagOptions,
+                    real: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> nn.Module:
+    """Train the mask flag on the config's sources (held-out people excluded), plus the real faces `real` (crops,
+    labels) when given: one `MaskFlagNet`, or a `MaskFlagEnsemble` of `options.members` of them; in eval mode."""
+    real_t = None
+    if real is not None and len(real[0]):
+        real_t = (torch.from_numpy(np.ascontiguousarray(real[0])), torch.from_numpy(real[1].astype(np.float32)))
+    nets = [_train_member(cfg, dataclasses.replace(options, seed=options.seed + k), f"{k + 1}/{options.members}",
+                          real_t)
             for k in range(options.members)]
     return (nets[0] if len(nets) == 1 else MaskFlagEnsemble(nets)).eval()
 
 
-def _train_member(cfg: TrainConfig, options: MaskFlagOptions, member: str) -> MaskFlagNet:
+def _train_member(cfg: TrainConfig, options: MaskFlagOptions, member: str,
+                  real: Optional[RealFaces] = None) -> MaskFlagNet:
     """One network, trained with `options.seed`."""
     augment = AugmentOptions(mask_prob=1.0, flip=True, color_jitter=max(cfg.data.color_jitter, 0.2),
                              mask=dict(cfg.data.masks))
@@ -225,7 +252,7 @@ def _train_member(cfg: TrainConfig, options: MaskFlagOptions, member: str) -> Ma
         net.train()
         seen, correct, total_loss = 0, 0, 0.0
         for batch in tqdm(loader, desc=f"maskflag {member}, epoch {epoch + 1}/{options.epochs}", mininterval=10):
-            x, y = _batch_inputs(batch, net.preprocess, options, generator)
+            x, y = _batch_inputs(batch, net.preprocess, options, generator, real)
             logits = net.logits(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -238,6 +265,23 @@ def _train_member(cfg: TrainConfig, options: MaskFlagOptions, member: str) -> Ma
         log.info("maskflag %s, epoch %d/%d: loss %.4f, accuracy %.4f on %d faces", member, epoch + 1,
                  options.epochs, total_loss / max(1, seen), correct / max(1, seen), seen)
     return net.eval()
+
+
+def training_part_rates(net: nn.Module, masked: np.ndarray, clean: np.ndarray,
+                        thresholds: Sequence[float] = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2))
+                        ) -> Dict[float, Tuple[float, float]]:
+    """{threshold: (share of `masked` faces flagged masked, share of `clean` faces flagged clean)} of the trained
+    classifier on faces of the TRAINING part (never the held-out one): what a threshold would trade there. The
+    network has learnt these faces, so both shares are optimistic."""
+    with torch.no_grad():
+        pos = torch.cat([net(torch.from_numpy(np.ascontiguousarray(c))) for c in np.array_split(masked, 8)]).numpy()
+        neg = torch.cat([net(torch.from_numpy(np.ascontiguousarray(c))) for c in np.array_split(clean, 8)]).numpy()
+    return {float(t): (float((pos >= t).mean()), float((neg < t).mean())) for t in thresholds}
+
+
+def choose_threshold(rates: Dict[float, Tuple[float, float]]) -> float:
+    """The threshold of `rates` with the best balanced accuracy (mean of the two shares); ties: the lowest."""
+    return max(sorted(rates), key=lambda t: (round(sum(rates[t]) / 2, 6), -t))
 
 
 def export_mask_flag(net: nn.Module, out: Path, threshold: float = 0.5, tolerance: float = 1e-4) -> Path:

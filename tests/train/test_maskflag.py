@@ -66,3 +66,28 @@ def test_an_ensemble_exports_the_mean_of_its_members_probabilities(tmp_path):
     np.testing.assert_allclose(scores, want, atol=1e-4)
     with pytest.raises(InputError, match="MaskFlagOptions.members"):
         MaskFlagOptions(members=0)
+
+
+def test_real_faces_join_each_batch_with_their_labels():
+    from train.maskflag import _batch_inputs
+    from train.model import Preprocess
+
+    generator = torch.Generator().manual_seed(0)
+    faces = torch.randint(0, 256, (4, 112, 112, 3), dtype=torch.uint8, generator=generator)
+    batch = {"clean": faces, "masked": faces, "region": torch.zeros(4, 112, 112, dtype=torch.uint8)}
+    real = (torch.full((3, 112, 112, 3), 200, dtype=torch.uint8), torch.tensor([1.0, 1.0, 0.0]))
+    x, y = _batch_inputs(batch, Preprocess(), MaskFlagOptions(real_per_batch=6, low_res_prob=0.0), generator, real)
+    assert x.shape == (14, 3, 112, 112) and y[:8].tolist() == [0.0] * 4 + [1.0] * 4
+    assert set(y[8:].tolist()) <= {0.0, 1.0} and len(y) == 14
+    x, y = _batch_inputs(batch, Preprocess(), MaskFlagOptions(real_per_batch=0), generator, real)
+    assert x.shape[0] == 8
+    x, y = _batch_inputs(batch, Preprocess(), MaskFlagOptions(), generator, None)
+    assert x.shape[0] == 8
+
+
+def test_the_threshold_from_the_training_part_maximises_balanced_accuracy():
+    from train.maskflag import choose_threshold
+
+    rates = {0.2: (0.99, 0.90), 0.3: (0.97, 0.97), 0.4: (0.95, 0.99), 0.5: (0.90, 0.99)}
+    assert choose_threshold(rates) == 0.3
+    assert choose_threshold({0.2: (1.0, 0.9), 0.3: (0.95, 0.95)}) == 0.2  # ties: the lowest
