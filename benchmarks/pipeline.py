@@ -8,7 +8,7 @@ alignment, inference (all faces of a frame in one backend call, and the mask fla
 gallery).
 
 `--video`: the frames form a video (the same faces drifting across the frame) and every row is run twice, with
-tracking off (every face recognised in every frame) and on (`RecognizerOptions(track=True)`: a track is recognised
+tracking off (every face recognised in every frame) and on (`identify(frame, tracker)`: a track is recognised
 when new, every `recognise_every` frames, or when its face gets clearly better); `embedded` is the faces embedded per
 frame.
 
@@ -43,7 +43,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from g2d_edge import machine as _machine  # noqa: E402
 from g2d_edge import Capture, Recognizer, RecognizerOptions  # noqa: E402
 from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
-from g2d_edge.video import CaptureOptions  # noqa: E402
+from g2d_edge.video import CaptureOptions, FaceTracker  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
 from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
@@ -180,7 +180,7 @@ def run_tracking(config: str, args: argparse.Namespace, photos: List[np.ndarray]
     else:
         backend, options = args.gpu_backend, {}
     rec = Recognizer(model=args.model, backend=backend, **options,
-                     options=RecognizerOptions(detector=detector_options(args), track=track))
+                     options=RecognizerOptions(detector=detector_options(args)))
     device = getattr(rec.backend, "provider", None) or rec.backend.name
     label = {None: "-", False: "off", True: "on"}[track]
     rows = []
@@ -190,7 +190,6 @@ def run_tracking(config: str, args: argparse.Namespace, photos: List[np.ndarray]
             if args.video:
                 frames = video_frames(frames[0], args.frames + args.warmup)
             fill_gallery(rec, frames[:1] if args.video else frames, args.gallery_size)
-            rec.reset_tracks()
             with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
                 for i in range(args.frames + args.warmup):
                     cv2.imwrite(str(Path(tmp) / f"{i:06d}.jpg"), frames[i % len(frames)],
@@ -205,12 +204,13 @@ def measure(rec: Recognizer, folder: Path, args: argparse.Namespace, config: str
             n_faces: int, tracking: str) -> Row:
     totals = {s: 0.0 for s in STAGES}
     found = embedded = done = 0
+    tracker = FaceTracker() if tracking == "on" else None  # one video per row
     with Capture(folder, CaptureOptions(drop_frames=False)) as cap:
         for _ in range(args.warmup):
             frame = cap.read(timeout=30)
             if frame is None:
                 raise SystemExit("capture ended during warm-up")
-            rec.identify(frame.image)
+            rec.identify(frame.image, tracker)
         start = time.perf_counter()
         while True:
             t0 = time.perf_counter()
@@ -218,7 +218,7 @@ def measure(rec: Recognizer, folder: Path, args: argparse.Namespace, config: str
             t1 = time.perf_counter()
             if frame is None:
                 break
-            faces = rec.identify(frame.image)
+            faces = rec.identify(frame.image, tracker)
             totals["capture"] += t1 - t0
             for stage, seconds in rec.last_timings.items():
                 totals[stage] += seconds
