@@ -354,7 +354,10 @@ class Recognizer:
 
     def _analyse(self, frame: np.ndarray, tracker: Optional[FaceTracker]) -> Tuple[List[Recognition], Dict[str, float]]:
         t0 = time.perf_counter()
-        detections = self.detector.find(frame)
+        if tracker is None or tracker.full_pass_due():
+            detections = self.detector.find(frame)  # the full pass: every scale, the whole frame
+        else:  # between full passes (TrackingOptions.detect_every): only near the faces followed
+            detections = self.detector.find_near(frame, tracker.expected_boxes())
         t1 = time.perf_counter()
         track_ids = tracker.update(detections) if tracker is not None else [None] * len(detections)
         todo = [i for i, (det, tid) in enumerate(zip(detections, track_ids))
