@@ -197,7 +197,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--detect-every", default="1,5", help="TrackingOptions.detect_every values to compare")
     p.add_argument("--frames", type=int, default=40, help="frames per video (longer runs: 120 or more)")
     p.add_argument("--speed", type=float, default=1.0, help="faces' speed factor (1: 3-12 px per frame at 1080p)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads, recogniser and YuNet (0: per core)")
+    p.add_argument("--backend", default="auto", help="the recogniser's backend (default auto, as Recognizer())")
+    p.add_argument("--threads", type=int, default=0, help="runtime threads, recogniser and YuNet (0: one per core)")
     p.add_argument("--photo", action="store_true", help="also a single 1080p photo with 16 faces")
     p.add_argument("--photo-repeats", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -221,7 +222,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     options = RecognizerOptions(detector=DetectorOptions(threads=args.threads))
     rows: List[Row] = []
     photo = None
-    with Recognizer(model=args.model, backend="onnxruntime", options=options, **threads) as rec:
+    with Recognizer(model=args.model, backend=args.backend, options=options, **threads) as rec:
         for person in people:
             rec.enroll(person.name, person.enrol, skip_failed=True)
         rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
@@ -233,7 +234,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 print(f"{res} {n} faces detect_every={every}: {rows[-1].fps:.1f} FPS", file=sys.stderr)
         if args.photo:
             photo = run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats)
-        model = rec.sidecar.name
+        model = f"{rec.sidecar.name} on {rec.backend.name}"
         detector = rec.detector.name
     load = os.getloadavg()
     return {"benchmark": "pipeline", "machine": machine_info(gpu=False), "load_average": [round(x, 2) for x in load],
