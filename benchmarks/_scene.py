@@ -135,12 +135,12 @@ class Scene:
             paste(image, walker.crop, self._x(walker, t), walker.y)
         return image
 
-    def truth(self, t: int) -> Tuple[np.ndarray, np.ndarray]:
-        """(boxes (N, 4) of every face fully inside frame t and at least MIN_FACE wide, the person index of each)."""
+    def truth(self, t: int, min_face: float = MIN_FACE) -> Tuple[np.ndarray, np.ndarray]:
+        """(boxes (N, 4) of every face fully inside frame t and at least `min_face` wide, the person index of each)."""
         boxes, who = [], []
         for walker in self.walkers:
             box = walker.box + np.array([self._x(walker, t), walker.y] * 2, np.float32)
-            if box[0] >= 0 and box[1] >= 0 and box[2] <= self.w and box[3] <= self.h and box[2] - box[0] >= MIN_FACE:
+            if box[0] >= 0 and box[1] >= 0 and box[2] <= self.w and box[3] <= self.h and box[2] - box[0] >= min_face:
                 boxes.append(box)
                 who.append(walker.person)
         return np.array(boxes, np.float32).reshape(-1, 4), np.array(who, int)

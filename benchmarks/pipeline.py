@@ -11,6 +11,8 @@ Reported per configuration: FPS (frames / time in `identify`; frames are made in
 ms per stage (`Recognizer.last_timings`), faces embedded per frame, RECALL (faces found / faces present, a face
 being present when it is wholly in the frame and at least 24 px wide), NAMED (faces present that carry their own
 name), and the latency from a face's entry (or the first frame) until it is first named: mean and worst, in frames.
+`--min-face-size` sets `DetectorOptions.min_face_size` (the pyramid then leaves out levels it does not need) and
+counts recall over faces at least that wide.
 `--photo` adds a single 1080p photo with 16 faces identified as a still (the full pass, no tracker).
 
     python benchmarks/pipeline.py                                  # 1080p with 1, 4, 16 faces; N = 1 and 5; 40 frames
@@ -34,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks._scene import RESOLUTIONS, Scene, load_people  # noqa: E402
-from g2d_edge import Recognizer, RecognizerOptions  # noqa: E402
+from benchmarks._scene import MIN_FACE, RESOLUTIONS, Scene, load_people  # noqa: E402
+from g2d_edge import Gallery, Recognizer, RecognizerOptions  # noqa: E402
 from g2d_edge.detectors import DetectorOptions  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
@@ -118,7 +120,8 @@ class Entries:
         self.present = now
 
 
-def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, frames: int) -> Dict[str, Any]:
+def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, frames: int,
+              min_face: float) -> Dict[str, Any]:
     rec.identify(scene.frame(0))  # untimed: the runtimes meet this frame size once before the clock runs
     tracker = FaceTracker(TrackingOptions(detect_every=detect_every))
     stage = {s: 0.0 for s in STAGES}
@@ -133,7 +136,7 @@ def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int
         for key, seconds in rec.last_timings.items():
             stage[key] = stage.get(key, 0.0) + seconds
         embedded += rec.last_faces_embedded
-        truth, who = scene.truth(t)
+        truth, who = scene.truth(t, min_face)
         hits = match(faces, truth)
         right = [h is not None and h.name == names[p] for h, p in zip(hits, who)]
         present += len(truth)
@@ -150,7 +153,7 @@ def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int
             "latency_max_frames": int(max(lat)) if lat else None, "never_named": entries.never}
 
 
-def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int) -> Dict[str, Any]:
+def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min_face: float) -> Dict[str, Any]:
     """A still: the scene's first frame identified `repeats` times without a tracker (the full pass)."""
     image = scene.frame(0)
     times = []
@@ -158,7 +161,7 @@ def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int) -> 
         t0 = time.perf_counter()
         faces = rec.identify(image)
         times.append(1000 * (time.perf_counter() - t0))
-    truth, who = scene.truth(0)
+    truth, who = scene.truth(0, min_face)
     hits = match(faces, truth)
     return {"resolution": f"{scene.w}x{scene.h}", "faces_present": len(truth),
             "found": sum(h is not None for h in hits),
@@ -199,6 +202,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--speed", type=float, default=1.0, help="faces' speed factor (1: 3-12 px per frame at 1080p)")
     p.add_argument("--backend", default="auto", help="the recogniser's backend (default auto, as Recognizer())")
     p.add_argument("--threads", type=int, default=0, help="runtime threads, recogniser and YuNet (0: one per core)")
+    p.add_argument("--min-face-size", type=int, default=None,
+                   help="DetectorOptions.min_face_size (default: its own, 20); recall then counts faces at least "
+                        "this wide (and >= 24 px)")
     p.add_argument("--photo", action="store_true", help="also a single 1080p photo with 16 faces")
     p.add_argument("--photo-repeats", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -219,26 +225,30 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     people = load_people(args.data, needed)
     names = [p.name for p in people]
     threads = {"intra_op_threads": args.threads} if args.threads else {}
-    options = RecognizerOptions(detector=DetectorOptions(threads=args.threads))
+    options = RecognizerOptions(detector=DetectorOptions(threads=args.threads), min_face_size=args.min_face_size)
+    min_face = max(MIN_FACE, args.min_face_size or 0)
     rows: List[Row] = []
     photo = None
-    with Recognizer(model=args.model, backend=args.backend, options=options, **threads) as rec:
-        for person in people:
-            rec.enroll(person.name, person.enrol, skip_failed=True)
+    gallery = Gallery()
+    with Recognizer(model=args.model, backend=args.backend, gallery=gallery, **threads) as enrolling:
+        for person in people:  # with the default detector: a larger min_face_size would drop these photos' faces
+            enrolling.enroll(person.name, person.enrol, skip_failed=True)
+    with Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=options, **threads) as rec:
         rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
         for res, n in args.configs:
             scene = Scene(people, n, RESOLUTIONS[res], speed=args.speed)
             for every in args.detect_every:
                 rows.append(Row(resolution=res, faces=n, detect_every=every,
-                                **run_video(rec, scene, names, every, args.frames)))
+                                **run_video(rec, scene, names, every, args.frames, min_face)))
                 print(f"{res} {n} faces detect_every={every}: {rows[-1].fps:.1f} FPS", file=sys.stderr)
         if args.photo:
-            photo = run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats)
+            photo = run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats, min_face)
         model = f"{rec.sidecar.name} on {rec.backend.name}"
         detector = rec.detector.name
     load = os.getloadavg()
     return {"benchmark": "pipeline", "machine": machine_info(gpu=False), "load_average": [round(x, 2) for x in load],
             "model": model, "detector": detector, "threads": args.threads, "frames": args.frames,
+            "min_face_size": args.min_face_size, "recall_counts_faces_from_px": min_face,
             "rows": [asdict(r) for r in rows], "photo": photo}
 
 

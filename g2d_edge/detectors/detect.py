@@ -49,7 +49,9 @@ class DetectorOptions:
         (so `model="short"` alone keeps the old front end and its speed).
     min_confidence: detections scored below this are dropped; None uses the detector's own default (YuNet 0.7,
         BlazeFace 0.5). Scores of different detectors are not comparable.
-    min_face_size: faces whose box is narrower than this many pixels are dropped.
+    min_face_size: faces whose box is narrower than this many pixels are dropped. YuNet every-scale: it also sizes
+        the pyramid; a level that would only add faces narrower than this is left out (64 or more: no pass at full
+        resolution, a quarter of the pixels; 128 or more on 4K: none at half resolution either).
     max_faces: keep at most this many faces (largest first); 0 keeps all.
     pad_retry: when nothing is found, retry once on the frame padded by this fraction of its size on each side
         (helps tight crops where the face fills the whole frame); 0 disables the retry.
@@ -260,7 +262,7 @@ class FaceDetector:
         if self._detector.input_side is None:  # runs at any size: resize the whole frame
             if self.every_scale:
                 views = pyramid_views(h, w, opts.min_input_side * 3 // 2, opts.min_input_side,
-                                      2 * opts.max_input_side)
+                                      2 * opts.max_input_side, min_face=opts.min_face_size)
             else:
                 views = single_view(h, w, fit_scale(h, w, opts.min_input_side, opts.max_input_side))
         elif self.every_scale:
