@@ -1,297 +1,258 @@
 #!/usr/bin/env python3
-"""End-to-end pipeline benchmark: frames per second and time per stage at 1, 4 and 16 faces per frame.
+"""Camera-realistic pipeline benchmark: the default `Recognizer` on generated 720p / 1080p / 4K video.
 
-Stages: capture (time the loop waits on the threaded `Capture` for the next frame: JPEG frames read from a folder,
-decoded ahead on the reader thread, as a camera would deliver them), detection (the SDK's default front end unless
-`--detector` / `--scale-mode` say otherwise: YuNet in the every-scale mode with BlazeFace keypoints), tracking,
-alignment, inference (all faces of a frame in one backend call, and the mask flag) and matching (cosine top-1 over a
-gallery).
+Each configuration is a video of 1, 4 or 16 real CelebA faces (../shared/data/celeba-train), every other one with a
+synthetic mask, 24-300 px wide, moving across a textured background, leaving at one side and entering at the other
+(`benchmarks/_scene.py`). The video is recognised as `VideoLoop` does it (`Recognizer.identify(frame, tracker)`, one
+`FaceTracker` per video), once per `--detect-every` value (`TrackingOptions.detect_every`: 1 = the full detection
+pass on every frame). The gallery holds every person of the scenes, enrolled from two other photos of theirs.
 
-`--video`: the frames form a video (the same faces drifting across the frame) and every row is run twice, with
-tracking off (every face recognised in every frame) and on (`RecognizerOptions(track=True)`: a track is recognised
-when new, every `recognise_every` frames, or when its face gets clearly better); `embedded` is the faces embedded per
-frame.
+Reported per configuration: FPS (frames / time in `identify`; frames are made in memory, so there is no decode),
+ms per stage (`Recognizer.last_timings`), faces embedded per frame, RECALL (faces found / faces present, a face
+being present when it is wholly in the frame and at least 24 px wide), NAMED (faces present that carry their own
+name), and the latency from a face's entry (or the first frame) until it is first named: mean and worst, in frames.
+`--min-face-size` sets `DetectorOptions.min_face_size` (the pyramid then leaves out levels it does not need) and
+counts recall over faces at least that wide.
+`--photo` adds a single 1080p photo with 16 faces identified as a still (the full pass, no tracker).
 
-Test frames are built from real photos: N face photos of different people from ../shared/data/celeba-train tiled into
-one frame (1x1, 2x2, 4x4). The photos the detector is most confident about are used, so that the N faces are really
-found; the table reports how many faces were found per frame. The gallery holds those people plus random filler
-identities (`--gallery-size`).
-
-    python benchmarks/pipeline.py                          # shipped model, CPU (+ GPU when present), Markdown
-    python benchmarks/pipeline.py --model m.onnx --json    # JSON on stdout
-    python benchmarks/pipeline.py --backends cpu --faces 1,4 --frames 30
-    python benchmarks/pipeline.py --detector short --scale-mode one      # the previous front end (BlazeFace, 1 pass)
+    python benchmarks/pipeline.py                                  # 1080p with 1, 4, 16 faces; N = 1 and 5; 40 frames
+    python benchmarks/pipeline.py --configs "1080p:1,4,16 4K:16" --frames 120 --photo --out results.json
+    python benchmarks/pipeline.py --configs 720p:4 --detect-every 1,3,10 --json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from g2d_edge import machine as _machine  # noqa: E402
-from g2d_edge import Capture, Recognizer, RecognizerOptions  # noqa: E402
-from g2d_edge.detectors import DetectorOptions, FaceDetector  # noqa: E402
-from g2d_edge.video import CaptureOptions  # noqa: E402
+from benchmarks._scene import MIN_FACE, RESOLUTIONS, Scene, load_people  # noqa: E402
+from g2d_edge import Gallery, Recognizer, RecognizerOptions  # noqa: E402
+from g2d_edge.detectors import DetectorOptions  # noqa: E402
 from g2d_edge.errors import G2DError  # noqa: E402
-from g2d_edge.io import list_people  # noqa: E402
-from g2d_edge.backends.loader import SHIPPED_MODEL, BackendOptions  # noqa: E402
+from g2d_edge.backends.loader import BackendOptions  # noqa: E402
+from g2d_edge.files import atomic_write_text  # noqa: E402
+from g2d_edge.machine import machine_info, machine_line  # noqa: E402
+from g2d_edge.video import FaceTracker, TrackingOptions  # noqa: E402
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
-STAGES = ("capture", "detection", "tracking", "alignment", "inference", "matching")
+DEFAULT_DATA = Path(os.environ.get("G2D_SHARED_DATA", REPO.parent / "shared")) / "data" / "celeba-train"
+STAGES = ("detection", "tracking", "alignment", "inference", "matching")
 
 
 @dataclass
 class Row:
-    """One line of the result table."""
+    """One configuration's figures."""
 
-    config: str
-    backend: str
-    device: str
-    tracking: str
-    faces_per_frame: int
-    faces_found: float
-    embedded: float
+    resolution: str
+    faces: int
+    detect_every: int
     frames: int
     fps: float
-    capture_ms: float
-    detection_ms: float
-    tracking_ms: float
-    alignment_ms: float
-    inference_ms: float
-    matching_ms: float
-    total_ms: float
+    ms_per_frame: float
+    stage_ms: Dict[str, float]
+    embedded_per_frame: float
+    present_per_frame: float
+    recall: float
+    named: float
+    entries: int
+    latency_mean_frames: Optional[float]
+    latency_max_frames: Optional[int]
+    never_named: int
 
 
-def machine_info() -> Dict[str, Any]:
-    """The machine (`g2d_edge.machine`: CPU model, core counts, GPU with its memory as the driver names it) and the
-    library versions, in this benchmark's table format."""
-    shared = _machine.machine_info(gpu=False)
-    versions = {"python": shared["python"], "numpy": np.__version__, "opencv": cv2.__version__}
-    for mod in ("onnxruntime", "mediapipe", "tensorrt"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:
-            pass
-    return {"cpu": shared["cpu"], "cores": int(shared["logical_cores"]), "usable_cores": int(shared["cores"]),
-            "gpu": _machine.gpu_name(memory=True) or None, "os": shared["os"], "versions": versions}
-
-
-#: --scale-mode -> DetectorOptions.every_scale
-SCALE_MODES = {"default": None, "every": True, "one": False}
-
-
-def detector_options(args: argparse.Namespace) -> DetectorOptions:
-    """The front end the benchmark runs: `--detector` in `--scale-mode`, other options at the SDK's defaults."""
-    return DetectorOptions(model=args.detector, every_scale=SCALE_MODES[args.scale_mode])
-
-
-def gpu_available() -> bool:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return False
-    return bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
-
-
-def pick_photos(data: Path, count: int, detector: FaceDetector) -> List[np.ndarray]:
-    """One photo each of up to `count` people, those the detector finds most confidently, best first."""
-    scored: List[Tuple[float, np.ndarray]] = []
-    for _, paths in list_people(data)[: max(count * 3, count + 8)]:
-        for path in paths[:2]:
-            image = cv2.imread(str(path))
-            found = detector.detect(image) if image is not None else []
-            if len(found) == 1:
-                scored.append((found[0].score, image))
-                break
-    scored.sort(key=lambda s: -s[0])
-    if len(scored) < count:
-        raise SystemExit(f"only {len(scored)} usable photos in {data}; need {count}")
-    return [im for _, im in scored[:count]]
-
-
-def tile(photos: Sequence[np.ndarray], cell: int) -> np.ndarray:
-    """Photos side by side in a square grid (ceil(sqrt(N)) per row), each resized to cell x cell."""
-    side = int(np.ceil(np.sqrt(len(photos))))
-    frame = np.zeros((side * cell, side * cell, 3), np.uint8)
-    for i, photo in enumerate(photos):
-        r, c = divmod(i, side)
-        frame[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = cv2.resize(photo, (cell, cell))
-    return frame
-
-
-def build_frames(photos: List[np.ndarray], n_faces: int, distinct: int, cell: int) -> List[np.ndarray]:
-    """`distinct` frames of `n_faces` tiled photos, rotating through the photo list."""
-    frames = []
-    for k in range(distinct):
-        chosen = [photos[(k * n_faces + i) % len(photos)] for i in range(n_faces)]
-        frames.append(tile(chosen, cell))
-    return frames
-
-
-def video_frames(frame: np.ndarray, count: int, drift: int = 24) -> List[np.ndarray]:
-    """`count` frames of a video: `frame` on a larger canvas, drifting back and forth by up to `drift` pixels."""
-    h, w = frame.shape[:2]
+def parse_configs(text: str) -> List[Tuple[str, int]]:
+    """"1080p:1,4,16 4K:16" -> [("1080p", 1), ("1080p", 4), ("1080p", 16), ("4K", 16)]."""
     out = []
-    for t in range(count):
-        dx = int(round(drift * (1 + np.sin(2 * np.pi * t / 50)) / 2))
-        dy = int(round(drift * (1 + np.cos(2 * np.pi * t / 70)) / 2))
-        canvas = np.full((h + drift, w + drift, 3), 64, np.uint8)
-        canvas[dy:dy + h, dx:dx + w] = frame
-        out.append(canvas)
+    for group in text.replace(";", " ").split():
+        res, _, faces = group.partition(":")
+        if res not in RESOLUTIONS or not faces:
+            raise ValueError(f"bad configuration {group!r}: RESOLUTION:FACES,... with RESOLUTION one of "
+                             f"{', '.join(RESOLUTIONS)}")
+        out += [(res, int(n)) for n in faces.split(",") if n.strip()]
     return out
 
 
-def fill_gallery(rec: Recognizer, frames: List[np.ndarray], size: int, seed: int = 0) -> None:
-    """The people in the frames (one template per face found) plus random filler identities up to `size`."""
-    gallery = rec.gallery
-    gallery.clear()
-    for fi, frame in enumerate(frames):
-        for j, face in enumerate(rec.identify(frame)):
-            gallery.add(f"person-{fi}-{j}", face.embedding)
-    rng = np.random.default_rng(seed)
-    missing = max(0, size - len(gallery))
-    if missing:
-        filler = rng.standard_normal((missing * 3, rec.embedding_dim)).astype(np.float32)
-        for i in range(missing):
-            gallery.add(f"filler-{i}", filler[i * 3:(i + 1) * 3])
-
-
-def run_config(config: str, args: argparse.Namespace, photos: List[np.ndarray]) -> List[Row]:
-    """The rows of one backend configuration (twice, tracking off and on, in video mode)."""
-    return [row for track in ((False, True) if args.video else (None,)) for row in run_tracking(config, args, photos,
-                                                                                                track)]
-
-
-def run_tracking(config: str, args: argparse.Namespace, photos: List[np.ndarray], track: Optional[bool]) -> List[Row]:
-    if config == "cpu":
-        backend, options = "onnxruntime", BackendOptions.of(providers=["cpu"], intra_op_threads=args.threads)
-    else:
-        backend, options = args.gpu_backend, BackendOptions()
-    rec = Recognizer(model=args.model, backend=backend,
-                     options=RecognizerOptions(detector=detector_options(args), track=track, backend_options=options))
-    device = getattr(rec.backend, "provider", None) or rec.backend.name
-    label = {None: "-", False: "off", True: "on"}[track]
-    rows = []
-    try:
-        for n_faces in args.faces:
-            frames = build_frames(photos, n_faces, 1 if args.video else args.distinct, args.cell)
-            if args.video:
-                frames = video_frames(frames[0], args.frames + args.warmup)
-            fill_gallery(rec, frames[:1] if args.video else frames, args.gallery_size)
-            rec.reset_tracks()
-            with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
-                for i in range(args.frames + args.warmup):
-                    cv2.imwrite(str(Path(tmp) / f"{i:06d}.jpg"), frames[i % len(frames)],
-                                [cv2.IMWRITE_JPEG_QUALITY, 90])
-                rows.append(measure(rec, Path(tmp), args, config, device, n_faces, label))
-    finally:
-        rec.close()
-    return rows
-
-
-def measure(rec: Recognizer, folder: Path, args: argparse.Namespace, config: str, device: str,
-            n_faces: int, tracking: str) -> Row:
-    totals = {s: 0.0 for s in STAGES}
-    found = embedded = done = 0
-    with Capture(folder, CaptureOptions(drop_frames=False)) as cap:
-        for _ in range(args.warmup):
-            frame = cap.read(timeout=30)
-            if frame is None:
-                raise SystemExit("capture ended during warm-up")
-            rec.identify(frame.image)
-        start = time.perf_counter()
-        while True:
-            t0 = time.perf_counter()
-            frame = cap.read(timeout=30)
-            t1 = time.perf_counter()
-            if frame is None:
+def match(found: List[Any], truth: np.ndarray) -> List[Optional[Any]]:
+    """For each true box, the recognition found on it (its box centre inside and width 0.5x-2x), each used once."""
+    used = set()
+    out: List[Optional[Any]] = []
+    for box in truth:
+        hit = None
+        for i, face in enumerate(found):
+            cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+            ratio = (face.box[2] - face.box[0]) / max(box[2] - box[0], 1e-6)
+            if i not in used and box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and 0.5 <= ratio <= 2.0:
+                hit = face
+                used.add(i)
                 break
-            faces = rec.identify(frame.image)
-            totals["capture"] += t1 - t0
-            for stage, seconds in rec.last_timings.items():
-                totals[stage] += seconds
-            found += len(faces)
-            embedded += rec.last_faces_embedded
-            done += 1
-        wall = time.perf_counter() - start
-    per = {s: 1000.0 * totals[s] / max(done, 1) for s in STAGES}
-    return Row(config=config, backend=rec.backend.name, device=device, tracking=tracking, faces_per_frame=n_faces,
-               faces_found=found / max(done, 1), embedded=embedded / max(done, 1), frames=done,
-               fps=done / max(wall, 1e-9), capture_ms=per["capture"], detection_ms=per["detection"],
-               tracking_ms=per["tracking"], alignment_ms=per["alignment"],
-               inference_ms=per["inference"], matching_ms=per["matching"], total_ms=1000.0 * wall / max(done, 1))
+        out.append(hit)
+    return out
 
 
-def markdown(rows: List[Row], machine: Dict[str, Any], args: argparse.Namespace, model_name: str) -> str:
-    gpu = f", GPU {machine['gpu']}" if machine["gpu"] else ", no GPU"
-    lines = [f"### g2d-edge pipeline: {model_name}", "",
-             f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable){gpu}; "
-             f"{machine['os']}; onnxruntime {machine['versions'].get('onnxruntime', '?')}, "
-             f"mediapipe {machine['versions'].get('mediapipe', '?')}.",
-             f"Detector: {args.detector_name}; gallery of {args.gallery_size} identities; ONNX Runtime CPU "
-             f"threads: {args.threads or 'default'}; "
-             f"{args.frames} frames per row; times are means per frame in ms.", "",
-             "| config | runs on | tracking | faces/frame | found | embedded | FPS | capture | detection | tracking | "
-             "alignment | inference | matching | total |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+class Entries:
+    """Latency from a face's entry (or the video's first frame) to the first frame that names it right."""
+
+    def __init__(self) -> None:
+        self.waiting: Dict[int, int] = {}  # person -> frame of entry
+        self.present: set = set()
+        self.latencies: List[int] = []
+        self.never = 0
+
+    def update(self, t: int, who: np.ndarray, named_right: List[bool]) -> None:
+        now = set(int(p) for p in who)
+        for person in now - self.present:
+            self.waiting[person] = t
+        for person in self.present - now:  # left before it was named
+            if self.waiting.pop(person, None) is not None:
+                self.never += 1
+        for person, ok in zip(who, named_right):
+            if ok and int(person) in self.waiting:
+                self.latencies.append(t - self.waiting.pop(int(person)))
+        self.present = now
+
+
+def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, frames: int,
+              min_face: float) -> Dict[str, Any]:
+    rec.identify(scene.frame(0))  # untimed: the runtimes meet this frame size once before the clock runs
+    tracker = FaceTracker(TrackingOptions(detect_every=detect_every))
+    stage = {s: 0.0 for s in STAGES}
+    busy = 0.0
+    embedded = present = found = named = 0
+    entries = Entries()
+    for t in range(frames):
+        image = scene.frame(t)
+        t0 = time.perf_counter()
+        faces = rec.identify(image, tracker)
+        busy += time.perf_counter() - t0
+        for key, seconds in rec.last_timings.items():
+            stage[key] = stage.get(key, 0.0) + seconds
+        embedded += rec.last_faces_embedded
+        truth, who = scene.truth(t, min_face)
+        hits = match(faces, truth)
+        right = [h is not None and h.name == names[p] for h, p in zip(hits, who)]
+        present += len(truth)
+        found += sum(h is not None for h in hits)
+        named += sum(right)
+        entries.update(t, who, right)
+    entries.never += len(entries.waiting)  # in view at the end, never named
+    lat = entries.latencies
+    return {"frames": frames, "fps": frames / max(busy, 1e-9), "ms_per_frame": 1000 * busy / frames,
+            "stage_ms": {k: round(1000 * v / frames, 2) for k, v in stage.items()},
+            "embedded_per_frame": embedded / frames, "present_per_frame": present / frames,
+            "recall": found / max(present, 1), "named": named / max(present, 1), "entries": len(lat) + entries.never,
+            "latency_mean_frames": float(np.mean(lat)) if lat else None,
+            "latency_max_frames": int(max(lat)) if lat else None, "never_named": entries.never}
+
+
+def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min_face: float) -> Dict[str, Any]:
+    """A still: the scene's first frame identified `repeats` times without a tracker (the full pass)."""
+    image = scene.frame(0)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        faces = rec.identify(image)
+        times.append(1000 * (time.perf_counter() - t0))
+    truth, who = scene.truth(0, min_face)
+    hits = match(faces, truth)
+    return {"resolution": f"{scene.w}x{scene.h}", "faces_present": len(truth),
+            "found": sum(h is not None for h in hits),
+            "named": sum(h is not None and h.name == names[p] for h, p in zip(hits, who)),
+            "ms_median": round(float(np.median(times)), 1), "ms_all": [round(x, 1) for x in times],
+            "stage_ms": {k: round(1000 * v, 2) for k, v in rec.last_timings.items()}}
+
+
+def markdown(rows: List[Row], photo: Optional[Dict[str, Any]], header: str) -> str:
+    lines = [header, "",
+             "| frame | faces | detect_every | FPS | ms/frame | detection | tracking | alignment | inference | "
+             "matching | embedded/frame | recall | named | entry → named (frames, mean / worst) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r.config} | {r.device} | {r.tracking} | {r.faces_per_frame} | {r.faces_found:.1f} | "
-                     f"{r.embedded:.1f} | {r.fps:.1f} | {r.capture_ms:.2f} | {r.detection_ms:.2f} | "
-                     f"{r.tracking_ms:.2f} | {r.alignment_ms:.2f} | {r.inference_ms:.2f} | {r.matching_ms:.2f} | "
-                     f"{r.total_ms:.2f} |")
+        s = r.stage_ms
+        latency = ("–" if r.latency_mean_frames is None
+                   else f"{r.latency_mean_frames:.1f} / {r.latency_max_frames}")
+        if r.never_named:
+            latency += f" ({r.never_named} of {r.entries} never named)"
+        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every} | {r.fps:.1f} | {r.ms_per_frame:.1f} | "
+                     + " | ".join(f"{s.get(k, 0.0):.1f}" for k in STAGES)
+                     + f" | {r.embedded_per_frame:.2f} | {100 * r.recall:.1f} % | {100 * r.named:.1f} % | {latency} |")
+    if photo is not None:
+        lines += ["", f"Still photo {photo['resolution']} with {photo['faces_present']} faces (full pass, no "
+                      f"tracker): {photo['ms_median']} ms (median of {len(photo['ms_all'])}), {photo['found']} found, "
+                      f"{photo['named']} named."]
     return "\n".join(lines)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="g2d-edge end-to-end pipeline benchmark")
-    p.add_argument("--model", default=None, help="model file (.onnx / .engine); default: the shipped model")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of real photos, one sub-folder per person")
-    p.add_argument("--faces", default="1,4,16", help="faces per frame, comma separated (default 1,4,16)")
-    p.add_argument("--backends", default=None,
-                   help="comma separated: cpu (ONNX Runtime CPU) and/or gpu; default: cpu, plus gpu when present")
-    p.add_argument("--gpu-backend", default="auto", help="backend for the gpu config: auto, tensorrt, onnxruntime")
-    p.add_argument("--threads", type=int, default=0,
-                   help="ONNX Runtime CPU threads (0: its default, one per core). On small CPUs 1 can be faster "
-                        "overall: idle ORT threads keep spinning and slow the detector and the matching")
-    p.add_argument("--detector", choices=("yunet", "short", "full"), default=DetectorOptions.model,
-                   help="face detector: yunet (the SDK default), short or full (BlazeFace short / full range)")
-    p.add_argument("--scale-mode", choices=tuple(SCALE_MODES), default="default",
-                   help="every-scale mode: default (the detector's own: on for YuNet, off for BlazeFace), every or "
-                        "one (one pass)")
-    p.add_argument("--frames", type=int, default=60, help="timed frames per row")
-    p.add_argument("--warmup", type=int, default=5, help="untimed frames per row")
-    p.add_argument("--distinct", type=int, default=4, help="different frames per row (cycled)")
-    p.add_argument("--cell", type=int, default=144, help="pixels per tiled photo")
-    p.add_argument("--gallery-size", type=int, default=1000, help="identities in the gallery")
-    p.add_argument("--video", action="store_true",
-                   help="frames form a video; each row runs with tracking off and on")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    p = argparse.ArgumentParser(description="g2d-edge camera-realistic pipeline benchmark")
+    p.add_argument("--model", default=None, help="model file or shipped model name; default: the shipped default")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="real photos, one sub-folder per person")
+    p.add_argument("--configs", default="1080p:1,4,16",
+                   help=f"RESOLUTION:FACES,... groups, space separated; resolutions {', '.join(RESOLUTIONS)}")
+    p.add_argument("--detect-every", default="1,5", help="TrackingOptions.detect_every values to compare")
+    p.add_argument("--frames", type=int, default=40, help="frames per video (longer runs: 120 or more)")
+    p.add_argument("--speed", type=float, default=1.0, help="faces' speed factor (1: 3-12 px per frame at 1080p)")
+    p.add_argument("--backend", default="auto", help="the recogniser's backend (default auto, as Recognizer())")
+    p.add_argument("--threads", type=int, default=0, help="runtime threads, recogniser and YuNet (0: one per core)")
+    p.add_argument("--min-face-size", type=int, default=None,
+                   help="DetectorOptions.min_face_size (default: its own, 20); recall then counts faces at least "
+                        "this wide (and >= 24 px)")
+    p.add_argument("--photo", action="store_true", help="also a single 1080p photo with 16 faces")
+    p.add_argument("--photo-repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = p.parse_args(argv)
     try:
-        args.faces = [int(x) for x in args.faces.split(",") if x.strip()]
-    except ValueError:
-        p.error("--faces takes comma-separated integers, e.g. 1,4,16")
-    if args.backends is None:
-        suffix = Path(args.model).suffix.lower() if args.model else ".onnx"
-        args.backends = (["gpu"] if suffix == ".engine" else ["cpu"] + (["gpu"] if gpu_available() else []))
-    else:
-        args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-        bad = [b for b in args.backends if b not in ("cpu", "gpu")]
-        if bad:
-            p.error(f"--backends takes cpu and/or gpu, got {bad}")
+        args.configs = parse_configs(args.configs)
+        args.detect_every = [int(x) for x in args.detect_every.split(",") if x.strip()]
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.frames < 1 or not args.configs or not args.detect_every or min(args.detect_every) < 1:
+        p.error("--frames, --configs and --detect-every need positive values")
     return args
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    needed = max([n for _, n in args.configs] + ([16] if args.photo else []))
+    people = load_people(args.data, needed)
+    names = [p.name for p in people]
+    backend_options = BackendOptions.of(intra_op_threads=args.threads) if args.threads else BackendOptions()
+    options = RecognizerOptions(detector=DetectorOptions(threads=args.threads), min_face_size=args.min_face_size,
+                                backend_options=backend_options)
+    min_face = max(MIN_FACE, args.min_face_size or 0)
+    rows: List[Row] = []
+    photo = None
+    gallery = Gallery()
+    with Recognizer(model=args.model, backend=args.backend, gallery=gallery,
+                    options=RecognizerOptions(backend_options=backend_options)) as enrolling:
+        for person in people:  # with the default detector: a larger min_face_size would drop these photos' faces
+            enrolling.enroll(person.name, person.enrol, skip_failed=True)
+    with Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=options) as rec:
+        rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
+        for res, n in args.configs:
+            scene = Scene(people, n, RESOLUTIONS[res], speed=args.speed)
+            for every in args.detect_every:
+                rows.append(Row(resolution=res, faces=n, detect_every=every,
+                                **run_video(rec, scene, names, every, args.frames, min_face)))
+                print(f"{res} {n} faces detect_every={every}: {rows[-1].fps:.1f} FPS", file=sys.stderr)
+        if args.photo:
+            photo = run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats, min_face)
+        model = f"{rec.sidecar.name} on {rec.backend.name}"
+        detector = rec.detector.name
+    load = os.getloadavg()
+    return {"benchmark": "pipeline", "machine": machine_info(gpu=False), "load_average": [round(x, 2) for x in load],
+            "model": model, "detector": detector, "threads": args.threads, "frames": args.frames,
+            "min_face_size": args.min_face_size, "recall_counts_faces_from_px": min_face,
+            "rows": [asdict(r) for r in rows], "photo": photo}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -300,23 +261,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"pipeline benchmark: photo folder not found: {args.data} (pass --data)", file=sys.stderr)
         return 1
     try:
-        with FaceDetector(detector_options(args)) as detector:
-            args.detector_name = detector.name
-            photos = pick_photos(args.data, max(args.faces) * args.distinct, detector)
-        rows: List[Row] = []
-        for config in args.backends:
-            rows += run_config(config, args, photos)
-        model_name = f"shipped model {SHIPPED_MODEL.stem}" if args.model is None else Path(args.model).name
+        report = run(args)
     except G2DError as exc:
         print(f"pipeline benchmark: error: {exc}", file=sys.stderr)
         return 1
-    machine = machine_info()
+    if args.out is not None:
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     if args.json:
-        print(json.dumps({"model": model_name, "machine": machine, "detector": args.detector_name,
-                          "threads": args.threads, "gallery_size": args.gallery_size,
-                          "rows": [asdict(r) for r in rows]}, indent=2))
+        print(json.dumps(report, indent=2))
     else:
-        print(markdown(rows, machine, args, model_name))
+        header = (f"{report['model']}, {report['detector']}, {machine_line(report['machine'])}, load average "
+                  f"{' / '.join(map(str, report['load_average']))} at the end; {report['frames']} frames per video")
+        rows = [Row(**r) for r in report["rows"]]
+        print(markdown(rows, report["photo"], header))
     return 0
 
 

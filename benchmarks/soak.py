@@ -30,10 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from g2d_edge import Recognizer, RecognizerOptions  # noqa: E402
+from g2d_edge import Recognizer  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.io import list_people, read_image  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
+from g2d_edge.video import FaceTracker  # noqa: E402
 
 log = logging.getLogger("soak")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-train"
@@ -110,12 +111,13 @@ def run(data: Path, frames: int, people: int, sample_every: int, warmup: int,
     base = background()
     samples: List[Dict[str, float]] = []
     found = named = 0
-    with Recognizer(model=model, options=RecognizerOptions(track=True)) as rec:
+    tracker = FaceTracker()  # one video: its faces are tracked
+    with Recognizer(model=model) as rec:
         for name, photos in chosen:
             rec.enroll(name, photos[:1], skip_failed=True)
         start = time.perf_counter()
         for i in range(frames):
-            result = rec.identify(scene_frame(base, faces, i))
+            result = rec.identify(scene_frame(base, faces, i), tracker)
             found += len(result)
             named += sum(r.name is not None for r in result)
             if i % sample_every == 0 or i == frames - 1:

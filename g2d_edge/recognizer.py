@@ -1,15 +1,15 @@
-"""`Recognizer`: detect -> align -> embed -> match, for photos, frames and live streams.
+"""`Recognizer`: detect -> align -> embed -> match, for photos and video frames.
 
     rec = Recognizer()                                  # the model shipped in the package
     rec.enroll("alice", ["alice1.jpg", "alice2.jpg"])   # several templates per person
     for r in rec.identify(frame):                       # frame: HxWx3 uint8 BGR, as OpenCV gives it
         print(r.name, r.score, r.box)
 
-Every face of a frame is embedded in one backend call. Two running modes, as in MediaPipe:
-`RunningMode.IMAGE` (independent frames, `identify`) and `RunningMode.STREAM` (`identify_stream(frame, timestamp_ms)`
-hands frames to one worker thread; when frames arrive faster than they are processed the newest one wins and the
-older pending one is dropped; results arrive in frame order through `result_callback` or `latest_result()`).
-After `close()` every method that needs the detector or the model raises `ClosedError`.
+Every face of a frame is embedded in one backend call. `identify(frame)` treats the frame as an independent photo;
+`identify(frame, tracker)` as the next frame of the video `tracker` follows (`g2d_edge.video.FaceTracker`: faces keep
+a track id and are recognised only when needed). Whether a source is a video is decided in one place, the video loop
+(`g2d_edge.video.VideoLoop`, which also runs stream mode, `g2d_edge.video.FrameStream`); it calls `identify` with its
+tracker. After `close()` every method that needs the detector or the model raises `ClosedError`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -38,22 +37,14 @@ from .io import ImageLike, check_bgr_frame, describe, load_image
 from .masks.flag import MaskFlag
 from .openset.calibration import FPIR_RANGE
 from .openset.rule import DEFAULT_TARGET_FPIR, ThresholdDecision, Thresholds
-from .results import EnrollResult, Recognition, StreamResult, VerifyResult
+from .results import EnrollResult, Recognition, VerifyResult
 from .sidecar import ModelSidecar
-from .video.slot import LatestSlot
-from .video.tracking import FaceTracker, TrackingOptions, Vote
+from .video.tracking import FaceTracker, Vote
 
 log = logging.getLogger(__name__)
 
 _CLOSED_MESSAGE = ("this Recognizer was closed (close() or the end of its `with` block); create a new Recognizer "
                    "to go on")
-
-
-class RunningMode(str, Enum):
-    """IMAGE: every call is an independent frame. STREAM: frames of one video/camera, newest frame wins."""
-
-    IMAGE = "image"
-    STREAM = "stream"
 
 
 @dataclass(frozen=True)
@@ -69,18 +60,11 @@ class RecognizerOptions:
     top_k: how many candidate identities each `Recognition.matches` lists.
     min_face_size: smallest face (box width in pixels) to recognise; None keeps `detector.min_face_size`.
         Tiny faces give unreliable embeddings.
-    running_mode: IMAGE or STREAM (see `RunningMode`).
-    result_callback: STREAM mode only: called with each `StreamResult` from the worker thread, in frame order.
     warmup: run one dummy batch through the backend at start-up (first-call latency out of the way).
     max_image_pixels: image files (enrol, verify) whose header claims more pixels than this are refused with
         ImageReadError before they are decoded (decompression bombs); see `g2d_edge.io.DEFAULT_MAX_IMAGE_PIXELS`.
     mask_flag: fill `Recognition.masked` / `mask_score` with the shipped mask classifier (`g2d_edge.masks.flag`,
         well under 1 ms per face on a CPU).
-    track: treat successive frames as one video: faces keep a `track_id`, a track is recognised only when new,
-        every `tracking.recognise_every` frames or when its face gets clearly better, and its name is a vote over
-        its recognitions (`g2d_edge.video.tracking`). None: on in STREAM mode, off in IMAGE mode (independent photos);
-        call `reset_tracks()` between videos.
-    tracking: the tracker's options.
     masked_templates: `enroll` adds this many synthetic masked templates per clean enrolment photo
         (`g2d_edge.masks.templates`), tagged masked in the gallery; with `mask_flag` on, `identify` compares a clean
         face with clean templates only and a masked face with all (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
@@ -97,26 +81,14 @@ class RecognizerOptions:
     target_fpir: float = option(DEFAULT_TARGET_FPIR, **FPIR_RANGE)
     top_k: int = option(1, low=1, high=1000)
     min_face_size: Optional[int] = option(None, low=0, high=MAX_SIDE)
-    running_mode: RunningMode = RunningMode.IMAGE
-    result_callback: Optional[Callable[[StreamResult], None]] = None
     warmup: bool = True
     max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, **PIXEL_LIMIT)
     mask_flag: bool = True
-    track: Optional[bool] = None
-    tracking: TrackingOptions = field(default_factory=TrackingOptions)
     masked_templates: int = option(0, low=0, high=16)
     backend_options: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.result_callback is not None and self.running_mode is not RunningMode.STREAM:
-            raise InputError("RecognizerOptions.result_callback is only called in RunningMode.STREAM; set "
-                             "running_mode=RunningMode.STREAM too")
-
-    @property
-    def tracks_faces(self) -> bool:
-        """Whether faces are tracked between frames (see `track`)."""
-        return self.running_mode is RunningMode.STREAM if self.track is None else bool(self.track)
 
 
 GalleryLike = Union[None, GalleryBase, str, os.PathLike]
@@ -139,9 +111,9 @@ class Recognizer:
             closed by `close()`.
         options: `RecognizerOptions` (its `backend_options` say how the model is opened).
 
-    Not for concurrent use from several threads except through stream mode (`identify_stream` may be called from
-    several threads); one Recognizer per thread otherwise. `close()` (or the `with` block's end) stops the stream
-    worker and releases the detector; using the recognizer afterwards raises ClosedError.
+    Its methods may be called from several threads (the detector and the backend are used by one at a time).
+    `close()` (or the `with` block's end) releases the detector; using the recognizer afterwards raises
+    ClosedError.
     """
 
     def __init__(self, model: ModelLike = None, backend: str = "auto", gallery: GalleryLike = None,
@@ -157,7 +129,6 @@ class Recognizer:
         if self.options.min_face_size is not None:
             det_opts = dataclasses.replace(det_opts, min_face_size=self.options.min_face_size)
         self.mask_flag: Optional[MaskFlag] = MaskFlag() if self.options.mask_flag else None
-        self._tracker: Optional[FaceTracker] = FaceTracker(self.options.tracking) if self.options.tracks_faces else None
         self._masked: Optional[Any] = None  # MaskedViews, made on the first enrolment with masked templates
         self.detector = FaceDetector(det_opts)
         try:
@@ -171,11 +142,7 @@ class Recognizer:
         self.last_timings: Dict[str, float] = {}
         #: faces the last identify call embedded (with tracking, only the tracks that needed recognition)
         self.last_faces_embedded = 0
-        self._stream: Optional[_StreamWorker] = None
-        self._stream_lock = threading.Lock()  # starts the one stream worker; orders submissions
-        self._last_ts: Optional[int] = None
-        self._closing = False  # close() has begun: no more stream frames (guarded by _stream_lock)
-        self._closed = False  # the detector is released (guarded by _lock)
+        self._closed = False  # the detector is released (set under _lock)
         if self.options.warmup:
             self.backend.warmup()
         log.info("recognizer ready: model %s (%s backend), gallery %r, threshold %.3f", self.sidecar.name,
@@ -236,63 +203,20 @@ class Recognizer:
             self._check_open()
             return self.detector.detect(frame)
 
-    def reset_tracks(self) -> None:
-        """Forget every track (a new video starts): the next frame's faces get new track ids."""
-        with self._lock:
-            if self._tracker is not None:
-                self._tracker = FaceTracker(self.options.tracking)
-
-    def identify(self, frame: np.ndarray) -> List[Recognition]:
+    def identify(self, frame: np.ndarray, tracker: Optional[FaceTracker] = None) -> List[Recognition]:
         """Recognise every face in one BGR uint8 frame (largest face first).
 
         Faces whose best gallery score is below `threshold` (and all faces, when the gallery is empty) get
         `name=None`. Per-stage times of this call are left in `last_timings`.
+        tracker: None for an independent photo; a `FaceTracker` for the next frame of the video it follows (faces
+        get its track ids, a track is recognised only when needed and named by its vote). `VideoLoop` passes one.
         """
         frame = check_bgr_frame(frame)
         with self._lock:
             self._check_open()
-            recognitions, timings = self._analyse(frame)
+            recognitions, timings = self._analyse(frame, tracker)
         self.last_timings = timings
         return recognitions
-
-    def identify_stream(self, frame: np.ndarray, timestamp_ms: int) -> None:
-        """STREAM mode: submit a frame for recognition without waiting; the newest submitted frame wins.
-
-        The frame is copied. Results are delivered to `options.result_callback` (on the worker thread, in frame
-        order) and kept for `latest_result()`. Timestamps (milliseconds) must increase from call to call. Safe to
-        call from several threads: one worker is started, on the first call.
-        """
-        if self.options.running_mode is not RunningMode.STREAM:
-            raise InputError("identify_stream needs RecognizerOptions(running_mode=RunningMode.STREAM); "
-                             "use identify(frame) for independent images")
-        frame = check_bgr_frame(frame).copy()
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
-            raise InputError(f"timestamp_ms must be a whole number of milliseconds, got {timestamp_ms!r}")
-        ts = int(timestamp_ms)
-        with self._stream_lock:  # one worker, and frames reach it in timestamp order
-            if self._closing:
-                raise ClosedError("this Recognizer was closed; create a new one to recognise more frames")
-            if self._last_ts is not None and ts <= self._last_ts:
-                raise InputError(f"stream timestamps must increase: got {ts} ms after {self._last_ts} ms")
-            self._last_ts = ts
-            if self._stream is None:
-                self._stream = _StreamWorker(self)
-            self._stream.submit(frame, ts)
-
-    def latest_result(self) -> Optional[StreamResult]:
-        """STREAM mode: the most recent finished `StreamResult`, or None before the first one."""
-        return self._stream.latest if self._stream is not None else None
-
-    def wait_stream(self, timeout: Optional[float] = None) -> bool:
-        """STREAM mode: wait until every submitted frame has been processed or dropped. False on timeout."""
-        return self._stream.wait_idle(timeout) if self._stream is not None else True
-
-    @property
-    def stream_stats(self) -> Dict[str, int]:
-        """STREAM mode counters: frames submitted, processed, and dropped because a newer one arrived."""
-        if self._stream is None:
-            return {"submitted": 0, "processed": 0, "dropped": 0}
-        return self._stream.stats()
 
     def enroll(self, name: str, images: Union[ImageLike, Sequence[ImageLike]], *,
                skip_failed: bool = False, masked: bool = False) -> EnrollResult:
@@ -364,19 +288,11 @@ class Recognizer:
         return self._gallery.save(path)
 
     def close(self) -> None:
-        """Stop the stream worker (it finishes the frame it holds; it is joined) and release the detector.
-
-        Safe to call twice. Afterwards `identify`, `identify_stream`, `enroll`, `verify`, `detect` and `embed`
-        raise ClosedError; stream counters and the last stream result stay readable.
-        """
-        with self._stream_lock:
-            if self._closing:
-                return
-            self._closing = True
-            stream = self._stream
-        if stream is not None:
-            stream.close()
+        """Release the detector (and a gallery opened here). Safe to call twice. Afterwards `identify`, `enroll`,
+        `verify`, `detect` and `embed` raise ClosedError."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self.detector.close()
             if self._masked is not None:
@@ -412,8 +328,8 @@ class Recognizer:
         return gallery
 
     def _check_open(self) -> None:
-        """ClosedError once close() has begun (the stream worker alone may finish its frame until it is joined)."""
-        if self._closing:
+        """ClosedError once close() was called."""
+        if self._closed:
             raise ClosedError(_CLOSED_MESSAGE)
 
     def _infer(self, faces: np.ndarray) -> np.ndarray:
@@ -444,13 +360,16 @@ class Recognizer:
                               "and at least ~24 px wide (~64 px wearing a mask)")
         return frame, detections[0]
 
-    def _analyse(self, frame: np.ndarray) -> Tuple[List[Recognition], Dict[str, float]]:
+    def _analyse(self, frame: np.ndarray, tracker: Optional[FaceTracker]) -> Tuple[List[Recognition], Dict[str, float]]:
         t0 = time.perf_counter()
-        detections = self.detector.find(frame)
+        if tracker is None or tracker.full_pass_due():
+            detections = self.detector.find(frame)  # the full pass: every scale, the whole frame
+        else:  # between full passes (TrackingOptions.detect_every): only near the faces followed
+            detections = self.detector.find_near(frame, tracker.expected_boxes())
         t1 = time.perf_counter()
-        track_ids = self._tracker.update(detections) if self._tracker is not None else [None] * len(detections)
+        track_ids = tracker.update(detections) if tracker is not None else [None] * len(detections)
         todo = [i for i, (det, tid) in enumerate(zip(detections, track_ids))
-                if self._tracker is None or self._tracker.needs_recognition(tid, det)]
+                if tracker is None or tracker.needs_recognition(tid, det)]
         self.last_faces_embedded = len(todo)
         t2 = time.perf_counter()
         # keypoints to align from (BlazeFace's on YuNet's faces) only for the faces recognised in this frame
@@ -471,13 +390,14 @@ class Recognizer:
             self._warned_empty = True
         fresh = dict(zip(todo, zip(embeddings, candidates, mask_scores)))
         with self.thresholds.size.held():  # the gallery is counted once per frame for the open-set threshold
-            results = [self._recognition(det, tid, fresh.get(i))
+            results = [self._recognition(det, tid, fresh.get(i), tracker)
                        for i, (det, tid) in enumerate(zip(detections, track_ids))]
         t5 = time.perf_counter()
         return results, {"detection": t1 - t0, "tracking": t2 - t1, "alignment": t3 - t2, "inference": t4 - t3,
                          "matching": t5 - t4}
 
-    def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple]) -> Recognition:
+    def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple],
+                     tracker: Optional[FaceTracker]) -> Recognition:
         """The record of one face: recognised in this frame (`fresh` = (embedding, matches, mask score)), or its
         track's identity reused; with tracking, name and score are the track's vote (see `g2d_edge.video.tracking`)."""
         decision: Optional[ThresholdDecision] = None
@@ -488,11 +408,11 @@ class Recognizer:
                                      "masked" if self.mask_flag.is_masked(mask_score) else "clean")
             vote = Vote(best.name if best is not None and best.score >= decision.threshold else None,
                         best.score if best is not None else None)
-            if self._tracker is not None:
-                vote = self._tracker.record(track_id, det, vote, embedding, mask_score, tuple(matches))
+            if tracker is not None:
+                vote = tracker.record(track_id, det, vote, embedding, mask_score, tuple(matches))
             matches = tuple(matches)
         else:
-            state = self._tracker.states[track_id]
+            state = tracker.states[track_id]
             vote, embedding, mask_score, matches = state.identity(), state.embedding, state.mask_score, state.matches
         box = np.array(det.box, dtype=np.float32)
         kps = np.array(det.keypoints, dtype=np.float32)
@@ -514,77 +434,3 @@ def _as_image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageL
     except TypeError:
         raise InputError(f"images must be a path, a BGR array or a list of them, got {type(images).__name__}") \
             from None
-
-
-class _StreamWorker:
-    """The STREAM-mode worker thread: takes the newest submitted frame, recognises it, publishes the result.
-
-    One per Recognizer (started under its `_stream_lock`); frames are processed one at a time in the order they
-    were submitted, so results come out in frame order.
-    """
-
-    #: Seconds `close()` waits for the frame being processed (and its callback) to finish.
-    JOIN_TIMEOUT_S = 30.0
-
-    def __init__(self, recognizer: Recognizer) -> None:
-        self._rec = recognizer
-        self._slot: LatestSlot[Tuple[np.ndarray, int]] = LatestSlot()
-        self._done_cond = threading.Condition()
-        self._done = 0  # frames taken and finished (successfully or not)
-        self.processed = 0
-        self.latest: Optional[StreamResult] = None
-        self._thread = threading.Thread(target=self._run, name="g2d-stream", daemon=True)
-        self._thread.start()
-
-    def submit(self, frame: np.ndarray, timestamp_ms: int) -> None:
-        if self._slot.put((frame, timestamp_ms)):
-            log.debug("stream: dropped an older pending frame for the one at %d ms", timestamp_ms)
-
-    def stats(self) -> Dict[str, int]:
-        return {"submitted": self._slot.put_count, "processed": self.processed, "dropped": self._slot.dropped}
-
-    def wait_idle(self, timeout: Optional[float] = None) -> bool:
-        """Every submitted frame is either dropped (replaced by a newer one) or finished by the worker."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._done_cond:
-            while self._done + self._slot.dropped < self._slot.put_count:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._done_cond.wait(0.05 if remaining is None else min(0.05, remaining))
-        return True
-
-    def close(self) -> None:
-        """Stop taking frames, let the worker finish the frame it holds, and join it."""
-        self._slot.close()
-        if threading.current_thread() is self._thread:  # close() called from the result callback
-            return
-        self._thread.join(self.JOIN_TIMEOUT_S)
-        if self._thread.is_alive():
-            log.warning("stream: the worker did not stop within %.0f s (a result callback that does not return?)",
-                        self.JOIN_TIMEOUT_S)
-
-    def _run(self) -> None:
-        callback = self._rec.options.result_callback
-        while True:
-            item = self._slot.get()
-            if item is None:  # closed and nothing left
-                return
-            frame, ts = item
-            try:
-                with self._rec._lock:
-                    if self._rec._closed:  # close() was called from the result callback: the detector is gone
-                        return
-                    recognitions, timings = self._rec._analyse(frame)
-                self._rec.last_timings = timings
-                result = StreamResult(timestamp_ms=ts, recognitions=tuple(recognitions), frame=frame)
-                self.latest = result
-                self.processed += 1
-                if callback is not None:
-                    callback(result)
-            except Exception:  # keep the stream alive; the error is the caller's to see in the log
-                log.exception("stream: recognition of the frame at %d ms failed", ts)
-            finally:
-                with self._done_cond:
-                    self._done += 1
-                    self._done_cond.notify_all()

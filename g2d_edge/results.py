@@ -1,8 +1,10 @@
-"""What a `Recognizer` returns: `Recognition` (one face), `VerifyResult`, `EnrollResult` and `StreamResult`; plain
-immutable records, separate from the drawing (`g2d_edge.draw`) and the JSON they turn into (`to_dict`)."""
+"""What a `Recognizer` returns: `Recognition` (one face), `VerifyResult`, `EnrollResult`, and `FrameResult` (the faces
+of one video or stream frame, what `VideoLoop` and `FrameStream` give); plain immutable records, separate from the
+drawing (`g2d_edge.draw`) and the JSON they turn into (`to_dict`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -87,9 +89,28 @@ class EnrollResult:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamResult:
-    """A stream-mode result: the recognitions of the frame submitted at `timestamp_ms` (and that frame)."""
+class FrameResult:
+    """The faces of one frame, the one per-frame result of the SDK (`VideoLoop`, stream mode's `FrameStream`,
+    `g2d serve`): its index in the source, its timestamp (ms), the file it came from (image and folder sources),
+    the frame itself (not annotated) and the processing rate so far (frames per second)."""
 
+    index: int
     timestamp_ms: int
-    recognitions: Tuple[Recognition, ...]
-    frame: np.ndarray
+    faces: Tuple[Recognition, ...]
+    image: np.ndarray
+    path: Optional[Path] = None
+    fps: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready: frame index, timestamp, image file (or None) and every face (`Recognition.to_dict`)."""
+        return {"frame": self.index, "timestamp_ms": self.timestamp_ms,
+                "image": None if self.path is None else str(self.path), "faces": [f.to_dict() for f in self.faces]}
+
+    def record(self, source: Any, threshold: float, decision: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """The JSON record of this frame that `g2d identify --json` prints (one line per frame) and `g2d serve`'s
+        `POST /identify` answers: the source, `to_dict()`, the threshold the names were given at and, when given,
+        why (`decision`: `ThresholdDecision.to_dict()` of `g2d_edge.openset`)."""
+        out = {"source": str(source), **self.to_dict(), "threshold": threshold}
+        if decision is not None:
+            out["decision"] = decision
+        return out

@@ -19,7 +19,7 @@ from g2d_edge.video.capture import jetson_csi_pipeline
 from g2d_edge.detectors import DetectorOptions
 from g2d_edge.io import list_people
 from g2d_edge.video import VideoLoop, VideoOptions
-from g2d_edge.video.loop import has_display, is_video_source
+from g2d_edge.video.loop import has_display
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> None:
     if not args.headless and not has_display():
         raise G2DError("no display found (DISPLAY is not set); run with --headless [--output out.mp4]")
     source = jetson_csi_pipeline() if args.source == "csi" else args.source
-    options = RecognizerOptions(detector=DetectorOptions(model=args.detector), track=is_video_source(source),
-                                masked_templates=args.masked_templates)
+    options = RecognizerOptions(detector=DetectorOptions(model=args.detector), masked_templates=args.masked_templates)
     with Recognizer(model=args.model, gallery=args.gallery, options=options) as rec:
         for name, photos in list_people(args.enroll) if args.enroll else []:
             result = rec.enroll(name, photos, skip_failed=True)

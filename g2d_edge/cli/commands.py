@@ -14,8 +14,8 @@
 
 `identify` takes whatever `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP
 URL or a GStreamer pipeline; `--show` opens a window, `--output out.mp4` writes the annotated video, `--json` prints
-one JSON line per frame, `--csv` one CSV row per face. Faces of a video or a camera are tracked
-(`RecognizerOptions(track=True)`). `enroll --folder` and `identify FOLDER` draw a progress bar on stderr when it is a
+one JSON line per frame, `--csv` one CSV row per face. Faces of a video or a camera are tracked (`VideoLoop`
+decides, from the opened `Capture`). `enroll --folder` and `identify FOLDER` draw a progress bar on stderr when it is a
 terminal (tqdm, in the [serve] and [train] extras).
 
 --gallery takes a gallery file or folder, or a database URL (milvus://host:19530/collection,
@@ -204,13 +204,13 @@ def _service_parsers(sub: Any) -> None:
     _common_args(p)
 
 
-def _recognizer(args: argparse.Namespace, gallery: Any = None, track: bool = False) -> Any:
+def _recognizer(args: argparse.Namespace, gallery: Any = None) -> Any:
     from ..backends.loader import BackendOptions
     from ..recognizer import Recognizer, RecognizerOptions
 
     triton = {key: getattr(args, key, None) for key in ("url", "model_name") if getattr(args, key, None)}
     opts = RecognizerOptions(threshold=args.threshold, target_fpir=args.target_fpir, top_k=getattr(args, "top_k", 1),
-                             max_image_pixels=args.max_pixels, track=track,
+                             max_image_pixels=args.max_pixels,
                              masked_templates=getattr(args, "masked_templates", 0),
                              backend_options=BackendOptions.of(**triton))
     return Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=opts)
@@ -324,25 +324,26 @@ def _frame_lines(label: str, faces: Sequence[Any], threshold: float) -> List[str
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from ..video.capture import CaptureOptions
     from ..gallery.file import open_gallery
     from ..io import list_images
-    from ..video.loop import VideoLoop, VideoOptions, is_video_source
+    from ..video.capture import Capture, CaptureOptions
+    from ..video.loop import VideoLoop, VideoOptions, check_can_show
 
-    video = is_video_source(args.source)  # before loading the model: a typo in the path fails fast
-    options = VideoOptions(show=args.show, output=args.output, max_frames=args.max_frames or 0,
-                           capture=CaptureOptions(max_image_pixels=args.max_pixels))
-    with open_gallery(args.gallery, create=False) as gallery:
+    options = VideoOptions(show=args.show, output=args.output, max_frames=args.max_frames or 0)
+    check_can_show(options)
+    # the source is opened first (a typo in the path fails before the model loads); the loop decides on tracking
+    with Capture(args.source, CaptureOptions(max_image_pixels=args.max_pixels)) as capture, \
+            open_gallery(args.gallery, create=False) as gallery:
         if gallery.is_empty():
             raise GalleryError(f"gallery {gallery.location} is empty: enrol people first with "
                                f"`g2d enroll NAME PHOTOS... --gallery {args.gallery}`")
-        rec = _recognizer(args, gallery, track=video)
-        photos = len(list_images(args.source)) if Path(args.source).is_dir() else 0
+        rec = _recognizer(args, gallery)
+        photos = len(list_images(args.source)) if capture.kind == "folder" else 0
         try:
-            with VideoLoop(rec, args.source, options) as loop, progress(photos, "identifying", "photo") as bar:
+            with VideoLoop(rec, capture, options) as loop, progress(photos, "identifying", "photo") as bar:
                 table = _csv_table() if args.csv else None
                 for result in loop:
-                    _print_frame(args, result, rec.decision(), video, bar, table)
+                    _print_frame(args, result, rec.decision(), bar, table)
                     if bar is not None:
                         bar.update(1)
         finally:
@@ -356,7 +357,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_frame(args: argparse.Namespace, result: Any, decision: Any, video: bool, bar: Any = None,
+def _print_frame(args: argparse.Namespace, result: Any, decision: Any, bar: Any = None,
                  table: Any = None) -> None:
     """One JSON line (--json), CSV rows (--csv) or a few text lines per frame, printed as soon as the frame is done;
     `decision`: the recogniser's `ThresholdDecision` (each face also carries its own threshold and FPIR)."""
@@ -366,7 +367,8 @@ def _print_frame(args: argparse.Namespace, result: Any, decision: Any, video: bo
     if args.json:
         say(bar, json.dumps(result.record(args.source, decision.threshold, decision.to_dict())))
         return
-    label = f"frame {result.index} ({result.timestamp_ms / 1000:.2f} s)" if video else str(result.path)
+    label = (str(result.path) if result.path is not None  # an image or a folder's photo; else a video's frame
+             else f"frame {result.index} ({result.timestamp_ms / 1000:.2f} s)")
     say(bar, "\n".join(printable(line) for line in _frame_lines(label, result.faces, decision.threshold)))
 
 

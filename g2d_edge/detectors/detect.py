@@ -23,7 +23,7 @@ from ..errors import G2DError, InputError, check_fields, option
 from ..io import check_bgr_frame
 from .base import Detection, FrameDetector
 from .factory import DETECTOR_MODELS, YUNET_RUNTIMES, create_frame_detector
-from .scales import detect_views, fit_scale, pyramid_views, single_view, tile_views
+from .scales import detect_views, fit_scale, local_views, pyramid_views, single_view, tile_views
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class DetectorOptions:
         (so `model="short"` alone keeps the old front end and its speed).
     min_confidence: detections scored below this are dropped; None uses the detector's own default (YuNet 0.7,
         BlazeFace 0.5). Scores of different detectors are not comparable.
-    min_face_size: faces whose box is narrower than this many pixels are dropped.
+    min_face_size: faces whose box is narrower than this many pixels are dropped. YuNet every-scale: it also sizes
+        the pyramid; a level that would only add faces narrower than this is left out (64 or more: no pass at full
+        resolution, a quarter of the pixels; 128 or more on 4K: none at half resolution either).
     max_faces: keep at most this many faces (largest first); 0 keeps all.
     pad_retry: when nothing is found, retry once on the frame padded by this fraction of its size on each side
         (helps tight crops where the face fills the whole frame); 0 disables the retry.
@@ -178,10 +180,24 @@ class FaceDetector:
                 padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
                 faces = [_shift(f, -pad) for f in self._detect_once(padded)]
         except cv2.error as exc:  # "Insufficient memory" and other failures inside OpenCV
-            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise G2DError(f"face detection failed on a {frame.shape[1]}x{frame.shape[0]} frame: OpenCV: "
-                           f"{message}; if it ran out of memory, give a smaller frame or smaller DetectorOptions "
-                           "sizes (min_input_side, max_input_side, tile_size)") from None
+            raise _opencv_failure(frame, exc) from None
+        return self._keep(faces)
+
+    def find_near(self, frame: np.ndarray, boxes: Sequence[np.ndarray]) -> List[Detection]:
+        """The faces near `boxes` (where tracked faces are expected), found in one small crop around each box scaled
+        so the face is ~80 px (`scales.local_views`): a video's cheap detection between two full passes
+        (`TrackingOptions.detect_every`). Faces elsewhere are not looked for. Largest first."""
+        frame = check_bgr_frame(frame)
+        views = local_views(frame.shape[0], frame.shape[1], boxes)
+        try:
+            faces = detect_views(self._detector, frame, views, self.options.nms_iou) if views else []
+        except cv2.error as exc:
+            raise _opencv_failure(frame, exc) from None
+        return self._keep(faces)
+
+    def _keep(self, faces: List[Detection]) -> List[Detection]:
+        """Faces at least `min_face_size` wide, largest first, at most `max_faces`."""
+        opts = self.options
         faces = [f for f in faces if f.box[2] - f.box[0] >= opts.min_face_size]
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         if opts.max_faces > 0:
@@ -195,7 +211,7 @@ class FaceDetector:
         if self._detector.input_side is None:  # runs at any size: resize the whole frame
             if self.every_scale:
                 views = pyramid_views(h, w, opts.min_input_side * 3 // 2, opts.min_input_side,
-                                      2 * opts.max_input_side)
+                                      2 * opts.max_input_side, min_face=opts.min_face_size)
             else:
                 views = single_view(h, w, fit_scale(h, w, opts.min_input_side, opts.max_input_side))
         elif self.every_scale:
@@ -203,6 +219,14 @@ class FaceDetector:
         else:
             views = single_view(h, w)
         return detect_views(self._detector, frame, views, opts.nms_iou)
+
+
+def _opencv_failure(frame: np.ndarray, exc: Exception) -> G2DError:
+    """"Insufficient memory" and other failures inside OpenCV, said with what to do."""
+    message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return G2DError(f"face detection failed on a {frame.shape[1]}x{frame.shape[0]} frame: OpenCV: {message}; if it "
+                    "ran out of memory, give a smaller frame or smaller DetectorOptions sizes (min_input_side, "
+                    "max_input_side, tile_size)")
 
 
 def _shift(det: Detection, offset: int) -> Detection:

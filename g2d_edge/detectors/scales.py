@@ -32,6 +32,11 @@ _CONTAINED = 0.75
 #: Pyramid levels other than the coarsest keep faces up to this wide at their own scale: YuNet returns shifted
 #: duplicate boxes for faces over ~250 px, and a face this wide at one level is half as wide at the next one.
 PYRAMID_MAX_FACE = 192
+#: The smallest face (px at a level's own scale) a pyramid level is trusted to find: YuNet's smallest anchors are
+#: 10-16 px, but leaving out 1080p's full-resolution level lost faces: recall of the faces >= 32 px fell to 75-80 %
+#: with 16 here (min face 32), of those >= 48 px to 89-91 % with 24 (min face 48) (benchmarks/pipeline.py);
+#: `pyramid_views` leaves out the finer levels that only add faces below `min_face`.
+PYRAMID_SMALLEST_FACE = 32
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,19 @@ def single_view(h: int, w: int, scale: float = 1.0) -> List[View]:
     return [View(0, 0, w, h, scale)]
 
 
-def pyramid_views(h: int, w: int, finest: int, coarsest: int, largest: int = 0) -> List[View]:
+def pyramid_views(h: int, w: int, finest: int, coarsest: int, largest: int = 0, min_face: float = 0.0) -> List[View]:
     """The whole frame at full resolution (upscaled first if its longer side is below `finest`, downscaled if above
     `largest` > 0), then halved again and again until its longer side is at most `coarsest`. Every level but the
-    coarsest leaves faces wider than PYRAMID_MAX_FACE (at its scale) to the coarser levels."""
+    coarsest leaves faces wider than PYRAMID_MAX_FACE (at its scale) to the coarser levels.
+
+    Sized by need: a fine level is left out while the next coarser one still shows a face `min_face` px wide (in
+    frame pixels) at least PYRAMID_SMALLEST_FACE px wide, since it finds those faces there at a quarter of the cost
+    (with `min_face` 20, the default `min_face_size`, nothing is left out)."""
     scales = [fit_scale(h, w, finest, largest)]
     while max(h, w) * scales[-1] > coarsest:
         scales.append(scales[-1] / 2)
+    while len(scales) > 1 and min_face * scales[1] >= PYRAMID_SMALLEST_FACE:
+        scales.pop(0)
     return [View(0, 0, w, h, s, max_face=PYRAMID_MAX_FACE / s if i + 1 < len(scales) else 0.0)
             for i, s in enumerate(scales)]
 
@@ -95,6 +106,29 @@ def tile_views(h: int, w: int, tile: int, overlap: float) -> List[View]:
                 views.append(View(x, y, x + tw, y + th, 1.0, tile=True))
         side *= 2
     return views + single_view(h, w)
+
+
+#: Local detection around a tracked face (`local_views`): the crop is scaled so the face is about this wide ...
+LOCAL_FACE_PX = 80
+#: ... and reaches this share of the face's width beyond its predicted box on every side (the motion it absorbs).
+LOCAL_MARGIN = 0.6
+
+
+def local_views(h: int, w: int, boxes: Sequence[np.ndarray]) -> List[View]:
+    """One view per expected face box: the box widened by LOCAL_MARGIN of its width on every side (clipped to the
+    frame), scaled so the face is about LOCAL_FACE_PX wide (at most 4x up, 8x down): a small, cheap detector input
+    that keeps a tracked face's box and keypoints as accurate as a full pass gives them."""
+    views = []
+    for box in boxes:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        side = max(x2 - x1, y2 - y1, 8.0)
+        pad = LOCAL_MARGIN * side
+        x0, y0 = max(0, int(x1 - pad)), max(0, int(y1 - pad))
+        xe, ye = min(w, int(math.ceil(x2 + pad))), min(h, int(math.ceil(y2 + pad)))
+        if xe - x0 < 8 or ye - y0 < 8:
+            continue
+        views.append(View(x0, y0, xe, ye, min(4.0, max(0.125, LOCAL_FACE_PX / side)), tile=True))
+    return views
 
 
 def _cut_by_inner_edge(det: Detection, view: View, frame_h: int, frame_w: int) -> bool:

@@ -22,7 +22,8 @@ from ..video.capture import CaptureOptions, classify_source
 from ..draw import annotate
 from ..errors import G2DError
 from ..text import printable
-from ..video import FrameResult, VideoLoop, VideoOptions
+from ..results import FrameResult
+from ..video import VideoLoop, VideoOptions
 
 log = logging.getLogger(__name__)
 

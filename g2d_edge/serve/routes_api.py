@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import InputError, NoFaceError
 from ..gallery.protocol import check_identity_name
-from ..video import FrameResult
+from ..results import FrameResult
 from .uploads import check_upload, decode_upload, one_flag, request_uploads
 from .work import Busy
 

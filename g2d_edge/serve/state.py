@@ -112,14 +112,14 @@ class ServeState:
         gallery = open_gallery(options.gallery)
         made: List[Recognizer] = []
         try:
-            workers = [_recognizer(options, gallery, track=False) for _ in range(options.workers)]
+            workers = [_recognizer(options, gallery) for _ in range(options.workers)]
             made += workers
             metrics = Metrics()
             webhooks = (Webhooks(options.webhook_url, options.webhook_cooldown_s, metrics)
                         if options.webhook_url else None)
             sources = []
             for i, source in enumerate(options.sources):
-                rec = _recognizer(options, gallery, track=True)
+                rec = _recognizer(options, gallery)  # its VideoLoop tracks a video source's faces
                 made.append(rec)
                 sources.append(LiveSource(i, source, rec, options, metrics, webhooks))
         except BaseException:
@@ -189,7 +189,7 @@ def _thumbs_file(gallery: str) -> Path:
     return file.with_name(f".{file.name}.thumbs.json")
 
 
-def _recognizer(options: ServeOptions, gallery: Any, track: bool) -> Recognizer:
+def _recognizer(options: ServeOptions, gallery: Any) -> Recognizer:
     rec_options = RecognizerOptions(threshold=options.threshold, max_image_pixels=options.max_image_pixels,
-                                    track=track, masked_templates=options.masked_templates)
+                                    masked_templates=options.masked_templates)
     return Recognizer(model=options.model, backend=options.backend, gallery=gallery, options=rec_options)

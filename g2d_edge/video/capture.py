@@ -9,6 +9,10 @@ order (the reader waits for the consumer) for offline processing; `CaptureOption
         for frame in cap:                   # Frame(image, index, timestamp_ms, path)
             faces = rec.identify(frame.image)
 
+`Capture.is_video` is the SDK's one answer to "is this a video?" (frames of one scene, where faces are tracked) or
+independent stills (an image, a folder of images); `VideoLoop` acts on it. `PushedFrames` is the source the
+application feeds itself (stream mode, `g2d_edge.video.FrameStream`).
+
 Live streams that drop are reopened with exponential backoff; a file that ends ends the iteration. Network sources
 never block for long: opening a URL gives up after `CaptureOptions.open_timeout` seconds and a read after
 `read_timeout` seconds (OpenCV's CAP_PROP_OPEN_TIMEOUT_MSEC / CAP_PROP_READ_TIMEOUT_MSEC), ending in CaptureError
@@ -28,7 +32,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from ..errors import CaptureError, ImageReadError, InputError, check_fields, option
+from ..errors import CaptureError, ClosedError, ImageReadError, InputError, check_fields, option
 from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS, PIXEL_LIMIT
 from ..io import IMAGE_SUFFIXES, check_bgr_frame, list_images, read_image
 from .slot import LatestSlot
@@ -318,6 +322,12 @@ class Capture:
                 return
 
     @property
+    def is_video(self) -> bool:
+        """True for a video file, a camera, a URL or a GStreamer pipeline (one scene: faces are tracked); False for
+        an image or a folder of independent images."""
+        return self.kind not in ("image", "folder")
+
+    @property
     def ended(self) -> bool:
         """True once the source has no more frames (file end, folder end, lost stream, or close())."""
         return self._slot.closed
@@ -422,3 +432,56 @@ class Capture:
             log.info("capture: reconnected to %r", str(self.source))
             return True
         return False
+
+
+class PushedFrames:
+    """A frame source the application feeds itself with `push(image, timestamp_ms)`: the frames of one video (it is
+    tracked), the newest one wins (a frame not yet taken when the next arrives is dropped). Iterating it waits for
+    frames until `close()`. Stream mode (`g2d_edge.video.FrameStream`) runs `VideoLoop` over one."""
+
+    kind = "pushed"
+    live = True
+    is_video = True
+    fps: Optional[float] = None
+    source = "pushed frames"
+
+    def __init__(self) -> None:
+        self._slot: LatestSlot[Frame] = LatestSlot()
+        self._lock = threading.Lock()  # frames enter the slot in timestamp order
+        self._last_ts: Optional[int] = None
+
+    def push(self, image: np.ndarray, timestamp_ms: int) -> bool:
+        """Hand over a BGR frame (copied) taken at `timestamp_ms`, which must increase from call to call. True if
+        an older frame not yet taken was dropped for it. ClosedError after `close()`."""
+        image = check_bgr_frame(image).copy()
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
+            raise InputError(f"timestamp_ms must be a whole number of milliseconds, got {timestamp_ms!r}")
+        ts = int(timestamp_ms)
+        with self._lock:
+            if self._slot.closed:
+                raise ClosedError("this stream was closed; create a new one to recognise more frames")
+            if self._last_ts is not None and ts <= self._last_ts:
+                raise InputError(f"stream timestamps must increase: got {ts} ms after {self._last_ts} ms")
+            self._last_ts = ts
+            return self._slot.put(Frame(image, self._slot.put_count, ts))
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self._slot.get()
+            if frame is None:  # closed and empty
+                return
+            yield frame
+
+    @property
+    def stats(self) -> CaptureStats:
+        """Frames pushed (`read`), taken by the loop, and dropped for a newer one."""
+        return CaptureStats(read=self._slot.put_count, delivered=self._slot.taken, dropped=self._slot.dropped,
+                            skipped=0, reconnects=0)
+
+    @property
+    def ended(self) -> bool:
+        return self._slot.closed
+
+    def close(self) -> None:
+        """No more frames: a frame already pushed is still delivered, then the iteration ends. Safe to call twice."""
+        self._slot.close()

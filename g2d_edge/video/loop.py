@@ -1,15 +1,17 @@
 """Run a `Recognizer` over any frame source: `Capture` -> identify -> annotate -> show / write, in one loop.
 
-    rec = Recognizer(gallery="people.g2d", options=RecognizerOptions(track=is_video_source("clip.mp4")))
+    rec = Recognizer(gallery="people.g2d")
     with VideoLoop(rec, "clip.mp4", VideoOptions(output="out.mp4")) as loop:
         for result in loop:                      # FrameResult: frame index, timestamp, faces
             print(result.index, [f.name for f in result.faces])
 
 The source is anything `Capture` takes: an image, a folder of images, a video file, a camera index, an RTSP/HTTP URL
-or a GStreamer pipeline (`jetson_csi_pipeline()`). A video or a live stream is one scene: give the recognizer
-`RecognizerOptions(track=True)` (what `is_video_source` says) and faces keep a track id and are recognised only
-when needed (`g2d_edge.video.tracking`); the loop calls `Recognizer.reset_tracks()` before each source. `g2d identify`
-is this loop on the command line; `samples/webcam.py` shows it as a short API demo.
+or a GStreamer pipeline (`jetson_csi_pipeline()`), an open `Capture`, or `PushedFrames` (stream mode,
+`g2d_edge.video.FrameStream`). This loop is the one place that decides "video or stills": for a video
+(`Capture.is_video`; `VideoOptions.track` overrides) it makes a `FaceTracker` per run and calls
+`Recognizer.identify(frame, tracker)`, so faces keep a track id and are recognised only when needed
+(`g2d_edge.video.tracking`); images and folders are independent photos. `g2d identify` and `g2d serve` run this
+loop; `samples/webcam.py` shows it as a short API demo.
 
 The annotated video is written while the frames arrive (it may be a live recording of any length), so unlike the
 other files of the SDK it is not written atomically: an interrupted run (Ctrl-C, or SIGTERM to `g2d identify`)
@@ -26,16 +28,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
 from ..draw import DrawOptions, annotate
 from ..errors import G2DError, InputError, check_fields, option
-from ..results import Recognition
-from .capture import Capture, CaptureOptions, CaptureStats, SourceLike, classify_source
+from ..results import FrameResult
 from ..text import printable
+from .capture import Capture, CaptureOptions, CaptureStats, PushedFrames, SourceLike
+from .tracking import FaceTracker, TrackingOptions
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,9 @@ class VideoOptions:
     draw: how faces are drawn (`g2d_edge.draw.DrawOptions`).
     capture: how the source is read (`g2d_edge.video.capture.CaptureOptions`).
     window_name: title of the window.
+    track: track faces between frames; None: for videos, cameras and streams, not for images and folders
+        (`Capture.is_video`).
+    tracking: the tracker's options (`g2d_edge.video.tracking.TrackingOptions`).
     """
 
     show: bool = False
@@ -67,6 +73,8 @@ class VideoOptions:
     draw: DrawOptions = field(default_factory=DrawOptions)
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     window_name: str = "g2d-edge"
+    track: Optional[bool] = None
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -75,38 +83,11 @@ class VideoOptions:
                              f"got {str(self.output)!r}")
 
 
-@dataclass(frozen=True, eq=False)
-class FrameResult:
-    """The faces of one frame: its index in the source, its timestamp (ms), the file it came from (image and folder
-    sources), the frame itself (not annotated) and the processing rate so far (frames per second)."""
-
-    index: int
-    timestamp_ms: int
-    faces: Tuple[Recognition, ...]
-    image: np.ndarray
-    path: Optional[Path] = None
-    fps: Optional[float] = None
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready: frame index, timestamp, image file (or None) and every face (`Recognition.to_dict`)."""
-        return {"frame": self.index, "timestamp_ms": self.timestamp_ms,
-                "image": None if self.path is None else str(self.path), "faces": [f.to_dict() for f in self.faces]}
-
-    def record(self, source: Any, threshold: float, decision: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        """The JSON record of this frame that `g2d identify --json` prints (one line per frame) and `g2d serve`'s
-        `POST /identify` answers: the source, `to_dict()`, the threshold the names were given at and, when given,
-        why (`decision`: `ThresholdDecision.to_dict()` of `g2d_edge.openset`)."""
-        out = {"source": str(source), **self.to_dict(), "threshold": threshold}
-        if decision is not None:
-            out["decision"] = decision
-        return out
-
-
-def is_video_source(source: SourceLike) -> bool:
-    """True for sources whose frames are one scene (a video file, a camera, a URL, a GStreamer pipeline), where
-    faces should be tracked; False for an image or a folder of independent images. CaptureError for a missing
-    path."""
-    return classify_source(source)[0] not in ("image", "folder")
+def check_can_show(options: VideoOptions) -> None:
+    """G2DError when `options.show` asks for a window but there is no display."""
+    if options.show and not has_display():
+        raise G2DError("no display found (DISPLAY is not set), so no window can be shown; run without --show "
+                       "(write the annotated video with --output out.mp4)")
 
 
 def has_display() -> bool:
@@ -119,40 +100,43 @@ def has_display() -> bool:
 class VideoLoop:
     """Recognise every frame of `source` with `recognizer`, showing and / or writing the annotated frames.
 
-    Iterate it for a `FrameResult` per frame; use it as a context manager (or call `close()`) to release the source,
-    the window and the video file. After the loop, `frames`, `elapsed_s`, `capture_stats` and `written` (the video
-    file, once something was written) tell what happened. The recognizer stays open (it is the caller's).
+    Iterate it for a `FrameResult` per frame; use it as a context manager (or call `close()`) to release the source
+    it opened, the window and the video file (a `Capture` or `PushedFrames` passed in stays the caller's, as does the
+    recognizer). After the loop, `frames`, `elapsed_s`, `capture_stats`, `tracker` (None for stills) and `written`
+    (the video file, once something was written) tell what happened.
 
     Raises (when iterated) CaptureError for a source that cannot be opened, G2DError when `show` is asked for but no
     window can be opened, or the video file cannot be written.
     """
 
-    def __init__(self, recognizer: Any, source: SourceLike, options: Optional[VideoOptions] = None) -> None:
+    def __init__(self, recognizer: Any, source: Union[SourceLike, Capture, PushedFrames],
+                 options: Optional[VideoOptions] = None) -> None:
         self.recognizer = recognizer
         self.source = source
         self.options = options or VideoOptions()
-        if self.options.show and not has_display():
-            raise G2DError("no display found (DISPLAY is not set), so no window can be shown; run without --show "
-                           "(write the annotated video with --output out.mp4)")
+        check_can_show(self.options)
         self.frames = 0
         self.elapsed_s = 0.0
         self.capture_stats: Optional[CaptureStats] = None
         self.written: Optional[Path] = None
         self._writer: Optional[cv2.VideoWriter] = None
-        self._capture: Optional[Capture] = None
+        self._capture: Optional[Union[Capture, PushedFrames]] = None
+        self._owns_capture = not isinstance(source, (Capture, PushedFrames))
+        self.tracker: Optional[FaceTracker] = None
         self._stopped = False
 
     def __iter__(self) -> Iterator[FrameResult]:
         options = self.options
         if options.output is not None:
-            check_output_path(Path(options.output), self.source)
-        self._capture = Capture(self.source, options.capture)
-        self.recognizer.reset_tracks()  # a new source is a new scene
+            check_output_path(Path(options.output), getattr(self.source, "source", self.source))
+        self._capture = Capture(self.source, options.capture) if self._owns_capture else self.source
+        track = self._capture.is_video if options.track is None else options.track
+        self.tracker = FaceTracker(options.tracking) if track else None  # a new run is a new scene
         start = last = time.perf_counter()
         fps: Optional[float] = None
         try:
             for frame in self._capture:
-                faces = tuple(self.recognizer.identify(frame.image))
+                faces = tuple(self.recognizer.identify(frame.image, self.tracker))
                 now = time.perf_counter()
                 rate = 1.0 / max(now - last, 1e-6)
                 fps, last = (rate if fps is None else 0.9 * fps + 0.1 * rate), now
@@ -210,7 +194,7 @@ class VideoLoop:
             self._writer.release()
             self._writer = None
             log.info("wrote %s (%d frames)", self.written, self.frames)
-        if self._capture is not None:
+        if self._capture is not None and self._owns_capture:
             self._capture.close()
         if self.options.show:
             try:

@@ -1,12 +1,11 @@
 """Recognizer on real photographs with the tiny exported model: detection, alignment, enrol/identify/verify,
-thresholds, persistence across a restart, stream mode, and every bad input.
+thresholds, persistence across a restart, and every bad input (stream mode: tests/g2d_edge/video/test_stream.py).
 
 The tiny model has random weights, so it cannot tell people apart in general; the checks are the ones a broken
 pipeline would fail: the very photo that was enrolled must come back with score ~1 and its own name, a face must be
 matched to the person whose photo it is when both people's photos are enrolled, and so on.
 """
 import logging
-import threading
 
 import cv2
 import numpy as np
@@ -15,8 +14,6 @@ import pytest
 import g2d_edge.backends.loader as loader_mod
 from g2d_edge import Gallery, Recognition, Recognizer, RecognizerOptions
 from g2d_edge.detectors import DetectorOptions
-from g2d_edge.recognizer import RunningMode
-from g2d_edge.results import StreamResult
 from g2d_edge.errors import GalleryError, ImageReadError, InputError, ModelError, NoFaceError
 from g2d_edge.sidecar import ModelSidecar
 from runtime_helpers import draw_mask, read, tile
@@ -272,45 +269,6 @@ def test_gallery_survives_a_restart(tiny_onnx_model, people, tmp_path):
             assert after.matches == before[name].matches
 
 
-# ------------------------------------------------------------------------------------------------------ stream mode
-def test_stream_mode_newest_frame_wins(tiny_onnx_model, people):
-    gate = threading.Event()
-    seen = []
-
-    def callback(result: StreamResult):
-        seen.append(result.timestamp_ms)
-        gate.wait(10)  # hold the worker on the first frame while more frames arrive
-
-    photos = [read(p[0]) for p in people.values()]
-    opts = RecognizerOptions(running_mode=RunningMode.STREAM, result_callback=callback)
-    with Recognizer(tiny_onnx_model, options=opts) as rec:
-        rec.enroll("first", photos[0])
-        rec.identify_stream(photos[0], 0)
-        deadline = 100
-        while not seen and deadline:
-            threading.Event().wait(0.05)
-            deadline -= 1
-        assert seen == [0]
-        for ts in (40, 80, 120, 160):
-            rec.identify_stream(photos[ts // 40 % len(photos)], ts)
-        gate.set()
-        assert rec.wait_stream(timeout=20)
-        assert seen == [0, 160]  # the frames at 40-120 ms were replaced by newer ones
-        assert rec.stream_stats == {"submitted": 5, "processed": 2, "dropped": 3}
-        latest = rec.latest_result()
-        assert latest.timestamp_ms == 160 and len(latest.recognitions) == 1
-        first = rec.identify(photos[0])[0]  # image calls still work in stream mode
-        assert first.name == "first"
-        with pytest.raises(InputError, match="increase"):
-            rec.identify_stream(photos[0], 160)
-
-
-def test_stream_call_needs_stream_mode(rec, people):
-    with pytest.raises(InputError, match="STREAM"):
-        rec.identify_stream(read(next(iter(people.values()))[0]), 0)
-    assert rec.latest_result() is None and rec.wait_stream(0.1)
-
-
 def test_options_validation(tiny_onnx_model):
     with pytest.raises(InputError):
         Recognizer(tiny_onnx_model, options=RecognizerOptions(top_k=0))
@@ -318,8 +276,6 @@ def test_options_validation(tiny_onnx_model):
         Recognizer(tiny_onnx_model, options=RecognizerOptions(detector=DetectorOptions(model="huge")))
     with pytest.raises(InputError):
         Recognizer(tiny_onnx_model, gallery=42)
-    with pytest.raises(InputError, match="STREAM"):
-        Recognizer(tiny_onnx_model, options=RecognizerOptions(result_callback=print))
 
 
 def test_min_face_size_option(tiny_onnx_model, people):

@@ -30,7 +30,7 @@ from g2d_edge.backends.triton import (Endpoint, TritonBackend, TritonOptions, ch
                                       inference_statistics, parse_url)
 from g2d_edge.cli import main as g2d_main
 from g2d_edge.errors import BackendUnavailableError, InputError, ModelError
-from g2d_edge.recognizer import RunningMode
+from g2d_edge.video import FrameStream
 from g2d_edge.sidecar import ModelSidecar
 from runtime_helpers import read, tile
 
@@ -190,15 +190,15 @@ def test_stream_mode_over_http(triton, tiny_onnx_model: Path, people):
     """The stream worker calls the backend from its own thread (one HTTP connection per thread)."""
     photos = [read(p[0]) for p in people.values()]
     results = []
-    opts = RecognizerOptions(running_mode=RunningMode.STREAM, result_callback=results.append,
-                             backend_options=BackendOptions.of(url=triton["http"]))
-    with Recognizer(tiny_onnx_model, backend="triton", options=opts) as rec:
+    with Recognizer(tiny_onnx_model, backend="triton",
+                    options=RecognizerOptions(backend_options=BackendOptions.of(url=triton["http"]))) as rec:
         rec.enroll("first", photos[0])
-        for i, photo in enumerate(photos):
-            rec.identify_stream(photo, 40 * i)
-            assert rec.wait_stream(timeout=30)
+        with FrameStream(rec, callback=results.append) as stream:
+            for i, photo in enumerate(photos):
+                stream.submit(photo, 40 * i)
+                assert stream.wait_idle(timeout=30)
     assert [r.timestamp_ms for r in results] == [40 * i for i in range(len(photos))]
-    assert results[0].recognitions[0].name == "first" and results[0].recognitions[0].score > 0.99
+    assert results[0].faces[0].name == "first" and results[0].faces[0].score > 0.99
 
 
 def test_a_server_serving_another_model_is_refused(triton, tiny_onnx_model: Path, other_space_model: Path):

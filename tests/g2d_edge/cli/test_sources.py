@@ -132,11 +132,11 @@ def test_usage_errors_exit_2_and_user_errors_exit_1(tmp_path, people_dir, galler
 
 
 def test_video_loop_starts_every_source_as_a_new_scene(tmp_path, people, tiny_onnx_model):
-    """VideoLoop resets the recognizer's tracks before each source: a second video's faces are numbered as a fresh
-    recognizer numbers them (a tracker carried over from the first video would number them on)."""
-    from g2d_edge import Recognizer, RecognizerOptions
-    from g2d_edge.video import FrameResult, VideoLoop, VideoOptions
-    from g2d_edge.video.loop import is_video_source
+    """VideoLoop makes a new tracker for each source: a second video's faces are numbered as a fresh recognizer's
+    loop numbers them (a tracker carried over from the first video would number them on); a folder is not tracked."""
+    from g2d_edge import Recognizer
+    from g2d_edge.results import FrameResult
+    from g2d_edge.video import Capture, VideoLoop, VideoOptions
 
     first, _ = clip(tmp_path, [people[n][0] for n in sorted(people)], frames=4)
     face = cv2.resize(read(people[sorted(people)[0]][1]), (144, 144))
@@ -144,7 +144,9 @@ def test_video_loop_starts_every_source_as_a_new_scene(tmp_path, people, tiny_on
     for i, frame in enumerate(frames):
         frame[300 - i:444 - i, 300:444] = face
     second = write_video(tmp_path / "second.avi", frames, fps=12)
-    assert is_video_source(first) and is_video_source(0) and not is_video_source(tmp_path)
+    cv2.imwrite(str(tmp_path / "still.jpg"), frames[0])
+    with Capture(first) as video, Capture(tmp_path) as folder:
+        assert video.is_video and not folder.is_video
 
     def track_ids(rec, video):
         with VideoLoop(rec, video, VideoOptions(max_frames=3)) as loop:
@@ -152,10 +154,10 @@ def test_video_loop_starts_every_source_as_a_new_scene(tmp_path, people, tiny_on
         assert loop.frames == 3 and all(isinstance(r, FrameResult) for r in results)
         return [sorted(f.track_id for f in r.faces) for r in results]
 
-    with Recognizer(model=tiny_onnx_model, options=RecognizerOptions(track=True)) as rec:
+    with Recognizer(model=tiny_onnx_model) as rec:
         assert len(track_ids(rec, first)[0]) == len(people)
         after_first = track_ids(rec, second)
-    with Recognizer(model=tiny_onnx_model, options=RecognizerOptions(track=True)) as fresh:
+    with Recognizer(model=tiny_onnx_model) as fresh:
         assert after_first == track_ids(fresh, second) and len(after_first[0]) == 1
     with pytest.raises(Exception, match="must be a video file"):
         VideoOptions(output=tmp_path / "out.gif")

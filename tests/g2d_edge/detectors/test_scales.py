@@ -8,8 +8,8 @@ import pytest
 from g2d_edge.detectors import DetectorOptions, FaceDetector
 from g2d_edge.detectors import Detection
 from g2d_edge.detectors.refine import BlazeFaceKeypoints, square_crop
-from g2d_edge.detectors.scales import (View, detect_in_view, detect_views, merge_detections, pyramid_views,
-                                       tile_views)
+from g2d_edge.detectors.scales import (PYRAMID_MAX_FACE, View, detect_in_view, detect_views, merge_detections,
+                                       pyramid_views, tile_views)
 from runtime_helpers import faces_in_cells, place_in_frame, read
 
 
@@ -114,6 +114,18 @@ def test_pyramid_levels():
     assert [round(v.scale, 3) for v in pyramid_views(144, 144, 768, 512)] == [5.333, 2.667]  # upscaled photo
     big = pyramid_views(4000, 6000, 768, 512, 3840)
     assert big[0].scale == pytest.approx(0.64) and all(v.tile is False for v in big)
+
+
+def test_pyramid_sized_by_need():
+    """Levels that only add faces narrower than `min_face` are left out (a 1080p frame with min_face 64 or more is
+    not searched at full resolution); the default min_face_size (20) keeps every level."""
+    assert [v.scale for v in pyramid_views(1080, 1920, 768, 512, 3840, min_face=20)] == [1.0, 0.5, 0.25]
+    assert [v.scale for v in pyramid_views(1080, 1920, 768, 512, 3840, min_face=63)] == [1.0, 0.5, 0.25]
+    assert [v.scale for v in pyramid_views(1080, 1920, 768, 512, 3840, min_face=64)] == [0.5, 0.25]
+    assert [v.scale for v in pyramid_views(1080, 1920, 768, 512, 3840, min_face=200)] == [0.25]
+    four_k = pyramid_views(2160, 3840, 768, 512, 3840, min_face=128)
+    assert [v.scale for v in four_k] == [0.25, 0.125]
+    assert four_k[0].max_face == PYRAMID_MAX_FACE / 0.25 and four_k[-1].max_face == 0.0
 
 
 def test_view_results_come_back_in_frame_pixels():

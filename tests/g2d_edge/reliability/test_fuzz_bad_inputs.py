@@ -17,6 +17,7 @@ from g2d_edge.cli import main
 from g2d_edge.errors import G2DError
 from g2d_edge.gallery import Gallery
 from g2d_edge.sidecar import ModelSidecar
+from g2d_edge.video import PushedFrames
 from runtime_helpers import gray_png, jpeg_header
 
 SEED = 12
@@ -172,7 +173,7 @@ def test_every_bad_input_is_a_g2d_error(recognizer, people, tmp_path, rng, tiny_
         f.call(f"identify({item!r:.80})", lambda: recognizer.identify(item))
     for value in ODD_VALUES + [2, -2, "0.5"]:
         f.call(f"threshold={value!r}", lambda: setattr(recognizer, "threshold", value))
-        f.call(f"identify_stream ts={value!r}", lambda: recognizer.identify_stream(arrays[1], value))
+        f.call(f"PushedFrames.push ts={value!r}", lambda: PushedFrames().push(arrays[1], value))
     recognizer.threshold = None
     for path in galleries:
         f.call(f"Gallery.load({path.name})", lambda: Gallery.load(path).search(np.ones(8, np.float32)))

@@ -3,8 +3,8 @@ clear ClosedError (a G2DError) after `close()`, instead of MediaPipe's `ValueErr
 import numpy as np
 import pytest
 
-from g2d_edge import G2DError, Recognizer, RecognizerOptions
-from g2d_edge.recognizer import RunningMode
+from g2d_edge import G2DError, Recognizer
+from g2d_edge.video import FrameStream
 from runtime_helpers import read
 
 
@@ -13,10 +13,11 @@ def test_every_call_after_close_is_a_closed_error(tiny_onnx_model, people):
 
     photo = next(iter(people.values()))[0]
     frame = read(photo)
-    rec = Recognizer(tiny_onnx_model, options=RecognizerOptions(running_mode=RunningMode.STREAM))
+    rec = Recognizer(tiny_onnx_model)
     rec.enroll("ann", photo)
-    rec.identify_stream(frame, 0)
-    assert rec.wait_stream(20)
+    stream = FrameStream(rec)
+    stream.submit(frame, 0)
+    assert stream.wait_idle(20)
     rec.close()
     calls = {
         "identify": lambda: rec.identify(frame),
@@ -24,14 +25,17 @@ def test_every_call_after_close_is_a_closed_error(tiny_onnx_model, people):
         "enroll": lambda: rec.enroll("bob", photo),
         "verify": lambda: rec.verify(photo, frame),
         "embed": lambda: rec.embed(np.zeros((112, 112, 3), np.uint8)),
-        "identify_stream": lambda: rec.identify_stream(frame, 40),
     }
     for name, call in calls.items():
         with pytest.raises(ClosedError, match="was closed") as err:
             call()
         assert isinstance(err.value, G2DError), name
     rec.close()  # twice is fine
-    assert rec.stream_stats["processed"] == 1 and rec.latest_result().timestamp_ms == 0  # still readable
+    stream.submit(frame, 40)  # a stream over a closed recognizer ends (its frame is not recognised) ...
+    assert stream.wait_idle(20) and stream.stats()["processed"] == 1 and stream.latest.timestamp_ms == 0
+    with pytest.raises(ClosedError, match="stream was closed"):  # ... and says so to the next submit
+        stream.submit(frame, 80)
+    stream.close()
     assert rec.gallery.names() == ["ann"]
 
 

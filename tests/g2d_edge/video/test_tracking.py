@@ -11,7 +11,6 @@ import pytest
 from g2d_edge import Recognizer
 from g2d_edge.io import read_image
 from g2d_edge.errors import InputError
-from g2d_edge.recognizer import RecognizerOptions
 from g2d_edge.video import FaceTracker, TrackingOptions
 from g2d_edge.video.tracking import TrackState, Vote
 
@@ -55,14 +54,15 @@ def _centre_owner(box, t: int) -> str:
 
 def test_track_ids_are_stable_and_names_do_not_flicker(video):
     frames, names, faces = video
-    with Recognizer(options=RecognizerOptions(track=True)) as rec:
+    tracker = FaceTracker()
+    with Recognizer() as rec:
         for key, face in faces.items():
             rec.enroll(names[key], face)
         tracks: Dict[str, List[int]] = {"A": [], "B": [], "C": []}
         named: Dict[str, List[str]] = {"A": [], "B": [], "C": []}
         embedded = 0
         for t, frame in enumerate(frames):
-            for r in rec.identify(frame):
+            for r in rec.identify(frame, tracker):
                 owner = _centre_owner(r.box, t)
                 assert owner != "?", f"frame {t}: a face where nobody is"
                 if r.track_id is None:  # ByteTrack confirms a new track on its second frame
@@ -90,20 +90,20 @@ def test_track_ids_are_stable_and_names_do_not_flicker(video):
 
 def test_without_tracking_every_face_is_embedded_every_frame(video):
     frames, _, _ = video
-    with Recognizer() as rec:  # IMAGE mode: independent photos, no tracks
+    with Recognizer() as rec:  # no tracker: independent photos, no tracks
         results = rec.identify(frames[0])
         assert results and all(r.track_id is None for r in results)
         assert rec.last_faces_embedded == len(results)
 
 
-def test_reset_tracks_forgets_every_track(video):
+def test_a_new_tracker_is_a_new_scene(video):
     frames, _, _ = video
-    with Recognizer(options=RecognizerOptions(track=True)) as rec:
-        n = len(rec.identify(frames[0]))
-        rec.identify(frames[1])
+    with Recognizer() as rec:
+        tracker = FaceTracker()
+        n = len(rec.identify(frames[0], tracker))
+        rec.identify(frames[1], tracker)
         assert rec.last_faces_embedded == 0  # the same tracks: nothing to recognise again yet
-        rec.reset_tracks()
-        again = rec.identify(frames[0])
+        again = rec.identify(frames[0], FaceTracker())
         assert len(again) == n and rec.last_faces_embedded == n  # a new video: every face is new again
 
 
