@@ -71,16 +71,25 @@ def api_router(state: Any, writer: Callable[..., Any]) -> APIRouter:
     return router
 
 
+async def _checked_uploads(request: Request, count: int, pixels: int, wrong_count: str) -> List[Any]:
+    """The request's `count` images, each within the size and pixel limits; 422 with `wrong_count` (its `{got}`:
+    how many came) when another number of images was sent."""
+    uploads, _ = await request_uploads(request)
+    if len(uploads) != count:
+        raise HTTPException(422, wrong_count.format(got=len(uploads)))
+    for upload in uploads:
+        check_upload(upload, pixels)
+    return uploads
+
+
 def _recognition_routes(router: APIRouter, state: Any) -> None:
     pixels = state.options.max_image_pixels
 
     @router.post("/identify", tags=["recognition"], openapi_extra=_IMAGE_BODY,
                  summary="Name every face of one photo (same JSON as `g2d identify --json`)")
     async def identify(request: Request) -> Dict[str, Any]:
-        uploads, _ = await request_uploads(request)
-        if len(uploads) != 1:
-            raise HTTPException(422, f"send exactly one image (got {len(uploads)}): curl -F image=@photo.jpg")
-        check_upload(uploads[0], pixels)
+        uploads = await _checked_uploads(request, 1, pixels, "send exactly one image (got {got}): "
+                                                              "curl -F image=@photo.jpg")
 
         def job(rec: Any) -> Dict[str, Any]:
             image = decode_upload(uploads[0], pixels)
@@ -94,11 +103,8 @@ def _recognition_routes(router: APIRouter, state: Any) -> None:
     @router.post("/verify", tags=["recognition"], openapi_extra=_VERIFY_BODY,
                  summary="Are the largest faces of two photos the same person?")
     async def verify(request: Request) -> Dict[str, Any]:
-        uploads, _ = await request_uploads(request)
-        if len(uploads) != 2:
-            raise HTTPException(422, f"send exactly two images, image_a and image_b (got {len(uploads)})")
-        for upload in uploads:
-            check_upload(upload, pixels)
+        uploads = await _checked_uploads(request, 2, pixels, "send exactly two images, image_a and image_b "
+                                                              "(got {got})")
 
         def job(rec: Any) -> Dict[str, Any]:
             images = [decode_upload(u, pixels) for u in uploads]
