@@ -184,7 +184,7 @@ def load_backend(model: Union[str, Path], backend: str = "auto", options: Option
             if name != "auto" or exc.__cause__ is None:  # only OpenVINO's own failure to run the graph falls back
                 raise
             log.warning("OpenVINO cannot run %s (%s); backend auto -> onnxruntime instead", path.name, exc)
-            return OnnxRuntimeBackend(path, opts.onnxruntime)
+            return OnnxRuntimeBackend(path, opts.onnxruntime, sidecar)
     if engine is None:
         if not opts.build_engine:
             raise ModelError(f"no TensorRT engine for {path.name} on this GPU; build one with `g2d-export trt "
