@@ -96,18 +96,22 @@ class StrangerCohort:
     """Embeddings of stranger photos (people enrolled nowhere), per probe kind, stored with an open-set calibration
     so that the SDK can measure how often strangers would be named by the gallery at hand
     (`g2d_edge.openset.cohort`): `clean` and `masked` are base64 of row-major float16 (N, `dim`) arrays,
-    L2-normalised; `people`: how many people the photos show (a measure of how far the cohort can be trusted)."""
+    L2-normalised; `people`: how many people the photos show; `groups`: per kind, the person (0 to people - 1) of each
+    row, so that a cohort person who is enrolled in the gallery after all is recognised as such and left out (empty:
+    unknown, each photo is judged alone)."""
 
     dim: int
     clean: str
     masked: str
     people: int = 0
+    groups: Dict[str, List[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_fields(self, {
             "dim": _is_int(1), "people": _is_int(0),
             "clean": (self._rows_ok, f"base64 of float16 rows of {self.dim} finite values"),
             "masked": (self._rows_ok, f"base64 of float16 rows of {self.dim} finite values"),
+            "groups": (self._groups_ok, "per kind, a list of whole numbers in [0, people), one per row (or {})"),
         }, "model sidecar open_set cohort", "rebuild the calibration with g2d-train calibrate or g2d calibrate")
 
     def _rows_ok(self, text: Any) -> bool:
@@ -117,6 +121,24 @@ class StrangerCohort:
             return False
         return rows.shape[0] >= 1 and bool(np.isfinite(rows).all())
 
+    def _groups_ok(self, groups: Any) -> bool:
+        if not isinstance(groups, dict) or not set(groups) <= set(PROBE_KINDS):
+            return False
+        for kind, who in groups.items():
+            try:
+                rows = _decode_rows(getattr(self, kind), self.dim).shape[0]
+            except (TypeError, ValueError, binascii.Error):
+                return True  # the rows' own rule names the problem
+            if not isinstance(who, list) or len(who) != rows \
+                    or not all(_is_int(0)[0](w) and w < max(self.people, 1) for w in who):
+                return False
+        return True
+
+    def person_of(self, kind: str) -> np.ndarray:
+        """The person index of each row of `kind` (each row its own person when the cohort does not say)."""
+        who = self.groups.get(kind)
+        return np.asarray(who, dtype=np.int64) if who else np.arange(self.embeddings(kind).shape[0])
+
     def embeddings(self, kind: str) -> np.ndarray:
         """The (N, dim) float32 embeddings of one probe kind ("clean", "masked")."""
         if kind not in PROBE_KINDS:
@@ -124,14 +146,17 @@ class StrangerCohort:
         return _decode_rows(getattr(self, kind), self.dim).astype(np.float32)
 
     @classmethod
-    def of(cls, embeddings: Dict[str, np.ndarray], people: int) -> "StrangerCohort":
-        """A cohort from {kind: (N, D) embeddings} (L2-normalised here, stored as float16)."""
+    def of(cls, embeddings: Dict[str, np.ndarray], people: int,
+           groups: Optional[Dict[str, Any]] = None) -> "StrangerCohort":
+        """A cohort from {kind: (N, D) embeddings} (L2-normalised here, stored as float16) and, optionally, the person
+        (0 to people - 1) of each row per kind."""
         coded = {}
         for kind in PROBE_KINDS:
             rows = np.asarray(embeddings[kind], dtype=np.float64)
             rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
             coded[kind] = base64.b64encode(rows.astype("<f2").tobytes()).decode("ascii")
-        return cls(int(np.asarray(embeddings["clean"]).shape[1]), coded["clean"], coded["masked"], int(people))
+        listed = {k: [int(w) for w in v] for k, v in (groups or {}).items()}
+        return cls(int(np.asarray(embeddings["clean"]).shape[1]), coded["clean"], coded["masked"], int(people), listed)
 
 
 def _decode_rows(text: Any, dim: int) -> np.ndarray:

@@ -95,13 +95,20 @@ def calibration_embeddings(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray
     return getattr(sets["people"], kind)[calibration_rows(sets, kind)]
 
 
+def calibration_people(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
+    """The person (0 to the number of calibration people - 1) of each stranger probe of `kind`."""
+    labels = sets["people"].labels[calibration_rows(sets, kind)]
+    return np.unique(labels, return_inverse=True)[1]
+
+
 def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True,
                    fusion: str = "max") -> OpenSetCalibration:
     """The open-set calibration of one model's embeddings (calibration part only), for the gallery search `fusion`
     ("max": an identity scores its best template; "mean": its one mean template)."""
     scores, distractors, counts = calibration_probes(sets, same_domain, fusion)
     people = len(od.halves(len(sets["people"].people))[0])
-    cohort = StrangerCohort.of({k: calibration_embeddings(sets, k) for k in PROBE_KINDS}, people)
+    cohort = StrangerCohort.of({k: calibration_embeddings(sets, k) for k in PROBE_KINDS}, people,
+                               {k: calibration_people(sets, k) for k in PROBE_KINDS})
     source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
               f"clean, and {counts['masked']} of them with a synthetic mask; impostor templates: the other people's "
               f"{'mean templates of 1-5 photos' if fusion == 'mean' else 'photos'} and {distractors} faces-pool faces "

@@ -71,15 +71,21 @@ def _folder_embeddings(rec: Any, people: Sequence[Tuple[str, Sequence[Path]]], m
     return embed(clean), np.array(clean_who), embed(masked), np.array(masked_who), skipped
 
 
-def _folder_cohort(clean: np.ndarray, masked: np.ndarray, masks: bool, sidecar: ModelSidecar,
-                   people: int) -> StrangerCohort:
+def _folder_cohort(clean: Tuple[np.ndarray, np.ndarray], masked: Tuple[np.ndarray, np.ndarray], masks: bool,
+                   sidecar: ModelSidecar, people: int) -> StrangerCohort:
     """The folder's photos as the stranger cohort (`g2d_edge.openset.cohort`); without masks, the model's masked
     cohort is kept where it has one (else the clean photos stand in for masked ones, as in the table)."""
     shipped = None if sidecar.open_set is None else sidecar.open_set.cohort
     if masks:
-        return StrangerCohort.of({"clean": clean, "masked": masked}, people)
-    kept = shipped.embeddings("masked") if shipped is not None else clean
-    return StrangerCohort.of({"clean": clean, "masked": kept}, people)
+        return StrangerCohort.of({"clean": clean[0], "masked": masked[0]}, people,
+                                 {"clean": clean[1], "masked": masked[1]})
+    if shipped is None:
+        return StrangerCohort.of({"clean": clean[0], "masked": clean[0]}, people,
+                                 {"clean": clean[1], "masked": clean[1]})
+    # the model's masked photos are of other people than the folder's: number them after the folder's
+    kept = shipped.person_of("masked")
+    return StrangerCohort.of({"clean": clean[0], "masked": shipped.embeddings("masked")}, people + int(kept.max()) + 1,
+                             {"clean": clean[1], "masked": kept + people})
 
 
 def _copy_paths(model: Path, output: Path) -> Tuple[Path, Path]:
@@ -134,7 +140,8 @@ def calibrate_folder(people_dir: Union[str, Path], output: Union[str, Path], mod
     text = (f"g2d calibrate: {len(clean)} photos of {len(people)} people in {people_dir}"
             + (", each also with a synthetic mask" if masks else ""))
     calibration = build_calibration(scores, measured, sidecar.embedding_space, text,
-                                    cohort=_folder_cohort(clean, masked, masks, sidecar, len(people)))
+                                    cohort=_folder_cohort((clean, clean_who), (masked, masked_who), masks, sidecar,
+                                                          len(people)))
     if not masks and sidecar.open_set is not None:  # keep the shipped masked table
         calibration = dataclasses.replace(calibration, thresholds={**calibration.thresholds,
                                                                    "masked": sidecar.open_set.thresholds["masked"]})

@@ -188,6 +188,13 @@ class GallerySize:
         return size
 
 
+def mate_level(calibration: OpenSetCalibration) -> float:
+    """The median score from which a stranger cohort person who finds the same enrolled identity first is taken to
+    be that person (`g2d_edge.openset.cohort.enrolled_people`): the size table's clean threshold at its lowest FPIR
+    (0.01 %) for one template."""
+    return OpenSetRule(calibration, calibration.fpir[0]).threshold(1, "clean")
+
+
 def decide_threshold(manual: Optional[float], gallery_threshold: Optional[float], rule: Optional[OpenSetRule],
                      model_threshold: float, size: Callable[[], Tuple[int, int]],
                      kind: Optional[str] = None,
@@ -221,7 +228,8 @@ class Thresholds:
         self.manual = manual  # checked by RecognizerOptions / the Recognizer.threshold setter
         self.rule = None if sidecar.open_set is None else OpenSetRule(sidecar.open_set, target_fpir)
         cohort = None if sidecar.open_set is None else sidecar.open_set.cohort
-        self.cohort = None if cohort is None else CohortThresholds(cohort, target_fpir)
+        self.cohort = None if cohort is None else CohortThresholds(cohort, target_fpir,
+                                                                    mate_level(sidecar.open_set))
         self.model_threshold = float(sidecar.threshold)
         self.size = GallerySize()
 

@@ -59,10 +59,13 @@ def test_the_threshold_rises_as_the_gallery_grows_and_follows_every_change(sidec
         assert "measured on this gallery" in decision.describe()
         seen.append(decision.threshold)
     assert seen == sorted(seen) and seen[0] < seen[-1]
-    # a template right among the strangers: the threshold must rise at once, though the gallery's size
-    # hardly changes; removing it brings the threshold back
+    # templates right among the strangers: the threshold must rise at once, though the gallery's size hardly
+    # changes; removing them brings the threshold back
+    gallery = Gallery()
+    gallery.add("someone", unit(rng.normal(size=(2, DIM))))
     before = thresholds.decide(gallery, "clean").threshold
-    gallery.add("look-alike", strangers(seed=2)[:40])
+    noise = 0.7 * unit(np.random.default_rng(8).normal(size=(40, DIM)))
+    gallery.add("look-alike", unit(strangers(seed=2)[:40] + noise))  # near 40 cohort photos, not them
     assert thresholds.decide(gallery, "clean").threshold > before + 0.05
     gallery.remove("look-alike")
     assert thresholds.decide(gallery, "clean").threshold == pytest.approx(before)
@@ -172,3 +175,51 @@ def test_the_shipped_default_model_measures_its_galleries():
     assert m.cohort is not None and m.cohort.people == 20
     assert all(m.cohort.embeddings(k).shape == (412, 128) for k in ("clean", "masked"))
     assert s.cohort is None
+
+
+def clustered_cohort(people=40, photos=10, dim=64, seed=0):
+    """Photos of `people` people (each a tight cluster around its own direction), with their person per row."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(people, dim)))
+    rows = unit(np.repeat(centres, photos, axis=0) + 0.06 * rng.normal(size=(people * photos, dim)))
+    return rows, np.repeat(np.arange(people), photos)
+
+
+def test_cohort_people_enrolled_after_all_are_left_out_not_counted_as_strangers():
+    """`g2d calibrate` run on the very people then enrolled: their cohort photos match their own templates far
+    above any stranger; counted as strangers they would push the threshold to 1 and nobody would be named."""
+    dim = 64
+    rows, who = clustered_cohort(dim=dim)
+    cohort = StrangerCohort.of({"clean": rows, "masked": rows}, 40, {"clean": who, "masked": who})
+    rng = np.random.default_rng(1)
+    scores = [rng.normal(0.0, 1 / np.sqrt(dim), 1000) for _ in range(200)]
+    calibration = build_calibration({"clean": scores, "masked": scores}, 1000, "space-y", "tests", cohort=cohort)
+    sidecar = ModelSidecar(name="m", embedding_dim=dim, num_classes=0, embedding_space="space-y", weights_sha256="",
+                           open_set=calibration)
+    thresholds = Thresholds(sidecar, None, 0.05)
+    gallery = Gallery()
+    for i in range(10):
+        gallery.add(f"other{i}", unit(rng.normal(size=(2, dim))))
+    strangers_only = thresholds.decide(gallery, "clean").threshold
+    for person in range(5):  # five cohort people enrolled, with two of their photos
+        gallery.add(f"cohort{person}", rows[who == person][:2])
+    decision = thresholds.decide(gallery, "clean")
+    assert decision.method == "gallery cohort" and thresholds.cohort.left_out["clean"] == 50
+    assert decision.threshold < 0.6 and decision.threshold == pytest.approx(strangers_only, abs=0.05)
+    # without the rule the same gallery would name no one
+    blind = CohortThresholds(cohort, 0.05)
+    assert blind.threshold(gallery, "clean", (len(gallery), gallery.num_templates)) > decision.threshold + 0.3
+
+
+def test_a_new_gallery_of_the_same_size_is_measured_afresh():
+    """The cache holds the gallery itself, so a new gallery object (even one that reuses a freed one's id()) with
+    the same counts and change count is measured again."""
+    rows, who = clustered_cohort()
+    thresholds = CohortThresholds(StrangerCohort.of({"clean": rows, "masked": rows}, 40), 0.01)
+    far = Gallery()
+    far.add("far", unit(np.random.default_rng(7).normal(size=(1, 64))))
+    low = thresholds.threshold(far, "clean", (1, 1))
+    del far
+    near = Gallery()
+    near.add("near", rows[:1])  # a look-alike of one cohort person: 10 of 400 photos score about 1
+    assert thresholds.threshold(near, "clean", (1, 1)) > low + 0.3
