@@ -7,7 +7,8 @@ calibration part and a test part. Only the **test part** is used here; the calib
 was built on the other part (`g2d-train calibrate`, the one in its sidecar; SFace's is built the same way here).
 
 **Galleries** (test part): 10 of the 20 test people are enrolled with their first 1, 3 or 5 clean photos (the
-other 10 are strangers; then the roles swap: two folds), plus faces-pool distractors (one template each) up to 10,
+other 10 are strangers; then the roles swap), for 10 seeded random halvings (20 folds, `SPLITS`), plus faces-pool
+distractors (one template each) up to 10,
 100, 1,000 or 10,000 identities. The test part holds 5,844 distractor faces (5,841 with a face found); the 10,000
 gallery adds the mirror images (left-right flipped aligned crops) of 4,149 of them, near-duplicates of faces already
 there, so it is not as hard as 10,000 distinct people would be.
@@ -15,9 +16,11 @@ there, so it is not as hard as 10,000 distinct people would be.
 and masked; faces-pool faces are not probes (the pool holds a few faces of the same person, `train/calibrate.py`). A probe without a detected face is a miss (mated) and names no one (non-mated).
 
 **Scores**: FNIR at FPIR 1 % and 0.1 % at the best threshold for that gallery found on the test data itself (what
-calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` derives for the
-gallery's size at the default target FPIR 1 %, from each probe's mask flag (the shipped classifier), measured FPIR and
-FNIR; for contrast the old gallery-blind threshold (the sidecar's one-comparison threshold, OpenCV's 0.363 for SFace).
+calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` decides for the
+gallery at the default target FPIR 1 % (measured on each fold's gallery, a real `Gallery`, with the calibration's
+stranger cohort: `g2d_edge.openset.cohort`), by each probe's mask flag (the shipped classifier), measured FPIR and
+FNIR; for contrast the calibration's table by gallery size alone (`size_table`, the rule before the cohort) and the
+old gallery-blind threshold (the sidecar's one-comparison threshold, OpenCV's 0.363 for SFace).
 An identity scores its best template ("max", the gallery's search); "mean" (one renormalised mean template per
 identity) is scored alongside, at the best threshold and at the SDK's defaults with a calibration made for it by the
 same tool (`train.calibrate.calibrate_sets(fusion="mean")`: stranger probes against mean templates of 1-5 photos of
@@ -46,7 +49,9 @@ from benchmarks.peers import SFACE_COSINE_THRESHOLD  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.masks.flag import MaskFlag  # noqa: E402
-from g2d_edge.openset import DEFAULT_TARGET_FPIR, OpenSetRule  # noqa: E402
+from g2d_edge.gallery.file import Gallery  # noqa: E402
+from g2d_edge.openset import DEFAULT_TARGET_FPIR, CohortThresholds, OpenSetRule, threshold_from_best  # noqa: E402
+from g2d_edge.openset.rule import decide_threshold, mate_level  # noqa: E402
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, sidecar_path_for  # noqa: E402
 from train import openset_data as od  # noqa: E402
 from train.calibrate import calibrate_sets  # noqa: E402
@@ -63,6 +68,10 @@ FPIRS = (0.01, 0.001)
 #: the probe's scores against an impostor cohort, the calibration part's pool faces ("cohort", Z-norm on the probe).
 FUSIONS = ("max", "mean", "margin", "cohort")
 DISTRACTOR_SEED = 5
+#: The test people are halved at random this many times (enrolled / strangers, then the roles swap): 20 galleries
+#: per cell, so that no single look-alike pair of people decides a figure.
+SPLITS = 10
+SPLIT_SEED = 7
 
 
 @dataclass
@@ -118,21 +127,53 @@ def identity_scores(probes: np.ndarray, gallery: List[np.ndarray], fusion: str) 
 
 @dataclass
 class Trial:
-    """Top identity and score of every mated and non-mated probe of one gallery, with each probe's SDK threshold."""
+    """Top identity and score of every mated and non-mated probe of one gallery, with each probe's SDK threshold
+    (measured on the gallery with the calibration's stranger cohort) and the size table's (the rule without it)."""
 
     mated_score: np.ndarray
     mated_right: np.ndarray
     mated_threshold: np.ndarray
     stranger_score: np.ndarray
     stranger_threshold: np.ndarray
-    mated_alt: np.ndarray  # the thresholds of the pool-only calibration (comparison)
+    mated_alt: np.ndarray  # the thresholds of the calibration's table by gallery size (comparison)
     stranger_alt: np.ndarray
 
 
-def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], size: int, k: int, kind: str,
-             fusion: str, rules: Tuple[OpenSetRule, OpenSetRule], distractors: np.ndarray,
-             cohort: Dict[str, np.ndarray]) -> Trial:
-    people = sets["people"]
+@dataclass
+class Rules:
+    """The open-set rule of one gallery fusion: the calibration's table by size and its stranger cohort."""
+
+    table: OpenSetRule
+    cohort: Optional[CohortThresholds]
+
+
+def sdk_thresholds(gallery: List[np.ndarray], rules: Rules, fusion: str) -> Tuple[Dict[bool, float], Dict[bool, float]]:
+    """({masked flag: threshold} the SDK decides for this gallery, the same from the size table alone). "max": through
+    the SDK itself (a `Gallery` holding the templates, `decide_threshold` as `Thresholds` calls it); "mean" (not the
+    SDK's search): the cohort's best scores against the renormalised mean templates, by the same estimator."""
+    counts = (len(gallery), sum(len(t) for t in gallery) if fusion == "max" else len(gallery))
+    table = {f: rules.table.threshold(counts[1], "masked" if f else "clean") for f in (False, True)}
+    if rules.cohort is None:
+        return table, table
+    if fusion == "max":
+        g = Gallery()
+        g.add_many({f"id{i}": t for i, t in enumerate(gallery)})
+        measure = lambda kind, n: rules.cohort.threshold(g, kind, n)  # noqa: E731
+    else:
+        def measure(kind: str, n: Tuple[int, int]) -> Optional[float]:
+            if not rules.cohort.usable(kind):
+                return None
+            best = identity_scores(rules.cohort.embeddings[kind], gallery, "mean").max(axis=1)
+            return threshold_from_best(best, rules.cohort.target_fpir)
+    sdk = {f: decide_threshold(None, None, rules.table, 0.0, lambda: counts, "masked" if f else "clean",
+                               measure).threshold for f in (False, True)}
+    return sdk, table
+
+
+def fold_gallery(people: od.FaceSet, enrolled: Sequence[int], k: int, size: int, distractors: np.ndarray
+                 ) -> Tuple[List[np.ndarray], List[int], List[int]]:
+    """(templates per identity, mated probe rows, their identity slot): the first `k` usable clean photos of each
+    enrolled person, then distractors (one template each) up to `size` identities."""
     gallery, probe_rows, probe_owner = [], [], []
     for slot, person in enumerate(enrolled):
         rows = np.flatnonzero(people.labels == person)
@@ -142,17 +183,22 @@ def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], siz
         probe_rows += rest
         probe_owner += [slot] * len(rest)
     gallery += [d[None] for d in distractors[:size - len(enrolled)]]
-    n_templates = sum(len(t) for t in gallery) if rules[0].calibration.fusion == "max" else len(gallery)
+    return gallery, probe_rows, probe_owner
+
+
+def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], size: int, k: int, kind: str,
+             fusion: str, rules: Rules, distractors: np.ndarray, cohort: Dict[str, np.ndarray],
+             thresholds: Tuple[Dict[bool, float], Dict[bool, float]]) -> Trial:
+    people = sets["people"]
+    gallery, probe_rows, probe_owner = fold_gallery(people, enrolled, k, size, distractors)
     emb = getattr(people, kind)
     stranger_rows = np.flatnonzero(np.isin(people.labels, list(strangers)))
-    stranger_emb, stranger_flag = emb[stranger_rows], flags[kind][stranger_rows]
     template_fusion = "mean" if fusion == "mean" else "max"
     mated = identity_scores(emb[probe_rows], gallery, template_fusion)
-    strangers_scores = identity_scores(stranger_emb, gallery, template_fusion)
+    strangers_scores = identity_scores(emb[stranger_rows], gallery, template_fusion)
     best = np.argmax(mated, axis=1)
-    per_rule = [{f: r.threshold(n_templates, "masked" if f else "clean") for f in (False, True)} for r in rules]
-    mated_t, stranger_t = [[np.array([t[bool(f)] for f in fl]) for t in per_rule]
-                           for fl in (flags[kind][probe_rows], stranger_flag)]
+    mated_t, stranger_t = [[np.array([t[bool(f)] for f in flags[kind][rows]]) for t in thresholds]
+                           for rows in (probe_rows, stranger_rows)]
     return Trial(decision_score(mated, fusion, cohort[kind][np.array(probe_rows)]), best == np.array(probe_owner),
                  mated_t[0], decision_score(strangers_scores, fusion, cohort[kind][stranger_rows]), stranger_t[0],
                  mated_t[1], stranger_t[1])
@@ -203,8 +249,8 @@ def score(trial: Trial, old_threshold: float) -> Dict:
     out["sdk"] = {"fpir": float(np.mean(trial.stranger_score >= trial.stranger_threshold)),
                   "fnir": fnir(trial.mated_threshold),
                   "threshold_mean": float(np.mean(trial.stranger_threshold))}
-    out["pool_only_calibration"] = {"fpir": float(np.mean(trial.stranger_score >= trial.stranger_alt)),
-                                    "fnir": fnir(trial.mated_alt)}
+    out["size_table"] = {"fpir": float(np.mean(trial.stranger_score >= trial.stranger_alt)),
+                         "fnir": fnir(trial.mated_alt)}
     out["old_threshold"] = {"threshold": old_threshold, "fpir": float(np.mean(trial.stranger_score >= old_threshold)),
                             "fnir": fnir(old_threshold)}
     return out
@@ -223,11 +269,10 @@ def model_list(models: Sequence[Tuple[str, Path]], sface: Optional[Path]) -> Lis
     return list(models) + ([("sface", sface)] if sface is not None else [])
 
 
-def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]
-              ) -> Tuple[Dict[str, Tuple[OpenSetRule, OpenSetRule]], float, str]:
-    """({gallery fusion: (the model's open-set rule at the default target FPIR, the pool-only calibration's)}, its
-    old one-comparison threshold, where the calibration comes from). The sidecar's calibration serves its own fusion;
-    the other fusion's is built in this run by the same tool (train/calibrate.py)."""
+def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[Dict[str, Rules], float, str]:
+    """({gallery fusion: the model's open-set rule at the default target FPIR}, its old one-comparison threshold,
+    where the calibration comes from). The sidecar's calibration serves its own fusion; the other fusion's (and
+    SFace's) is built in this run by the same tool (train/calibrate.py)."""
     sidecar = None if label == "sface" else ModelSidecar.load(sidecar_path_for(path))
     space = "sface" if sidecar is None else sidecar.embedding_space
     shipped = None if sidecar is None else sidecar.open_set
@@ -235,29 +280,31 @@ def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]
     for fusion in ("max", "mean"):
         calibration = shipped if shipped is not None and shipped.fusion == fusion else \
             calibrate_sets(sets, space, fusion=fusion)
-        pool_only = calibrate_sets(sets, space, same_domain=False, fusion=fusion)
-        rules[fusion] = (OpenSetRule(calibration, DEFAULT_TARGET_FPIR), OpenSetRule(pool_only, DEFAULT_TARGET_FPIR))
+        cohort = None if calibration.cohort is None else \
+            CohortThresholds(calibration.cohort, DEFAULT_TARGET_FPIR, mate_level(calibration))
+        rules[fusion] = Rules(OpenSetRule(calibration, DEFAULT_TARGET_FPIR), cohort)
     where = ("the model sidecar's open_set (fusion " + shipped.fusion + "); the other fusion's built in this run"
              if shipped is not None else "built in this run (train/calibrate.py)")
     old = SFACE_COSINE_THRESHOLD if sidecar is None else float(sidecar.threshold)
     return rules, old, where
 
 
-def evaluate_model(sets, flags, rules: Dict[str, Tuple[OpenSetRule, OpenSetRule]], old: float, folds, sizes,
-                   curves: Dict) -> Dict:
+def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, sizes, curves: Dict) -> Dict:
     distractors = distractor_rows(sets, max(sizes))
     cohort = cohort_stats(sets)
     out: Dict = {}
     for fusion in FUSIONS:
+        rule = rules["mean" if fusion == "mean" else "max"]
         for size in sizes:
             for k in TEMPLATES:
+                galleries = [fold_gallery(sets["people"], enrolled, k, size, distractors)[0] for enrolled, _ in folds]
+                thresholds = [sdk_thresholds(g, rule, "mean" if fusion == "mean" else "max") for g in galleries]
                 for kind in PROBE_KINDS:
-                    rule = rules["mean" if fusion == "mean" else "max"]
                     trial = merge([run_fold(sets, flags, enrolled, strangers, size, k, kind, fusion, rule,
-                                            distractors, cohort) for enrolled, strangers in folds])
+                                            distractors, cohort, t) for (enrolled, strangers), t in zip(folds, thresholds)])
                     cell = score(trial, old)
                     if fusion not in rules:  # calibrations are made for the two gallery fusions only
-                        for key in ("sdk", "old_threshold", "pool_only_calibration"):
+                        for key in ("sdk", "old_threshold", "size_table"):
                             cell.pop(key)
                     out.setdefault(fusion, {}).setdefault(str(size), {}).setdefault(str(k), {})[kind] = cell
                     if fusion == "max" and k in (1, 5):
@@ -265,12 +312,23 @@ def evaluate_model(sets, flags, rules: Dict[str, Tuple[OpenSetRule, OpenSetRule]
     return out
 
 
+def stranger_folds(test: Sequence[int], splits: int = SPLITS, seed: int = SPLIT_SEED) -> List[Tuple[List[int], List[int]]]:
+    """(enrolled, strangers) per fold: `splits` seeded random halvings of the test people, each used both ways."""
+    rng = np.random.default_rng(seed)
+    folds = []
+    for _ in range(splits):
+        order = [int(test[i]) for i in rng.permutation(len(test))]
+        half = len(order) // 2
+        folds += [(order[:half], order[half:]), (order[half:], order[:half])]
+    return folds
+
+
 def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequence[int] = GALLERY_SIZES) -> Dict:
     p_crops, _, people, _ = od.people_crops()
     q_crops, pool_files = od.pool_crops()
     flags = mask_flags(p_crops)
     test = [int(i) for i in od.halves(len(people))[1]]
-    folds = [(test[0::2], test[1::2]), (test[1::2], test[0::2])]
+    folds = stranger_folds(test)
     results, curves, meta_models = {}, {}, {}
     for label, path in model_list(models, sface):
         embed, dim = od.model_embedder(label, path)
@@ -279,13 +337,14 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
         curves[label] = {}
         results[label] = evaluate_model(sets, flags, rules, old, folds, sizes, curves[label])
         meta_models[label] = {"file": path.name, "calibration": where, "old_threshold": old,
-                              "calibration_source": {f: r[0].calibration.source for f, r in rules.items()},
-                              "sdk_threshold_at_1000": {f: {k: round(r[0].threshold(1000, k), 4) for k in PROBE_KINDS}
+                              "calibration_source": {f: r.table.calibration.source for f, r in rules.items()},
+                              "size_table_threshold_at_1000": {f: {k: round(r.table.threshold(1000, k), 4) for k in PROBE_KINDS}
                                                         for f, r in rules.items()}}
         log.info("%s done", label)
     parts = od.pool_parts(pool_files)
     meta = {"machine": machine_info(gpu=False), "load_average_at_start": os.getloadavg()[0], "models": meta_models,
             "target_fpir": DEFAULT_TARGET_FPIR, "test_people": len(test), "enrolled_per_fold": len(folds[0][0]),
+            "folds": len(folds),
             "gallery_sizes": list(sizes), "templates": list(TEMPLATES),
             "distractors": {"distinct_faces": int(q_crops.ok_clean[parts["test"]].sum()),
                             "note": "faces-pool test part (one template each, distinct first, in a seeded order); "
@@ -306,23 +365,23 @@ def report(out: Dict) -> str:
     lines = [f"Machine: {machine_line(meta['machine'])}; load average {meta['load_average_at_start']:.1f} at the start "
              "(2 cores shared with other jobs)",
              f"Test part: {meta['test_people']} held-out people ({meta['enrolled_per_fold']} enrolled, the others "
-             f"strangers, two folds), {d['distinct_faces']} distinct distractor faces (the 10,000 gallery: "
+             f"strangers, {meta['folds']} folds: random halvings, both ways), {d['distinct_faces']} distinct distractor faces (the 10,000 gallery: "
              f"{max(0, 9990 - d['distinct_faces'])} mirror images added). Each cell: clean / masked probes.", ""]
     for label, per in out["results"].items():
         m = meta["models"][label]
         lines += [f"### {label} (calibration: {m['calibration']}; old threshold {m['old_threshold']:.3f})", "",
                   "| identities | templates | FNIR @ FPIR 1 % | FNIR @ FPIR 0.1 % | SDK default: FPIR "
-                  "| SDK default: FNIR | pool-only calibration: FPIR / FNIR | old threshold: FPIR "
+                  "| SDK default: FNIR | size table alone: FPIR / FNIR | old threshold: FPIR "
                   "| FNIR @ FPIR 1 %: mean template | margin | cohort norm "
-                  "| mean template, its own calibration: FPIR / FNIR |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| mean template, SDK-style threshold measured with the cohort: FPIR / FNIR |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for size, by_k in per["max"].items():
             for k, cell in by_k.items():
                 others = " | ".join(_pair(per[f][size][k], "fnir_at_fpir_0.01") for f in FUSIONS[1:])
                 mean = per["mean"][size][k]
                 lines.append(f"| {int(size):,} | {k} | {_pair(cell, 'fnir_at_fpir_0.01')} | "
                              f"{_pair(cell, 'fnir_at_fpir_0.001')} | {_pair(cell, 'fpir', 'sdk')} | "
-                             f"{_pair(cell, 'fnir', 'sdk')} | {_pair(cell, 'fpir', 'pool_only_calibration')} ; "
-                             f"{_pair(cell, 'fnir', 'pool_only_calibration')} | "
+                             f"{_pair(cell, 'fnir', 'sdk')} | {_pair(cell, 'fpir', 'size_table')} ; "
+                             f"{_pair(cell, 'fnir', 'size_table')} | "
                              f"{_pair(cell, 'fpir', 'old_threshold')} | "
                              f"{others} | {_pair(mean, 'fpir', 'sdk')} ; {_pair(mean, 'fnir', 'sdk')} |")
         lines.append("")

@@ -6,6 +6,8 @@ is made or read: a damaged or hand-edited sidecar is a ModelError saying which f
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -89,6 +91,82 @@ def _ascending(values: Any, low: float, high: float, whole: bool = False) -> boo
     ok = _is_int(1)[0] if whole else _is_real(low, high)[0]
     return all(ok(v) and low <= v <= high for v in values) and all(a < b for a, b in zip(values, values[1:]))
 
+@dataclass(frozen=True)
+class StrangerCohort:
+    """Embeddings of stranger photos (people enrolled nowhere), per probe kind, stored with an open-set calibration
+    so that the SDK can measure how often strangers would be named by the gallery at hand
+    (`g2d_edge.openset.cohort`): `clean` and `masked` are base64 of row-major float16 (N, `dim`) arrays,
+    L2-normalised; `people`: how many people the photos show; `groups`: per kind, the person (0 to people - 1) of each
+    row, so that a cohort person who is enrolled in the gallery after all is recognised as such and left out (empty:
+    unknown, each photo is judged alone)."""
+
+    dim: int
+    clean: str
+    masked: str
+    people: int = 0
+    groups: Dict[str, List[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_fields(self, {
+            "dim": _is_int(1), "people": _is_int(0),
+            "clean": (self._rows_ok, f"base64 of float16 rows of {self.dim} finite values"),
+            "masked": (self._rows_ok, f"base64 of float16 rows of {self.dim} finite values"),
+            "groups": (self._groups_ok, "per kind, a list of whole numbers in [0, people), one per row (or {})"),
+        }, "model sidecar open_set cohort", "rebuild the calibration with g2d-train calibrate or g2d calibrate")
+
+    def _rows_ok(self, text: Any) -> bool:
+        try:
+            rows = _decode_rows(text, self.dim)
+        except (TypeError, ValueError, binascii.Error):
+            return False
+        return rows.shape[0] >= 1 and bool(np.isfinite(rows).all())
+
+    def _groups_ok(self, groups: Any) -> bool:
+        if not isinstance(groups, dict) or not set(groups) <= set(PROBE_KINDS):
+            return False
+        for kind, who in groups.items():
+            try:
+                rows = _decode_rows(getattr(self, kind), self.dim).shape[0]
+            except (TypeError, ValueError, binascii.Error):
+                return True  # the rows' own rule names the problem
+            if not isinstance(who, list) or len(who) != rows \
+                    or not all(_is_int(0)[0](w) and w < max(self.people, 1) for w in who):
+                return False
+        return True
+
+    def person_of(self, kind: str) -> np.ndarray:
+        """The person index of each row of `kind` (each row its own person when the cohort does not say)."""
+        who = self.groups.get(kind)
+        return np.asarray(who, dtype=np.int64) if who else np.arange(self.embeddings(kind).shape[0])
+
+    def embeddings(self, kind: str) -> np.ndarray:
+        """The (N, dim) float32 embeddings of one probe kind ("clean", "masked")."""
+        if kind not in PROBE_KINDS:
+            raise ModelError(f"a stranger cohort holds {list(PROBE_KINDS)} photos, not {kind!r}")
+        return _decode_rows(getattr(self, kind), self.dim).astype(np.float32)
+
+    @classmethod
+    def of(cls, embeddings: Dict[str, np.ndarray], people: int,
+           groups: Optional[Dict[str, Any]] = None) -> "StrangerCohort":
+        """A cohort from {kind: (N, D) embeddings} (L2-normalised here, stored as float16) and, optionally, the person
+        (0 to people - 1) of each row per kind."""
+        coded = {}
+        for kind in PROBE_KINDS:
+            rows = np.asarray(embeddings[kind], dtype=np.float64)
+            rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+            coded[kind] = base64.b64encode(rows.astype("<f2").tobytes()).decode("ascii")
+        listed = {k: [int(w) for w in v] for k, v in (groups or {}).items()}
+        return cls(int(np.asarray(embeddings["clean"]).shape[1]), coded["clean"], coded["masked"], int(people), listed)
+
+
+def _decode_rows(text: Any, dim: int) -> np.ndarray:
+    if not isinstance(text, str) or not isinstance(dim, int) or dim < 1:
+        raise TypeError("not a text")
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    if len(raw) % (2 * dim):
+        raise ValueError("not whole rows")
+    return np.frombuffer(raw, dtype="<f2").reshape(-1, dim)
+
 
 @dataclass(frozen=True)
 class OpenSetCalibration:
@@ -104,6 +182,8 @@ class OpenSetCalibration:
         `templates[-1]` rest on a tail model of each probe's impostor scores (`g2d_edge.openset`).
     embedding_space: the model the scores are from (must be the sidecar's). probes: probes per kind.
     source: what the calibration was measured on (people, distractors, masks), in words.
+    cohort: the stranger photos' embeddings (`StrangerCohort`), with which the SDK measures the threshold on the
+        gallery at hand (`g2d_edge.openset.cohort`); None: the table by gallery size is used.
     """
 
     templates: List[int]
@@ -114,6 +194,7 @@ class OpenSetCalibration:
     probes: Dict[str, int] = field(default_factory=dict)
     fusion: str = "max"
     source: str = ""
+    cohort: Optional[StrangerCohort] = None
 
     def __post_init__(self) -> None:
         _check_fields(self, {
@@ -127,6 +208,7 @@ class OpenSetCalibration:
                        "a JSON object of probe counts per kind"),
             "fusion": (lambda v: v in FUSIONS, "'max' (an identity scores its best template) or 'mean' (its one "
                        "mean template)"), "source": _TEXT,
+            "cohort": (lambda v: v is None or isinstance(v, StrangerCohort), "a stranger cohort or null"),
         }, "model sidecar open_set", "rebuild the calibration with g2d-train calibrate or g2d calibrate")
 
     def _tables_ok(self, tables: Any) -> bool:
@@ -148,8 +230,13 @@ class OpenSetCalibration:
         if not isinstance(data, dict):
             raise ModelError(f"model sidecar field 'open_set' must be a JSON object or null, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            if isinstance(kwargs.get("cohort"), dict):
+                cohort = kwargs["cohort"]
+                kwargs["cohort"] = StrangerCohort(**{k: v for k, v in cohort.items()
+                                                     if k in {f.name for f in fields(StrangerCohort)}})
+            return cls(**kwargs)
         except TypeError as exc:
             raise ModelError(f"model sidecar field 'open_set' is missing fields ({exc}); rebuild it with "
                              "g2d-train calibrate or g2d calibrate") from exc
@@ -208,6 +295,10 @@ class ModelSidecar:
             raise ModelError(f"model sidecar open_set was calibrated for embedding space "
                              f"{self.open_set.embedding_space!r}, not this model's {self.embedding_space!r}; "
                              "recalibrate with g2d-train calibrate (or g2d calibrate)")
+        cohort = None if self.open_set is None else self.open_set.cohort
+        if cohort is not None and cohort.dim != self.embedding_dim:
+            raise ModelError(f"model sidecar open_set cohort holds {cohort.dim}-d embeddings, this model makes "
+                             f"{self.embedding_dim}-d ones; recalibrate with g2d-train calibrate (or g2d calibrate)")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

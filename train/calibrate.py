@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from g2d_edge.openset import build_calibration, impostor_scores
-from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration, sidecar_path_for
+from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration, StrangerCohort, sidecar_path_for
 from train import openset_data as od
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True, fu
     scores: Dict[str, List[np.ndarray]] = {}
     counts: Dict[str, int] = {}
     for kind in PROBE_KINDS:
-        rows = np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(getattr(people, kind)).all(axis=1))
+        rows = calibration_rows(sets, kind)
         probes = getattr(people, kind)[rows]
         same_domain_scores = [row[own_who != who] for row, who in zip(impostor_scores(probes, own),
                                                                        people.labels[rows])]
@@ -83,27 +83,51 @@ def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True, fu
     return scores, len(distractors), counts
 
 
+def calibration_rows(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
+    """The rows of the calibration people's photos of `kind` ("clean", "masked") with a face: the stranger probes."""
+    people = sets["people"]
+    cal_people = od.halves(len(people.people))[0]
+    return np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(getattr(people, kind)).all(axis=1))
+
+
+def calibration_embeddings(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
+    """The stranger probes' embeddings of `kind`: the cohort stored with the calibration."""
+    return getattr(sets["people"], kind)[calibration_rows(sets, kind)]
+
+
+def calibration_people(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
+    """The person (0 to the number of calibration people - 1) of each stranger probe of `kind`."""
+    labels = sets["people"].labels[calibration_rows(sets, kind)]
+    return np.unique(labels, return_inverse=True)[1]
+
+
 def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True,
                    fusion: str = "max") -> OpenSetCalibration:
     """The open-set calibration of one model's embeddings (calibration part only), for the gallery search `fusion`
     ("max": an identity scores its best template; "mean": its one mean template)."""
     scores, distractors, counts = calibration_probes(sets, same_domain, fusion)
     people = len(od.halves(len(sets["people"].people))[0])
+    cohort = StrangerCohort.of({k: calibration_embeddings(sets, k) for k in PROBE_KINDS}, people,
+                               {k: calibration_people(sets, k) for k in PROBE_KINDS})
     source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
               f"clean, and {counts['masked']} of them with a synthetic mask; impostor templates: the other people's "
               f"{'mean templates of 1-5 photos' if fusion == 'mean' else 'photos'} and {distractors} faces-pool faces "
-              "(the heavier tail of the two); SDK front end (default detector, shared aligner); train/calibrate.py")
-    return build_calibration(scores, distractors, embedding_space, source, fusion=fusion)
+              "(the heavier tail of the two); SDK front end (default detector, shared aligner); train/calibrate.py; "
+              "cohort: the same stranger probes' embeddings")
+    return build_calibration(scores, distractors, embedding_space, source, fusion=fusion, cohort=cohort)
 
 
-def calibrate_model(model: Path, write: bool = True) -> OpenSetCalibration:
+def calibrate_model(model: Path, write: bool = True, cohort: bool = True) -> OpenSetCalibration:
     """Calibrate a g2d model (.onnx with its sidecar) and, when `write`, store the calibration in its sidecar (the
-    .onnx is not touched)."""
+    .onnx is not touched). `cohort=False`: without the stranger cohort (the SDK then uses the table by size)."""
     sidecar_file = sidecar_path_for(model)
     sidecar = ModelSidecar.load(sidecar_file)
     embed, dim = od.model_embedder(sidecar.name or model.stem, model)
     sets = od.embeddings(sidecar.name or model.stem, model, embed, dim)
     calibration = calibrate_sets(sets, sidecar.embedding_space)
+    if not cohort:
+        calibration = dataclasses.replace(calibration, cohort=None, source=calibration.source.replace(
+            "; cohort: the same stranger probes' embeddings", "; no cohort"))
     if write:
         dataclasses.replace(sidecar, open_set=calibration).save(sidecar_file)
         log.info("open-set calibration written to %s", sidecar_file)

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, action="append", required=True,
                    help="exported .onnx whose sidecar gets the calibration (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the calibrated thresholds, write nothing")
+    p.add_argument("--no-cohort", action="store_true", help="leave the stranger cohort out: the SDK then uses "
+                   "the table by gallery size (g2d_edge.openset.cohort; chosen for g2d-edge-s, benchmarks/openset.py)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     p = sub.add_parser("eval", help="verification (clean/masked pairs) and identification of a checkpoint")
@@ -281,7 +283,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import calibrate_model, table_text
 
     for model in args.model:
-        calibration = calibrate_model(model, write=not args.dry_run)
+        calibration = calibrate_model(model, write=not args.dry_run, cohort=not args.no_cohort)
         print(f"{model}: {calibration.source}\n{table_text(calibration)}")
     return 0
 

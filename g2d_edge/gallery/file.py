@@ -142,6 +142,7 @@ class Gallery(GalleryBase):
         self._masked: Dict[str, np.ndarray] = {}  # {name: (K,) bool masked tags}, the names of _templates
         self._lock = threading.RLock()
         self._index: Optional[Dict[str, Any]] = None  # search matrix cache, rebuilt after a change
+        self._changes = 0
         # What the file `_base_file` held when this gallery last loaded or saved it: the merge base of `save`.
         self._base = empty_snapshot()
         self._base_file: Optional[Path] = None
@@ -213,7 +214,7 @@ class Gallery(GalleryBase):
                 self.embedding_dim = int(emb.shape[1])
             self._templates[name] = emb if old is None else np.concatenate([old, emb])
             self._masked[name] = np.concatenate([old_tags, tags])
-            self._index = None
+            self._changed()
             return int(self._templates[name].shape[0])
 
     def remove(self, name: str) -> int:
@@ -223,7 +224,7 @@ class Gallery(GalleryBase):
             count = int(self._get(name).shape[0])
             del self._templates[name]
             del self._masked[name]
-            self._index = None
+            self._changed()
             return count
 
     def rename(self, old: str, new: str) -> None:
@@ -239,14 +240,14 @@ class Gallery(GalleryBase):
             # keep insertion order stable so template order on disk does not jump around
             self._templates = {(new if k == old else k): v for k, v in self._templates.items()}
             self._masked = {(new if k == old else k): v for k, v in self._masked.items()}
-            self._index = None
+            self._changed()
 
     def clear(self) -> None:
         """Remove every identity (the embedding space and threshold are kept)."""
         with self._lock:
             self._templates.clear()
             self._masked.clear()
-            self._index = None
+            self._changed()
 
     # ------------------------------------------------------------------ model binding
     def bind(self, embedding_space: str, embedding_dim: int, model_name: str = "") -> None:
@@ -480,12 +481,22 @@ class Gallery(GalleryBase):
             self.threshold, self.model_name = header.threshold, header.model_name or ""
             self._templates = dict(snapshot.templates)
             self._masked = dict(snapshot.masked)
-            self._index = None
+            self._changed()
             self.path = file
             self._base = Snapshot(header, dict(snapshot.templates), dict(snapshot.masked))
             self._base_file, self._base_revision = file, revision
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def changes(self) -> int:
+        """How many times the templates changed (enrolment, removal, renaming, clearing, loading): a cache key."""
+        return self._changes
+
+    def _changed(self) -> None:
+        """The templates changed: drop the search matrices, count the change (lock held)."""
+        self._index = None
+        self._changes += 1
+
     def _get(self, name: str) -> np.ndarray:
         try:
             return self._templates[name]

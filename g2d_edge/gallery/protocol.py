@@ -220,6 +220,12 @@ class GalleryBase(abc.ABC):
     def num_templates(self) -> int:
         """Total number of templates over all identities."""
 
+    @property
+    def changes(self) -> Optional[int]:
+        """How many times the templates changed through this object, a key for caches of what depends on them (the
+        open-set threshold, `g2d_edge.openset.cohort`); None when not counted (a database others write to)."""
+        return None
+
     @abc.abstractmethod
     def __len__(self) -> int:
         """Number of enrolled identities."""

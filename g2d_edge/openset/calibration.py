@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..sidecar import PROBE_KINDS, OpenSetCalibration
+from ..sidecar import PROBE_KINDS, OpenSetCalibration, StrangerCohort
 
 #: Gallery sizes (templates) the calibration tables are built for.
 TEMPLATE_GRID = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000, 10000, 20000, 30000, 50000,
@@ -113,18 +113,20 @@ def threshold_table(probe_scores: Sequence[Any], templates: Sequence[int] = TEMP
 
 def build_calibration(probe_scores: Dict[str, Sequence[Any]], measured_templates: int, embedding_space: str,
                       source: str, tail_count: int = TAIL_COUNT, tail: str = "gaussian",
-                      fusion: str = "max") -> OpenSetCalibration:
+                      fusion: str = "max", cohort: Optional[StrangerCohort] = None) -> OpenSetCalibration:
     """An `OpenSetCalibration` from stranger probes' scores against single distractor templates, per probe kind
     ("clean", "masked"): `probe_scores[kind][p]` holds probe p's cosines with every distractor. `fusion`: the gallery
     search it is for ("max": the distractors are templates, the table is per template; "mean": they are the fused
-    templates of identities, the table is per identity)."""
+    templates of identities, the table is per identity). `cohort`: the stranger probes' embeddings, stored so that
+    the SDK measures the threshold on the gallery at hand (`g2d_edge.openset.cohort`)."""
     missing = [k for k in PROBE_KINDS if not len(probe_scores.get(k, ()))]
     if missing:
         raise InputError(f"no {' or '.join(missing)} stranger probes to calibrate on")
     tables = {k: threshold_table(probe_scores[k], tail_count=tail_count, tail=tail) for k in PROBE_KINDS}
     return OpenSetCalibration(templates=list(TEMPLATE_GRID), fpir=list(FPIR_GRID), thresholds=tables,
                               measured_templates=int(measured_templates), embedding_space=embedding_space,
-                              probes={k: len(probe_scores[k]) for k in PROBE_KINDS}, fusion=fusion, source=source)
+                              probes={k: len(probe_scores[k]) for k in PROBE_KINDS}, fusion=fusion, source=source,
+                              cohort=cohort)
 
 
 def impostor_scores(probes: np.ndarray, distractors: np.ndarray, exclude: Optional[np.ndarray] = None

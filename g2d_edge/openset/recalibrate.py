@@ -5,7 +5,9 @@ itself and the models shipped in the package are never written.
     g2d calibrate people/ -o my-camera.json            # people/<person>/<photo>; then --model my-camera.onnx
 
 Each photo (and, unless `masks=False`, the same photo with a synthetic mask, `g2d_edge.masks.templates`) is a
-stranger probe against every photo of the other people, one template each.
+stranger probe against every photo of the other people, one template each; the photos' embeddings are also stored as
+the calibration's stranger cohort, with which the SDK measures the threshold on the gallery at hand
+(`g2d_edge.openset.cohort`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
-from ..sidecar import OpenSetCalibration
+from ..sidecar import ModelSidecar, OpenSetCalibration, StrangerCohort
 from .calibration import build_calibration, impostor_scores
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,23 @@ def _folder_embeddings(rec: Any, people: Sequence[Tuple[str, Sequence[Path]]], m
             views.close()
     embed = lambda crops: rec.embed(np.stack(crops)) if crops else np.zeros((0, rec.embedding_dim))  # noqa: E731
     return embed(clean), np.array(clean_who), embed(masked), np.array(masked_who), skipped
+
+
+def _folder_cohort(clean: Tuple[np.ndarray, np.ndarray], masked: Tuple[np.ndarray, np.ndarray], masks: bool,
+                   sidecar: ModelSidecar, people: int) -> StrangerCohort:
+    """The folder's photos as the stranger cohort (`g2d_edge.openset.cohort`); without masks, the model's masked
+    cohort is kept where it has one (else the clean photos stand in for masked ones, as in the table)."""
+    shipped = None if sidecar.open_set is None else sidecar.open_set.cohort
+    if masks:
+        return StrangerCohort.of({"clean": clean[0], "masked": masked[0]}, people,
+                                 {"clean": clean[1], "masked": masked[1]})
+    if shipped is None:
+        return StrangerCohort.of({"clean": clean[0], "masked": clean[0]}, people,
+                                 {"clean": clean[1], "masked": clean[1]})
+    # the model's masked photos are of other people than the folder's: number them after the folder's
+    kept = shipped.person_of("masked")
+    return StrangerCohort.of({"clean": clean[0], "masked": shipped.embeddings("masked")}, people + int(kept.max()) + 1,
+                             {"clean": clean[1], "masked": kept + people})
 
 
 def _copy_paths(model: Path, output: Path) -> Tuple[Path, Path]:
@@ -120,7 +139,9 @@ def calibrate_folder(people_dir: Union[str, Path], output: Union[str, Path], mod
         raise InputError(f"{people_dir}: too few usable photos to calibrate ({len(clean)} with a face)")
     text = (f"g2d calibrate: {len(clean)} photos of {len(people)} people in {people_dir}"
             + (", each also with a synthetic mask" if masks else ""))
-    calibration = build_calibration(scores, measured, sidecar.embedding_space, text)
+    calibration = build_calibration(scores, measured, sidecar.embedding_space, text,
+                                    cohort=_folder_cohort((clean, clean_who), (masked, masked_who), masks, sidecar,
+                                                          len(people)))
     if not masks and sidecar.open_set is not None:  # keep the shipped masked table
         calibration = dataclasses.replace(calibration, thresholds={**calibration.thresholds,
                                                                    "masked": sidecar.open_set.thresholds["masked"]})

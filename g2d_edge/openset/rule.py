@@ -6,10 +6,12 @@ comparison names strangers more and more often as the gallery grows. The SDK the
 1 % by default) and derives the cosine threshold for the gallery at hand from the model's open-set calibration
 (`g2d_edge.sidecar.OpenSetCalibration`, in the model sidecar), re-deriving it whenever the gallery changes.
 
-`OpenSetRule` interpolates the calibration's table (linearly in log gallery size and log FPIR); a face is looked up
-in the table of its mask flag (both tables' higher threshold when the flag is off). `Thresholds` is what a
-`Recognizer` asks: a threshold set by hand, else the gallery's own, else the rule's for the gallery's size, else the
-model's one-comparison threshold (`ThresholdDecision` says which and why).
+When the calibration carries a stranger cohort, the threshold is *measured* on the gallery at hand
+(`g2d_edge.openset.cohort`: the cohort photos searched in the gallery); otherwise, and where the cohort cannot resolve
+the target, `OpenSetRule` interpolates the calibration's table by gallery size (linearly in log gallery size and log
+FPIR). A face is judged at the threshold of its mask flag's kind (the higher of the two when the flag is off).
+`Thresholds` is what a `Recognizer` asks: a threshold set by hand, else the gallery's own, else the open-set rule's
+for this gallery, else the model's one-comparison threshold (`ThresholdDecision` says which and why).
 
 Measured in `benchmarks/openset.py` (README "Open-set identification"): per-size calibration against one fixed
 threshold; the gallery's own fusion (an identity scores its best template) against one mean template per identity
@@ -32,6 +34,7 @@ from ..errors import InputError, check_value
 from ..gallery.file import Gallery
 from ..sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration
 from .calibration import FPIR_RANGE
+from .cohort import CohortThresholds
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,9 @@ class ThresholdDecision:
     fpir: the FPIR the decision was made at (the target, for "open-set"; None otherwise).
     identities / templates: the gallery size it was derived for. calibrated: False when the gallery is larger than
     the calibration reaches (the threshold is then extrapolated and the FPIR may be higher).
+    method: for "open-set", how the threshold was found: "gallery cohort" (measured on this gallery with the
+        calibration's stranger photos, `g2d_edge.openset.cohort`) or "size table" (the calibration's table by
+        gallery size).
     """
 
     threshold: float
@@ -66,14 +72,17 @@ class ThresholdDecision:
     templates: int = 0
     kind: Optional[str] = None
     calibrated: bool = True
+    method: str = ""
 
     def describe(self) -> str:
         """One line: the threshold and why."""
         if self.source == "open-set":
             who = f" ({self.kind} faces)" if self.kind else ""
             extra = "" if self.calibrated else ", beyond the calibrated range"
+            how = ("measured on this gallery with stranger photos" if self.method == "gallery cohort"
+                   else "from the calibration table by gallery size")
             return (f"cosine >= {self.threshold:.3f}: target FPIR {self.fpir:g}{who} for a gallery of "
-                    f"{self.identities} identities / {self.templates} templates{extra}")
+                    f"{self.identities} identities / {self.templates} templates, {how}{extra}")
         why = {"manual": "set by hand", "gallery": "the gallery's own threshold",
                "model": "the model's one-comparison threshold (no open-set calibration)"}[self.source]
         return f"cosine >= {self.threshold:.3f}: {why}"
@@ -81,7 +90,7 @@ class ThresholdDecision:
     def to_dict(self) -> Dict[str, object]:
         return {"threshold": round(self.threshold, 4), "source": self.source, "fpir": self.fpir,
                 "identities": self.identities, "templates": self.templates, "kind": self.kind,
-                "calibrated": self.calibrated, "why": self.describe()}
+                "calibrated": self.calibrated, "method": self.method, "why": self.describe()}
 
 
 class OpenSetRule:
@@ -137,7 +146,7 @@ class OpenSetRule:
                             "more often than the target FPIR %g; recalibrate (g2d calibrate) with more people",
                             templates, self.max_templates, self.calibration.measured_templates, self.target_fpir)
         return ThresholdDecision(self.threshold(templates, kind), "open-set", self.target_fpir, int(identities),
-                                 int(templates), kind, calibrated)
+                                 int(templates), kind, calibrated, "size table")
 
 
 class GallerySize:
@@ -179,35 +188,58 @@ class GallerySize:
         return size
 
 
+def mate_level(calibration: OpenSetCalibration) -> float:
+    """The median score from which a stranger cohort person who finds the same enrolled identity first is taken to
+    be that person (`g2d_edge.openset.cohort.enrolled_people`): the size table's clean threshold at its lowest FPIR
+    (0.01 %) for one template."""
+    return OpenSetRule(calibration, calibration.fpir[0]).threshold(1, "clean")
+
+
 def decide_threshold(manual: Optional[float], gallery_threshold: Optional[float], rule: Optional[OpenSetRule],
                      model_threshold: float, size: Callable[[], Tuple[int, int]],
-                     kind: Optional[str] = None) -> ThresholdDecision:
+                     kind: Optional[str] = None,
+                     measure: Optional[Callable[[str, Tuple[int, int]], Optional[float]]] = None
+                     ) -> ThresholdDecision:
     """The threshold for a face, by precedence: set by hand, the gallery's own, the open-set rule for the gallery's
-    `size()` (identities, templates), the model's one-comparison threshold."""
+    `size()` (identities, templates) — measured on the gallery by `measure(kind, size)` where it can, else from the
+    table by size — the model's one-comparison threshold."""
     if manual is not None:
         return ThresholdDecision(float(manual), "manual")
     if gallery_threshold is not None:
         return ThresholdDecision(float(gallery_threshold), "gallery")
     if rule is None:
         return ThresholdDecision(float(model_threshold), "model")
-    identities, templates = size()
-    return rule.decide(identities, templates, kind)
+    counts = size()
+    measured = {k: measure(k, counts) for k in ((kind,) if kind else PROBE_KINDS)} if measure else {}
+    if not measured or any(v is None for v in measured.values()):
+        return rule.decide(counts[0], counts[1], kind)
+    return ThresholdDecision(max(measured.values()), "open-set", rule.target_fpir, int(counts[0]), int(counts[1]),
+                             kind, True, "gallery cohort")
 
 
 class Thresholds:
     """The threshold a `Recognizer` names faces at (`decide`), by precedence: set by hand (`manual`), the gallery's
-    own `threshold`, the open-set rule for the gallery's size at `target_fpir` (a model with an open-set
-    calibration), the model's one-comparison threshold. `size` counts the gallery (reset it when the gallery
+    own `threshold`, the open-set rule for this gallery at `target_fpir` (a model with an open-set calibration:
+    measured on the gallery with the calibration's stranger cohort where it has one, else its table by gallery size),
+    the model's one-comparison threshold. `size` counts the gallery (reset it when the gallery
     changes; hold it for the faces of one frame)."""
 
     def __init__(self, sidecar: ModelSidecar, manual: Optional[float], target_fpir: float) -> None:
         self.manual = manual  # checked by RecognizerOptions / the Recognizer.threshold setter
         self.rule = None if sidecar.open_set is None else OpenSetRule(sidecar.open_set, target_fpir)
+        cohort = None if sidecar.open_set is None else sidecar.open_set.cohort
+        self.cohort = None if cohort is None else CohortThresholds(cohort, target_fpir,
+                                                                    mate_level(sidecar.open_set))
         self.model_threshold = float(sidecar.threshold)
         self.size = GallerySize()
 
     def decide(self, gallery: Any, kind: Optional[str] = None, one: bool = False) -> ThresholdDecision:
         """The decision for a face of `kind` ("clean", "masked"; None: the higher threshold of the two) against
         `gallery`; `one`: for one comparison (verify), i.e. a one-template gallery."""
-        size = (lambda: (1, 1)) if one else (lambda: self.size(gallery, fresh=isinstance(gallery, Gallery)))
-        return decide_threshold(self.manual, gallery.threshold, self.rule, self.model_threshold, size, kind)
+        if one:
+            return decide_threshold(self.manual, gallery.threshold, self.rule, self.model_threshold, lambda: (1, 1),
+                                    kind)
+        cohort = self.cohort
+        measure = None if cohort is None else (lambda k, counts: cohort.threshold(gallery, k, counts))
+        return decide_threshold(self.manual, gallery.threshold, self.rule, self.model_threshold,
+                                lambda: self.size(gallery, fresh=isinstance(gallery, Gallery)), kind, measure)

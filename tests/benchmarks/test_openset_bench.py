@@ -32,8 +32,8 @@ def test_scores_follow_the_frvt_definitions(bench):
     assert cell["fnir_at_fpir_0.01"] == 1.0  # no mate scores above 0.98 with the right name
     assert cell["sdk"]["fpir"] == pytest.approx(0.5) and cell["sdk"]["fnir"] == pytest.approx(0.5)
     assert cell["old_threshold"]["fpir"] == pytest.approx(0.1) and cell["old_threshold"]["fnir"] == pytest.approx(0.75)
-    assert cell["pool_only_calibration"]["fpir"] == pytest.approx(0.1)
-    assert cell["pool_only_calibration"]["fnir"] == pytest.approx(0.75)
+    assert cell["size_table"]["fpir"] == pytest.approx(0.1)
+    assert cell["size_table"]["fnir"] == pytest.approx(0.75)
     assert cell["mated_probes"] == 4 and cell["nonmated_probes"] == 100
 
 
@@ -52,7 +52,7 @@ def test_mean_templates_of_the_mean_calibration():
 
 
 def test_a_mean_calibration_counts_identities(bench):
-    """The SDK-default threshold of the mean rule is looked up by the gallery's identities (one fused template
+    """The size-table threshold of the mean rule is looked up by the gallery's identities (one fused template
     each), the max rule's by its templates."""
     seen = {}
 
@@ -62,14 +62,42 @@ def test_a_mean_calibration_counts_identities(bench):
 
         def threshold(self, count, kind):
             seen[self.calibration.fusion] = count
-            return 2.0
+            return 0.5
 
-    emb = np.eye(4, dtype=np.float32)[[0, 0, 0, 1, 1, 1, 2, 3]]
-    people = type("S", (), {"labels": np.array([0, 0, 0, 1, 1, 1, 2, 3]), "clean": emb, "masked": emb})()
-    flags = {"clean": np.zeros(8, bool), "masked": np.zeros(8, bool)}
-    cohort = {"clean": np.ones((8, 2)), "masked": np.ones((8, 2))}
-    distractors = np.eye(4, dtype=np.float32)[[2, 3, 2, 3]]
+    gallery = [np.eye(4, dtype=np.float32)[[0, 0]], np.eye(4, dtype=np.float32)[[1, 1]],
+               np.eye(4, dtype=np.float32)[[2]], np.eye(4, dtype=np.float32)[[3]]]
     for fusion in ("max", "mean"):
-        bench.run_fold({"people": people}, flags, [0, 1], [2, 3], 4, 2, "clean", fusion,
-                       (Rule(fusion), Rule(fusion)), distractors, cohort)
+        sdk, table = bench.sdk_thresholds(gallery, bench.Rules(Rule(fusion), None), fusion)
+        assert sdk == table == {False: 0.5, True: 0.5}  # no cohort: the SDK uses the table
     assert seen == {"max": 2 * 2 + 2, "mean": 4}
+
+
+def test_the_sdk_threshold_is_measured_on_the_gallery_with_the_cohort(bench):
+    """With a stranger cohort the benchmark's SDK threshold is the SDK's own decision on a real Gallery: a
+    gallery holding a template close to many cohort photos gets a higher threshold than one far from all."""
+    from g2d_edge.openset import CohortThresholds
+    from g2d_edge.sidecar import StrangerCohort
+
+    rng = np.random.default_rng(0)
+    centre = np.zeros(8, np.float32)
+    centre[0] = 1.0
+    cohort_rows = centre + 0.3 * rng.normal(size=(400, 8)).astype(np.float32)
+    cohort = StrangerCohort.of({"clean": cohort_rows, "masked": cohort_rows}, people=40)
+
+    class Rule:
+        target_fpir = 0.01
+        calibration = type("C", (), {"fusion": "max"})()
+
+        def threshold(self, count, kind):
+            return 0.99
+
+        def decide(self, identities, templates, kind):  # pragma: no cover - the cohort answers
+            raise AssertionError("the size table must not be asked when the cohort resolves the target")
+
+    rules = bench.Rules(Rule(), CohortThresholds(cohort, 0.01))
+    near = [centre[None].copy()]
+    far = [-centre[None].copy()]
+    sdk_near, table = bench.sdk_thresholds(near, rules, "max")
+    sdk_far, _ = bench.sdk_thresholds(far, rules, "max")
+    assert table == {False: 0.99, True: 0.99}
+    assert sdk_near[False] > 0.8 > sdk_far[False]

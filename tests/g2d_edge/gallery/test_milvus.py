@@ -396,3 +396,23 @@ def test_a_collection_made_before_the_tags_opens_searches_and_says_what_to_do(mi
         assert g.names() == ["ann", "bea"]
         copy = Gallery(path=tmp_path / "old.npz")
         assert copy_gallery(g, copy).templates == 3 and copy.template_tags("ann").tolist() == [False, False]
+
+
+def test_the_open_set_threshold_is_measured_on_a_database_gallery_as_on_a_file(collection_url):
+    """The stranger cohort (g2d_edge.openset.cohort) is searched in a Milvus collection through the same protocol:
+    the same templates give the same measured threshold as in a file gallery, and a change of the collection's
+    counts is measured again."""
+    from g2d_edge.openset import CohortThresholds
+    from g2d_edge.sidecar import StrangerCohort
+
+    rng = np.random.default_rng(4)
+    rows = unit(-1.0 + 0.4 * rng.normal(size=(300, 4)))  # strangers far from the filled gallery's faces
+    cohort = CohortThresholds(StrangerCohort.of({"clean": rows, "masked": rows}, people=300), 0.02)
+    file_gallery = filled(Gallery())
+    with filled(MilvusGallery(collection_url)) as db:
+        assert db.changes is None  # others may write to it: keyed by its counts
+        counts = (len(db), db.num_templates)
+        expected = cohort.threshold(file_gallery, "clean", counts)
+        assert cohort.threshold(db, "clean", counts) == pytest.approx(expected, abs=1e-4) and expected < 0.5
+        db.add("dan", rows[:20])
+        assert cohort.threshold(db, "clean", (len(db), db.num_templates)) > expected

@@ -252,6 +252,11 @@ def test_recalibration_writes_a_copy_never_the_model(capsys, calibrated_model, c
     assert copy.open_set.measured_templates == 6
     source = ModelSidecar.load(calibrated_model.with_suffix(".json")).open_set
     assert copy.open_set.thresholds["masked"] == source.thresholds["masked"]  # --no-masks keeps the masked table
+    # the folder's photos become the stranger cohort the SDK measures galleries with (the source had none, so the
+    # clean photos stand in for masked ones)
+    cohort = copy.open_set.cohort
+    assert cohort is not None and cohort.people == 3 and cohort.embeddings("clean").shape[0] == 9
+    assert np.array_equal(cohort.embeddings("masked"), cohort.embeddings("clean"))
     assert digest(out.with_suffix(".onnx")) == before[calibrated_model]
     # the copy is a model like any other
     from g2d_edge import Recognizer

@@ -1,0 +1,157 @@
+"""The open-set threshold measured on the gallery at hand, with a stranger cohort shipped in the calibration.
+
+A size table (`g2d_edge.openset.rule.OpenSetRule`) knows only how many templates a gallery holds, so it must assume
+every template is as dangerous as the most dangerous impostors it was calibrated on: too strict for a gallery of faces
+unlike the strangers, too lax for one of look-alikes. A calibration that carries a `StrangerCohort` (embeddings of
+photos of people enrolled nowhere; `g2d-train calibrate`, `g2d calibrate`) lets the SDK measure instead: every cohort
+photo is searched in the gallery exactly as a face from the camera is (`search`, top 1, as a clean or a masked face),
+and the share of cohort photos whose best score reaches t is the FPIR of *this* gallery at t. The threshold is where
+that share falls to the target FPIR. Each photo's best score is smoothed by a Gaussian kernel (Silverman's bandwidth)
+so that the threshold moves continuously as the gallery changes; it only rises as templates are added (a photo's best
+score can only grow).
+
+**A cohort person enrolled after all is no stranger.** When at least half the clean photos of a cohort person find
+the same enrolled identity first, with a median score of at least `mate_level` (the size table's threshold at FPIR
+0.01 % for one template: a score strangers almost never reach against one template), that person is taken to be
+enrolled and all their photos are left out of this gallery's measurement (e.g. `g2d calibrate` run on the folder of
+the very people then enrolled; or the benchmarks' round trip, which enrols held-out people the shipped cohort also
+shows). A stranger's photos scatter over the gallery's identities; an enrolled person's find themselves. Without the
+rule such a gallery's threshold would climb to 1 and nobody would be named.
+
+The measurement is used where the cohort resolves the target: at least `MIN_NAMED` cohort photos may be named at it
+(target FPIR x photos >= MIN_NAMED; the shipped cohorts hold 412 photos per kind, so down to a target of 0.5 %); below
+that, and for an empty gallery, the size table answers. It is re-measured whenever a file gallery changes
+(`Gallery.changes`); a database gallery is re-measured when its counts change and at least every `REFRESH_S` seconds.
+
+Measured in `benchmarks/openset.py` (README "Open-set identification") against the size table on the same galleries.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..sidecar import PROBE_KINDS, StrangerCohort
+
+log = logging.getLogger(__name__)
+
+#: The fewest cohort photos the target FPIR must let be named for the cohort to set the threshold.
+MIN_NAMED = 2.0
+#: A gallery without a change counter (a database) is re-measured at least this often, in seconds.
+REFRESH_S = 60.0
+_BISECTIONS = 40
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _normal_sf(z: np.ndarray) -> np.ndarray:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * _ERFC(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64)
+
+
+def threshold_from_best(best: np.ndarray, target_fpir: float) -> float:
+    """The cosine at which a share `target_fpir` of the cohort photos would be named, from each photo's best score
+    against the gallery (-inf: no match), each smoothed by a Gaussian kernel of Silverman's bandwidth."""
+    best = np.asarray(best, dtype=np.float64)
+    scores = best[np.isfinite(best)]
+    if scores.size == 0:
+        return -1.0
+    width = max(1.06 * float(scores.std()) * best.size ** -0.2, 1e-3)
+    lo, hi = float(scores.min()) - 6 * width, float(scores.max()) + 6 * width
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        if _normal_sf((mid - scores) / width).sum() / best.size > target_fpir:
+            lo = mid
+        else:
+            hi = mid
+    return float(min(max(hi, -1.0), 1.0))
+
+
+def resolves(photos: int, target_fpir: float) -> bool:
+    """Whether a cohort of `photos` photos can measure an FPIR as low as `target_fpir` (`MIN_NAMED`)."""
+    return photos * target_fpir >= MIN_NAMED
+
+
+class CohortThresholds:
+    """Thresholds at `target_fpir` measured on a gallery with a `StrangerCohort`, per probe kind, cached until the
+    gallery changes. `threshold(gallery, kind, counts)` is None where the cohort does not resolve the target or the
+    gallery is empty (the size table answers then)."""
+
+    def __init__(self, cohort: StrangerCohort, target_fpir: float, mate_level: Optional[float] = None) -> None:
+        self.cohort = cohort
+        self.target_fpir = float(target_fpir)
+        self.mate_level = mate_level
+        self.embeddings = {k: cohort.embeddings(k) for k in PROBE_KINDS}
+        self.person = {k: cohort.person_of(k) for k in PROBE_KINDS}
+        self.photos = {k: int(v.shape[0]) for k, v in self.embeddings.items()}
+        #: per kind, the cohort photos left out of the last measurement as photos of enrolled people
+        self.left_out: Dict[str, int] = {k: 0 for k in PROBE_KINDS}
+        self._cached: Optional[Tuple[Any, Any, float, Dict[str, Optional[float]]]] = None
+        self._lock = threading.Lock()
+
+    def usable(self, kind: str) -> bool:
+        """Whether the cohort resolves the target FPIR for probes of `kind`."""
+        return resolves(self.photos[kind], self.target_fpir)
+
+    def threshold(self, gallery: Any, kind: str, counts: Tuple[int, int]) -> Optional[float]:
+        """The measured threshold for a probe of `kind` against `gallery` holding `counts` (identities, templates)."""
+        if not self.usable(kind) or counts[1] == 0:
+            return None
+        changes = getattr(gallery, "changes", None)
+        key = (counts, changes)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cached
+            fresh = cached is not None and cached[0] is gallery and cached[1] == key \
+                and (changes is not None or now - cached[2] < REFRESH_S)
+            if not fresh:  # one gallery at a time (a Recognizer holds one), compared by identity, not by id()
+                cached = self._cached = (gallery, key, now, {"enrolled": self._enrolled_people(gallery)})
+            per_kind = cached[3]
+            if kind not in per_kind:
+                per_kind[kind] = self._measure(gallery, kind, per_kind["enrolled"])
+            return per_kind[kind]
+
+    def _enrolled_people(self, gallery: Any) -> np.ndarray:
+        """The cohort people who are enrolled in `gallery` after all (`enrolled_people` on the clean photos)."""
+        if self.mate_level is None:
+            return np.zeros(0, dtype=np.int64)
+        matches = gallery.search(self.embeddings["clean"], top_k=1, masked=False)
+        names = [m[0].name if m else None for m in matches]
+        best = np.array([m[0].score if m else -np.inf for m in matches], dtype=np.float64)
+        return enrolled_people(names, best, self.person["clean"], self.mate_level)
+
+    def _measure(self, gallery: Any, kind: str, enrolled: np.ndarray) -> Optional[float]:
+        strangers = ~np.isin(self.person[kind], enrolled)
+        self.left_out[kind] = int((~strangers).sum())
+        if self.left_out[kind]:
+            log.info("open-set cohort: %d of %d %s stranger photos show people enrolled in the gallery after all "
+                     "and are left out of the measurement", self.left_out[kind], strangers.size, kind)
+        if not resolves(int(strangers.sum()), self.target_fpir):
+            return None
+        matches = gallery.search(self.embeddings[kind][strangers], top_k=1, masked=kind == "masked")
+        best = np.array([m[0].score if m else -np.inf for m in matches], dtype=np.float64)
+        if not np.isfinite(best).any():
+            return None
+        return threshold_from_best(best, self.target_fpir)
+
+
+def enrolled_people(names: List[Optional[str]], best: np.ndarray, person: np.ndarray, level: float) -> np.ndarray:
+    """The cohort people enrolled in the gallery after all: most of their photos find the same enrolled identity
+    first, and those photos' median score reaches `level` (a score strangers almost never reach against one
+    template). A stranger's photos scatter over the gallery's identities; an enrolled person's find themselves."""
+    out = []
+    for who in np.unique(person):
+        rows = np.flatnonzero(person == who)
+        found = [names[r] for r in rows if names[r] is not None]
+        if not found:
+            continue
+        top = max(set(found), key=found.count)
+        same = [r for r in rows if names[r] == top]
+        if 2 * len(same) >= len(rows) and float(np.median(best[same])) >= level:
+            out.append(who)
+    return np.array(out, dtype=np.int64)
