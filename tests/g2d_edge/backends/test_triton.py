@@ -178,6 +178,9 @@ def test_dynamic_batching_merges_the_requests_of_concurrent_cameras(triton, tiny
             t.join(60)
         for b in backends:
             b.close()
+        deadline = time.monotonic() + 10  # the server's statistics may trail the replies by a moment under load
+        while delta(triton["stats"](model), before)["requests"] < 80 and time.monotonic() < deadline:
+            time.sleep(0.1)
         return delta(triton["stats"](model), before)
 
     batched, alone = cameras("tiny"), cameras("tiny-nobatch")

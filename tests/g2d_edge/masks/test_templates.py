@@ -31,6 +31,13 @@ def test_masked_templates_are_off_by_default_and_checked(celeba_people):
         Recognizer(options=RecognizerOptions(masked_templates=-1))
 
 
+def face_search(seen, embeddings, masked):
+    """Record the mask flags of a search for the frame's faces; the open-set rule's own searches of its stranger
+    cohort (hundreds of photos, `g2d_edge.openset.cohort`) are left aside."""
+    if len(np.atleast_2d(embeddings)) < 100:
+        seen.append(masked)
+
+
 def test_masked_templates_are_tagged_and_identify_passes_the_mask_flags(celeba_people):
     name, photos = next(iter(celeba_people.items()))
     with Recognizer(options=RecognizerOptions(masked_templates=2)) as rec:
@@ -39,14 +46,16 @@ def test_masked_templates_are_tagged_and_identify_passes_the_mask_flags(celeba_p
         assert rec.gallery.template_tags(name).tolist() == [False, True, True, False, True, True]
         seen = []
         search = rec.gallery.search
-        rec.gallery.search = lambda emb, top_k=1, masked=None: seen.append(masked) or search(emb, top_k, masked)
+        rec.gallery.search = lambda emb, top_k=1, masked=None: face_search(seen, emb, masked) or search(emb, top_k,
+                                                                                                      masked)
         faces = rec.identify(read_image(photos[2]))
         assert seen == [[f.masked for f in faces]] and faces[0].masked is False and faces[0].name == name
     with Recognizer(options=RecognizerOptions(mask_flag=False)) as rec:
         rec.enroll(name, photos[0])
         seen.clear()
         search = rec.gallery.search
-        rec.gallery.search = lambda emb, top_k=1, masked=None: seen.append(masked) or search(emb, top_k, masked)
+        rec.gallery.search = lambda emb, top_k=1, masked=None: face_search(seen, emb, masked) or search(emb, top_k,
+                                                                                                      masked)
         rec.identify(read_image(photos[2]))
         assert seen == [None]  # no mask flag: every template is compared
 
