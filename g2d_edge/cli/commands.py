@@ -411,16 +411,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..openset import OpenSetRule, calibrate_folder
+    from ..openset.cohort import MIN_NAMED
+    from ..sidecar import PROBE_KINDS
 
     done = calibrate_folder(args.people, args.output, model=args.model, masks=not args.no_masks,
                             max_image_pixels=args.max_pixels, backend="onnxruntime")
     rule = OpenSetRule(done.calibration, 0.01)
     sizes = {m: round(rule.threshold(m, "clean"), 4) for m in (1, 10, 100, 1000, 10000)}
+    cohort = {k: int(done.calibration.cohort.embeddings(k).shape[0]) for k in PROBE_KINDS}
+    lowest = MIN_NAMED / min(cohort.values())
     payload = {"sidecar": str(done.sidecar), "model": str(done.model), "people": done.people, "photos": done.photos,
-               "masked_probes": done.masked_probes, "skipped": done.skipped, "clean_threshold_at_fpir_0.01": sizes}
+               "masked_probes": done.masked_probes, "skipped": done.skipped, "clean_threshold_at_fpir_0.01": sizes,
+               "cohort_photos": cohort, "cohort_lowest_fpir": round(lowest, 6)}
     lines = [f"calibrated on {done.photos} photo(s) of {done.people} people ({done.skipped} skipped); wrote "
              f"{done.sidecar} and {done.model}",
-             "clean faces, FPIR 0.01: " + ", ".join(f"{m} templates -> {t:.3f}" for m, t in sizes.items()),
+             "size table, clean faces, FPIR 0.01: " + ", ".join(f"{m} templates -> {t:.3f}" for m, t in sizes.items()),
+             f"stranger cohort: {cohort['clean']} clean / {cohort['masked']} masked photos: a gallery's threshold is "
+             f"measured with them for a target FPIR of {lowest:.2g} or more (lower: the size table)",
              f"use it with --model {done.model}"]
     _emit(args, payload, lines)
     return 0

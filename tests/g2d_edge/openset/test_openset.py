@@ -246,6 +246,7 @@ def test_recalibration_writes_a_copy_never_the_model(capsys, calibrated_model, c
     code = main(["calibrate", str(people), "--model", str(calibrated_model), "-o", str(out), "--no-masks", "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["photos"] == 9 and result["people"] == 3
+    assert result["cohort_photos"] == {"clean": 9, "masked": 9} and result["cohort_lowest_fpir"] == pytest.approx(2 / 9)
     assert {p: digest(p) for p in before} == before  # the source model and sidecar are untouched
     copy = ModelSidecar.load(out)
     assert copy.open_set is not None and "9 photos of 3 people" in copy.open_set.source
