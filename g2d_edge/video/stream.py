@@ -5,9 +5,11 @@
             stream.submit(image, ms)            # returns at once; the newest frame wins
         stream.wait_idle(5)
 
-It is no second engine: `FrameStream` runs `VideoLoop` over `PushedFrames` on its thread, so a stream is tracked like
-any video (one `FaceTracker` per run) and can show or write its annotated frames (`VideoOptions`). The recognizer is
-used through its public `identify` only, and stays the caller's (close the stream before the recognizer). When
+It is no second engine: `FrameStream` runs `VideoLoop` over `PushedFrames` on its thread (and, with the default
+`VideoOptions.overlap`, the loop's own locating thread beside it), so a stream is tracked like any video (one
+`FaceTracker` per run) and can show or write its annotated frames (`VideoOptions`). The recognizer is used through
+its public methods only (`identify`, or `locate` and `recognise`), and stays the caller's (close the stream before
+the recognizer). When
 frames arrive faster than they are recognised, a frame not yet taken is replaced by the newer one (`stats()`:
 submitted, processed, dropped). Results (`g2d_edge.results.FrameResult`) reach `callback` on the worker thread in
 frame order and are kept as `latest`. A frame whose recognition fails is logged and skipped, and the next frame

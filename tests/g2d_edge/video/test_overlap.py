@@ -131,13 +131,14 @@ def test_an_error_in_the_worker_reaches_the_caller(rec, video):
     assert not _workers()
 
 
-def test_an_error_in_the_caller_stops_the_worker(rec, video):
+@pytest.mark.parametrize("error", [_Boom, KeyboardInterrupt])  # an application error, Ctrl-C
+def test_an_error_in_the_caller_stops_the_worker(rec, video, error):
     folder, _ = video
     with Capture(folder) as source:  # the caller's source, still open after the loop
-        with pytest.raises(_Boom):
+        with pytest.raises(error):
             for result in VideoLoop(rec, source, VideoOptions(track=True)):
                 if result.index == 1:
-                    raise _Boom("the application failed")
+                    raise error("the application failed")
         assert not _workers()
         assert source.read(timeout=5) is not None  # the worker read ahead by at most two frames: more are left
 
