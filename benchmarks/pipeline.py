@@ -79,6 +79,7 @@ class Row:
     latency_mean_frames: Optional[float]
     latency_max_frames: Optional[int]
     never_named: int
+    fps_runs: List[float]
 
 
 def parse_configs(text: str) -> List[Tuple[str, int]]:
@@ -165,7 +166,6 @@ class MemoryFrames(PushedFrames):
 def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, images: List[np.ndarray],
               overlap: bool, min_face: float) -> Dict[str, Any]:
     """The video `images` of `scene` through `VideoLoop` (`overlap`: `VideoOptions.overlap`)."""
-    rec.identify(images[0])  # untimed: the runtimes meet this frame size once before the clock runs
     options = VideoOptions(overlap=overlap, tracking=TrackingOptions(detect_every=detect_every))
     stage = {s: 0.0 for s in STAGES}
     embedded = present = found = named = 0
@@ -194,6 +194,32 @@ def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int
             "recall": found / max(present, 1), "named": named / max(present, 1), "entries": len(lat) + entries.never,
             "latency_mean_frames": float(np.mean(lat)) if lat else None,
             "latency_max_frames": int(max(lat)) if lat else None, "never_named": entries.never}
+
+
+def compare_modes(rec: Recognizer, scene: Scene, names: List[str], every: int, images: List[np.ndarray],
+                  args: argparse.Namespace, threads: int, min_face: float) -> List[Row]:
+    """One row per mode of `args.modes`: each mode run `args.repeats` times, the modes taking turns (so that a
+    load that comes and goes hits each alike), after one untimed pass over the first frames (the runtimes meet the
+    frame and crop sizes once); the row is the run of median FPS, with every run's FPS in `fps_runs`."""
+    run_video(rec, scene, names, every, images[:30], False, min_face)  # untimed warm-up
+    runs: Dict[str, List[Dict[str, Any]]] = {mode: [] for mode in args.modes}
+    for _ in range(args.repeats):
+        for mode in args.modes:
+            runs[mode].append(run_video(rec, scene, names, every, images, MODES[mode], min_face))
+    rows = []
+    for mode, done in runs.items():
+        fps = [r["fps"] for r in done]
+        median = sorted(done, key=lambda r: r["fps"])[len(done) // 2]
+        rows.append(Row(resolution=scene_name(scene), faces=len(scene.walkers), detect_every=every, mode=mode,
+                        threads=threads, fps_runs=[round(f, 2) for f in fps], **median))
+        print(f"{rows[-1].resolution} {rows[-1].faces} faces detect_every={every} {mode} threads={threads}: "
+              f"{median['fps']:.1f} FPS (runs: {', '.join(f'{f:.1f}' for f in fps)})", file=sys.stderr)
+    return rows
+
+
+def scene_name(scene: Scene) -> str:
+    """"1080p" for a 1920x1080 scene (the `RESOLUTIONS` key)."""
+    return next(name for name, size in RESOLUTIONS.items() if size == (scene.h, scene.w))
 
 
 def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min_face: float,
@@ -255,6 +281,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "this wide (and >= 24 px)")
     p.add_argument("--photo", action="store_true", help="also a single 1080p photo with 16 faces")
     p.add_argument("--photo-repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per video and mode, the modes taking turns; the run of median FPS is reported")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = p.parse_args(argv)
@@ -269,6 +297,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         p.error(f"--modes: one or more of {', '.join(MODES)}")
     if args.frames < 1 or not args.configs or not args.detect_every or min(args.detect_every) < 1:
         p.error("--frames, --configs and --detect-every need positive values")
+    if args.repeats < 1:
+        p.error("--repeats must be 1 or more")
     if not args.threads or min(args.threads) < 0:
         p.error("--threads: whole numbers, 0 or more")
     return args
@@ -295,11 +325,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 scene = Scene(people, n, RESOLUTIONS[res], speed=args.speed)
                 images = [scene.frame(t) for t in range(args.frames)]
                 for every in args.detect_every:
-                    for mode in args.modes:
-                        rows.append(Row(resolution=res, faces=n, detect_every=every, mode=mode, threads=threads,
-                                        **run_video(rec, scene, names, every, images, MODES[mode], min_face)))
-                        print(f"{res} {n} faces detect_every={every} {mode} threads={threads}: "
-                              f"{rows[-1].fps:.1f} FPS", file=sys.stderr)
+                    rows += compare_modes(rec, scene, names, every, images, args, threads, min_face)
                 del images
             if args.photo:
                 photos.append(run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,

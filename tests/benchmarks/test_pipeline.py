@@ -32,6 +32,7 @@ def test_pipeline_benchmark_json(tmp_path, celeba_dir):
         (n, every, mode) for n in (1, 4) for every in (1, 5) for mode in ("sequential", "overlapped")]
     for r in rows:
         assert r["frames"] == 10 and r["fps"] > 0 and r["present_per_frame"] > 0 and r["threads"] == 0
+        assert r["fps_runs"] == [round(r["fps"], 2)]
         assert set(r["stage_ms"]) == {"detection", "tracking", "alignment", "inference", "matching"}
         if r["mode"] == "sequential":  # overlapped: detection runs beside the other stages
             assert sum(r["stage_ms"].values()) <= r["ms_per_frame"] * 1.05
@@ -46,12 +47,14 @@ def test_pipeline_benchmark_json(tmp_path, celeba_dir):
     assert photo["faces_present"] == 16 and photo["found"] >= 14 and photo["ms_median"] > 0 and photo["threads"] == 0
 
 
-def test_pipeline_benchmark_modes_and_threads(tmp_path, celeba_dir):
+def test_pipeline_benchmark_modes_threads_and_repeats(tmp_path, celeba_dir):
     res = run([REPO / "benchmarks" / "pipeline.py", "--data", celeba_dir, "--configs", "720p:1", "--frames", "3",
-               "--detect-every", "2", "--modes", "overlapped", "--threads", "1,2"], cwd=tmp_path)
+               "--detect-every", "2", "--modes", "overlapped", "--threads", "1,2", "--repeats", "3"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     table = [line for line in res.stdout.splitlines() if line.startswith("| 720p")]
     assert [line.split("|")[4:6] for line in table] == [[" overlapped ", " 1 "], [" overlapped ", " 2 "]]
+    assert res.stderr.count("FPS (runs: ") == 2 and all(line.count(",") == 2 for line in res.stderr.splitlines()
+                                                          if "FPS (runs: " in line)
     bad = run([REPO / "benchmarks" / "pipeline.py", "--data", celeba_dir, "--modes", "parallel"], cwd=tmp_path)
     assert bad.returncode == 2 and "--modes" in bad.stderr
 
