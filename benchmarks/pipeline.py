@@ -19,6 +19,8 @@ wide), NAMED (faces present that carry their own name), and the latency from a f
 until it is first named: mean and worst, in frames.
 `--min-face-size` sets `DetectorOptions.min_face_size` (the pyramid then leaves out levels it does not need) and
 counts recall over faces at least that wide.
+`--stills N` adds N different 1080p photos with 16 faces through `VideoLoop` as independent stills (a folder of
+photos: no tracker, the full pass and every face embedded on each; "stills" in the detect_every column), per mode.
 `--photo` adds a single 1080p photo with 16 faces identified as a still (`Recognizer.identify`: the full pass, no
 tracker, every face embedded in one batch), per `--threads` value.
 
@@ -56,6 +58,8 @@ from g2d_edge.video.capture import PushedFrames  # noqa: E402
 DEFAULT_DATA = Path(os.environ.get("G2D_SHARED_DATA", REPO.parent / "shared")) / "data" / "celeba-train"
 STAGES = ("detection", "tracking", "alignment", "inference", "matching")
 MODES = {"sequential": False, "overlapped": True}
+#: Frames of the scene between two of `--stills`' photos (each photo shows the faces elsewhere).
+STILL_STEP = 23
 
 
 @dataclass
@@ -164,9 +168,12 @@ class MemoryFrames(PushedFrames):
 
 
 def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, images: List[np.ndarray],
-              overlap: bool, min_face: float) -> Dict[str, Any]:
-    """The video `images` of `scene` through `VideoLoop` (`overlap`: `VideoOptions.overlap`)."""
-    options = VideoOptions(overlap=overlap, tracking=TrackingOptions(detect_every=detect_every))
+              overlap: bool, min_face: float, times: Optional[List[int]] = None) -> Dict[str, Any]:
+    """The video `images` of `scene` through `VideoLoop` (`overlap`: `VideoOptions.overlap`). `detect_every` 0:
+    the images are independent stills of the scene at `times` (no tracker, the full pass on each)."""
+    options = VideoOptions(overlap=overlap, track=detect_every > 0,
+                           tracking=TrackingOptions(detect_every=max(1, detect_every)))
+    times = times if times is not None else list(range(len(images)))
     stage = {s: 0.0 for s in STAGES}
     embedded = present = found = named = 0
     entries = Entries()
@@ -176,7 +183,7 @@ def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int
             for key, seconds in rec.last_timings.items():
                 stage[key] = stage.get(key, 0.0) + seconds
             embedded += rec.last_faces_embedded
-            t = result.index
+            t = times[result.index]
             truth, who = scene.truth(t, min_face)
             hits = match(result.faces, truth)
             right = [h is not None and h.name == names[p] for h, p in zip(hits, who)]
@@ -201,11 +208,12 @@ def compare_modes(rec: Recognizer, scene: Scene, names: List[str], every: int, i
     """One row per mode of `args.modes`: each mode run `args.repeats` times, the modes taking turns (so that a
     load that comes and goes hits each alike), after one untimed pass over the first frames (the runtimes meet the
     frame and crop sizes once); the row is the run of median FPS, with every run's FPS in `fps_runs`."""
-    run_video(rec, scene, names, every, images[:30], False, min_face)  # untimed warm-up
+    times = [STILL_STEP * i for i in range(len(images))] if every == 0 else None
+    run_video(rec, scene, names, every, images[:30], False, min_face, times)  # untimed warm-up
     runs: Dict[str, List[Dict[str, Any]]] = {mode: [] for mode in args.modes}
     for _ in range(args.repeats):
         for mode in args.modes:
-            runs[mode].append(run_video(rec, scene, names, every, images, MODES[mode], min_face))
+            runs[mode].append(run_video(rec, scene, names, every, images, MODES[mode], min_face, times))
     rows = []
     for mode, done in runs.items():
         fps = [r["fps"] for r in done]
@@ -251,7 +259,7 @@ def markdown(rows: List[Row], photos: List[Dict[str, Any]], header: str) -> str:
                    else f"{r.latency_mean_frames:.1f} / {r.latency_max_frames}")
         if r.never_named:
             latency += f" ({r.never_named} of {r.entries} never named)"
-        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every} | {r.mode} | {r.threads or 'per core'} | "
+        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every or 'stills'} | {r.mode} | {r.threads or 'per core'} | "
                      f"{r.fps:.1f} | {r.ms_per_frame:.1f} | "
                      + " | ".join(f"{s.get(k, 0.0):.1f}" for k in STAGES)
                      + f" | {r.embedded_per_frame:.2f} | {100 * r.recall:.1f} % | {100 * r.named:.1f} % | {latency} |")
@@ -281,6 +289,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "this wide (and >= 24 px)")
     p.add_argument("--photo", action="store_true", help="also a single 1080p photo with 16 faces")
     p.add_argument("--photo-repeats", type=int, default=3)
+    p.add_argument("--stills", type=int, default=0,
+                   help="also this many different 1080p photos with 16 faces through VideoLoop as stills (no "
+                        "tracker; detect_every 0 in the report), per mode")
     p.add_argument("--repeats", type=int, default=1,
                    help="runs per video and mode, the modes taking turns; the run of median FPS is reported")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -305,7 +316,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    needed = max([n for _, n in args.configs] + ([16] if args.photo else []))
+    needed = max([n for _, n in args.configs] + ([16] if args.photo or args.stills else []))
     people = load_people(args.data, needed)
     names = [p.name for p in people]
     min_face = max(MIN_FACE, args.min_face_size or 0)
@@ -326,6 +337,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 images = [scene.frame(t) for t in range(args.frames)]
                 for every in args.detect_every:
                     rows += compare_modes(rec, scene, names, every, images, args, threads, min_face)
+                del images
+            if args.stills:
+                scene = Scene(people, 16, RESOLUTIONS["1080p"], speed=args.speed)
+                images = [scene.frame(STILL_STEP * i) for i in range(args.stills)]
+                rows += compare_modes(rec, scene, names, 0, images, args, threads, min_face)
                 del images
             if args.photo:
                 photos.append(run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,
