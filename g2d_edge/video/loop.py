@@ -10,9 +10,9 @@ or a GStreamer pipeline (`jetson_csi_pipeline()`), an open `Capture`, or `Pushed
 `g2d_edge.video.FrameStream`). This loop is the one place that decides "video or stills": for a video
 (`Capture.is_video`; `VideoOptions.track` overrides) it makes a `FaceTracker` per run and calls
 `Recognizer.identify(frame, tracker)`, so faces keep a track id and are recognised only when needed
-(`g2d_edge.video.tracking`); images and folders are independent photos. By default the loop uses both cores
-(`VideoOptions.overlap`, `g2d_edge.video.overlap`): frame t+1 is located (detection, track association) on a worker
-thread while frame t is recognised on the caller's, with the same results as one thread. `g2d identify` and `g2d serve` run this
+(`g2d_edge.video.tracking`); images and folders are independent photos. `VideoOptions(overlap=True)` runs the loop
+on two threads (`g2d_edge.video.overlap`): frame t+1 is located (detection, track association) on a worker thread
+while frame t is recognised on the caller's, with the same results as one thread. `g2d identify` and `g2d serve` run this
 loop; `samples/webcam.py` shows it as a short API demo.
 
 The annotated video is written while the frames arrive (it may be a live recording of any length), so unlike the
@@ -70,11 +70,13 @@ class VideoOptions:
     overlap: run the loop on two threads (`g2d_edge.video.overlap`): a worker locates frame t+1 (the detector and
         the tracker's association) while the thread iterating the loop recognises frame t (keypoints, alignment,
         model, mask flag, gallery, vote) and annotates / shows / writes it; frames are decoded on the source's own
-        reader thread. Same results as False, frame for frame; the worker reads up to two frames ahead. Each stage's
-        runtime threads are the Recognizer's: `DetectorOptions.threads` for YuNet (stage A),
-        `BackendOptions.of(intra_op_threads=...)` for the model (stage B), one for the mask flag; the README
-        ("Speed on video") says which counts were measured best. False: everything on the calling thread. Needs a
-        `Recognizer` (an object with only `identify` runs sequentially).
+        reader thread either way. Same results as False, frame for frame; the worker reads up to two frames ahead.
+        Each stage's runtime threads are the Recognizer's: `DetectorOptions.threads` for YuNet (stage A),
+        `BackendOptions.of(intra_op_threads=...)` for the model (stage B), one for the mask flag. Off by default:
+        on the 2-core development machine the runtimes' own threads (the default, one per core) already fill both
+        cores in the heavy calls, and the overlapped loop was no faster on video (within run-to-run noise) and
+        slower on a folder of photos (README, "Both cores"). Try it where the runtimes run on one thread each, or
+        leave cores idle. Needs a `Recognizer` (an object with only `identify` runs sequentially).
     """
 
     show: bool = False
@@ -86,7 +88,7 @@ class VideoOptions:
     window_name: str = "g2d-edge"
     track: Optional[bool] = None
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
-    overlap: bool = option(True)
+    overlap: bool = option(False)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -5,8 +5,8 @@
             stream.submit(image, ms)            # returns at once; the newest frame wins
         stream.wait_idle(5)
 
-It is no second engine: `FrameStream` runs `VideoLoop` over `PushedFrames` on its thread (and, with the default
-`VideoOptions.overlap`, the loop's own locating thread beside it), so a stream is tracked like any video (one
+It is no second engine: `FrameStream` runs `VideoLoop` over `PushedFrames` on its thread (and, with
+`VideoOptions(overlap=True)`, the loop's own locating thread beside it), so a stream is tracked like any video (one
 `FaceTracker` per run) and can show or write its annotated frames (`VideoOptions`). The recognizer is used through
 its public methods only (`identify`, or `locate` and `recognise`), and stays the caller's (close the stream before
 the recognizer). When

@@ -87,7 +87,7 @@ def test_max_frames_and_an_early_break_stop_the_worker(rec, video):
     assert len(_run(Counting(), folder, overlap=True, max_frames=5)) == 5
     assert len(located) == 5  # the worker locates no frame beyond max_frames
     assert not _workers()
-    with VideoLoop(rec, folder, VideoOptions(track=True)) as loop:
+    with VideoLoop(rec, folder, VideoOptions(track=True, overlap=True)) as loop:
         for result in loop:
             if result.index == 2:
                 break
@@ -95,7 +95,7 @@ def test_max_frames_and_an_early_break_stop_the_worker(rec, video):
     # a source the caller keeps open (it may never end): leaving the loop still stops the worker
     frames = PushedFrames()
     frames.push(read_image(sorted(folder.iterdir())[0]), 0)
-    loop = VideoLoop(rec, frames)
+    loop = VideoLoop(rec, frames, VideoOptions(overlap=True))
     for _ in loop:
         break
     loop.close()
@@ -124,7 +124,7 @@ def test_an_error_in_the_worker_reaches_the_caller(rec, video):
 
     seen = []
     with pytest.raises(_Boom, match="no detector today"):
-        with VideoLoop(FailsAtFrame3(), folder, VideoOptions(track=True)) as loop:
+        with VideoLoop(FailsAtFrame3(), folder, VideoOptions(track=True, overlap=True)) as loop:
             for result in loop:
                 seen.append(result.index)
     assert seen == [0, 1, 2]  # the frames located before the error, then the error itself
@@ -136,7 +136,7 @@ def test_an_error_in_the_caller_stops_the_worker(rec, video, error):
     folder, _ = video
     with Capture(folder) as source:  # the caller's source, still open after the loop
         with pytest.raises(error):
-            for result in VideoLoop(rec, source, VideoOptions(track=True)):
+            for result in VideoLoop(rec, source, VideoOptions(track=True, overlap=True)):
                 if result.index == 1:
                     raise error("the application failed")
         assert not _workers()
@@ -151,7 +151,7 @@ def test_a_recognizer_with_identify_only_runs_sequentially(video):
             assert threading.current_thread() is threading.main_thread()
             return []
 
-    with VideoLoop(IdentifyOnly(), folder, VideoOptions(max_frames=3)) as loop:
+    with VideoLoop(IdentifyOnly(), folder, VideoOptions(max_frames=3, overlap=True)) as loop:
         assert len(list(loop)) == 3
 
 
@@ -159,4 +159,4 @@ def test_overlap_option_is_checked():
     for bad in ("yes", 1, None):
         with pytest.raises(InputError, match="overlap"):
             VideoOptions(overlap=bad)
-    assert VideoOptions().overlap is True
+    assert VideoOptions().overlap is False  # the measured default (README, "Both cores")
