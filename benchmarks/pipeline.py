@@ -259,7 +259,8 @@ def markdown(rows: List[Row], photos: List[Dict[str, Any]], header: str) -> str:
                    else f"{r.latency_mean_frames:.1f} / {r.latency_max_frames}")
         if r.never_named:
             latency += f" ({r.never_named} of {r.entries} never named)"
-        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every or 'stills'} | {r.mode} | {r.threads or 'per core'} | "
+        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every or 'stills'} | {r.mode} | "
+                     f"{r.threads or 'per core'} | "
                      f"{r.fps:.1f} | {r.ms_per_frame:.1f} | "
                      + " | ".join(f"{s.get(k, 0.0):.1f}" for k in STAGES)
                      + f" | {r.embedded_per_frame:.2f} | {100 * r.recall:.1f} % | {100 * r.named:.1f} % | {latency} |")

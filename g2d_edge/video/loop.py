@@ -12,8 +12,8 @@ or a GStreamer pipeline (`jetson_csi_pipeline()`), an open `Capture`, or `Pushed
 `Recognizer.identify(frame, tracker)`, so faces keep a track id and are recognised only when needed
 (`g2d_edge.video.tracking`); images and folders are independent photos. `VideoOptions(overlap=True)` runs the loop
 on two threads (`g2d_edge.video.overlap`): frame t+1 is located (detection, track association) on a worker thread
-while frame t is recognised on the caller's, with the same results as one thread. `g2d identify` and `g2d serve` run this
-loop; `samples/webcam.py` shows it as a short API demo.
+while frame t is recognised on the caller's, with the same results as one thread. `g2d identify` and `g2d serve`
+run this loop; `samples/webcam.py` shows it as a short API demo.
 
 The annotated video is written while the frames arrive (it may be a live recording of any length), so unlike the
 other files of the SDK it is not written atomically: an interrupted run (Ctrl-C, or SIGTERM to `g2d identify`)
