@@ -100,7 +100,7 @@ class FrameStream:
 
     def _run(self) -> None:
         while True:
-            taken = self._frames.stats.delivered
+            taken, published = self._frames.stats.delivered, self.processed
             try:
                 with VideoLoop(self.recognizer, self._frames, self.options) as loop:
                     for result in loop:
@@ -109,15 +109,22 @@ class FrameStream:
             except ClosedError:
                 log.info("stream: the recognizer was closed; the stream ends")
                 self._frames.close()
-                self._count_done()
+                self._count_done(self._unfinished(taken, published))
                 return
             except Exception:  # keep the stream alive; the error is the caller's to see in the log
                 if self._frames.stats.delivered == taken:  # the loop itself cannot run (e.g. its output)
                     log.exception("stream: the video loop cannot run; the stream ends")
                     self._frames.close()
                     return
-                log.exception("stream: recognising a frame failed; it is skipped")
-                self._count_done()
+                lost = self._unfinished(taken, published)
+                log.exception("stream: recognising a frame failed; it is skipped%s",
+                              f", with the {lost - 1} frame(s) read ahead of it" if lost > 1 else "")
+                self._count_done(lost)
+
+    def _unfinished(self, taken: int, published: int) -> int:
+        """Frames the loop that just ended took but gave no result for: the failed one, and with
+        `VideoOptions.overlap` those its worker had read ahead (at least 1)."""
+        return max(1, self._frames.stats.delivered - taken - (self.processed - published))
 
     def _publish(self, result: FrameResult) -> None:
         self.latest = result
@@ -130,7 +137,7 @@ class FrameStream:
         finally:
             self._count_done()
 
-    def _count_done(self) -> None:
+    def _count_done(self, frames: int = 1) -> None:
         with self._done_cond:
-            self._finished += 1
+            self._finished += frames
             self._done_cond.notify_all()

@@ -13,7 +13,7 @@ import pytest
 from g2d_edge import Recognizer
 from g2d_edge.errors import InputError
 from g2d_edge.io import read_image
-from g2d_edge.video import Capture, TrackingOptions, VideoLoop, VideoOptions
+from g2d_edge.video import Capture, FrameStream, TrackingOptions, VideoLoop, VideoOptions
 from g2d_edge.video.capture import PushedFrames
 
 W, H, SIZE, FRAMES = 960, 540, 150, 24
@@ -160,3 +160,40 @@ def test_overlap_option_is_checked():
         with pytest.raises(InputError, match="overlap"):
             VideoOptions(overlap=bad)
     assert VideoOptions().overlap is False  # the measured default (README, "Both cores")
+
+
+def test_a_stream_counts_the_frames_read_ahead_of_a_failed_one():
+    """FrameStream over the overlapped loop: when recognising frame 0 fails after the worker has located frame 1,
+    both are done with (`wait_idle` returns), and the stream goes on with the next frame."""
+    second_located = threading.Event()
+
+    class FailsOnce:
+        failed = False
+
+        def locate(self, image, tracker=None):
+            if int(image[0, 0, 0]) == 1:
+                second_located.set()
+            return image
+
+        def recognise(self, located, tracker=None):
+            if not self.failed:
+                self.failed = True
+                assert second_located.wait(5)
+                raise _Boom("frame 0 cannot be recognised")
+            return []
+
+    seen = []
+    with FrameStream(FailsOnce(), callback=lambda r: seen.append(r.timestamp_ms),
+                     options=VideoOptions(overlap=True)) as stream:
+        for i in range(2):
+            stream.submit(np.full((48, 64, 3), i, np.uint8), 10 * i)
+            for _ in range(500):  # the worker has taken it (so the next one does not replace it)
+                if stream._frames.stats.delivered > i:
+                    break
+                second_located.wait(0.01)
+        assert stream.wait_idle(10)
+        assert seen == [] and stream.stats() == {"submitted": 2, "processed": 0, "dropped": 0}
+        stream.submit(np.full((48, 64, 3), 2, np.uint8), 20)
+        assert stream.wait_idle(10)
+        assert seen == [20]
+    assert not _workers()
