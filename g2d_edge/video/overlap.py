@@ -17,9 +17,10 @@ the loop (or leaving its `for`, or Ctrl-C in it) stops the worker and joins it.
 The runtimes release the GIL in their heavy calls (ONNX Runtime, OpenVINO, OpenCV, numpy), so the two stages run on
 both cores; what stays in Python (ByteTrack's association, the vote, YuNet's decoding) takes turns. It pays where
 the stages are of similar cost and the runtimes do not already use every core: on the 2-core development machine,
-with one runtime thread per stage, a folder of 1080p photos with 16 faces went 1.35x faster than sequential on one
+with one runtime thread per stage, a folder of 1080p photos with 16 faces went 1.39x faster than sequential on one
 thread, but no faster than sequential with the runtimes' default threads (one per core), which is why it is off by
-default; on video with tracking, recognition is a small share of a frame (3-17 %), so there is little to overlap.
+default; on video with tracking, recognition is a small share of a frame (5-18 %), so there is little to overlap
+(README, "Both cores": `benchmarks/results/pipeline-overlap-cpu*.json`).
 """
 from __future__ import annotations
 
