@@ -197,3 +197,20 @@ def test_a_stream_counts_the_frames_read_ahead_of_a_failed_one():
         assert stream.wait_idle(10)
         assert seen == [20]
     assert not _workers()
+
+
+def test_the_stages_refuse_a_mixed_up_tracker(rec, video):
+    from g2d_edge.video import FaceTracker
+
+    folder, _ = video
+    frames = [read_image(path) for path in sorted(folder.iterdir())[:2]]
+    tracker = FaceTracker()
+    first, second = rec.locate(frames[0], tracker), rec.locate(frames[1], tracker)
+    with pytest.raises(InputError, match="tracker"):
+        rec.recognise(first)  # located with a tracker, recognised as a still
+    with pytest.raises(InputError, match="tracker"):
+        rec.recognise(rec.locate(frames[0]), tracker)  # a still, recognised as a video frame
+    with pytest.raises(InputError, match="in order"):
+        rec.recognise(second, tracker)  # frame 1 before frame 0
+    faces = rec.recognise(first, tracker) + rec.recognise(second, tracker)  # in order: fine
+    assert len(faces) == len(first.detections) + len(second.detections) >= 4
