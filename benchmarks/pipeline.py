@@ -3,21 +3,30 @@
 
 Each configuration is a video of 1, 4 or 16 real CelebA faces (../shared/data/celeba-train), every other one with a
 synthetic mask, 24-300 px wide, moving across a textured background, leaving at one side and entering at the other
-(`benchmarks/_scene.py`). The video is recognised as `VideoLoop` does it (`Recognizer.identify(frame, tracker)`, one
-`FaceTracker` per video), once per `--detect-every` value (`TrackingOptions.detect_every`: 1 = the full detection
-pass on every frame). The gallery holds every person of the scenes, enrolled from two other photos of theirs.
+(`benchmarks/_scene.py`). The video runs through the SDK's own `VideoLoop` (one `FaceTracker` per video), once per
+`--detect-every` value (`TrackingOptions.detect_every`: 1 = the full detection pass on every frame) and per `--modes`
+value: "sequential" (`VideoOptions(overlap=False)`: everything on one thread) and "overlapped" (the default
+`VideoOptions(overlap=True)`: frame t+1 located on a worker thread while frame t is recognised), and per `--threads`
+value (the runtimes' threads: `DetectorOptions.threads` and the model's `intra_op_threads`; 0 = one per core).
+The frames are made in memory before the clock runs and handed to the loop in order, every one (`MemoryFrames`: a
+video file whose decoding is already done; a real `Capture` decodes on its own reader thread). The gallery holds
+every person of the scenes, enrolled from two other photos of theirs.
 
-Reported per configuration: FPS (frames / time in `identify`; frames are made in memory, so there is no decode),
-ms per stage (`Recognizer.last_timings`), faces embedded per frame, RECALL (faces found / faces present, a face
-being present when it is wholly in the frame and at least 24 px wide), NAMED (faces present that carry their own
-name), and the latency from a face's entry (or the first frame) until it is first named: mean and worst, in frames.
+Reported per configuration: FPS (frames / wall time of the loop), ms per stage (`Recognizer.last_timings`; in the
+overlapped mode detection runs beside the other stages, so they add up to more than ms/frame), faces embedded per
+frame, RECALL (faces found / faces present, a face being present when it is wholly in the frame and at least 24 px
+wide), NAMED (faces present that carry their own name), and the latency from a face's entry (or the first frame)
+until it is first named: mean and worst, in frames.
 `--min-face-size` sets `DetectorOptions.min_face_size` (the pyramid then leaves out levels it does not need) and
 counts recall over faces at least that wide.
-`--photo` adds a single 1080p photo with 16 faces identified as a still (the full pass, no tracker).
+`--stills N` adds N different 1080p photos with 16 faces through `VideoLoop` as independent stills (a folder of
+photos: no tracker, the full pass and every face embedded on each; "stills" in the detect_every column), per mode.
+`--photo` adds a single 1080p photo with 16 faces identified as a still (`Recognizer.identify`: the full pass, no
+tracker, every face embedded in one batch), per `--threads` value.
 
     python benchmarks/pipeline.py                                  # 1080p with 1, 4, 16 faces; N = 1 and 5; 40 frames
     python benchmarks/pipeline.py --configs "1080p:1,4,16 4K:16" --frames 120 --photo --out results.json
-    python benchmarks/pipeline.py --configs 720p:4 --detect-every 1,3,10 --json
+    python benchmarks/pipeline.py --configs 720p:4 --detect-every 1,3,10 --modes overlapped --threads 1,0 --json
 """
 from __future__ import annotations
 
@@ -28,7 +37,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,10 +52,14 @@ from g2d_edge.errors import G2DError  # noqa: E402
 from g2d_edge.backends.loader import BackendOptions  # noqa: E402
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
-from g2d_edge.video import FaceTracker, TrackingOptions  # noqa: E402
+from g2d_edge.video import CaptureStats, Frame, TrackingOptions, VideoLoop, VideoOptions  # noqa: E402
+from g2d_edge.video.capture import PushedFrames  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("G2D_SHARED_DATA", REPO.parent / "shared")) / "data" / "celeba-train"
 STAGES = ("detection", "tracking", "alignment", "inference", "matching")
+MODES = {"sequential": False, "overlapped": True}
+#: Frames of the scene between two of `--stills`' photos (each photo shows the faces elsewhere).
+STILL_STEP = 23
 
 
 @dataclass
@@ -56,6 +69,8 @@ class Row:
     resolution: str
     faces: int
     detect_every: int
+    mode: str
+    threads: int
     frames: int
     fps: float
     ms_per_frame: float
@@ -68,6 +83,7 @@ class Row:
     latency_mean_frames: Optional[float]
     latency_max_frames: Optional[int]
     never_named: int
+    fps_runs: List[float]
 
 
 def parse_configs(text: str) -> List[Tuple[str, int]]:
@@ -121,29 +137,62 @@ class Entries:
         self.present = now
 
 
-def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, frames: int,
-              min_face: float) -> Dict[str, Any]:
-    rec.identify(scene.frame(0))  # untimed: the runtimes meet this frame size once before the clock runs
-    tracker = FaceTracker(TrackingOptions(detect_every=detect_every))
+class MemoryFrames(PushedFrames):
+    """Frames made before the clock runs, delivered to `VideoLoop` in order, every one, like a video file's `Capture`
+    whose decoding is already done (a stand-in for a source; nothing else of `PushedFrames` is used)."""
+
+    fps = 30.0
+
+    def __init__(self, images: List[np.ndarray]) -> None:
+        super().__init__()
+        self._frames = [Frame(image, i, int(i * 1000 / self.fps)) for i, image in enumerate(images)]
+        self._next = 0
+
+    def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        if self._next >= len(self._frames):
+            return None
+        self._next += 1
+        return self._frames[self._next - 1]
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self.ended:
+            yield self.read()
+
+    @property
+    def ended(self) -> bool:
+        return self._next >= len(self._frames)
+
+    @property
+    def stats(self) -> CaptureStats:
+        return CaptureStats(read=len(self._frames), delivered=self._next, dropped=0, skipped=0, reconnects=0)
+
+
+def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int, images: List[np.ndarray],
+              overlap: bool, min_face: float, times: Optional[List[int]] = None) -> Dict[str, Any]:
+    """The video `images` of `scene` through `VideoLoop` (`overlap`: `VideoOptions.overlap`). `detect_every` 0:
+    the images are independent stills of the scene at `times` (no tracker, the full pass on each)."""
+    options = VideoOptions(overlap=overlap, track=detect_every > 0,
+                           tracking=TrackingOptions(detect_every=max(1, detect_every)))
+    times = times if times is not None else list(range(len(images)))
     stage = {s: 0.0 for s in STAGES}
-    busy = 0.0
     embedded = present = found = named = 0
     entries = Entries()
-    for t in range(frames):
-        image = scene.frame(t)
-        t0 = time.perf_counter()
-        faces = rec.identify(image, tracker)
-        busy += time.perf_counter() - t0
-        for key, seconds in rec.last_timings.items():
-            stage[key] = stage.get(key, 0.0) + seconds
-        embedded += rec.last_faces_embedded
-        truth, who = scene.truth(t, min_face)
-        hits = match(faces, truth)
-        right = [h is not None and h.name == names[p] for h, p in zip(hits, who)]
-        present += len(truth)
-        found += sum(h is not None for h in hits)
-        named += sum(right)
-        entries.update(t, who, right)
+    t0 = time.perf_counter()
+    with VideoLoop(rec, MemoryFrames(images), options) as loop:
+        for result in loop:
+            for key, seconds in rec.last_timings.items():
+                stage[key] = stage.get(key, 0.0) + seconds
+            embedded += rec.last_faces_embedded
+            t = times[result.index]
+            truth, who = scene.truth(t, min_face)
+            hits = match(result.faces, truth)
+            right = [h is not None and h.name == names[p] for h, p in zip(hits, who)]
+            present += len(truth)
+            found += sum(h is not None for h in hits)
+            named += sum(right)
+            entries.update(t, who, right)
+    busy = time.perf_counter() - t0
+    frames = len(images)
     entries.never += len(entries.waiting)  # in view at the end, never named
     lat = entries.latencies
     return {"frames": frames, "fps": frames / max(busy, 1e-9), "ms_per_frame": 1000 * busy / frames,
@@ -154,7 +203,35 @@ def run_video(rec: Recognizer, scene: Scene, names: List[str], detect_every: int
             "latency_max_frames": int(max(lat)) if lat else None, "never_named": entries.never}
 
 
-def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min_face: float) -> Dict[str, Any]:
+def compare_modes(rec: Recognizer, scene: Scene, names: List[str], every: int, images: List[np.ndarray],
+                  args: argparse.Namespace, threads: int, min_face: float) -> List[Row]:
+    """One row per mode of `args.modes`: each mode run `args.repeats` times, the modes taking turns (so that a
+    load that comes and goes hits each alike), after one untimed pass over the first frames (the runtimes meet the
+    frame and crop sizes once); the row is the run of median FPS, with every run's FPS in `fps_runs`."""
+    times = [STILL_STEP * i for i in range(len(images))] if every == 0 else None
+    run_video(rec, scene, names, every, images[:30], False, min_face, times)  # untimed warm-up
+    runs: Dict[str, List[Dict[str, Any]]] = {mode: [] for mode in args.modes}
+    for _ in range(args.repeats):
+        for mode in args.modes:
+            runs[mode].append(run_video(rec, scene, names, every, images, MODES[mode], min_face, times))
+    rows = []
+    for mode, done in runs.items():
+        fps = [r["fps"] for r in done]
+        median = sorted(done, key=lambda r: r["fps"])[len(done) // 2]
+        rows.append(Row(resolution=scene_name(scene), faces=len(scene.walkers), detect_every=every, mode=mode,
+                        threads=threads, fps_runs=[round(f, 2) for f in fps], **median))
+        print(f"{rows[-1].resolution} {rows[-1].faces} faces detect_every={every} {mode} threads={threads}: "
+              f"{median['fps']:.1f} FPS (runs: {', '.join(f'{f:.1f}' for f in fps)})", file=sys.stderr)
+    return rows
+
+
+def scene_name(scene: Scene) -> str:
+    """"1080p" for a 1920x1080 scene (the `RESOLUTIONS` key)."""
+    return next(name for name, size in RESOLUTIONS.items() if size == (scene.h, scene.w))
+
+
+def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min_face: float,
+              threads: int) -> Dict[str, Any]:
     """A still: the scene's first frame identified `repeats` times without a tracker (the full pass)."""
     image = scene.frame(0)
     times = []
@@ -164,31 +241,33 @@ def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min
         times.append(1000 * (time.perf_counter() - t0))
     truth, who = scene.truth(0, min_face)
     hits = match(faces, truth)
-    return {"resolution": f"{scene.w}x{scene.h}", "faces_present": len(truth),
+    return {"resolution": f"{scene.w}x{scene.h}", "threads": threads, "faces_present": len(truth),
             "found": sum(h is not None for h in hits),
             "named": sum(h is not None and h.name == names[p] for h, p in zip(hits, who)),
             "ms_median": round(float(np.median(times)), 1), "ms_all": [round(x, 1) for x in times],
             "stage_ms": {k: round(1000 * v, 2) for k, v in rec.last_timings.items()}}
 
 
-def markdown(rows: List[Row], photo: Optional[Dict[str, Any]], header: str) -> str:
+def markdown(rows: List[Row], photos: List[Dict[str, Any]], header: str) -> str:
     lines = [header, "",
-             "| frame | faces | detect_every | FPS | ms/frame | detection | tracking | alignment | inference | "
-             "matching | embedded/frame | recall | named | entry → named (frames, mean / worst) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| frame | faces | detect_every | mode | threads | FPS | ms/frame | detection | tracking | alignment | "
+             "inference | matching | embedded/frame | recall | named | entry → named (frames, mean / worst) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         s = r.stage_ms
         latency = ("–" if r.latency_mean_frames is None
                    else f"{r.latency_mean_frames:.1f} / {r.latency_max_frames}")
         if r.never_named:
             latency += f" ({r.never_named} of {r.entries} never named)"
-        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every} | {r.fps:.1f} | {r.ms_per_frame:.1f} | "
+        lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every or 'stills'} | {r.mode} | "
+                     f"{r.threads or 'per core'} | "
+                     f"{r.fps:.1f} | {r.ms_per_frame:.1f} | "
                      + " | ".join(f"{s.get(k, 0.0):.1f}" for k in STAGES)
                      + f" | {r.embedded_per_frame:.2f} | {100 * r.recall:.1f} % | {100 * r.named:.1f} % | {latency} |")
-    if photo is not None:
+    for photo in photos:
         lines += ["", f"Still photo {photo['resolution']} with {photo['faces_present']} faces (full pass, no "
-                      f"tracker): {photo['ms_median']} ms (median of {len(photo['ms_all'])}), {photo['found']} found, "
-                      f"{photo['named']} named."]
+                      f"tracker), threads {photo['threads'] or 'per core'}: {photo['ms_median']} ms (median of "
+                      f"{len(photo['ms_all'])}), {photo['found']} found, {photo['named']} named."]
     return "\n".join(lines)
 
 
@@ -202,57 +281,79 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=40, help="frames per video (longer runs: 120 or more)")
     p.add_argument("--speed", type=float, default=1.0, help="faces' speed factor (1: 3-12 px per frame at 1080p)")
     p.add_argument("--backend", default="auto", help="the recogniser's backend (default auto, as Recognizer())")
-    p.add_argument("--threads", type=int, default=0, help="runtime threads, recogniser and YuNet (0: one per core)")
+    p.add_argument("--modes", default="sequential,overlapped",
+                   help="VideoLoop modes to compare: sequential (VideoOptions.overlap=False), overlapped (True)")
+    p.add_argument("--threads", default="0",
+                   help="runtime threads of the recogniser and YuNet to compare, e.g. 0,1 (0: one per core)")
     p.add_argument("--min-face-size", type=int, default=None,
                    help="DetectorOptions.min_face_size (default: its own, 20); recall then counts faces at least "
                         "this wide (and >= 24 px)")
     p.add_argument("--photo", action="store_true", help="also a single 1080p photo with 16 faces")
     p.add_argument("--photo-repeats", type=int, default=3)
+    p.add_argument("--stills", type=int, default=0,
+                   help="also this many different 1080p photos with 16 faces through VideoLoop as stills (no "
+                        "tracker; detect_every 0 in the report), per mode")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per video and mode, the modes taking turns; the run of median FPS is reported")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = p.parse_args(argv)
     try:
         args.configs = parse_configs(args.configs)
         args.detect_every = [int(x) for x in args.detect_every.split(",") if x.strip()]
+        args.threads = [int(x) for x in args.threads.split(",") if x.strip()]
     except ValueError as exc:
         p.error(str(exc))
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.modes or set(args.modes) - set(MODES):
+        p.error(f"--modes: one or more of {', '.join(MODES)}")
     if args.frames < 1 or not args.configs or not args.detect_every or min(args.detect_every) < 1:
         p.error("--frames, --configs and --detect-every need positive values")
+    if args.repeats < 1:
+        p.error("--repeats must be 1 or more")
+    if not args.threads or min(args.threads) < 0:
+        p.error("--threads: whole numbers, 0 or more")
     return args
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    needed = max([n for _, n in args.configs] + ([16] if args.photo else []))
+    needed = max([n for _, n in args.configs] + ([16] if args.photo or args.stills else []))
     people = load_people(args.data, needed)
     names = [p.name for p in people]
-    backend_options = BackendOptions.of(intra_op_threads=args.threads) if args.threads else BackendOptions()
-    options = RecognizerOptions(detector=DetectorOptions(threads=args.threads), min_face_size=args.min_face_size,
-                                backend_options=backend_options)
     min_face = max(MIN_FACE, args.min_face_size or 0)
     rows: List[Row] = []
-    photo = None
+    photos: List[Dict[str, Any]] = []
     gallery = Gallery()
-    with Recognizer(model=args.model, backend=args.backend, gallery=gallery,
-                    options=RecognizerOptions(backend_options=backend_options)) as enrolling:
+    with Recognizer(model=args.model, backend=args.backend, gallery=gallery) as enrolling:
         for person in people:  # with the default detector: a larger min_face_size would drop these photos' faces
             enrolling.enroll(person.name, person.enrol, skip_failed=True)
-    with Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=options) as rec:
-        rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
-        for res, n in args.configs:
-            scene = Scene(people, n, RESOLUTIONS[res], speed=args.speed)
-            for every in args.detect_every:
-                rows.append(Row(resolution=res, faces=n, detect_every=every,
-                                **run_video(rec, scene, names, every, args.frames, min_face)))
-                print(f"{res} {n} faces detect_every={every}: {rows[-1].fps:.1f} FPS", file=sys.stderr)
-        if args.photo:
-            photo = run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats, min_face)
-        model = f"{rec.sidecar.name} on {rec.backend.name}"
-        detector = rec.detector.name
+    for threads in args.threads:
+        backend_options = BackendOptions.of(intra_op_threads=threads) if threads else BackendOptions()
+        options = RecognizerOptions(detector=DetectorOptions(threads=threads), min_face_size=args.min_face_size,
+                                    backend_options=backend_options)
+        with Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=options) as rec:
+            rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
+            for res, n in args.configs:
+                scene = Scene(people, n, RESOLUTIONS[res], speed=args.speed)
+                images = [scene.frame(t) for t in range(args.frames)]
+                for every in args.detect_every:
+                    rows += compare_modes(rec, scene, names, every, images, args, threads, min_face)
+                del images
+            if args.stills:
+                scene = Scene(people, 16, RESOLUTIONS["1080p"], speed=args.speed)
+                images = [scene.frame(STILL_STEP * i) for i in range(args.stills)]
+                rows += compare_modes(rec, scene, names, 0, images, args, threads, min_face)
+                del images
+            if args.photo:
+                photos.append(run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,
+                                        min_face, threads))
+            model = f"{rec.sidecar.name} on {rec.backend.name}"
+            detector = rec.detector.name
     load = os.getloadavg()
     return {"benchmark": "pipeline", "machine": machine_info(gpu=False), "load_average": [round(x, 2) for x in load],
-            "model": model, "detector": detector, "threads": args.threads, "frames": args.frames,
-            "min_face_size": args.min_face_size, "recall_counts_faces_from_px": min_face,
-            "rows": [asdict(r) for r in rows], "photo": photo}
+            "model": model, "detector": detector, "threads": args.threads, "modes": args.modes,
+            "frames": args.frames, "min_face_size": args.min_face_size, "recall_counts_faces_from_px": min_face,
+            "rows": [asdict(r) for r in rows], "photos": photos}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -273,7 +374,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         header = (f"{report['model']}, {report['detector']}, {machine_line(report['machine'])}, load average "
                   f"{' / '.join(map(str, report['load_average']))} at the end; {report['frames']} frames per video")
         rows = [Row(**r) for r in report["rows"]]
-        print(markdown(rows, report["photo"], header))
+        print(markdown(rows, report["photos"], header))
     return 0
 
 

@@ -9,7 +9,10 @@ Every face of a frame is embedded in one backend call. `identify(frame)` treats 
 `identify(frame, tracker)` as the next frame of the video `tracker` follows (`g2d_edge.video.FaceTracker`: faces keep
 a track id and are recognised only when needed). Whether a source is a video is decided in one place, the video loop
 (`g2d_edge.video.VideoLoop`, which also runs stream mode, `g2d_edge.video.FrameStream`); it calls `identify` with its
-tracker. After `close()` every method that needs the detector or the model raises `ClosedError`.
+tracker. `identify` is two stages, `locate` (find the faces; with a tracker, associate them with its tracks) and
+`recognise` (align, embed, match, vote), which `VideoLoop` may run on two threads at once, frame t+1 located while
+frame t is recognised (`VideoOptions.overlap`). After `close()` every method that needs the detector or the model
+raises `ClosedError`.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from .openset.calibration import FPIR_RANGE
 from .openset.rule import DEFAULT_TARGET_FPIR, ThresholdDecision, Thresholds
 from .results import EnrollResult, Recognition, VerifyResult
 from .sidecar import ModelSidecar
-from .video.tracking import FaceTracker, Vote
+from .video.tracking import Association, FaceTracker, Vote
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,18 @@ class RecognizerOptions:
 GalleryLike = Union[None, GalleryBase, str, os.PathLike]
 
 
+@dataclass(frozen=True, eq=False)
+class LocatedFrame:
+    """A frame after `Recognizer.locate`, ready for `Recognizer.recognise`: its faces (the detector's own keypoints),
+    their association with the tracker's tracks (None for a still), and the seconds spent finding ("detection") and
+    associating ("tracking") them."""
+
+    frame: np.ndarray
+    detections: Tuple[Detection, ...]
+    association: Optional[Association]
+    timings: Dict[str, float]
+
+
 class Recognizer:
     """Face recognition on BGR frames: detection (YuNet or MediaPipe BlazeFace, see `DetectorOptions`), alignment
     (shared 112x112 aligner), embedding (ONNX Runtime / TensorRT backend), and gallery matching.
@@ -111,7 +126,9 @@ class Recognizer:
             closed by `close()`.
         options: `RecognizerOptions` (its `backend_options` say how the model is opened).
 
-    Its methods may be called from several threads (the detector and the backend are used by one at a time).
+    Its methods may be called from several threads: the frame detector (`locate`) is used by one at a time, the
+    rest (keypoints, model, mask flag, gallery: `recognise`) by one at a time, so one thread may locate a frame while
+    another recognises the one before.
     `close()` (or the `with` block's end) releases the detector; using the recognizer afterwards raises
     ClosedError.
     """
@@ -136,13 +153,14 @@ class Recognizer:
         except BaseException:
             self.detector.close()
             raise
-        self._lock = threading.RLock()  # detector and backend are used by one thread at a time
+        self._find_lock = threading.Lock()  # the frame detector (`locate`): taken before `_lock` when both are held
+        self._lock = threading.RLock()  # keypoints, backend, mask flag, gallery (`recognise`)
         self._warned_empty = False
         #: seconds spent per stage by the last identify call: detection, tracking, alignment, inference, matching
         self.last_timings: Dict[str, float] = {}
         #: faces the last identify call embedded (with tracking, only the tracks that needed recognition)
         self.last_faces_embedded = 0
-        self._closed = False  # the detector is released (set under _lock)
+        self._closed = False  # the detector is released (set under both locks)
         if self.options.warmup:
             self.backend.warmup()
         log.info("recognizer ready: model %s (%s backend), gallery %r, threshold %.3f", self.sidecar.name,
@@ -199,7 +217,7 @@ class Recognizer:
 
     def detect(self, frame: np.ndarray) -> List[Detection]:
         """Faces in a BGR frame (largest first), without recognition."""
-        with self._lock:
+        with self._find_lock, self._lock:
             self._check_open()
             return self.detector.detect(frame)
 
@@ -210,11 +228,37 @@ class Recognizer:
         `name=None`. Per-stage times of this call are left in `last_timings`.
         tracker: None for an independent photo; a `FaceTracker` for the next frame of the video it follows (faces
         get its track ids, a track is recognised only when needed and named by its vote). `VideoLoop` passes one.
+        `recognise(locate(frame, tracker), tracker)`.
         """
+        return self.recognise(self.locate(frame, tracker), tracker)
+
+    def locate(self, frame: np.ndarray, tracker: Optional[FaceTracker] = None) -> LocatedFrame:
+        """The first stage of `identify`: the faces of a BGR uint8 frame, found by the full detection pass (a still,
+        or a frame the tracker's schedule gives one) or near the faces followed, and associated with the tracks of
+        `tracker` (`FaceTracker.associate`). Pass the answer to `recognise`, frames in the order they were located;
+        the next frame may be located before this one is recognised."""
         frame = check_bgr_frame(frame)
+        with self._find_lock:
+            self._check_open()
+            t0 = time.perf_counter()
+            if tracker is None or tracker.full_pass_due():
+                detections = self.detector.find(frame)  # the full pass: every scale, the whole frame
+            else:  # between full passes (TrackingOptions.detect_every): only near the faces followed
+                detections = self.detector.find_near(frame, tracker.expected_boxes())
+            t1 = time.perf_counter()
+            association = tracker.associate(detections) if tracker is not None else None
+        return LocatedFrame(frame, tuple(detections), association,
+                            {"detection": t1 - t0, "tracking": time.perf_counter() - t1})
+
+    def recognise(self, located: LocatedFrame, tracker: Optional[FaceTracker] = None) -> List[Recognition]:
+        """The second stage of `identify`: align, embed and match the faces `locate` found (with `tracker`, the one
+        it was located with: only the tracks that need it, named by their vote). Per-stage times of both stages are
+        left in `last_timings`."""
+        if (tracker is None) != (located.association is None):
+            raise InputError("recognise: pass the tracker the frame was located with (None for a still)")
         with self._lock:
             self._check_open()
-            recognitions, timings = self._analyse(frame, tracker)
+            recognitions, timings = self._analyse(located, tracker)
         self.last_timings = timings
         return recognitions
 
@@ -267,7 +311,7 @@ class Recognizer:
         """`options.masked_templates` synthetic masked crops of an enrolment face (none by default)."""
         if self.options.masked_templates <= 0:
             return []
-        with self._lock:
+        with self._find_lock, self._lock:  # MaskedViews runs the whole detector
             self._check_open()
             if self._masked is None:
                 from .masks.templates import MaskedViews  # lazy: Face Mesh is built on first use
@@ -290,7 +334,7 @@ class Recognizer:
     def close(self) -> None:
         """Release the detector (and a gallery opened here). Safe to call twice. Afterwards `identify`, `enroll`,
         `verify`, `detect` and `embed` raise ClosedError."""
-        with self._lock:
+        with self._find_lock, self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -352,7 +396,7 @@ class Recognizer:
             frame = load_image(image, self.options.max_image_pixels)
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from exc
-        with self._lock:
+        with self._find_lock, self._lock:
             self._check_open()
             detections = self.detector.detect(frame)
         if not detections:
@@ -360,14 +404,15 @@ class Recognizer:
                               "and at least ~24 px wide (~64 px wearing a mask)")
         return frame, detections[0]
 
-    def _analyse(self, frame: np.ndarray, tracker: Optional[FaceTracker]) -> Tuple[List[Recognition], Dict[str, float]]:
-        t0 = time.perf_counter()
-        if tracker is None or tracker.full_pass_due():
-            detections = self.detector.find(frame)  # the full pass: every scale, the whole frame
-        else:  # between full passes (TrackingOptions.detect_every): only near the faces followed
-            detections = self.detector.find_near(frame, tracker.expected_boxes())
+    def _analyse(self, located: LocatedFrame, tracker: Optional[FaceTracker]
+                 ) -> Tuple[List[Recognition], Dict[str, float]]:
         t1 = time.perf_counter()
-        track_ids = tracker.update(detections) if tracker is not None else [None] * len(detections)
+        frame, detections = located.frame, list(located.detections)
+        if located.association is not None:
+            tracker.settle(located.association)
+            track_ids: List[Optional[int]] = list(located.association.track_ids)
+        else:
+            track_ids = [None] * len(detections)
         todo = [i for i, (det, tid) in enumerate(zip(detections, track_ids))
                 if tracker is None or tracker.needs_recognition(tid, det)]
         self.last_faces_embedded = len(todo)
@@ -393,8 +438,9 @@ class Recognizer:
             results = [self._recognition(det, tid, fresh.get(i), tracker)
                        for i, (det, tid) in enumerate(zip(detections, track_ids))]
         t5 = time.perf_counter()
-        return results, {"detection": t1 - t0, "tracking": t2 - t1, "alignment": t3 - t2, "inference": t4 - t3,
-                         "matching": t5 - t4}
+        return results, {"detection": located.timings["detection"],
+                         "tracking": located.timings["tracking"] + t2 - t1, "alignment": t3 - t2,
+                         "inference": t4 - t3, "matching": t5 - t4}
 
     def _recognition(self, det: Detection, track_id: Optional[int], fresh: Optional[tuple],
                      tracker: Optional[FaceTracker]) -> Recognition:

@@ -465,6 +465,11 @@ class PushedFrames:
             self._last_ts = ts
             return self._slot.put(Frame(image, self._slot.put_count, ts))
 
+    def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The next frame, waiting up to `timeout` seconds (None: until one is pushed or `close()`); None when
+        closed (and no frame is left) or on timeout."""
+        return self._slot.get(timeout)
+
     def __iter__(self) -> Iterator[Frame]:
         while True:
             frame = self._slot.get()

@@ -5,9 +5,11 @@
             stream.submit(image, ms)            # returns at once; the newest frame wins
         stream.wait_idle(5)
 
-It is no second engine: `FrameStream` runs `VideoLoop` over `PushedFrames` on its thread, so a stream is tracked like
-any video (one `FaceTracker` per run) and can show or write its annotated frames (`VideoOptions`). The recognizer is
-used through its public `identify` only, and stays the caller's (close the stream before the recognizer). When
+It is no second engine: `FrameStream` runs `VideoLoop` over `PushedFrames` on its thread (and, with
+`VideoOptions(overlap=True)`, the loop's own locating thread beside it), so a stream is tracked like any video (one
+`FaceTracker` per run) and can show or write its annotated frames (`VideoOptions`). The recognizer is used through
+its public methods only (`identify`, or `locate` and `recognise`), and stays the caller's (close the stream before
+the recognizer). When
 frames arrive faster than they are recognised, a frame not yet taken is replaced by the newer one (`stats()`:
 submitted, processed, dropped). Results (`g2d_edge.results.FrameResult`) reach `callback` on the worker thread in
 frame order and are kept as `latest`. A frame whose recognition fails is logged and skipped, and the next frame
@@ -98,7 +100,7 @@ class FrameStream:
 
     def _run(self) -> None:
         while True:
-            taken = self._frames.stats.delivered
+            taken, published = self._frames.stats.delivered, self.processed
             try:
                 with VideoLoop(self.recognizer, self._frames, self.options) as loop:
                     for result in loop:
@@ -107,15 +109,22 @@ class FrameStream:
             except ClosedError:
                 log.info("stream: the recognizer was closed; the stream ends")
                 self._frames.close()
-                self._count_done()
+                self._count_done(self._unfinished(taken, published))
                 return
             except Exception:  # keep the stream alive; the error is the caller's to see in the log
                 if self._frames.stats.delivered == taken:  # the loop itself cannot run (e.g. its output)
                     log.exception("stream: the video loop cannot run; the stream ends")
                     self._frames.close()
                     return
-                log.exception("stream: recognising a frame failed; it is skipped")
-                self._count_done()
+                lost = self._unfinished(taken, published)
+                log.exception("stream: recognising a frame failed; it is skipped%s",
+                              f", with the {lost - 1} frame(s) read ahead of it" if lost > 1 else "")
+                self._count_done(lost)
+
+    def _unfinished(self, taken: int, published: int) -> int:
+        """Frames the loop that just ended took but gave no result for: the failed one, and with
+        `VideoOptions.overlap` those its worker had read ahead (at least 1)."""
+        return max(1, self._frames.stats.delivered - taken - (self.processed - published))
 
     def _publish(self, result: FrameResult) -> None:
         self.latest = result
@@ -128,7 +137,7 @@ class FrameStream:
         finally:
             self._count_done()
 
-    def _count_done(self) -> None:
+    def _count_done(self, frames: int = 1) -> None:
         with self._done_cond:
-            self._finished += 1
+            self._finished += frames
             self._done_cond.notify_all()

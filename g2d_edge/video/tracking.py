@@ -17,6 +17,12 @@ being followed (`FaceDetector.find_near`: a crop around each face's predicted bo
 which keeps their boxes and keypoints as accurate as a full pass at a fraction of its cost. A face that enters is
 found at the next full pass: at most `detect_every - 1` frames after it appears (and it is named in that frame).
 Still images always get the full pass.
+
+The tracker has two sides, so that `VideoLoop` can overlap them on two threads (`VideoOptions.overlap`): where the
+faces are (`associate`: ByteTrack, the expected boxes, the detection schedule; frame t+1 may be associated while
+frame t is still being recognised) and what they are (`settle`, `needs_recognition`, `record`: the recognition
+bookkeeping, frame by frame in order). `update` is both at once. Each side is used by one thread at a time; the
+results are the same as in one thread, frame for frame.
 """
 from __future__ import annotations
 
@@ -24,12 +30,12 @@ import logging
 import warnings
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..detectors.base import Detection
-from ..errors import check_fields, option
+from ..errors import InputError, check_fields, option
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,16 @@ def face_quality(detection: Detection) -> float:
     return max(0.0, x2 - x1) * max(0.0, y2 - y1) * float(detection.score)
 
 
+@dataclass(frozen=True)
+class Association:
+    """One frame's detections associated with the tracks (`FaceTracker.associate`): the frame's index, each
+    detection's track id (None: not (yet) tracked) and the tracks ByteTrack still keeps after this frame."""
+
+    frame_index: int
+    track_ids: Tuple[Optional[int], ...]
+    alive: FrozenSet[int]
+
+
 class FaceTracker:
     """ByteTrack over face detections, with per-track recognition bookkeeping. One instance per video stream."""
 
@@ -116,7 +132,10 @@ class FaceTracker:
                                          minimum_matching_threshold=self.options.min_match_iou,
                                          frame_rate=self.options.frame_rate, minimum_consecutive_frames=1)
         self.states: Dict[int, TrackState] = {}
+        #: the last frame associated (`associate`)
         self.frame_index = -1
+        #: the last frame settled (`settle`): the frame whose faces `needs_recognition` and `record` are about
+        self.recognition_index = -1
         #: where faces were last seen: track id -> (box, its motion per frame, frame index); plus the boxes of the
         #: last frame's faces that have no track yet (ByteTrack confirms a new track on its second frame)
         self._seen: Dict[int, Tuple[np.ndarray, np.ndarray, int]] = {}
@@ -134,7 +153,15 @@ class FaceTracker:
         return boxes + list(self._untracked)
 
     def update(self, detections: Sequence[Detection]) -> List[Optional[int]]:
-        """Advance one frame; the track id of each detection (None: not (yet) tracked, e.g. a low score)."""
+        """Advance one frame; the track id of each detection (None: not (yet) tracked, e.g. a low score).
+        `associate` then `settle`."""
+        association = self.associate(detections)
+        self.settle(association)
+        return list(association.track_ids)
+
+    def associate(self, detections: Sequence[Detection]) -> Association:
+        """Associate the next frame's detections with the tracks (ByteTrack) and remember where the faces are; the
+        recognition bookkeeping waits for `settle` with the answer."""
         self.frame_index += 1
         ids: List[Optional[int]] = [None] * len(detections)
         if detections:
@@ -147,9 +174,19 @@ class FaceTracker:
         if len(tracked):
             for index, track_id in zip(tracked.data["index"], tracked.tracker_id):
                 ids[int(index)] = int(track_id)
-        self._forget_lost()
         self._remember(detections, ids)
-        return ids
+        alive = frozenset(t.external_track_id for t in self._tracker.tracked_tracks + self._tracker.lost_tracks)
+        return Association(self.frame_index, tuple(ids), alive)
+
+    def settle(self, association: Association) -> None:
+        """Make `association`'s frame the one recognised now (frames in order): drop the state of tracks ByteTrack
+        no longer keeps (gone for longer than its lost-track buffer)."""
+        if association.frame_index != self.recognition_index + 1:
+            raise InputError(f"FaceTracker.settle: frame {association.frame_index} after frame "
+                             f"{self.recognition_index}; settle every associated frame once, in order")
+        self.recognition_index = association.frame_index
+        for track_id in [t for t in self.states if t not in association.alive]:
+            del self.states[track_id]
 
     def _remember(self, detections: Sequence[Detection], ids: List[Optional[int]]) -> None:
         """Update where faces were seen (for `expected_boxes`)."""
@@ -169,7 +206,7 @@ class FaceTracker:
         if track_id is None or track_id not in self.states:
             return True
         state = self.states[track_id]
-        if self.frame_index - state.last_recognised >= self.options.recognise_every:
+        if self.recognition_index - state.last_recognised >= self.options.recognise_every:
             return True
         return face_quality(detection) > self.options.better_face_ratio * state.best_quality
 
@@ -179,14 +216,8 @@ class FaceTracker:
         if track_id is None:
             return vote
         state = self.states.setdefault(track_id, TrackState(votes=deque(maxlen=self.options.vote_window)))
-        state.last_recognised = self.frame_index
+        state.last_recognised = self.recognition_index
         state.best_quality = max(state.best_quality, face_quality(detection))
         state.votes.append(vote)
         state.embedding, state.mask_score, state.matches = embedding, mask_score, matches
         return state.identity()
-
-    def _forget_lost(self) -> None:
-        """Drop the state of tracks ByteTrack no longer keeps (gone for longer than its lost-track buffer)."""
-        alive = {t.external_track_id for t in self._tracker.tracked_tracks + self._tracker.lost_tracks}
-        for track_id in [t for t in self.states if t not in alive]:
-            del self.states[track_id]

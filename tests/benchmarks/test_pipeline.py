@@ -28,15 +28,35 @@ def test_pipeline_benchmark_json(tmp_path, celeba_dir):
     assert report == json.loads(out.read_text())
     assert report["machine"]["cpu"] and len(report["load_average"]) == 3 and report["model"].startswith("g2d-edge-m on ")
     rows = report["rows"]
-    assert [(r["faces"], r["detect_every"]) for r in rows] == [(1, 1), (1, 5), (4, 1), (4, 5)]
+    assert [(r["faces"], r["detect_every"], r["mode"]) for r in rows] == [
+        (n, every, mode) for n in (1, 4) for every in (1, 5) for mode in ("sequential", "overlapped")]
     for r in rows:
-        assert r["frames"] == 10 and r["fps"] > 0 and r["present_per_frame"] > 0
+        assert r["frames"] == 10 and r["fps"] > 0 and r["present_per_frame"] > 0 and r["threads"] == 0
+        assert r["fps_runs"] == [round(r["fps"], 2)]
         assert set(r["stage_ms"]) == {"detection", "tracking", "alignment", "inference", "matching"}
-        assert sum(r["stage_ms"].values()) <= r["ms_per_frame"] * 1.05 and r["stage_ms"]["detection"] > 0
+        if r["mode"] == "sequential":  # overlapped: detection runs beside the other stages
+            assert sum(r["stage_ms"].values()) <= r["ms_per_frame"] * 1.05
+        assert r["stage_ms"]["detection"] > 0
         assert r["recall"] >= 0.9 and 0 <= r["named"] <= 1
         assert r["embedded_per_frame"] < r["present_per_frame"]  # tracked: not every face every frame
-    photo = report["photo"]
-    assert photo["faces_present"] == 16 and photo["found"] >= 14 and photo["ms_median"] > 0
+    for seq, ovl in zip(rows[::2], rows[1::2]):  # the two modes of the loop: the same faces, names and latencies
+        same = ("recall", "named", "embedded_per_frame", "present_per_frame", "entries", "latency_mean_frames",
+                "latency_max_frames", "never_named")
+        assert {k: seq[k] for k in same} == {k: ovl[k] for k in same}
+    (photo,) = report["photos"]
+    assert photo["faces_present"] == 16 and photo["found"] >= 14 and photo["ms_median"] > 0 and photo["threads"] == 0
+
+
+def test_pipeline_benchmark_modes_threads_and_repeats(tmp_path, celeba_dir):
+    res = run([REPO / "benchmarks" / "pipeline.py", "--data", celeba_dir, "--configs", "720p:1", "--frames", "3",
+               "--detect-every", "2", "--modes", "overlapped", "--threads", "1,2", "--repeats", "3"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    table = [line for line in res.stdout.splitlines() if line.startswith("| 720p")]
+    assert [line.split("|")[4:6] for line in table] == [[" overlapped ", " 1 "], [" overlapped ", " 2 "]]
+    assert res.stderr.count("FPS (runs: ") == 2 and all(line.count(",") == 2 for line in res.stderr.splitlines()
+                                                          if "FPS (runs: " in line)
+    bad = run([REPO / "benchmarks" / "pipeline.py", "--data", celeba_dir, "--modes", "parallel"], cwd=tmp_path)
+    assert bad.returncode == 2 and "--modes" in bad.stderr
 
 
 def test_scene_faces_move_enter_and_leave(celeba_dir, tmp_path):
