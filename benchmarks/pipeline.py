@@ -17,6 +17,8 @@ overlapped mode detection runs beside the other stages, so they add up to more t
 frame, RECALL (faces found / faces present, a face being present when it is wholly in the frame and at least 24 px
 wide), NAMED (faces present that carry their own name), and the latency from a face's entry (or the first frame)
 until it is first named: mean and worst, in frames.
+`--upscale` compares values of `DetectorOptions.upscale` (the finest pyramid level: 1.5 enlarges a 1080p frame to
+2880 px for faces too small for YuNet at their own size; 1 starts at full resolution).
 `--min-face-size` sets `DetectorOptions.min_face_size` (the pyramid then leaves out levels it does not need) and
 counts recall over faces at least that wide.
 `--stills N` adds N different 1080p photos with 16 faces through `VideoLoop` as independent stills (a folder of
@@ -84,6 +86,7 @@ class Row:
     latency_max_frames: Optional[int]
     never_named: int
     fps_runs: List[float]
+    upscale: float = 1.5
 
 
 def parse_configs(text: str) -> List[Tuple[str, int]]:
@@ -250,9 +253,10 @@ def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min
 
 def markdown(rows: List[Row], photos: List[Dict[str, Any]], header: str) -> str:
     lines = [header, "",
-             "| frame | faces | detect_every | mode | threads | FPS | ms/frame | detection | tracking | alignment | "
-             "inference | matching | embedded/frame | recall | named | entry → named (frames, mean / worst) |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| frame | faces | detect_every | mode | threads | upscale | FPS | ms/frame | detection | tracking | "
+             "alignment | inference | matching | embedded/frame | recall | named | "
+             "entry → named (frames, mean / worst) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         s = r.stage_ms
         latency = ("–" if r.latency_mean_frames is None
@@ -260,13 +264,14 @@ def markdown(rows: List[Row], photos: List[Dict[str, Any]], header: str) -> str:
         if r.never_named:
             latency += f" ({r.never_named} of {r.entries} never named)"
         lines.append(f"| {r.resolution} | {r.faces} | {r.detect_every or 'stills'} | {r.mode} | "
-                     f"{r.threads or 'per core'} | "
+                     f"{r.threads or 'per core'} | {r.upscale:g} | "
                      f"{r.fps:.1f} | {r.ms_per_frame:.1f} | "
                      + " | ".join(f"{s.get(k, 0.0):.1f}" for k in STAGES)
                      + f" | {r.embedded_per_frame:.2f} | {100 * r.recall:.1f} % | {100 * r.named:.1f} % | {latency} |")
     for photo in photos:
         lines += ["", f"Still photo {photo['resolution']} with {photo['faces_present']} faces (full pass, no "
-                      f"tracker), threads {photo['threads'] or 'per core'}: {photo['ms_median']} ms (median of "
+                      f"tracker), threads {photo['threads'] or 'per core'}, upscale {photo.get('upscale', 1.5):g}: "
+                      f"{photo['ms_median']} ms (median of "
                       f"{len(photo['ms_all'])}), {photo['found']} found, {photo['named']} named."]
     return "\n".join(lines)
 
@@ -285,6 +290,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="VideoLoop modes to compare: sequential (VideoOptions.overlap=False), overlapped (True)")
     p.add_argument("--threads", default="0",
                    help="runtime threads of the recogniser and YuNet to compare, e.g. 0,1 (0: one per core)")
+    p.add_argument("--upscale", default="1.5",
+                   help="DetectorOptions.upscale values to compare, e.g. 1,1.5 (the pyramid's finest level)")
     p.add_argument("--min-face-size", type=int, default=None,
                    help="DetectorOptions.min_face_size (default: its own, 20); recall then counts faces at least "
                         "this wide (and >= 24 px)")
@@ -302,6 +309,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.configs = parse_configs(args.configs)
         args.detect_every = [int(x) for x in args.detect_every.split(",") if x.strip()]
         args.threads = [int(x) for x in args.threads.split(",") if x.strip()]
+        args.upscale = [float(x) for x in args.upscale.split(",") if x.strip()]
     except ValueError as exc:
         p.error(str(exc))
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -313,6 +321,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         p.error("--repeats must be 1 or more")
     if not args.threads or min(args.threads) < 0:
         p.error("--threads: whole numbers, 0 or more")
+    if not args.upscale or min(args.upscale) < 1.0:
+        p.error("--upscale: factors of 1 or more")
     return args
 
 
@@ -327,10 +337,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     with Recognizer(model=args.model, backend=args.backend, gallery=gallery) as enrolling:
         for person in people:  # with the default detector: a larger min_face_size would drop these photos' faces
             enrolling.enroll(person.name, person.enrol, skip_failed=True)
-    for threads in args.threads:
+    for threads, upscale in [(t, u) for u in args.upscale for t in args.threads]:
         backend_options = BackendOptions.of(intra_op_threads=threads) if threads else BackendOptions()
-        options = RecognizerOptions(detector=DetectorOptions(threads=threads), min_face_size=args.min_face_size,
-                                    backend_options=backend_options)
+        options = RecognizerOptions(detector=DetectorOptions(threads=threads, upscale=upscale),
+                                    min_face_size=args.min_face_size, backend_options=backend_options)
+        first = len(rows)
         with Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=options) as rec:
             rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
             for res, n in args.configs:
@@ -345,13 +356,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 rows += compare_modes(rec, scene, names, 0, images, args, threads, min_face)
                 del images
             if args.photo:
-                photos.append(run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,
-                                        min_face, threads))
+                photos.append({**run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,
+                                           min_face, threads), "upscale": upscale})
+            for row in rows[first:]:
+                row.upscale = upscale
             model = f"{rec.sidecar.name} on {rec.backend.name}"
             detector = rec.detector.name
     load = os.getloadavg()
     return {"benchmark": "pipeline", "machine": machine_info(gpu=False), "load_average": [round(x, 2) for x in load],
-            "model": model, "detector": detector, "threads": args.threads, "modes": args.modes,
+            "model": model, "detector": detector, "threads": args.threads, "upscale": args.upscale,
+            "modes": args.modes,
             "frames": args.frames, "min_face_size": args.min_face_size, "recall_counts_faces_from_px": min_face,
             "rows": [asdict(r) for r in rows], "photos": photos}
 

@@ -59,6 +59,12 @@ class DetectorOptions:
     max_faces: keep at most this many faces (largest first); 0 keeps all.
     pad_retry: when nothing is found, retry once on the frame padded by this fraction of its size on each side
         (helps tight crops where the face fills the whole frame); 0 disables the retry.
+    upscale: YuNet every-scale: a frame of camera size (longer side at least 1.5 x `min_input_side`) starts the
+        pyramid enlarged by this factor, at most to 2 x `max_input_side` (a 1080p frame at 2880 px; a 4K frame stays
+        at full resolution), because YuNet often misses faces of 24-40 px at their own size: measured on the
+        1080p video of `benchmarks/pipeline.py`, full passes found 89 % of the faces at least 24 px wide at 1 and
+        98 % at 1.5, for about 2.5 x the detection time per full pass (README "Pipeline"). 1: start at full
+        resolution (the front end before this option; faster, misses more small faces).
     min_input_side: YuNet: a frame whose longer side is shorter than this is upscaled to it first (faces in small
         photos); 0 never upscales.
     max_input_side: YuNet in one pass (`every_scale=False`): a frame whose longer side is longer than this is
@@ -90,6 +96,7 @@ class DetectorOptions:
     min_face_size: int = option(20, low=0, high=MAX_SIDE)
     max_faces: int = option(0, low=0, high=100_000)
     pad_retry: float = option(0.25, low=0.0, high=2.0)
+    upscale: float = option(1.25, low=1.0, high=4.0)
     min_input_side: int = option(512, low=0, high=MAX_SIDE)
     max_input_side: int = option(1920, low=0, high=MAX_SIDE)
     tile_size: int = option(0, low=0, high=MAX_SIDE)
@@ -211,7 +218,7 @@ class FaceDetector:
         if self._detector.input_side is None:  # runs at any size: resize the whole frame
             if self.every_scale:
                 views = pyramid_views(h, w, opts.min_input_side * 3 // 2, opts.min_input_side,
-                                      2 * opts.max_input_side, min_face=opts.min_face_size)
+                                      2 * opts.max_input_side, min_face=opts.min_face_size, upscale=opts.upscale)
             else:
                 views = single_view(h, w, fit_scale(h, w, opts.min_input_side, opts.max_input_side))
         elif self.every_scale:

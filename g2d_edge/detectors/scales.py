@@ -68,15 +68,22 @@ def single_view(h: int, w: int, scale: float = 1.0) -> List[View]:
     return [View(0, 0, w, h, scale)]
 
 
-def pyramid_views(h: int, w: int, finest: int, coarsest: int, largest: int = 0, min_face: float = 0.0) -> List[View]:
+def pyramid_views(h: int, w: int, finest: int, coarsest: int, largest: int = 0, min_face: float = 0.0,
+                  upscale: float = 1.0) -> List[View]:
     """The whole frame at full resolution (upscaled first if its longer side is below `finest`, downscaled if above
     `largest` > 0), then halved again and again until its longer side is at most `coarsest`. Every level but the
     coarsest leaves faces wider than PYRAMID_MAX_FACE (at its scale) to the coarser levels.
+
+    `upscale` > 1: a frame at least `finest` long starts enlarged by this factor (at most to `largest`), so that
+    faces too small for the detector at their own size are found on the finest level.
 
     Sized by need: a fine level is left out while the next coarser one still shows a face `min_face` px wide (in
     frame pixels) at least PYRAMID_SMALLEST_FACE px wide, since it finds those faces there at a quarter of the cost
     (with `min_face` 20, the default `min_face_size`, nothing is left out)."""
     scales = [fit_scale(h, w, finest, largest)]
+    if upscale > 1.0 and scales[0] == 1.0:
+        scales[0] = min(upscale, largest / max(h, w)) if largest > 0 else upscale
+        scales[0] = max(scales[0], 1.0)
     while max(h, w) * scales[-1] > coarsest:
         scales.append(scales[-1] / 2)
     while len(scales) > 1 and min_face * scales[1] >= PYRAMID_SMALLEST_FACE:

@@ -80,3 +80,21 @@ def test_scene_faces_move_enter_and_leave(celeba_dir, tmp_path):
         cv2.imwrite(str(tmp_path / "nobody" / f"{i}.jpg"), np.full((120, 100, 3), 128, np.uint8))
     with pytest.raises(SystemExit, match="usable people"):
         load_people(tmp_path, 1)
+
+
+def test_upscale_finds_a_small_face_that_yunet_misses_at_its_own_size(celeba_dir):
+    """In the benchmark's seeded 1080p scene of 16 people, person 6's face is 35 px wide: the pyramid starting at
+    full resolution never finds it there; upscale 1.5 does (the default 1.25 does not: README "Pipeline")."""
+    from benchmarks._scene import RESOLUTIONS, Scene, load_people
+    from benchmarks.pipeline import match
+    from g2d_edge.detectors import DetectorOptions, FaceDetector
+
+    people = load_people(celeba_dir, 16)
+    scene = Scene(people, 16, RESOLUTIONS["1080p"])
+    frame = scene.frame(30)
+    truth, who = scene.truth(30, 24)
+    small = truth[list(who).index(6)]
+    assert 30 <= small[2] - small[0] <= 40
+    found = {up: match(FaceDetector(DetectorOptions(upscale=up)).detect(frame), small[None])[0] for up in (1.0, 1.5)}
+    assert found[1.0] is None and found[1.5] is not None
+    assert DetectorOptions().upscale == 1.25

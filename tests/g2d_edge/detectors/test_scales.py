@@ -128,6 +128,22 @@ def test_pyramid_sized_by_need():
     assert four_k[0].max_face == PYRAMID_MAX_FACE / 0.25 and four_k[-1].max_face == 0.0
 
 
+def test_the_finest_level_of_a_camera_frame_is_enlarged_by_upscale():
+    """DetectorOptions.upscale: a camera frame starts enlarged (1080p at 2880 px), at most to `largest` (a 4K frame
+    stays at full resolution); a small photo already enlarged to `finest` is not enlarged again."""
+    levels = pyramid_views(1080, 1920, 768, 512, 3840, min_face=20, upscale=1.5)
+    assert [v.scale for v in levels] == [1.5, 0.75, 0.375, 0.1875]
+    assert [v.max_face for v in levels[:2]] == [128.0, 256.0] and levels[-1].max_face == 0.0
+    assert [v.scale for v in pyramid_views(2160, 3840, 768, 512, 3840, upscale=1.5)] == [1.0, 0.5, 0.25, 0.125]
+    assert [v.scale for v in pyramid_views(1440, 2560, 768, 512, 3840, upscale=1.5)][0] == 1.5
+    assert [v.scale for v in pyramid_views(1440, 2560, 768, 512, 3000, upscale=1.5)][0] == pytest.approx(3000 / 2560)
+    small = pyramid_views(144, 144, 768, 512, upscale=1.5)
+    assert [round(v.scale, 3) for v in small] == [5.333, 2.667]
+    # sized by need still: with min_face 64 the enlarged level adds nothing the 0.75 level does not find
+    assert [v.scale for v in pyramid_views(1080, 1920, 768, 512, 3840, min_face=64, upscale=1.5)] == [0.75, 0.375,
+                                                                                                        0.1875]
+
+
 def test_view_results_come_back_in_frame_pixels():
     det = FixedBoxes([((10, 20, 30, 40), 0.9)])
     frame = np.zeros((400, 600, 3), np.uint8)
