@@ -44,6 +44,12 @@ _SCORE_GRID = np.linspace(-0.2, 1.0, 1201)
 _ERFC = np.frompyfunc(math.erfc, 1, 1)
 
 
+def erfc(x: Any) -> np.ndarray:
+    """The complementary error function of every element of `x`, as float64 (the normal tails of the calibration
+    and of `g2d_edge.openset.cohort`)."""
+    return _ERFC(np.asarray(x, dtype=np.float64)).astype(np.float64)
+
+
 def _tail_log_survival(scores: np.ndarray, tail_count: int, tail: str = "gaussian") -> np.ndarray:
     """log(1 - q_p(t)) on `_SCORE_GRID` for one probe's impostor scores: empirical up to its `tail_count`-th best
     score u, beyond it a tail anchored there: "gaussian" (the decay of a normal law with the scores' mean and
@@ -63,7 +69,7 @@ def _tail_log_survival(scores: np.ndarray, tail_count: int, tail: str = "gaussia
         else:
             mu, sigma = float(s.mean()), max(float(s.std()), 1e-4)
             z = (np.concatenate([[u], _SCORE_GRID[beyond]]) - mu) / (sigma * math.sqrt(2.0))
-            sf = _ERFC(z).astype(np.float64)
+            sf = erfc(z)
             q[beyond] = (k / n) * sf[1:] / max(sf[0], 1e-300)
     return np.log1p(-np.minimum(q, 1.0 - 1e-12))
 

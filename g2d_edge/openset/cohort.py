@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..sidecar import PROBE_KINDS, StrangerCohort
+from .calibration import erfc
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,9 @@ REFRESH_S = 60.0
 _BISECTIONS = 40
 
 
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
 def _normal_sf(z: np.ndarray) -> np.ndarray:
     """P(Z > z) for a standard normal Z."""
-    return 0.5 * _ERFC(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64)
+    return 0.5 * erfc(np.asarray(z, dtype=np.float64) / math.sqrt(2.0))
 
 
 def threshold_from_best(best: np.ndarray, target_fpir: float) -> float:
@@ -91,7 +89,7 @@ class CohortThresholds:
         self.photos = {k: int(v.shape[0]) for k, v in self.embeddings.items()}
         #: per kind, the cohort photos left out of the last measurement as photos of enrolled people
         self.left_out: Dict[str, int] = {k: 0 for k in PROBE_KINDS}
-        self._cached: Optional[Tuple[Any, Any, float, Dict[str, Optional[float]]]] = None
+        self._cached: Optional[Tuple[Any, Any, float, Dict[Any, Any]]] = None
         self._lock = threading.Lock()
 
     def usable(self, kind: str) -> bool:
@@ -110,31 +108,39 @@ class CohortThresholds:
             fresh = cached is not None and cached[0] is gallery and cached[1] == key \
                 and (changes is not None or now - cached[2] < REFRESH_S)
             if not fresh:  # one gallery at a time (a Recognizer holds one), compared by identity, not by id()
-                cached = self._cached = (gallery, key, now, {"enrolled": self._enrolled_people(gallery)})
-            per_kind = cached[3]
-            if kind not in per_kind:
-                per_kind[kind] = self._measure(gallery, kind, per_kind["enrolled"])
-            return per_kind[kind]
+                cached = self._cached = (gallery, key, now, {})
+            state = cached[3]
+            if kind not in state:
+                state[kind] = self._measure(gallery, kind, state)
+            return state[kind]
 
-    def _enrolled_people(self, gallery: Any) -> np.ndarray:
+    def _top1(self, gallery: Any, kind: str, state: Dict[Any, Any]) -> Tuple[List[Optional[str]], np.ndarray]:
+        """(best identity, its score; None / -inf: no match) of every cohort photo of `kind`, searched once per
+        gallery state as a face of that kind is searched."""
+        if ("top1", kind) not in state:
+            matches = gallery.search(self.embeddings[kind], top_k=1, masked=kind == "masked")
+            state[("top1", kind)] = ([m[0].name if m else None for m in matches],
+                                     np.array([m[0].score if m else -np.inf for m in matches], dtype=np.float64))
+        return state[("top1", kind)]
+
+    def _enrolled_people(self, gallery: Any, state: Dict[Any, Any]) -> np.ndarray:
         """The cohort people who are enrolled in `gallery` after all (`enrolled_people` on the clean photos)."""
         if self.mate_level is None:
             return np.zeros(0, dtype=np.int64)
-        matches = gallery.search(self.embeddings["clean"], top_k=1, masked=False)
-        names = [m[0].name if m else None for m in matches]
-        best = np.array([m[0].score if m else -np.inf for m in matches], dtype=np.float64)
-        return enrolled_people(names, best, self.person["clean"], self.mate_level)
+        if "enrolled" not in state:
+            names, best = self._top1(gallery, "clean", state)
+            state["enrolled"] = enrolled_people(names, best, self.person["clean"], self.mate_level)
+        return state["enrolled"]
 
-    def _measure(self, gallery: Any, kind: str, enrolled: np.ndarray) -> Optional[float]:
-        strangers = ~np.isin(self.person[kind], enrolled)
+    def _measure(self, gallery: Any, kind: str, state: Dict[Any, Any]) -> Optional[float]:
+        strangers = ~np.isin(self.person[kind], self._enrolled_people(gallery, state))
         self.left_out[kind] = int((~strangers).sum())
         if self.left_out[kind]:
             log.info("open-set cohort: %d of %d %s stranger photos show people enrolled in the gallery after all "
                      "and are left out of the measurement", self.left_out[kind], strangers.size, kind)
         if not resolves(int(strangers.sum()), self.target_fpir):
             return None
-        matches = gallery.search(self.embeddings[kind][strangers], top_k=1, masked=kind == "masked")
-        best = np.array([m[0].score if m else -np.inf for m in matches], dtype=np.float64)
+        best = self._top1(gallery, kind, state)[1][strangers]
         if not np.isfinite(best).any():
             return None
         return threshold_from_best(best, self.target_fpir)
