@@ -102,18 +102,19 @@ def calibration_people(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
 
 
 def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True,
-                   fusion: str = "max") -> OpenSetCalibration:
+                   fusion: str = "max", with_cohort: bool = True) -> OpenSetCalibration:
     """The open-set calibration of one model's embeddings (calibration part only), for the gallery search `fusion`
-    ("max": an identity scores its best template; "mean": its one mean template)."""
+    ("max": an identity scores its best template; "mean": its one mean template); `with_cohort`: with the stranger
+    probes' embeddings as its cohort (else the SDK uses the table by size)."""
     scores, distractors, counts = calibration_probes(sets, same_domain, fusion)
     people = len(od.halves(len(sets["people"].people))[0])
     cohort = StrangerCohort.of({k: calibration_embeddings(sets, k) for k in PROBE_KINDS}, people,
-                               {k: calibration_people(sets, k) for k in PROBE_KINDS})
+                               {k: calibration_people(sets, k) for k in PROBE_KINDS}) if with_cohort else None
     source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
               f"clean, and {counts['masked']} of them with a synthetic mask; impostor templates: the other people's "
               f"{'mean templates of 1-5 photos' if fusion == 'mean' else 'photos'} and {distractors} faces-pool faces "
               "(the heavier tail of the two); SDK front end (default detector, shared aligner); train/calibrate.py; "
-              "cohort: the same stranger probes' embeddings")
+              + ("cohort: the same stranger probes' embeddings" if with_cohort else "no cohort"))
     return build_calibration(scores, distractors, embedding_space, source, fusion=fusion, cohort=cohort)
 
 
@@ -124,10 +125,7 @@ def calibrate_model(model: Path, write: bool = True, cohort: bool = True) -> Ope
     sidecar = ModelSidecar.load(sidecar_file)
     embed, dim = od.model_embedder(sidecar.name or model.stem, model)
     sets = od.embeddings(sidecar.name or model.stem, model, embed, dim)
-    calibration = calibrate_sets(sets, sidecar.embedding_space)
-    if not cohort:
-        calibration = dataclasses.replace(calibration, cohort=None, source=calibration.source.replace(
-            "; cohort: the same stranger probes' embeddings", "; no cohort"))
+    calibration = calibrate_sets(sets, sidecar.embedding_space, with_cohort=cohort)
     if write:
         dataclasses.replace(sidecar, open_set=calibration).save(sidecar_file)
         log.info("open-set calibration written to %s", sidecar_file)
