@@ -86,7 +86,7 @@ class Row:
     latency_max_frames: Optional[int]
     never_named: int
     fps_runs: List[float]
-    upscale: float = 1.5
+    upscale: float
 
 
 def parse_configs(text: str) -> List[Tuple[str, int]]:
@@ -222,7 +222,8 @@ def compare_modes(rec: Recognizer, scene: Scene, names: List[str], every: int, i
         fps = [r["fps"] for r in done]
         median = sorted(done, key=lambda r: r["fps"])[len(done) // 2]
         rows.append(Row(resolution=scene_name(scene), faces=len(scene.walkers), detect_every=every, mode=mode,
-                        threads=threads, fps_runs=[round(f, 2) for f in fps], **median))
+                        threads=threads, upscale=rec.detector.options.upscale, fps_runs=[round(f, 2) for f in fps],
+                        **median))
         print(f"{rows[-1].resolution} {rows[-1].faces} faces detect_every={every} {mode} threads={threads}: "
               f"{median['fps']:.1f} FPS (runs: {', '.join(f'{f:.1f}' for f in fps)})", file=sys.stderr)
     return rows
@@ -244,7 +245,8 @@ def run_photo(rec: Recognizer, scene: Scene, names: List[str], repeats: int, min
         times.append(1000 * (time.perf_counter() - t0))
     truth, who = scene.truth(0, min_face)
     hits = match(faces, truth)
-    return {"resolution": f"{scene.w}x{scene.h}", "threads": threads, "faces_present": len(truth),
+    return {"resolution": f"{scene.w}x{scene.h}", "threads": threads, "upscale": rec.detector.options.upscale,
+            "faces_present": len(truth),
             "found": sum(h is not None for h in hits),
             "named": sum(h is not None and h.name == names[p] for h, p in zip(hits, who)),
             "ms_median": round(float(np.median(times)), 1), "ms_all": [round(x, 1) for x in times],
@@ -270,7 +272,7 @@ def markdown(rows: List[Row], photos: List[Dict[str, Any]], header: str) -> str:
                      + f" | {r.embedded_per_frame:.2f} | {100 * r.recall:.1f} % | {100 * r.named:.1f} % | {latency} |")
     for photo in photos:
         lines += ["", f"Still photo {photo['resolution']} with {photo['faces_present']} faces (full pass, no "
-                      f"tracker), threads {photo['threads'] or 'per core'}, upscale {photo.get('upscale', 1.5):g}: "
+                      f"tracker), threads {photo['threads'] or 'per core'}, upscale {photo['upscale']:g}: "
                       f"{photo['ms_median']} ms (median of "
                       f"{len(photo['ms_all'])}), {photo['found']} found, {photo['named']} named."]
     return "\n".join(lines)
@@ -290,8 +292,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="VideoLoop modes to compare: sequential (VideoOptions.overlap=False), overlapped (True)")
     p.add_argument("--threads", default="0",
                    help="runtime threads of the recogniser and YuNet to compare, e.g. 0,1 (0: one per core)")
-    p.add_argument("--upscale", default="1.5",
-                   help="DetectorOptions.upscale values to compare, e.g. 1,1.5 (the pyramid's finest level)")
+    p.add_argument("--upscale", default=str(DetectorOptions().upscale),
+                   help="DetectorOptions.upscale values to compare, e.g. 1,1.5 (the pyramid's finest level; default: "
+                        "the SDK's own)")
     p.add_argument("--min-face-size", type=int, default=None,
                    help="DetectorOptions.min_face_size (default: its own, 20); recall then counts faces at least "
                         "this wide (and >= 24 px)")
@@ -341,7 +344,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         backend_options = BackendOptions.of(intra_op_threads=threads) if threads else BackendOptions()
         options = RecognizerOptions(detector=DetectorOptions(threads=threads, upscale=upscale),
                                     min_face_size=args.min_face_size, backend_options=backend_options)
-        first = len(rows)
         with Recognizer(model=args.model, backend=args.backend, gallery=gallery, options=options) as rec:
             rec.identify(Scene(people, 1, RESOLUTIONS["720p"]).frame(0))  # warm-up
             for res, n in args.configs:
@@ -356,10 +358,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 rows += compare_modes(rec, scene, names, 0, images, args, threads, min_face)
                 del images
             if args.photo:
-                photos.append({**run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,
-                                           min_face, threads), "upscale": upscale})
-            for row in rows[first:]:
-                row.upscale = upscale
+                photos.append(run_photo(rec, Scene(people, 16, RESOLUTIONS["1080p"]), names, args.photo_repeats,
+                                        min_face, threads))
             model = f"{rec.sidecar.name} on {rec.backend.name}"
             detector = rec.detector.name
     load = os.getloadavg()

@@ -32,6 +32,7 @@ def test_pipeline_benchmark_json(tmp_path, celeba_dir):
         (n, every, mode) for n in (1, 4) for every in (1, 5) for mode in ("sequential", "overlapped")]
     for r in rows:
         assert r["frames"] == 10 and r["fps"] > 0 and r["present_per_frame"] > 0 and r["threads"] == 0
+        assert r["upscale"] == 1.25  # by default the benchmark measures the SDK's own DetectorOptions.upscale
         assert r["fps_runs"] == [round(r["fps"], 2)]
         assert set(r["stage_ms"]) == {"detection", "tracking", "alignment", "inference", "matching"}
         if r["mode"] == "sequential":  # overlapped: detection runs beside the other stages
