@@ -6,10 +6,14 @@ const $ = (id) => document.getElementById(id);
 const KEY_STORE = "g2d-serve-key";
 let captured = [];  // photos taken with the camera, as Blobs
 let cameraStream = null;
+// Each use of a key starts a new epoch; what an older epoch's requests report is dropped, so the page's first load
+// (made without a key) cannot overwrite "The key was refused" when its answers arrive late.
+let epoch = 0;
 
 function key() { return sessionStorage.getItem(KEY_STORE) || ""; }
 
-function say(text, ok) {
+function say(text, ok, from = epoch) {
+  if (from !== epoch) return;
   const box = $("message");
   box.textContent = text;
   box.className = ok ? "ok" : "";
@@ -32,15 +36,16 @@ async function api(method, path, body, json) {
 async function useKey(event) {
   event.preventDefault();
   sessionStorage.setItem(KEY_STORE, $("key").value.trim());
+  const mine = ++epoch;
   try {
     await api("POST", "/session");
     $("key-state").textContent = "key accepted";
-    say("");
-    await refresh();
-    startSources();
+    say("", false, mine);
+    await refresh(mine);
+    startSources(mine);
   } catch (err) {
     $("key-state").textContent = "";
-    say(`The key was refused (${err.message})`);
+    say(`The key was refused (${err.message})`, false, mine);
   }
 }
 
@@ -88,14 +93,14 @@ function personRow(person) {
   return row;
 }
 
-async function refreshPeople() {
+async function refreshPeople(from = epoch) {
   try {
     const data = await api("GET", "/people");
     const body = $("people");
     body.replaceChildren(...data.identities.map(personRow));
     $("people-count").textContent = `(${data.identities.length})`;
   } catch (err) {
-    say(`Cannot list people (${err.message})`);
+    say(`Cannot list people (${err.message})`, false, from);
   }
 }
 
@@ -177,9 +182,11 @@ function logEvent(article, event) {
   while (log.children.length > 50) log.lastChild.remove();
 }
 
-async function startSources() {
+async function startSources(from = epoch) {
   let sources;
-  try { sources = await api("GET", "/sources"); } catch (err) { say(`Cannot list sources (${err.message})`); return; }
+  try {
+    sources = await api("GET", "/sources");
+  } catch (err) { say(`Cannot list sources (${err.message})`, false, from); return; }
   $("no-sources").hidden = sources.length > 0;
   for (const source of sources) {
     let entry = watched.get(source.id);
@@ -212,7 +219,7 @@ async function refreshInView() {
   }
 }
 
-async function refresh() { await Promise.all([refreshHealth(), refreshPeople()]); }
+async function refresh(from = epoch) { await Promise.all([refreshHealth(), refreshPeople(from)]); }
 
 document.addEventListener("DOMContentLoaded", async () => {
   $("key").value = key();
@@ -220,9 +227,15 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("enrol-form").addEventListener("submit", enrol);
   $("camera-start").addEventListener("click", startCamera);
   $("camera-take").addEventListener("click", takePhoto);
-  if (key()) { try { await api("POST", "/session"); $("key-state").textContent = "key accepted"; } catch (e) { /* asked again */ } }
-  await refresh();
-  await startSources();
+  const mine = epoch;
+  if (key()) {
+    try {
+      await api("POST", "/session");
+      if (mine === epoch) $("key-state").textContent = "key accepted";
+    } catch (e) { /* asked again */ }
+  }
+  await refresh(mine);
+  await startSources(mine);
   setInterval(refreshInView, 1000);
   setInterval(refreshHealth, 10000);
 });

@@ -105,3 +105,30 @@ def test_the_page_enrols_names_in_the_live_view_renames_and_removes(chromium, se
     page.wait_for_selector("#message:has-text('usable face')", timeout=60_000)
     assert page.locator("#message").inner_text().startswith("Enrolment failed: 422")
     assert errors == []
+
+
+def test_answers_to_the_first_load_that_arrive_late_do_not_hide_that_the_key_was_refused(chromium, server_factory,
+                                                                                          tmp_path):
+    """The page lists people and sources as it loads, without a key; under --auth all both answers are 401. When they
+    arrive after the user's wrong key was refused, the refusal must stay on screen (a CI run saw it overwritten)."""
+    server = server_factory("--gallery", tmp_path / "people.npz", "--auth", "all")
+    page = chromium.new_page()
+    held = []
+
+    def hold_first_list_of_people(route):
+        if route.request.method == "GET" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/people", hold_first_list_of_people)
+    page.goto(server.url + "/")
+    page.fill("#key", "wrong-key-000")
+    page.click("#use-key")
+    page.wait_for_selector("#message:has-text('refused')")
+    assert len(held) == 1
+    with page.expect_response(lambda response: response.url.endswith("/sources")) as sources:
+        held[0].continue_()  # the load's 401 for /people arrives now; then the load asks for the sources
+    assert sources.value.status in (401, 403)  # 403: it is sent with the wrong key stored by then
+    page.wait_for_timeout(300)  # the page has handled both late answers by now
+    assert page.locator("#message").inner_text().startswith("The key was refused")
