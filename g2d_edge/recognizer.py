@@ -428,7 +428,8 @@ class Recognizer:
         mask_scores = self.mask_flag.scores(aligned) if self.mask_flag is not None else [None] * len(aligned)
         flags = None if self.mask_flag is None else self.mask_flag.is_masked(mask_scores)
         t4 = time.perf_counter()
-        candidates = self._gallery.search(embeddings, top_k=self.options.top_k, masked=flags) if todo else []
+        candidates = self._gallery.search(embeddings, top_k=self.options.top_k, masked=flags,
+                                          fusion=self.thresholds.fusion) if todo else []
         if todo and not any(candidates) and not self._warned_empty:  # only an empty gallery matches no one
             log.warning("the gallery is empty: every face is reported as unknown (name=None); "
                         "enrol people with Recognizer.enroll or `g2d enroll`")

@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import ModelError
 from .files import atomic_write_bytes, regular_file_problem
+from .gallery.protocol import FUSIONS
 
 SCHEMA_VERSION = 1
 
@@ -81,8 +82,6 @@ class InputSpec:
 
 #: Probe kinds an open-set calibration holds a threshold table for (`OpenSetCalibration`).
 PROBE_KINDS = ("clean", "masked")
-#: How a gallery search makes an identity's score from its templates, as an open-set calibration is made for it.
-FUSIONS = ("max", "mean")
 
 
 def _ascending(values: Any, low: float, high: float, whole: bool = False) -> bool:
@@ -175,9 +174,10 @@ class OpenSetCalibration:
     and masked probes (`thresholds[kind][i][j]`). Built by `g2d_edge.openset.build_calibration` (`g2d-train calibrate`,
     `g2d calibrate`); read by `g2d_edge.openset.OpenSetRule`.
 
-    fusion: the gallery search the table is for: "max" (an identity scores its best template: the SDK's search; the
-        only one a model sidecar takes) or "mean" (one renormalised mean template per identity; the table is then per
-        identity; measured in `benchmarks/openset.py`, not the SDK's search: README "Open-set identification").
+    fusion: the gallery search the calibration is for, and the one a `Recognizer` of the model searches with
+        (`g2d_edge.gallery.protocol.FUSIONS`): "max" (an identity scores its best template; `templates` counts
+        templates) or "mean" (it scores its fused template, the renormalised mean of its templates; `templates` then
+        counts identities, one fused template each).
     measured_templates: the largest gallery (in templates) the calibration data held; larger ones up to
         `templates[-1]` rest on a tail model of each probe's impostor scores (`g2d_edge.openset`).
     embedding_space: the model the scores are from (must be the sidecar's). probes: probes per kind.
@@ -287,10 +287,6 @@ class ModelSidecar:
             "engine": (lambda v: v is None or isinstance(v, dict), "a JSON object or null"),
             "open_set": (lambda v: v is None or isinstance(v, OpenSetCalibration), "an open-set calibration or null"),
         }, "model sidecar")
-        if self.open_set is not None and self.open_set.fusion != "max":
-            raise ModelError(f"model sidecar open_set was calibrated for the {self.open_set.fusion!r} gallery search; "
-                             "the SDK's galleries score an identity by its best template ('max'): recalibrate with "
-                             "g2d-train calibrate (or g2d calibrate)")
         if self.open_set is not None and self.open_set.embedding_space != self.embedding_space:
             raise ModelError(f"model sidecar open_set was calibrated for embedding space "
                              f"{self.open_set.embedding_space!r}, not this model's {self.embedding_space!r}; "

@@ -20,34 +20,11 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from g2d_edge.openset import build_calibration, impostor_scores
+from g2d_edge.openset.calibration import mean_templates
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration, StrangerCohort, sidecar_path_for
 from train import openset_data as od
 
 log = logging.getLogger(__name__)
-
-#: The "mean" calibration (one fused template per identity, `g2d_edge.sidecar.OpenSetCalibration.fusion`): stranger
-#: probes are scored against mean templates of this many photos of each other calibration person (a gallery's people
-#: hold one to several templates), `MEAN_DRAWS` random draws of each size (seeded).
-MEAN_TEMPLATE_COUNTS = (1, 2, 3, 5)
-MEAN_DRAWS = 4
-MEAN_SEED = 21
-
-
-def mean_templates(emb: np.ndarray, who: np.ndarray, counts: Tuple[int, ...] = MEAN_TEMPLATE_COUNTS,
-                   draws: int = MEAN_DRAWS, seed: int = MEAN_SEED) -> Tuple[np.ndarray, np.ndarray]:
-    """(templates, their person) : renormalised means of `counts` random photos of each person (`draws` draws each;
-    one when all photos are drawn), the fused templates a "mean" gallery holds."""
-    rng = np.random.default_rng(seed)
-    out, owners = [], []
-    for person in np.unique(who):
-        rows = emb[who == person]
-        for k in counts:
-            for _ in range(0 if k > len(rows) else 1 if k == len(rows) else draws):
-                m = rows[rng.choice(len(rows), k, replace=False)].mean(axis=0)
-                out.append(m / np.linalg.norm(m))
-                owners.append(person)
-    return np.stack(out).astype(np.float32), np.array(owners)
-
 
 def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True, fusion: str = "max"
                        ) -> Tuple[Dict[str, List[np.ndarray]], int, Dict[str, int]]:
@@ -118,14 +95,15 @@ def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domai
     return build_calibration(scores, distractors, embedding_space, source, fusion=fusion, cohort=cohort)
 
 
-def calibrate_model(model: Path, write: bool = True, cohort: bool = True) -> OpenSetCalibration:
+def calibrate_model(model: Path, write: bool = True, cohort: bool = True, fusion: str = "mean") -> OpenSetCalibration:
     """Calibrate a g2d model (.onnx with its sidecar) and, when `write`, store the calibration in its sidecar (the
-    .onnx is not touched). `cohort=False`: without the stranger cohort (the SDK then uses the table by size)."""
+    .onnx is not touched). `cohort=False`: without the stranger cohort (the SDK then uses the table by size).
+    `fusion`: the gallery search the model's Recognizer will use (`g2d_edge.sidecar.OpenSetCalibration.fusion`)."""
     sidecar_file = sidecar_path_for(model)
     sidecar = ModelSidecar.load(sidecar_file)
     embed, dim = od.model_embedder(sidecar.name or model.stem, model)
     sets = od.embeddings(sidecar.name or model.stem, model, embed, dim)
-    calibration = calibrate_sets(sets, sidecar.embedding_space, with_cohort=cohort)
+    calibration = calibrate_sets(sets, sidecar.embedding_space, fusion=fusion, with_cohort=cohort)
     if write:
         dataclasses.replace(sidecar, open_set=calibration).save(sidecar_file)
         log.info("open-set calibration written to %s", sidecar_file)
@@ -136,8 +114,8 @@ def table_text(calibration: OpenSetCalibration, fpirs: Tuple[float, ...] = (0.00
     """The calibrated thresholds at a few gallery sizes, as a small text table."""
     from g2d_edge.openset import OpenSetRule
 
-    lines = ["templates | " + " | ".join(f"{k} @ FPIR {f:g}" for f in fpirs for k in PROBE_KINDS)]
     rules = [OpenSetRule(calibration, f) for f in fpirs]
+    lines = [f"{rules[0].unit} | " + " | ".join(f"{k} @ FPIR {f:g}" for f in fpirs for k in PROBE_KINDS)]
     for m in (1, 10, 100, 1000, 10000, 100000):
         lines.append(f"{m} | " + " | ".join(f"{r.threshold(m, k):.3f}" for r in rules for k in PROBE_KINDS))
     return "\n".join(lines)

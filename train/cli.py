@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from g2d_edge.cli.support import run_command
 from g2d_edge.errors import G2DError
@@ -94,14 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a MaskFlagOptions field (e.g. print_prob=0.2, widths=16,32,64,96,128); repeatable")
 
-    p = sub.add_parser("calibrate", help="open-set calibration (threshold per gallery size and target FPIR) of an "
-                       "exported model, written into its sidecar .json (train/calibrate.py)")
-    p.add_argument("--model", type=Path, action="append", required=True,
-                   help="exported .onnx whose sidecar gets the calibration (repeatable)")
-    p.add_argument("--dry-run", action="store_true", help="print the calibrated thresholds, write nothing")
-    p.add_argument("--no-cohort", action="store_true", help="leave the stranger cohort out: the SDK then uses "
-                   "the table by gallery size (g2d_edge.openset.cohort; chosen for g2d-edge-s, benchmarks/openset.py)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_calibrate(sub)
 
     p = sub.add_parser("eval", help="verification (clean/masked pairs) and identification of a checkpoint")
     _common(p)
@@ -114,6 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="results JSON (default: <run-dir>/eval/<checkpoint stage>.json)")
     p.add_argument("--device", help="cpu | cuda | auto (default: the config's)")
     return parser
+
+
+def _add_calibrate(sub: Any) -> None:
+    """The `calibrate` sub-command's arguments."""
+    p = sub.add_parser("calibrate", help="open-set calibration (threshold per gallery size and target FPIR) of an "
+                       "exported model, written into its sidecar .json (train/calibrate.py)")
+    p.add_argument("--model", type=Path, action="append", required=True,
+                   help="exported .onnx whose sidecar gets the calibration (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the calibrated thresholds, write nothing")
+    p.add_argument("--no-cohort", action="store_true", help="leave the stranger cohort out: the SDK then uses "
+                   "the table by gallery size (g2d_edge.openset.cohort; chosen for g2d-edge-s, benchmarks/openset.py)")
+    p.add_argument("--fusion", choices=("max", "mean"), default="mean",
+                   help="the gallery search the model's Recognizer will use and the calibration is made for: 'mean' "
+                   "(an identity scores its fused template; g2d-edge-m) or 'max' (its best template; g2d-edge-s, "
+                   "whose table missed the target with 'mean': benchmarks/openset.py)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -283,7 +292,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import calibrate_model, table_text
 
     for model in args.model:
-        calibration = calibrate_model(model, write=not args.dry_run, cohort=not args.no_cohort)
+        calibration = calibrate_model(model, write=not args.dry_run, cohort=not args.no_cohort, fusion=args.fusion)
         print(f"{model}: {calibration.source}\n{table_text(calibration)}")
     return 0
 

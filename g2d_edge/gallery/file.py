@@ -37,8 +37,8 @@ from ..text import printable, quoted
 from .format import (Header, Snapshot, disk_revision, empty_snapshot, header_problem, is_number, merge_snapshots,
                      read_gallery_file, write_npz)
 from .protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
-                       check_query_length, check_template_length, checked_queries, checked_tags, lookup_name,
-                       normalised_queries, normalised_templates)
+                       check_query_length, check_template_length, checked_fusion, checked_queries, checked_tags,
+                       fused_templates, lookup_name, normalised_queries, normalised_templates)
 
 log = logging.getLogger(__name__)
 
@@ -264,18 +264,21 @@ class Gallery(GalleryBase):
                 self.model_name = model_name
 
     # ------------------------------------------------------------------ search
-    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None) -> List[List[Match]]:
+    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None,
+               fusion: str = "max") -> List[List[Match]]:
         """Best `top_k` identities for each query embedding, best first.
 
-        An identity's score is the highest cosine similarity between the query and any of its templates.
         `embeddings` is one (D,) vector or an (N, D) batch; the result has one list per query.
         `masked`: None (every template is compared), or one bool per query (or one for all) saying whether the face
         wears a mask: a clean query is then compared with clean templates only, a masked one with all
         (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
+        `fusion`: "max", an identity's score is the highest cosine between the query and any of those templates;
+        "mean", the cosine with their fused template (renormalised mean, `fused_templates`), computed exactly.
         An empty gallery matches nothing: each query gets an empty list (no exception), so a caller can tell
         "no one enrolled" apart from "not similar enough" by `len(gallery) == 0`.
         """
         q, flags = checked_queries(embeddings, top_k, masked)
+        fusion = checked_fusion(fusion)
         with self._lock:
             if not self._templates or q.shape[0] == 0:
                 return [[] for _ in range(q.shape[0])]
@@ -287,9 +290,9 @@ class Gallery(GalleryBase):
             scores = np.empty((q.shape[0], len(names)), dtype=np.float32)
             clean = np.zeros(q.shape[0], dtype=bool) if flags is None else ~flags
             if not clean.all():
-                scores[~clean] = self._identity_scores(index["all"], q[~clean], k, len(names))
+                scores[~clean] = self._identity_scores(index["all"], q[~clean], k, len(names), fusion)
             if clean.any():
-                scores[clean] = self._identity_scores(self._clean_part(index), q[clean], k, len(names))
+                scores[clean] = self._identity_scores(self._clean_part(index), q[clean], k, len(names), fusion)
             return [self._top(row, names, k) for row in scores]
 
     @staticmethod
@@ -327,7 +330,7 @@ class Gallery(GalleryBase):
                                       dtype=np.float32)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         part: Dict[str, Any] = {"ids": ids, "counts": counts, "matrix": matrix, "starts": starts,
-                                "owner": np.repeat(ids, counts), "faiss": None}
+                                "owner": np.repeat(ids, counts), "faiss": None, "fused": None}
         faiss = _faiss_module() if self.use_faiss is not False else None
         if faiss is not None and matrix.shape[0] and (self.use_faiss is True
                                                       or matrix.shape[0] >= self.faiss_min_templates):
@@ -338,14 +341,21 @@ class Gallery(GalleryBase):
         return part
 
     @staticmethod
-    def _identity_scores(part: Dict[str, Any], q: np.ndarray, k: int, n_identities: int) -> np.ndarray:
-        """(N, n_identities) best template cosine per identity over the templates of `part` (-inf: none there)."""
-        if part["faiss"] is not None:
+    def _identity_scores(part: Dict[str, Any], q: np.ndarray, k: int, n_identities: int,
+                         fusion: str = "max") -> np.ndarray:
+        """(N, n_identities) cosine per identity over the templates of `part` (-inf: none there): the best
+        template's ("max") or the fused template's ("mean", built on first use and cached with the part)."""
+        if fusion == "max" and part["faiss"] is not None:
             return Gallery._faiss_identity_scores(part, q, k, n_identities)
         out = np.full((q.shape[0], n_identities), -np.inf, dtype=np.float32)
-        if len(part["ids"]):
-            sims = q @ part["matrix"].T  # (N, T)
-            out[:, part["ids"]] = np.maximum.reduceat(sims, part["starts"], axis=1)
+        if not len(part["ids"]):
+            return out
+        if fusion == "mean":
+            if part["fused"] is None:
+                part["fused"] = fused_templates(part["matrix"], part["starts"])
+            out[:, part["ids"]] = q @ part["fused"].T
+        else:
+            out[:, part["ids"]] = np.maximum.reduceat(q @ part["matrix"].T, part["starts"], axis=1)
         return out
 
     @staticmethod

@@ -2,8 +2,12 @@
 (`g2d_edge.gallery.milvus.MilvusGallery`) both offer, and the rules they share.
 
 A gallery holds identities, each with one or more L2-normalised templates (face embeddings of one model), and
-answers cosine top-k searches where an identity's score is the best cosine over its templates. It remembers the
-`embedding_space` of the model that made its templates and refuses another model's (`bind`).
+answers cosine top-k searches. How an identity is scored is the search's `fusion` (`FUSIONS`): "max", the best cosine
+over its templates, or "mean", the cosine with its fused template (the renormalised mean of its templates,
+`fused_templates`). A `Recognizer` searches with the fusion its model's open-set calibration was made for (the shipped
+models: "mean", which misses fewer enrolled people at the same share of strangers named; README "Open-set
+identification"). It remembers the `embedding_space` of the model that made its templates and refuses another
+model's (`bind`).
 
 Every template carries a `masked` tag: False (the default) for a clean face, True for a face wearing a mask (the
 synthetic masked templates `Recognizer.enroll` adds with `RecognizerOptions(masked_templates=N)`, or a real masked
@@ -37,6 +41,10 @@ class Match(NamedTuple):
 
 
 #: How `search(embeddings, masked=flags)` uses the template tags (see `GalleryBase.search`).
+#: How a search scores an identity: "max" (its best template's cosine) or "mean" (the cosine with its fused
+#: template, `fused_templates`).
+FUSIONS = ("max", "mean")
+
 MASKED_SEARCH_RULE = ("a clean query is compared with each identity's clean templates only (its masked templates are "
                       "skipped); a masked query with all of them")
 
@@ -151,6 +159,21 @@ def checked_queries(embeddings: np.ndarray, top_k: int,
     if q.ndim != 2:
         raise InputError(f"query embeddings must be (D,) or (N, D), got shape {q.shape}")
     return q, None if masked is None else checked_tags(masked, q.shape[0], "query")
+
+
+def checked_fusion(fusion: Any) -> str:
+    """`fusion` if it is one of `FUSIONS`; InputError otherwise."""
+    if not isinstance(fusion, str) or fusion not in FUSIONS:
+        raise InputError(f"fusion must be one of {', '.join(repr(f) for f in FUSIONS)}, got {fusion!r}")
+    return fusion
+
+
+def fused_templates(templates: np.ndarray, owner_starts: np.ndarray) -> np.ndarray:
+    """One fused template per identity: the renormalised mean of its unit templates. `templates` (T, D) holds the
+    identities' templates one identity after another, starting at rows `owner_starts` (each identity has at least
+    one); returns (len(owner_starts), D) unit rows, float32."""
+    sums = np.add.reduceat(np.asarray(templates, dtype=np.float64), np.asarray(owner_starts, dtype=np.int64), axis=0)
+    return l2_normalise(sums)
 
 
 def check_query_length(length: int, gallery_dim: Optional[int]) -> None:
@@ -318,12 +341,15 @@ class GalleryBase(abc.ABC):
         another model is refused with GalleryError (`check_binding`)."""
 
     @abc.abstractmethod
-    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None) -> List[List[Match]]:
-        """Best `top_k` identities for each query embedding ((D,) or (N, D)), best first; an identity's score is
-        its best template's cosine. An empty gallery gives an empty list per query.
+    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None,
+               fusion: str = "max") -> List[List[Match]]:
+        """Best `top_k` identities for each query embedding ((D,) or (N, D)), best first. An empty gallery gives an
+        empty list per query.
 
         masked: None (every template is compared), or whether each query face wears a mask (one bool per query,
         or one for all): then `MASKED_SEARCH_RULE` applies, a clean query skipping masked templates.
+        fusion: "max" (an identity scores its best template's cosine) or "mean" (the cosine with the fused template
+        of the templates the query is compared with under `masked`; `fused_templates`).
         """
 
     def best_match(self, embedding: np.ndarray) -> Optional[Match]:

@@ -24,7 +24,7 @@ tables' higher threshold when the flag is off).
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -133,6 +133,30 @@ def build_calibration(probe_scores: Dict[str, Sequence[Any]], measured_templates
                               measured_templates=int(measured_templates), embedding_space=embedding_space,
                               probes={k: len(probe_scores[k]) for k in PROBE_KINDS}, fusion=fusion, source=source,
                               cohort=cohort)
+
+
+#: The "mean" calibration (one fused template per identity, `g2d_edge.sidecar.OpenSetCalibration.fusion`): stranger
+#: probes are scored against mean templates of this many photos of each other calibration person (a gallery's people
+#: hold one to several templates), `MEAN_DRAWS` random draws of each size (seeded).
+MEAN_TEMPLATE_COUNTS = (1, 2, 3, 5)
+MEAN_DRAWS = 4
+MEAN_SEED = 21
+
+
+def mean_templates(emb: np.ndarray, who: np.ndarray, counts: Tuple[int, ...] = MEAN_TEMPLATE_COUNTS,
+                   draws: int = MEAN_DRAWS, seed: int = MEAN_SEED) -> Tuple[np.ndarray, np.ndarray]:
+    """(templates, their person) : renormalised means of `counts` random photos of each person (`draws` draws each;
+    one when all photos are drawn), the fused templates a "mean" gallery holds."""
+    rng = np.random.default_rng(seed)
+    out, owners = [], []
+    for person in np.unique(who):
+        rows = emb[who == person]
+        for k in counts:
+            for _ in range(0 if k > len(rows) else 1 if k == len(rows) else draws):
+                m = rows[rng.choice(len(rows), k, replace=False)].mean(axis=0)
+                out.append(m / np.linalg.norm(m))
+                owners.append(person)
+    return np.stack(out).astype(np.float32), np.array(owners)
 
 
 def impostor_scores(probes: np.ndarray, distractors: np.ndarray, exclude: Optional[np.ndarray] = None

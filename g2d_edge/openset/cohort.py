@@ -4,11 +4,12 @@ A size table (`g2d_edge.openset.rule.OpenSetRule`) knows only how many templates
 every template is as dangerous as the most dangerous impostors it was calibrated on: too strict for a gallery of faces
 unlike the strangers, too lax for one of look-alikes. A calibration that carries a `StrangerCohort` (embeddings of
 photos of people enrolled nowhere; `g2d-train calibrate`, `g2d calibrate`) lets the SDK measure instead: every cohort
-photo is searched in the gallery exactly as a face from the camera is (`search`, top 1, as a clean or a masked face),
-and the share of cohort photos whose best score reaches t is the FPIR of *this* gallery at t. The threshold is where
+photo is searched in the gallery exactly as a face from the camera is (`search`, top 1, as a clean or a masked face,
+with the calibration's `fusion`), and the share of cohort photos whose best score reaches t is the FPIR of *this* gallery at t. The threshold is where
 that share falls to the target FPIR. Each photo's best score is smoothed by a Gaussian kernel (Silverman's bandwidth)
-so that the threshold moves continuously as the gallery changes; it only rises as templates are added (a photo's best
-score can only grow).
+so that the threshold moves continuously as the gallery changes. It only rises as people are added (a photo's best
+score can only grow); with the "max" search it also only rises as templates are added, while with "mean" a template
+added to a person moves that person's fused template and so the threshold either way.
 
 **A cohort person enrolled after all is no stranger.** When at least half the clean photos of a cohort person find
 the same enrolled identity first, with a median score of at least `mate_level` (the size table's threshold at FPIR
@@ -77,13 +78,15 @@ def resolves(photos: int, target_fpir: float) -> bool:
 
 class CohortThresholds:
     """Thresholds at `target_fpir` measured on a gallery with a `StrangerCohort`, per probe kind, cached until the
-    gallery changes. `threshold(gallery, kind, counts)` is None where the cohort does not resolve the target or the
+    gallery changes; the cohort is searched with `fusion`, the search the faces are identified with. `threshold(gallery, kind, counts)` is None where the cohort does not resolve the target or the
     gallery is empty (the size table answers then)."""
 
-    def __init__(self, cohort: StrangerCohort, target_fpir: float, mate_level: Optional[float] = None) -> None:
+    def __init__(self, cohort: StrangerCohort, target_fpir: float, mate_level: Optional[float] = None,
+                 fusion: str = "max") -> None:
         self.cohort = cohort
         self.target_fpir = float(target_fpir)
         self.mate_level = mate_level
+        self.fusion = fusion
         self.embeddings = {k: cohort.embeddings(k) for k in PROBE_KINDS}
         self.person = {k: cohort.person_of(k) for k in PROBE_KINDS}
         self.photos = {k: int(v.shape[0]) for k, v in self.embeddings.items()}
@@ -118,7 +121,7 @@ class CohortThresholds:
         """(best identity, its score; None / -inf: no match) of every cohort photo of `kind`, searched once per
         gallery state as a face of that kind is searched."""
         if ("top1", kind) not in state:
-            matches = gallery.search(self.embeddings[kind], top_k=1, masked=kind == "masked")
+            matches = gallery.search(self.embeddings[kind], top_k=1, masked=kind == "masked", fusion=self.fusion)
             state[("top1", kind)] = ([m[0].name if m else None for m in matches],
                                      np.array([m[0].score if m else -np.inf for m in matches], dtype=np.float64))
         return state[("top1", kind)]

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..imagesize import DEFAULT_MAX_IMAGE_PIXELS
 from ..sidecar import ModelSidecar, OpenSetCalibration, StrangerCohort
-from .calibration import build_calibration, impostor_scores
+from .calibration import build_calibration, impostor_scores, mean_templates
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ def calibrate_folder(people_dir: Union[str, Path], output: Union[str, Path], mod
     calibration reaches: each photo is a stranger probe against every photo of the other people). masks: also
     probe with a synthetic mask drawn on each photo (else the model's masked table is kept, or the clean one used).
     Writes `output` (.json sidecar) and the model beside it under the same name; never touches the source model.
+    The copy keeps the model's gallery search (`OpenSetCalibration.fusion`): for "mean" the impostors are fused
+    templates of 1-5 photos of each other person (`mean_templates`), as such a gallery holds them.
     """
     from ..backends.loader import _resolve_model
     from ..io import list_people
@@ -128,10 +130,13 @@ def calibrate_folder(people_dir: Union[str, Path], output: Union[str, Path], mod
     with Recognizer(model=source, options=options, **recognizer_kwargs) as rec:
         clean, clean_who, masked, masked_who, skipped = _folder_embeddings(rec, people, masks)
         sidecar = rec.sidecar
+    fusion = "max" if sidecar.open_set is None else sidecar.open_set.fusion
+    # the impostor templates as the model's search sees them: photos, or fused templates of 1-5 photos ("mean")
+    impostors, impostor_who = (clean, clean_who) if fusion == "max" else mean_templates(clean, clean_who)
     scores: Dict[str, List[np.ndarray]] = {}
     for kind, emb, who in (("clean", clean, clean_who), ("masked", masked, masked_who)):
-        scores[kind] = [row[clean_who != w] for row, w in
-                        zip(impostor_scores(emb, clean) if len(emb) else [], who)]
+        scores[kind] = [row[impostor_who != w] for row, w in
+                        zip(impostor_scores(emb, impostors) if len(emb) else [], who)]
     if not masks:
         scores["masked"] = scores["clean"]
     measured = int(min((len(s) for s in scores["clean"]), default=0))
@@ -139,7 +144,7 @@ def calibrate_folder(people_dir: Union[str, Path], output: Union[str, Path], mod
         raise InputError(f"{people_dir}: too few usable photos to calibrate ({len(clean)} with a face)")
     text = (f"g2d calibrate: {len(clean)} photos of {len(people)} people in {people_dir}"
             + (", each also with a synthetic mask" if masks else ""))
-    calibration = build_calibration(scores, measured, sidecar.embedding_space, text,
+    calibration = build_calibration(scores, measured, sidecar.embedding_space, text, fusion=fusion,
                                     cohort=_folder_cohort((clean, clean_who), (masked, masked_who), masks, sidecar,
                                                           len(people)))
     if not masks and sidecar.open_set is not None:  # keep the shipped masked table

@@ -117,12 +117,12 @@ class OpenSetRule:
 
     @property
     def max_templates(self) -> int:
-        """The largest gallery (templates) the calibration is trusted for."""
+        """The largest gallery (in the table's `unit`) the calibration is trusted for."""
         return int(min(self.calibration.templates[-1], REACH * self.calibration.measured_templates))
 
     def threshold(self, templates: int, kind: Optional[str] = None) -> float:
-        """The cosine threshold for a gallery of `templates` templates and a probe of `kind` ("clean", "masked";
-        None: the higher of the two)."""
+        """The cosine threshold for a gallery of `templates` templates (identities, for a "mean" calibration: the
+        table's `unit`) and a probe of `kind` ("clean", "masked"; None: the higher of the two)."""
         if kind is None:
             return max(self.threshold(templates, k) for k in PROBE_KINDS)
         if kind not in PROBE_KINDS:
@@ -134,18 +134,26 @@ class OpenSetRule:
         slope = (column[-1] - column[-2]) / (self._log_sizes[-1] - self._log_sizes[-2])
         return float(min(1.0, column[-1] + slope * (x - self._log_sizes[-1])))
 
+    @property
+    def unit(self) -> str:
+        """What the table's gallery sizes count: "templates" ("max" search) or "identities" ("mean": one fused
+        template each)."""
+        return "identities" if self.calibration.fusion == "mean" else "templates"
+
     def decide(self, identities: int, templates: int, kind: Optional[str] = None) -> ThresholdDecision:
         """The decision for a gallery of this size (warns once when it is past the calibrated range)."""
-        calibrated = templates <= self.max_templates
+        size = identities if self.unit == "identities" else templates
+        calibrated = size <= self.max_templates
         if not calibrated:
-            size_class = int(math.log10(max(1, templates)))
+            size_class = int(math.log10(max(1, size)))
             if size_class not in self._warned:
                 self._warned.add(size_class)
-                log.warning("the gallery holds %d templates, more than the open-set calibration reaches (%d, from "
-                            "%d impostor templates measured): the threshold is extrapolated and strangers may be named "
+                log.warning("the gallery holds %d %s, more than the open-set calibration reaches (%d, from %d "
+                            "impostor templates measured): the threshold is extrapolated and strangers may be named "
                             "more often than the target FPIR %g; recalibrate (g2d calibrate) with more people",
-                            templates, self.max_templates, self.calibration.measured_templates, self.target_fpir)
-        return ThresholdDecision(self.threshold(templates, kind), "open-set", self.target_fpir, int(identities),
+                            size, self.unit, self.max_templates, self.calibration.measured_templates,
+                            self.target_fpir)
+        return ThresholdDecision(self.threshold(size, kind), "open-set", self.target_fpir, int(identities),
                                  int(templates), kind, calibrated, "size table")
 
 
@@ -227,9 +235,11 @@ class Thresholds:
     def __init__(self, sidecar: ModelSidecar, manual: Optional[float], target_fpir: float) -> None:
         self.manual = manual  # checked by RecognizerOptions / the Recognizer.threshold setter
         self.rule = None if sidecar.open_set is None else OpenSetRule(sidecar.open_set, target_fpir)
+        #: the gallery search faces are identified with: the one the model's calibration was made for
+        self.fusion = "max" if sidecar.open_set is None else sidecar.open_set.fusion
         cohort = None if sidecar.open_set is None else sidecar.open_set.cohort
-        self.cohort = None if cohort is None else CohortThresholds(cohort, target_fpir,
-                                                                    mate_level(sidecar.open_set))
+        self.cohort = None if cohort is None else CohortThresholds(cohort, target_fpir, mate_level(sidecar.open_set),
+                                                                    self.fusion)
         self.model_threshold = float(sidecar.threshold)
         self.size = GallerySize()
 

@@ -34,7 +34,8 @@ Guarantees:
   an unreachable server is a GalleryUnavailableError (a GalleryError and a BackendUnavailableError).
 
 Search is exact (FLAT index, the default) or approximate with `MilvusGalleryOptions(index_type="HNSW", ...)`;
-either way the server groups hits by name and returns the best template per identity. Clean queries of a search
+either way the server groups hits by name and returns the best template per identity (a "mean" search re-scores the
+best `FUSION_CANDIDATES` of them by their fused templates). Clean queries of a search
 with masked flags are searched with the filter `masked == false` (`g2d_edge.gallery.protocol.MASKED_SEARCH_RULE`).
 """
 from __future__ import annotations
@@ -51,8 +52,8 @@ import numpy as np
 from ...errors import GalleryError, GalleryUnavailableError
 from ...text import quoted
 from ..protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
-                        check_query_length, check_template_length, check_threshold, checked_queries, checked_tags,
-                        lookup_name, normalised_queries, normalised_templates)
+                        check_query_length, check_template_length, check_threshold, checked_fusion, checked_queries,
+                        checked_tags, fused_templates, lookup_name, normalised_queries, normalised_templates)
 from .rows import (PROP_THRESHOLD, CollectionMeta, collection_properties, collection_schema, connect, enrolment_rows,
                    hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
 from .url import MilvusGalleryOptions, parse_gallery_url, string_literal
@@ -65,6 +66,10 @@ INSERT_BATCH_ROWS = 2000
 READ_BATCH_ROWS = 10000
 #: Most identities one search may return (Milvus's top-k limit).
 MAX_TOP_K = 16384
+#: Identities a "mean" search re-scores by their fused templates (the best by best template; `search`).
+FUSION_CANDIDATES = 64
+#: Names per filter expression when the templates of many identities are read.
+NAMES_PER_FILTER = 512
 
 # One flush at a time in this process: Milvus Lite fails flushes of one collection that overlap.
 _FLUSH_LOCK = threading.Lock()
@@ -261,23 +266,59 @@ class MilvusGallery(GalleryBase):
             check_binding(self._meta.embedding_space, self._meta.embedding_dim, self._meta.model_name,
                           self.where.url, embedding_space, embedding_dim)
 
-    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None) -> List[List[Match]]:
+    def search(self, embeddings: np.ndarray, top_k: int = 1, masked: Any = None,
+               fusion: str = "max") -> List[List[Match]]:
         """Best `top_k` identities per query (see `GalleryBase.search`); with masked flags, the clean queries are
-        searched in one request with the filter `masked == false`, the masked ones in another without."""
+        searched in one request with the filter `masked == false`, the masked ones in another without.
+
+        fusion "mean": the server finds the `FUSION_CANDIDATES` identities (at least `top_k`) whose best templates
+        score highest, then their templates are read and each candidate is scored by its fused template
+        (`fused_templates`), exactly as the file gallery scores it. An identity outside those candidates is not
+        considered: its best template scores below theirs."""
         q, flags = checked_queries(embeddings, top_k, masked)
+        fusion = checked_fusion(fusion)
         if q.shape[0] == 0 or not self._exists():
             return [[] for _ in range(q.shape[0])]
         check_query_length(int(q.shape[1]), self.embedding_dim)
         q = normalised_queries(q)
         assert self._meta is not None
+        search = self._search if fusion == "max" else self._search_fused
         if flags is None or not self._meta.tagged:  # a layout-1 collection holds clean templates only
-            return self._search(q, top_k, "")
+            return search(q, top_k, "")
         found: List[List[Match]] = [[] for _ in range(q.shape[0])]
         for rows, expr in ((np.flatnonzero(flags), ""), (np.flatnonzero(~flags), "masked == false")):
             if rows.size:
-                for row, matches in zip(rows, self._search(q[rows], top_k, expr)):
+                for row, matches in zip(rows, search(q[rows], top_k, expr)):
                     found[row] = matches
         return found
+
+    def _search_fused(self, q: np.ndarray, top_k: int, expr: str) -> List[List[Match]]:
+        """The "mean" search: candidates by best template, re-scored by their fused templates (see `search`)."""
+        candidates = self._search(q, max(int(top_k), FUSION_CANDIDATES), expr)
+        names = sorted({match.name for matches in candidates for match in matches})
+        fused = self._fused_templates(names, expr)
+        found = []
+        for query, matches in zip(q, candidates):
+            scored = [Match(m.name, float(query @ fused[m.name])) for m in matches if m.name in fused]
+            found.append(sorted(scored, key=lambda match: -match.score)[:top_k])
+        return found
+
+    def _fused_templates(self, names: Sequence[str], expr: str) -> Dict[str, np.ndarray]:
+        """{name: fused template} of the templates of `names` that pass the filter `expr`."""
+        rows: List[Dict[str, Any]] = []
+        for start in range(0, len(names), NAMES_PER_FILTER):
+            chunk = ", ".join(string_literal(n) for n in names[start:start + NAMES_PER_FILTER])
+            where = f"name in [{chunk}]" + (f" and {expr}" if expr else "")
+            rows += self._rows_where(where, ["name", "embedding"], "read the candidates' templates")
+        by_name: Dict[str, List[Any]] = defaultdict(list)
+        for row in rows:
+            by_name[str(row["name"])].append(row["embedding"])
+        ordered = sorted(by_name)
+        if not ordered:
+            return {}
+        matrix = np.concatenate([np.asarray(by_name[n], dtype=np.float32) for n in ordered])
+        starts = np.cumsum([0] + [len(by_name[n]) for n in ordered[:-1]])
+        return dict(zip(ordered, fused_templates(matrix, starts)))
 
     def _search(self, q: np.ndarray, top_k: int, expr: str) -> List[List[Match]]:
         """One search request: the unit queries `q` against the rows that pass the filter `expr` ("": all)."""
@@ -375,13 +416,17 @@ class MilvusGallery(GalleryBase):
         """Every row of the collection (the given fields), read page by page."""
         if not self._exists():
             return []
-        iterator = self._call("read the gallery", self._client.query_iterator, self.where.collection,
-                              batch_size=READ_BATCH_ROWS, filter="", output_fields=list(fields),
+        return self._rows_where("", fields, "read the gallery")
+
+    def _rows_where(self, where: str, fields: Sequence[str], what: str) -> List[Dict[str, Any]]:
+        """The rows that pass the filter `where` ("": all), the given fields, read page by page."""
+        iterator = self._call(what, self._client.query_iterator, self.where.collection,
+                              batch_size=READ_BATCH_ROWS, filter=where, output_fields=list(fields),
                               **self._read_kwargs())
         rows: List[Dict[str, Any]] = []
         try:
             while True:
-                page = self._call("read the gallery", iterator.next)
+                page = self._call(what, iterator.next)
                 if not page:
                     return rows
                 rows.extend(page)

@@ -122,12 +122,20 @@ def test_sidecar_refuses_a_broken_calibration(calibration, edit, field, tmp_path
     assert "open_set" in str(err.value) and "calibrat" in str(err.value)
 
 
-def test_sidecar_refuses_a_calibration_made_for_another_gallery_search(calibration):
-    """A "mean" calibration (one fused template per identity, measured in benchmarks/openset.py) counts identities,
-    not templates: applied to the SDK's best-template search it would be wrong, so a model sidecar refuses it."""
-    mean = dataclasses.replace(calibration, fusion="mean")  # the calibration itself is a valid one
-    with pytest.raises(ModelError, match="'mean' gallery search"):
-        ModelSidecar.from_dict(sidecar_dict(mean))
+def test_a_mean_calibration_counts_identities_and_sets_the_recognizers_search(calibration):
+    """A "mean" calibration (one fused template per identity) is looked up by identities, a "max" one by templates;
+    the Recognizer's thresholds carry the fusion its gallery search uses."""
+    from g2d_edge.openset.rule import Thresholds
+
+    mean = dataclasses.replace(calibration, fusion="mean")
+    sidecar = ModelSidecar.from_dict(sidecar_dict(mean))
+    rule, max_rule = OpenSetRule(sidecar.open_set), OpenSetRule(calibration)
+    assert (rule.unit, max_rule.unit) == ("identities", "templates")
+    decision = rule.decide(10, 50, "clean")
+    assert decision.threshold == rule.threshold(10, "clean") < max_rule.decide(10, 50, "clean").threshold
+    assert (decision.identities, decision.templates) == (10, 50)
+    assert Thresholds(sidecar, None, 0.01).fusion == "mean"
+    assert Thresholds(ModelSidecar.from_dict(sidecar_dict(calibration)), None, 0.01).fusion == "max"
     with pytest.raises(ModelError, match="fusion"):
         dataclasses.replace(calibration, fusion="median")
 
@@ -186,6 +194,32 @@ def test_recognizer_threshold_follows_the_gallery(calibrated_model, people):
         assert rec.verify_threshold == pytest.approx(rec.thresholds.rule.threshold(1))
         assert rec.verify_threshold < rec.threshold
         assert "target FPIR 0.01" in rec.decision("clean").describe()
+
+
+def test_the_recognizer_names_by_the_search_its_calibration_was_made_for(calibrated_model, people, tmp_path):
+    """ann's two templates straddle her face, bob's one template is near it: by best template bob wins, by fused
+    template ann does. A model calibrated for "mean" names ann; the same model calibrated for "max" names bob."""
+    from g2d_edge import Recognizer, RecognizerOptions
+    from runtime_helpers import read
+
+    photo = people[sorted(people)[0]][0]
+    mean_model = tmp_path / "mean.onnx"
+    shutil.copyfile(calibrated_model, mean_model)
+    sidecar = ModelSidecar.load(calibrated_model.with_suffix(".json"))
+    dataclasses.replace(sidecar, open_set=dataclasses.replace(sidecar.open_set, fusion="mean")).save(
+        mean_model.with_suffix(".json"))
+    names = {}
+    for model in (calibrated_model, mean_model):
+        with Recognizer(model=model, options=RecognizerOptions(threshold=0.5, mask_flag=False)) as rec:
+            face = rec.identify(read(photo))[0].embedding.astype(np.float64)
+            side = np.random.default_rng(5).normal(size=face.shape)
+            side -= (side @ face) * face
+            side /= np.linalg.norm(side)
+            rec.gallery.add("ann", np.stack([0.6 * face + 0.8 * side, 0.6 * face - 0.8 * side]))
+            rec.gallery.add("bob", 0.8 * face + 0.6 * side)
+            found = rec.identify(read(photo))[0]
+            names[rec.thresholds.fusion] = (found.name, round(found.score, 3))
+    assert names == {"max": ("bob", 0.8), "mean": ("ann", 1.0)}
 
 
 def test_recognition_carries_its_fpir_and_a_manual_threshold_still_wins(calibrated_model, people):
