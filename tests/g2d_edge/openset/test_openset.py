@@ -196,6 +196,16 @@ def test_recognizer_threshold_follows_the_gallery(calibrated_model, people):
         assert "target FPIR 0.01" in rec.decision("clean").describe()
 
 
+def mean_copy(model: Path, folder: Path) -> Path:
+    """A copy of `model` whose calibration is made for the "mean" search."""
+    copy = folder / "mean.onnx"
+    shutil.copyfile(model, copy)
+    sidecar = ModelSidecar.load(model.with_suffix(".json"))
+    dataclasses.replace(sidecar, open_set=dataclasses.replace(sidecar.open_set, fusion="mean")).save(
+        copy.with_suffix(".json"))
+    return copy
+
+
 def test_the_recognizer_names_by_the_search_its_calibration_was_made_for(calibrated_model, people, tmp_path):
     """ann's two templates straddle her face, bob's one template is near it: by best template bob wins, by fused
     template ann does. A model calibrated for "mean" names ann; the same model calibrated for "max" names bob."""
@@ -203,11 +213,7 @@ def test_the_recognizer_names_by_the_search_its_calibration_was_made_for(calibra
     from runtime_helpers import read
 
     photo = people[sorted(people)[0]][0]
-    mean_model = tmp_path / "mean.onnx"
-    shutil.copyfile(calibrated_model, mean_model)
-    sidecar = ModelSidecar.load(calibrated_model.with_suffix(".json"))
-    dataclasses.replace(sidecar, open_set=dataclasses.replace(sidecar.open_set, fusion="mean")).save(
-        mean_model.with_suffix(".json"))
+    mean_model = mean_copy(calibrated_model, tmp_path)
     names = {}
     for model in (calibrated_model, mean_model):
         with Recognizer(model=model, options=RecognizerOptions(threshold=0.5, mask_flag=False)) as rec:
@@ -298,6 +304,22 @@ def test_recalibration_writes_a_copy_never_the_model(capsys, calibrated_model, c
 
     with Recognizer(model=out.with_suffix(".onnx")) as rec:
         assert rec.decision().source == "open-set"
+
+
+def test_recalibration_keeps_the_models_search(capsys, calibrated_model, celeba_people, tmp_path):
+    """A model that searches fused templates is recalibrated against fused templates of the other people's photos
+    (1, 2 and 3 of their 3 photos: 4 + 4 + 1 draws each, 18 for the two others), and its copy keeps "mean"."""
+    people = tmp_path / "people"
+    for name, photos in list(celeba_people.items())[:3]:
+        (people / name).mkdir(parents=True)
+        for photo in photos[:3]:
+            shutil.copyfile(photo, people / name / photo.name)
+    out = tmp_path / "copy" / "my-camera.json"
+    code = main(["calibrate", str(people), "--model", str(mean_copy(calibrated_model, tmp_path)), "-o", str(out),
+                 "--no-masks", "--json"])
+    capsys.readouterr()
+    copy = ModelSidecar.load(out).open_set
+    assert code == 0 and copy.fusion == "mean" and copy.measured_templates == 18
 
 
 def test_recalibration_refuses_to_overwrite_the_model(capsys, calibrated_model, celeba_people, tmp_path):
