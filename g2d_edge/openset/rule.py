@@ -13,11 +13,13 @@ FPIR). A face is judged at the threshold of its mask flag's kind (the higher of 
 `Thresholds` is what a `Recognizer` asks: a threshold set by hand, else the gallery's own, else the open-set rule's
 for this gallery, else the model's one-comparison threshold (`ThresholdDecision` says which and why).
 
-Measured in `benchmarks/openset.py` (README "Open-set identification"): per-size calibration against one fixed
-threshold; the gallery's own fusion (an identity scores its best template) against one mean template per identity
-(better at the best threshold, but with a calibration made for it the defaults missed more people in 14 of 24
-g2d-edge-m cells: not the gallery's search), a best-to-second-best margin and cohort normalisation of the score
-(neither better).
+The gallery search faces are identified with is the calibration's `fusion` (`Thresholds.fusion`): "mean" for the
+default model (an identity scores its fused template; the table then counts identities), "max" otherwise.
+
+Measured in `benchmarks/openset.py` (README "Open-set identification"): the threshold measured on the gallery with
+the cohort against the table by size and against one fixed threshold; fused templates against the best template
+(with the cohort, fewer people missed in every g2d-edge-m cell of 3 or 5 templates per person); a best-to-second-best
+margin and cohort normalisation of the score (neither better).
 """
 from __future__ import annotations
 

@@ -46,16 +46,16 @@ def test_masked_templates_are_tagged_and_identify_passes_the_mask_flags(celeba_p
         assert rec.gallery.template_tags(name).tolist() == [False, True, True, False, True, True]
         seen = []
         search = rec.gallery.search
-        rec.gallery.search = lambda emb, top_k=1, masked=None: face_search(seen, emb, masked) or search(emb, top_k,
-                                                                                                      masked)
+        rec.gallery.search = lambda emb, top_k=1, masked=None, fusion="max": face_search(seen, emb, masked) or \
+            search(emb, top_k, masked, fusion)
         faces = rec.identify(read_image(photos[2]))
         assert seen == [[f.masked for f in faces]] and faces[0].masked is False and faces[0].name == name
     with Recognizer(options=RecognizerOptions(mask_flag=False)) as rec:
         rec.enroll(name, photos[0])
         seen.clear()
         search = rec.gallery.search
-        rec.gallery.search = lambda emb, top_k=1, masked=None: face_search(seen, emb, masked) or search(emb, top_k,
-                                                                                                      masked)
+        rec.gallery.search = lambda emb, top_k=1, masked=None, fusion="max": face_search(seen, emb, masked) or \
+            search(emb, top_k, masked, fusion)
         rec.identify(read_image(photos[2]))
         assert seen == [None]  # no mask flag: every template is compared
 
