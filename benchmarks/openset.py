@@ -15,16 +15,20 @@ there, so it is not as hard as 10,000 distinct people would be.
 **Probes**: every other photo of the enrolled people (mated) and every photo of the strangers (non-mated), each clean
 and masked; faces-pool faces are not probes (the pool holds a few faces of the same person, `train/calibrate.py`). A probe without a detected face is a miss (mated) and names no one (non-mated).
 
+**Intervals**: the SDK default's FPIR, FNIR and FNIR gap to the best threshold get 95 % intervals over the test
+people (each person drawn again with all their probes, `people_intervals`): 20 people are a small sample of strangers.
 **Scores**: FNIR at FPIR 1 % and 0.1 % at the best threshold for that gallery found on the test data itself (what
 calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` decides for the
 gallery at the default target FPIR 1 % (measured on each fold's gallery, a real `Gallery`, with the calibration's
 stranger cohort: `g2d_edge.openset.cohort`), by each probe's mask flag (the shipped classifier), measured FPIR and
 FNIR; for contrast the calibration's table by gallery size alone (`size_table`, the rule before the cohort) and the
 old gallery-blind threshold (the sidecar's one-comparison threshold, OpenCV's 0.363 for SFace).
-An identity scores its best template ("max", the gallery's search); "mean" (one renormalised mean template per
-identity) is scored alongside, at the best threshold and at the SDK's defaults with a calibration made for it by the
-same tool (`train.calibrate.calibrate_sets(fusion="mean")`: stranger probes against mean templates of 1-5 photos of
-the other calibration people and the pool; its table counts identities, one fused template each).
+Both gallery searches are scored, each at the best threshold and at SDK-style defaults with a calibration made for
+it by the same tool (`train.calibrate.calibrate_sets`): "max" (an identity scores its best template) and "mean" (its
+fused template, the renormalised mean; calibrated with stranger probes against mean templates of 1-5 photos of the
+other calibration people and the pool; its table counts identities). The "SDK default" columns and the DET plot are
+each model's own search, its calibration's `fusion` (g2d-edge-m: mean; g2d-edge-s: max; SFace: mean, as the default
+model); the other search is reported beside it.
 
     python benchmarks/openset.py --json benchmarks/results/openset-cpu.json --plot benchmarks/results/openset-det.png
 """
@@ -50,7 +54,7 @@ from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.masks.flag import MaskFlag  # noqa: E402
 from g2d_edge.gallery.file import Gallery  # noqa: E402
-from g2d_edge.openset import DEFAULT_TARGET_FPIR, CohortThresholds, OpenSetRule, threshold_from_best  # noqa: E402
+from g2d_edge.openset import DEFAULT_TARGET_FPIR, CohortThresholds, OpenSetRule  # noqa: E402
 from g2d_edge.openset.rule import decide_threshold, mate_level  # noqa: E402
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, sidecar_path_for  # noqa: E402
 from train import openset_data as od  # noqa: E402
@@ -68,6 +72,9 @@ FPIRS = (0.01, 0.001)
 #: the probe's scores against an impostor cohort, the calibration part's pool faces ("cohort", Z-norm on the probe).
 FUSIONS = ("max", "mean", "margin", "cohort")
 DISTRACTOR_SEED = 5
+#: The SDK default's figures get 95 % intervals over the test people, drawn again this many times (seeded).
+RESAMPLES = 1000
+RESAMPLE_SEED = 13
 #: The test people are halved at random this many times (enrolled / strangers, then the roles swap): 20 galleries
 #: per cell, so that no single look-alike pair of people decides a figure.
 SPLITS = 10
@@ -137,6 +144,8 @@ class Trial:
     stranger_threshold: np.ndarray
     mated_alt: np.ndarray  # the thresholds of the calibration's table by gallery size (comparison)
     stranger_alt: np.ndarray
+    mated_person: np.ndarray  # who each probe shows (a test person's label): the unit the intervals resample
+    stranger_person: np.ndarray
 
 
 @dataclass
@@ -148,23 +157,16 @@ class Rules:
 
 
 def sdk_thresholds(gallery: List[np.ndarray], rules: Rules, fusion: str) -> Tuple[Dict[bool, float], Dict[bool, float]]:
-    """({masked flag: threshold} the SDK decides for this gallery, the same from the size table alone). "max": through
-    the SDK itself (a `Gallery` holding the templates, `decide_threshold` as `Thresholds` calls it); "mean" (not the
-    SDK's search): the cohort's best scores against the renormalised mean templates, by the same estimator."""
-    counts = (len(gallery), sum(len(t) for t in gallery) if fusion == "max" else len(gallery))
-    table = {f: rules.table.threshold(counts[1], "masked" if f else "clean") for f in (False, True)}
+    """({masked flag: threshold} the SDK decides for this gallery, the same from the size table alone), through the
+    SDK itself: a `Gallery` holding the templates, searched with `fusion` ("max" or "mean") by the cohort, and
+    `decide_threshold` as `Thresholds` calls it."""
+    counts = (len(gallery), sum(len(t) for t in gallery))
+    table = {f: rules.table.decide(*counts, "masked" if f else "clean").threshold for f in (False, True)}
     if rules.cohort is None:
         return table, table
-    if fusion == "max":
-        g = Gallery()
-        g.add_many({f"id{i}": t for i, t in enumerate(gallery)})
-        measure = lambda kind, n: rules.cohort.threshold(g, kind, n)  # noqa: E731
-    else:
-        def measure(kind: str, n: Tuple[int, int]) -> Optional[float]:
-            if not rules.cohort.usable(kind):
-                return None
-            best = identity_scores(rules.cohort.embeddings[kind], gallery, "mean").max(axis=1)
-            return threshold_from_best(best, rules.cohort.target_fpir)
+    g = Gallery()
+    g.add_many({f"id{i}": t for i, t in enumerate(gallery)})
+    measure = lambda kind, n: rules.cohort.threshold(g, kind, n)  # noqa: E731
     sdk = {f: decide_threshold(None, None, rules.table, 0.0, lambda: counts, "masked" if f else "clean",
                                measure).threshold for f in (False, True)}
     return sdk, table
@@ -201,7 +203,8 @@ def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], siz
                            for rows in (probe_rows, stranger_rows)]
     return Trial(decision_score(mated, fusion, cohort[kind][np.array(probe_rows)]), best == np.array(probe_owner),
                  mated_t[0], decision_score(strangers_scores, fusion, cohort[kind][stranger_rows]), stranger_t[0],
-                 mated_t[1], stranger_t[1])
+                 mated_t[1], stranger_t[1], people.labels[np.array(probe_rows, dtype=np.int64)],
+                 people.labels[stranger_rows])
 
 
 def decision_score(scores: np.ndarray, fusion: str, cohort: np.ndarray) -> np.ndarray:
@@ -256,6 +259,39 @@ def score(trial: Trial, old_threshold: float) -> Dict:
     return out
 
 
+def people_intervals(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resamples: int = RESAMPLES,
+                     seed: int = RESAMPLE_SEED) -> Dict[str, List[float]]:
+    """95 % intervals of the SDK default's FPIR, its FNIR, and its FNIR's gap to the best threshold's at `target`,
+    over the test people drawn again with replacement (`resamples` times, seeded): one person's photos are not
+    independent of each other, so a person, not a photo, is the unit drawn, with all their probes in every fold."""
+    people = np.unique(np.concatenate([trial.mated_person, trial.stranger_person]))
+    draws = np.random.default_rng(seed).integers(0, len(people), (resamples, len(people)))
+    weight = np.stack([np.bincount(d, minlength=len(people)) for d in draws]).astype(np.float64)
+    w_strangers = weight[:, np.searchsorted(people, trial.stranger_person)]
+    w_mated = weight[:, np.searchsorted(people, trial.mated_person)]
+    named = trial.stranger_score >= trial.stranger_threshold
+    missed = ~(trial.mated_right & (trial.mated_score >= trial.mated_threshold))
+    fpir = (w_strangers * named).sum(axis=1) / w_strangers.sum(axis=1)
+    fnir = (w_mated * missed).sum(axis=1) / w_mated.sum(axis=1)
+    gap = fnir - _weighted_best_fnir(trial, w_strangers, w_mated, target)
+    return {k: [round(float(v), 4) for v in np.percentile(x, [2.5, 97.5])]
+            for k, x in (("fpir_ci95", fpir), ("fnir_ci95", fnir), ("gap_to_best_ci95", gap))}
+
+
+def _weighted_best_fnir(trial: Trial, w_strangers: np.ndarray, w_mated: np.ndarray, target: float) -> np.ndarray:
+    """Per row of weights: the FNIR at the threshold that names at most `target` of the (weighted) strangers, found
+    on those strangers (as `score` finds it unweighted)."""
+    order = np.argsort(-trial.stranger_score, kind="stable")
+    ranked = trial.stranger_score[order]
+    cumulative = np.cumsum(w_strangers[:, order], axis=1)
+    allowed = (cumulative <= target * cumulative[:, -1:]).sum(axis=1)  # top strangers that may be named
+    ceiling = float(ranked[np.isfinite(ranked)].max()) + 1.0 if np.isfinite(ranked).any() else 2.0
+    padded = np.concatenate([ranked, [-np.inf]])
+    threshold = np.where(allowed < len(ranked), np.nextafter(padded[allowed], ceiling), -np.inf)
+    missed = ~(trial.mated_right[None] & (trial.mated_score[None] >= threshold[:, None]))
+    return (w_mated * missed).sum(axis=1) / w_mated.sum(axis=1)
+
+
 def det_curve(trial: Trial) -> Tuple[List[float], List[float]]:
     """(FPIR, FNIR) at every threshold a stranger's score sets."""
     ts = np.unique(np.concatenate([trial.stranger_score[np.isfinite(trial.stranger_score)], [1.0]]))
@@ -267,6 +303,15 @@ def det_curve(trial: Trial) -> Tuple[List[float], List[float]]:
 # ------------------------------------------------------------------------------------------------------ run
 def model_list(models: Sequence[Tuple[str, Path]], sface: Optional[Path]) -> List[Tuple[str, Path]]:
     return list(models) + ([("sface", sface)] if sface is not None else [])
+
+
+def sdk_search(label: str, path: Path) -> str:
+    """The gallery search the SDK identifies with for this model: its calibration's fusion (SFace: "mean", the
+    default model's, so that the peer is judged by the same rule)."""
+    if label == "sface":
+        return "mean"
+    calibration = ModelSidecar.load(sidecar_path_for(path)).open_set
+    return "max" if calibration is None else calibration.fusion
 
 
 def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[Dict[str, Rules], float, str]:
@@ -281,7 +326,7 @@ def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[Dict
         calibration = shipped if shipped is not None and shipped.fusion == fusion else \
             calibrate_sets(sets, space, fusion=fusion)
         cohort = None if calibration.cohort is None else \
-            CohortThresholds(calibration.cohort, DEFAULT_TARGET_FPIR, mate_level(calibration))
+            CohortThresholds(calibration.cohort, DEFAULT_TARGET_FPIR, mate_level(calibration), fusion)
         rules[fusion] = Rules(OpenSetRule(calibration, DEFAULT_TARGET_FPIR), cohort)
     where = ("the model sidecar's open_set (fusion " + shipped.fusion + "); the other fusion's built in this run"
              if shipped is not None else "built in this run (train/calibrate.py)")
@@ -289,7 +334,9 @@ def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[Dict
     return rules, old, where
 
 
-def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, sizes, curves: Dict) -> Dict:
+def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, sizes, curves: Dict,
+                   search: str) -> Dict:
+    """Every cell of one model, for every decision rule of `FUSIONS`; DET curves for its own `search`."""
     distractors = distractor_rows(sets, max(sizes))
     cohort = cohort_stats(sets)
     out: Dict = {}
@@ -307,7 +354,9 @@ def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, size
                         for key in ("sdk", "old_threshold", "size_table"):
                             cell.pop(key)
                     out.setdefault(fusion, {}).setdefault(str(size), {}).setdefault(str(k), {})[kind] = cell
-                    if fusion == "max" and k in (1, 5):
+                    if fusion == search:
+                        cell["sdk"].update(people_intervals(trial))
+                    if fusion == search and k in (1, 5):
                         curves[(size, k, kind)] = det_curve(trial)
     return out
 
@@ -334,9 +383,10 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
         embed, dim = od.model_embedder(label, path)
         sets = od.embeddings(label, path, embed, dim, mirrored=True)
         rules, old, where = rules_for(label, path, sets)
+        search = sdk_search(label, path)
         curves[label] = {}
-        results[label] = evaluate_model(sets, flags, rules, old, folds, sizes, curves[label])
-        meta_models[label] = {"file": path.name, "calibration": where, "old_threshold": old,
+        results[label] = evaluate_model(sets, flags, rules, old, folds, sizes, curves[label], search)
+        meta_models[label] = {"file": path.name, "calibration": where, "old_threshold": old, "search": search,
                               "calibration_source": {f: r.table.calibration.source for f, r in rules.items()},
                               "size_table_threshold_at_1000": {f: {k: round(r.table.threshold(1000, k), 4) for k in PROBE_KINDS}
                                                         for f, r in rules.items()}}
@@ -369,23 +419,40 @@ def report(out: Dict) -> str:
              f"{max(0, 9990 - d['distinct_faces'])} mirror images added). Each cell: clean / masked probes.", ""]
     for label, per in out["results"].items():
         m = meta["models"][label]
-        lines += [f"### {label} (calibration: {m['calibration']}; old threshold {m['old_threshold']:.3f})", "",
+        search = m["search"]
+        other = "max" if search == "mean" else "mean"
+        lines += [f"### {label} (the SDK's search: {search}; calibration: {m['calibration']}; old threshold "
+                  f"{m['old_threshold']:.3f})", "",
                   "| identities | templates | FNIR @ FPIR 1 % | FNIR @ FPIR 0.1 % | SDK default: FPIR "
-                  "| SDK default: FNIR | size table alone: FPIR / FNIR | old threshold: FPIR "
-                  "| FNIR @ FPIR 1 %: mean template | margin | cohort norm "
-                  "| mean template, SDK-style threshold measured with the cohort: FPIR / FNIR |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for size, by_k in per["max"].items():
+                  "| SDK default: FNIR | size table alone: FPIR ; FNIR | old threshold: FPIR "
+                  f"| FNIR @ FPIR 1 %: {other} | margin | cohort norm "
+                  f"| {other}, SDK-style threshold: FPIR ; FNIR |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for size, by_k in per[search].items():
             for k, cell in by_k.items():
-                others = " | ".join(_pair(per[f][size][k], "fnir_at_fpir_0.01") for f in FUSIONS[1:])
-                mean = per["mean"][size][k]
+                others = " | ".join(_pair(per[f][size][k], "fnir_at_fpir_0.01") for f in (other, "margin", "cohort"))
+                alt = per[other][size][k]
                 lines.append(f"| {int(size):,} | {k} | {_pair(cell, 'fnir_at_fpir_0.01')} | "
                              f"{_pair(cell, 'fnir_at_fpir_0.001')} | {_pair(cell, 'fpir', 'sdk')} | "
                              f"{_pair(cell, 'fnir', 'sdk')} | {_pair(cell, 'fpir', 'size_table')} ; "
                              f"{_pair(cell, 'fnir', 'size_table')} | "
                              f"{_pair(cell, 'fpir', 'old_threshold')} | "
-                             f"{others} | {_pair(mean, 'fpir', 'sdk')} ; {_pair(mean, 'fnir', 'sdk')} |")
-        lines.append("")
+                             f"{others} | {_pair(alt, 'fpir', 'sdk')} ; {_pair(alt, 'fnir', 'sdk')} |")
+        lines += ["", intervals_table(per[search]), ""]
     return "\n".join(lines)
+
+
+def intervals_table(per_search: Dict) -> str:
+    """The SDK default's 95 % intervals over the test people (`people_intervals`), clean / masked."""
+    def span(cell: Dict, key: str) -> str:
+        return " / ".join("[{:.3f}, {:.3f}]".format(*cell[k]["sdk"][key]) for k in PROBE_KINDS)
+
+    rows = ["| identities | templates | SDK default FPIR, 95 % interval | FNIR, 95 % interval | FNIR minus the best "
+            "threshold's, 95 % interval |", "|---|---|---|---|---|"]
+    for size, by_k in per_search.items():
+        for k, cell in by_k.items():
+            rows.append(f"| {int(size):,} | {k} | {span(cell, 'fpir_ci95')} | {span(cell, 'fnir_ci95')} | "
+                        f"{span(cell, 'gap_to_best_ci95')} |")
+    return "\n".join(rows)
 
 
 def plot(out: Dict, path: Path) -> Path:
@@ -402,7 +469,7 @@ def plot(out: Dict, path: Path) -> Path:
             for kind, style in (("clean", "-"), ("masked", "--")):
                 fpir, fnir = curves[(size, 5, kind)]
                 ax.plot(np.maximum(fpir, 1e-4), fnir, style, color=colours.get(label), label=f"{label} {kind}")
-                sdk = out["results"][label]["max"][str(size)]["5"][kind]["sdk"]
+                sdk = out["results"][label][out["meta"]["models"][label]["search"]][str(size)]["5"][kind]["sdk"]
                 ax.plot([max(sdk["fpir"], 1.1e-3)], [sdk["fnir"]], "o" if kind == "clean" else "s",
                         color=colours.get(label))
         ax.set_xscale("log")
@@ -414,8 +481,9 @@ def plot(out: Dict, path: Path) -> Path:
         ax.grid(True, which="both", lw=0.3)
     np.atleast_1d(axes)[0].set_ylabel("FNIR (enrolled people missed)")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Open-set DET, held-out people (test part); markers: the SDK's default (target FPIR 1 %; circle clean, "
-                 "square masked; an FPIR of 0 is drawn at the left edge)", fontsize=9)
+    fig.suptitle("Open-set DET, held-out people (test part), each model with the SDK's search; markers: the SDK's "
+                 "default (target FPIR 1 %; circle clean, square masked; an FPIR of 0 is drawn at the left edge)",
+                 fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

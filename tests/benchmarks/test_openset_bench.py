@@ -25,7 +25,7 @@ def test_scores_follow_the_frvt_definitions(bench):
     mated = np.array([0.2, 0.6, 0.95, 0.97])
     right = np.array([True, True, True, False])  # the last one's best identity is somebody else
     trial = bench.Trial(mated, right, np.full(4, 0.5), strangers, np.full(100, 0.5), np.full(4, 0.9),
-                        np.full(100, 0.9))
+                        np.full(100, 0.9), np.arange(4), np.arange(100) % 10)
     cell = bench.score(trial, old_threshold=0.9)
     # FPIR 1 %: one stranger (0.99) may be named, so the threshold sits just above 0.98
     assert 0.98 < cell["threshold_at_fpir_0.01"] <= 0.99
@@ -52,24 +52,17 @@ def test_mean_templates_of_the_mean_calibration():
 
 
 def test_a_mean_calibration_counts_identities(bench):
-    """The size-table threshold of the mean rule is looked up by the gallery's identities (one fused template
-    each), the max rule's by its templates."""
-    seen = {}
+    """The size-table threshold of a "mean" calibration is looked up by the gallery's identities (one fused template
+    each), a "max" one's by its templates: the benchmark asks the SDK's rule, as `Thresholds` does."""
+    from g2d_edge.openset import OpenSetRule, build_calibration
 
-    class Rule:
-        def __init__(self, fusion):
-            self.calibration = type("C", (), {"fusion": fusion})()
-
-        def threshold(self, count, kind):
-            seen[self.calibration.fusion] = count
-            return 0.5
-
-    gallery = [np.eye(4, dtype=np.float32)[[0, 0]], np.eye(4, dtype=np.float32)[[1, 1]],
-               np.eye(4, dtype=np.float32)[[2]], np.eye(4, dtype=np.float32)[[3]]]
-    for fusion in ("max", "mean"):
-        sdk, table = bench.sdk_thresholds(gallery, bench.Rules(Rule(fusion), None), fusion)
-        assert sdk == table == {False: 0.5, True: 0.5}  # no cohort: the SDK uses the table
-    assert seen == {"max": 2 * 2 + 2, "mean": 4}
+    rng = np.random.default_rng(2)
+    scores = [rng.normal(0.0, 0.1, 500) for _ in range(100)]
+    gallery = [np.eye(4, dtype=np.float32)[[0, 0, 0]]] * 3 + [np.eye(4, dtype=np.float32)[[3]]] * 7
+    for fusion, size in (("max", 16), ("mean", 10)):
+        rule = OpenSetRule(build_calibration({"clean": scores, "masked": scores}, 500, "s", "tests", fusion=fusion))
+        sdk, table = bench.sdk_thresholds(gallery, bench.Rules(rule, None), fusion)
+        assert sdk == table == {False: rule.threshold(size, "clean"), True: rule.threshold(size, "masked")}
 
 
 def test_the_sdk_threshold_is_measured_on_the_gallery_with_the_cohort(bench):
@@ -84,15 +77,14 @@ def test_the_sdk_threshold_is_measured_on_the_gallery_with_the_cohort(bench):
     cohort_rows = centre + 0.3 * rng.normal(size=(400, 8)).astype(np.float32)
     cohort = StrangerCohort.of({"clean": cohort_rows, "masked": cohort_rows}, people=40)
 
+    asked = []
+
     class Rule:
         target_fpir = 0.01
-        calibration = type("C", (), {"fusion": "max"})()
 
-        def threshold(self, count, kind):
-            return 0.99
-
-        def decide(self, identities, templates, kind):  # pragma: no cover - the cohort answers
-            raise AssertionError("the size table must not be asked when the cohort resolves the target")
+        def decide(self, identities, templates, kind):
+            asked.append(kind)
+            return type("Decision", (), {"threshold": 0.99})()
 
     rules = bench.Rules(Rule(), CohortThresholds(cohort, 0.01))
     near = [centre[None].copy()]
@@ -101,3 +93,28 @@ def test_the_sdk_threshold_is_measured_on_the_gallery_with_the_cohort(bench):
     sdk_far, _ = bench.sdk_thresholds(far, rules, "max")
     assert table == {False: 0.99, True: 0.99}
     assert sdk_near[False] > 0.8 > sdk_far[False]
+    assert len(asked) == 4  # the size table column of each gallery only: the cohort answered the SDK's threshold
+
+
+def test_people_intervals_resample_people_not_photos(bench):
+    """When every person's probes are alike, any draw of people gives the plain figures (a zero-width interval, equal
+    to `score`'s); when one stranger out of four is always named, the FPIR interval spans 0 to at least a half."""
+    def trial(stranger_scores, people=4):
+        probes = len(stranger_scores) // people
+        mated = np.tile(np.array([0.9, 0.6, 0.4]), people)
+        return bench.Trial(mated_score=mated, mated_right=np.ones(mated.size, bool),
+                           mated_threshold=np.full(mated.size, 0.5), stranger_score=np.asarray(stranger_scores, float),
+                           stranger_threshold=np.full(len(stranger_scores), 0.5), mated_alt=np.zeros(mated.size),
+                           stranger_alt=np.zeros(len(stranger_scores)), mated_person=np.repeat(np.arange(people), 3),
+                           stranger_person=np.repeat(np.arange(people), probes))
+
+    alike = trial(np.tile(np.linspace(0.0, 0.45, 25), 4))
+    intervals = bench.people_intervals(alike, target=0.01, resamples=50)
+    plain = bench.score(alike, 0.3)
+    assert intervals["fpir_ci95"] == [plain["sdk"]["fpir"]] * 2 == [0.0, 0.0]
+    assert intervals["fnir_ci95"] == [pytest.approx(plain["sdk"]["fnir"], abs=1e-4)] * 2
+    gap = plain["sdk"]["fnir"] - plain["fnir_at_fpir_0.01"]
+    assert intervals["gap_to_best_ci95"] == [pytest.approx(gap, abs=1e-4)] * 2
+    one_named = trial([0.8] * 10 + [0.1] * 30)
+    low, high = bench.people_intervals(one_named, resamples=400)["fpir_ci95"]
+    assert low == 0.0 and high >= 0.5
