@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Gallery search benchmark: latency and recall@1 of the file gallery, FAISS and Milvus at 10k to 1M identities.
 
-Per gallery size (`--sizes`, identities) and search engine, one row: build time, single-query search latency p50 /
-p99 in ms (one face searched at a time, as a camera frame with one face does), and recall@1 against exact search
-(the share of queries whose best identity is the one exact cosine search finds). Engines:
+Per gallery size (`--sizes`, identities), gallery search (`--fusions`: "max", an identity scores its best template;
+"mean", its fused template, the search a Recognizer of the default model makes) and search engine, one row: build
+time, single-query search latency p50 / p99 in ms (one face searched at a time, as a camera frame with one face
+does), and recall@1 against exact search with the same fusion (the share of queries whose best identity is the one
+exact cosine search finds). Engines:
 
 - file gallery, NumPy (exact): `g2d_edge.Gallery` in memory, one matrix product per query (the reference);
 - file gallery, FAISS flat (exact): `Gallery(use_faiss=True)`, FAISS's exact inner-product index;
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import json
 import logging
@@ -67,7 +70,9 @@ class GallerySettings:
     least `min_queries`); nprobe: FAISS IVF lists searched; hnsw_max: largest size given a Milvus HNSW row
     (its index build grows fastest); hnsw: Milvus HNSW index and search parameters; engines: which to run;
     min_free_gb: an engine whose estimated memory would leave less than this much of the machine's available
-    memory is skipped (and says so) rather than risk pushing other processes out of memory."""
+    memory is skipped (and says so) rather than risk pushing other processes out of memory. fusions: the gallery
+    searches measured on each engine ("max": best template; "mean": fused template, what a Recognizer of the default
+    model searches; FAISS IVF searches templates, so it has "max" rows only)."""
 
     sizes: Sequence[int] = (10_000, 100_000)
     seconds: float = 10.0
@@ -79,6 +84,7 @@ class GallerySettings:
     engines: Sequence[str] = ("numpy", "faiss-flat", "faiss-ivf", "milvus-flat", "milvus-hnsw")
     seed: int = 0
     min_free_gb: float = 3.0
+    fusions: Sequence[str] = ("max", "mean")
 
 
 @dataclass
@@ -104,6 +110,7 @@ class Row:
     timed_queries: int
     recall_at_1: Optional[float]
     skipped: str = ""
+    fusion: str = "max"
 
 
 # ---------------------------------------------------------------------------------------------- embeddings
@@ -164,9 +171,10 @@ def gallery_content(real: RealSet, size: int, seed: int) -> Dict[str, np.ndarray
 
 # ---------------------------------------------------------------------------------------------- engines
 class Engine:
-    """A built search engine: `search(queries) -> top-1 names`, `close()`."""
+    """A built search engine: `search(queries) -> top-1 names` (with its `fusion`), `close()`."""
 
     exact = True
+    fusion = "max"
 
     def search(self, queries: np.ndarray) -> List[Optional[str]]:
         raise NotImplementedError
@@ -178,17 +186,24 @@ class Engine:
 class GalleryEngine(Engine):
     """Any g2d gallery (file or Milvus) searched through the SDK."""
 
-    def __init__(self, gallery: Any, exact: bool = True, on_close: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, gallery: Any, exact: bool = True, on_close: Callable[[], None] = lambda: None,
+                 uncached: Any = None) -> None:
         self.gallery, self.exact, self._on_close = gallery, exact, on_close
+        self.uncached = uncached  # a Milvus handle on the same collection that reads fused templates every search
 
     def search(self, queries: np.ndarray) -> List[Optional[str]]:
+        gallery = self.uncached if self.fusion == UNCACHED else self.gallery
+        fusion = "mean" if self.fusion == UNCACHED else self.fusion
         out: List[Optional[str]] = []
         for start in range(0, len(queries), 32):  # bounded (queries x templates) score matrices
-            out += [m[0].name if m else None for m in self.gallery.search(queries[start:start + 32], top_k=1)]
+            found = gallery.search(queries[start:start + 32], top_k=1, fusion=fusion)
+            out += [m[0].name if m else None for m in found]
         return out
 
     def close(self) -> None:
         self.gallery.close()
+        if self.uncached is not None:
+            self.uncached.close()
         self._on_close()
 
 
@@ -250,7 +265,9 @@ def _milvus_engine(name: str, content: Dict[str, np.ndarray], space: str, settin
     gallery.bind(space, next(iter(content.values())).shape[1], "benchmark")
     gallery.add_many(content)  # then flushed: Milvus Lite searches unflushed rows one by one
     gallery.search(next(iter(content.values()))[0])
-    return GalleryEngine(gallery, exact=not hnsw, on_close=lambda: _drop_collection(server, collection))
+    uncached = MilvusGallery(f"{server}/{collection}", dataclasses.replace(options, fused_cache_s=0))
+    return GalleryEngine(gallery, exact=not hnsw, on_close=lambda: _drop_collection(server, collection),
+                         uncached=uncached)
 
 
 def _drop_collection(server: str, collection: str) -> None:
@@ -316,37 +333,50 @@ def time_queries(engine: Engine, queries: np.ndarray, settings: GallerySettings)
 
 def measure_size(real: RealSet, size: int, space: str, settings: GallerySettings,
                  server: Optional[str]) -> List[Row]:
-    """Every engine at one gallery size; recall against the exact NumPy gallery's answers."""
+    """Every engine at one gallery size, each built once and searched with every fusion of `settings.fusions`;
+    recall against the exact NumPy gallery's answers with the same fusion."""
     content = gallery_content(real, size, settings.seed)
     n_templates = sum(t.shape[0] for t in content.values())
     rows: List[Row] = []
-    reference: Optional[List[Optional[str]]] = None
+    reference: Dict[str, List[Optional[str]]] = {}
     for name in _engines_for(size, settings):
         short = memory_shortfall(name, n_templates, real.queries.shape[1], settings.min_free_gb)
-        if short or reference is None and name != "numpy":
+        if short or not reference and name != "numpy":
             why = short or "no exact reference (the NumPy row was skipped)"
-            rows.append(Row(ENGINE_LABELS[name], len(content), n_templates, ENGINE_EXACT[name], 0.0, 0.0, 0.0, 0,
-                            None, skipped=why))
+            rows += [Row(ENGINE_LABELS[name], len(content), n_templates, ENGINE_EXACT[name], 0.0, 0.0, 0.0, 0, None,
+                         skipped=why, fusion=fusion) for fusion in _fusions_of(name, settings)]
             log.warning("%s at %d identities skipped: %s", name, len(content), why)
             continue
         start = time.perf_counter()
         engine = build_engine(name, content, space, settings, server)
         build_s = time.perf_counter() - start
         try:
-            answers = engine.search(real.queries)
-            reference = answers if reference is None else reference
-            latencies = time_queries(engine, real.queries, settings)
+            for fusion in _fusions_of(name, settings):
+                engine.fusion = fusion
+                answers = engine.search(real.queries)
+                reference.setdefault(fusion, answers)
+                latencies = time_queries(engine, real.queries, settings)
+                exact = reference["mean" if fusion == UNCACHED else fusion]
+                recall = float(np.mean([a == r for a, r in zip(answers, exact)]))
+                rows.append(Row(engine=ENGINE_LABELS[name], identities=len(content), templates=n_templates,
+                                exact=ENGINE_EXACT[name], build_s=round(build_s, 2),
+                                p50_ms=float(np.percentile(latencies, 50)),
+                                p99_ms=float(np.percentile(latencies, 99)), timed_queries=len(latencies),
+                                recall_at_1=recall, fusion=fusion))
+                log.info("%s", rows[-1])
         finally:
             engine.close()
             del engine
             release_memory()
-        recall = float(np.mean([a == r for a, r in zip(answers, reference)]))
-        rows.append(Row(engine=ENGINE_LABELS[name], identities=len(content), templates=n_templates,
-                        exact=ENGINE_EXACT[name], build_s=round(build_s, 2),
-                        p50_ms=float(np.percentile(latencies, 50)), p99_ms=float(np.percentile(latencies, 99)),
-                        timed_queries=len(latencies), recall_at_1=recall))
-        log.info("%s", rows[-1])
-    return sorted(rows, key=lambda r: list(ENGINE_LABELS.values()).index(r.engine))
+    order = list(settings.fusions) + [UNCACHED]
+    return sorted(rows, key=lambda r: (order.index(r.fusion), list(ENGINE_LABELS.values()).index(r.engine)))
+
+
+def _fusions_of(engine: str, settings: GallerySettings) -> List[str]:
+    """The fusions an engine is measured with: FAISS IVF indexes templates, so best template only; a Milvus engine
+    is also measured reading its fused templates for every search (`UNCACHED`)."""
+    fusions = [f for f in settings.fusions if f == "max" or engine != "faiss-ivf"]
+    return fusions + ([UNCACHED] if "mean" in fusions and engine.startswith("milvus") else [])
 
 
 def release_memory() -> None:
@@ -387,6 +417,10 @@ def _engines_for(size: int, settings: GallerySettings) -> List[str]:
 
 ENGINE_LABELS = {"numpy": "file gallery, NumPy", "faiss-flat": "file gallery, FAISS flat",
                  "faiss-ivf": "FAISS IVF", "milvus-flat": "Milvus Lite, FLAT", "milvus-hnsw": "Milvus Lite, HNSW"}
+#: The fused search of a Milvus gallery that reads the fused templates for every search (`fused_cache_s=0`); "mean"
+#: reuses them for 10 s (`MilvusGalleryOptions.fused_cache_s`), which the timed searches, cycling through 200 people
+#: within the cache time, mostly do.
+UNCACHED = "mean, no cache"
 ENGINE_EXACT = {"numpy": True, "faiss-flat": True, "faiss-ivf": False, "milvus-flat": True, "milvus-hnsw": False}
 
 
@@ -426,15 +460,14 @@ def markdown(result: Dict[str, Any]) -> str:
     lines = [f"Machine: {result['machine_line']}; model {result['model']['name']} "
              f"({result['model']['embedding_dim']}-d); {result['real_people']} real people, "
              f"{result['queries']} queries",
-             "", "| identities | engine | exact | build s | p50 ms | p99 ms | recall@1 |",
-             "|---:|---|:---:|---:|---:|---:|---:|"]
+             "", "| identities | search | engine | exact | build s | p50 ms | p99 ms | recall@1 |",
+             "|---:|---|---|:---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
+        head = f"| {r['identities']:,} | {r.get('fusion', 'max')} | {r['engine']} | {'yes' if r['exact'] else 'no'} |"
         if r.get("skipped"):
-            lines.append(f"| {r['identities']:,} | {r['engine']} | {'yes' if r['exact'] else 'no'} | skipped: "
-                         f"{r['skipped']} | | | |")
+            lines.append(f"{head} skipped: {r['skipped']} | | | |")
             continue
-        lines.append(f"| {r['identities']:,} | {r['engine']} | {'yes' if r['exact'] else 'no'} | {r['build_s']:.1f} "
-                     f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_1']:.3f} |")
+        lines.append(f"{head} {r['build_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall_at_1']:.3f} |")
     return "\n".join(lines)
 
 
@@ -448,6 +481,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="gallery sizes in identities (add 1000000 for the 1M row: minutes to build on 2 cores)")
     p.add_argument("--seconds", type=float, default=10.0, help="timed single-query searches per row, in seconds")
     p.add_argument("--engines", nargs="+", default=list(ENGINE_LABELS), choices=list(ENGINE_LABELS))
+    p.add_argument("--fusions", nargs="+", default=["max", "mean"], choices=["max", "mean"],
+                   help="gallery searches measured on each engine: best template, fused template (the default model's)")
     p.add_argument("--hnsw-max", type=int, default=100_000, help="largest size with a Milvus HNSW row")
     p.add_argument("--nprobe", type=int, default=16, help="FAISS IVF lists searched per query")
     p.add_argument("--min-free-gb", type=float, default=3.0,
@@ -456,7 +491,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     settings = GallerySettings(sizes=args.sizes, seconds=args.seconds, engines=args.engines, hnsw_max=args.hnsw_max,
-                               nprobe=args.nprobe, min_free_gb=args.min_free_gb)
+                               nprobe=args.nprobe, min_free_gb=args.min_free_gb, fusions=args.fusions)
     start = time.perf_counter()
     real = real_embeddings(args.model, args.photos, args.people, args.templates)
     log.info("embedded %d real people in %.0f s", len(real.templates), time.perf_counter() - start)

@@ -21,8 +21,10 @@ class Recognition:
     front end gives these for YuNet's faces too) or (5, 2) YuNet keypoints (eyes, nose tip, mouth corners;
     `KEYPOINT_NAMES_5`). det_score: detector confidence.
     embedding: (D,) float32 unit-norm face embedding. name: best gallery identity if its score reaches the
-    threshold, else None (unknown). score: cosine similarity to the best gallery identity (reported even when below
-    the threshold), None when the gallery is empty. matches: the `top_k` best (name, score) candidates.
+    threshold, else None (unknown). score: cosine similarity to the best gallery identity as the model's search
+    scores identities (its calibration's fusion: the fused template for the default model, else the best template;
+    reported even when below the threshold), None when the gallery is empty. matches: the `top_k` best (name, score)
+    candidates.
     masked: whether the face wears a mask (`g2d_edge.masks.flag`); mask_score: the classifier's probability of it
     (both None when `RecognizerOptions.mask_flag` is off). track_id: the face's track in a video (None: not
     tracked; see `RecognizerOptions.track`). threshold: the cosine this face was named at; fpir: the false-positive

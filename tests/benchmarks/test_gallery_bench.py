@@ -47,7 +47,10 @@ def test_every_engine_at_a_small_size(bench, real, tiny_onnx_model, tmp_path):
     settings = bench.GallerySettings(sizes=[300], seconds=0.2, min_queries=3, queries=20)
     result = bench.run_benchmark(real, bench.model_description(tiny_onnx_model), settings)
     rows = result["rows"]
-    assert [r["engine"] for r in rows] == list(bench.ENGINE_LABELS.values())
+    labels = list(bench.ENGINE_LABELS.values())
+    assert [(r["fusion"], r["engine"]) for r in rows] == [("max", e) for e in labels] + \
+        [("mean", e) for e in labels if e != "FAISS IVF"] + \
+        [(bench.UNCACHED, e) for e in labels if e.startswith("Milvus")]  # IVF indexes templates: no fused search
     for row in rows:
         assert row["identities"] == 300 and row["templates"] == 304 and 3 <= row["timed_queries"] <= 20
         assert 0 < row["p50_ms"] <= row["p99_ms"]
@@ -62,4 +65,4 @@ def test_an_engine_that_would_crowd_out_other_processes_is_skipped(bench, real):
     assert "GiB available" in bench.memory_shortfall("numpy", 10, 4, min_free_gb=1e9)
     settings = bench.GallerySettings(sizes=[20], engines=["numpy", "faiss-ivf"], min_free_gb=1e9)
     rows = bench.measure_size(real, 20, "space", settings, server=None)
-    assert [r.skipped != "" for r in rows] == [True, True] and rows[1].skipped.startswith("needs about")
+    assert [r.skipped != "" for r in rows] == [True, True, True] and rows[1].skipped.startswith("needs about")

@@ -54,6 +54,7 @@ from ...text import quoted
 from ..protocol import (GalleryBase, IdentityInfo, Match, check_binding, check_identity_name, check_masked_identity,
                         check_query_length, check_template_length, check_threshold, checked_fusion, checked_queries,
                         checked_tags, fused_templates, lookup_name, normalised_queries, normalised_templates)
+from .fused import FusedTemplateCache
 from .rows import (PROP_THRESHOLD, CollectionMeta, collection_properties, collection_schema, connect, enrolment_rows,
                    hits_to_matches, meta_of, old_layout_error, ordered_templates, request_error)
 from .url import MilvusGalleryOptions, parse_gallery_url, string_literal
@@ -67,9 +68,11 @@ READ_BATCH_ROWS = 10000
 #: Most identities one search may return (Milvus's top-k limit).
 MAX_TOP_K = 16384
 #: Identities a "mean" search re-scores by their fused templates (the best by best template; `search`).
-FUSION_CANDIDATES = 64
+FUSION_CANDIDATES = 16
 #: Names per filter expression when the templates of many identities are read.
 NAMES_PER_FILTER = 512
+#: Most rows one query request returns (Milvus's query result window).
+MAX_QUERY_ROWS = 16384
 
 # One flush at a time in this process: Milvus Lite fails flushes of one collection that overlap.
 _FLUSH_LOCK = threading.Lock()
@@ -95,6 +98,7 @@ class MilvusGallery(GalleryBase):
         self.where = parse_gallery_url(url)
         self._lock = threading.RLock()
         self._client = connect(self.where, self.options)
+        self._fused = FusedTemplateCache(self.options.fused_cache_s)
         self._meta: Optional[CollectionMeta] = None
         self._pending_threshold: Optional[float] = None
         try:
@@ -199,6 +203,7 @@ class MilvusGallery(GalleryBase):
         `masked`: one bool for all of them or one per template; GalleryError for masked templates in a collection
         made before the tags (it says how to move the gallery to a new collection)."""
         name = check_identity_name(name)
+        self._fused.forget([name])
         self._insert(self._checked_rows(name, embeddings, masked), f"enrol {quoted(name)}")
         return len(self._rows_of(name, ["id"]))
 
@@ -209,6 +214,7 @@ class MilvusGallery(GalleryBase):
         many templates were added."""
         batch: List[Dict[str, Any]] = []
         added = 0
+        self._fused.forget([lookup_name(n) for n in identities])
         for name, embeddings in identities.items():
             rows = self._checked_rows(check_identity_name(name), embeddings, (masked or {}).get(name, False))
             if batch and len(batch) + len(rows) > INSERT_BATCH_ROWS:
@@ -225,6 +231,7 @@ class MilvusGallery(GalleryBase):
         ids = [row["id"] for row in self._rows_of(name, ["id"])] if self._exists() else []
         if not ids:
             raise GalleryError(f"no identity named {quoted(name)} in the gallery {self.where.url}")
+        self._fused.forget([lookup_name(name)])
         self._call(f"remove {quoted(name)}", self._client.delete, self.where.collection, ids=ids,
                    timeout=self.options.timeout_s)
         self._flush_if_needed()
@@ -241,6 +248,7 @@ class MilvusGallery(GalleryBase):
         if new in self:
             raise GalleryError(f"cannot rename {old!r} to {new!r}: {new!r} is already enrolled "
                                "(remove it first, or enrol the photos under one name)")
+        self._fused.forget([old, new])
         for row in rows:
             row["name"] = new
             row["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
@@ -249,6 +257,7 @@ class MilvusGallery(GalleryBase):
         self._flush_if_needed()
 
     def clear(self) -> None:
+        self._fused.clear()
         if not self._exists():
             return
         self._call("clear the gallery", self._client.delete, self.where.collection, filter='id != ""',
@@ -272,9 +281,11 @@ class MilvusGallery(GalleryBase):
         searched in one request with the filter `masked == false`, the masked ones in another without.
 
         fusion "mean": the server finds the `FUSION_CANDIDATES` identities (at least `top_k`) whose best templates
-        score highest, then their templates are read and each candidate is scored by its fused template
-        (`fused_templates`), exactly as the file gallery scores it. An identity outside those candidates is not
-        considered: its best template scores below theirs."""
+        score highest, then each candidate is scored by its fused template (`fused_templates`) as the file gallery
+        scores it, read from the collection or reused for up to `MilvusGalleryOptions.fused_cache_s` seconds
+        (`g2d_edge.gallery.milvus.fused`). An identity outside those candidates is not considered: its best template
+        scores below theirs (measured in benchmarks/openset.py's galleries: the best fused identity was among the
+        14 best by best template for all of 12,568 probes)."""
         q, flags = checked_queries(embeddings, top_k, masked)
         fusion = checked_fusion(fusion)
         if q.shape[0] == 0 or not self._exists():
@@ -296,7 +307,7 @@ class MilvusGallery(GalleryBase):
         """The "mean" search: candidates by best template, re-scored by their fused templates (see `search`)."""
         candidates = self._search(q, max(int(top_k), FUSION_CANDIDATES), expr)
         names = sorted({match.name for matches in candidates for match in matches})
-        fused = self._fused_templates(names, expr)
+        fused = self._fused.get(names, expr, lambda missing: self._fused_templates(missing, expr))
         found = []
         for query, matches in zip(q, candidates):
             scored = [Match(m.name, float(query @ fused[m.name])) for m in matches if m.name in fused]
@@ -306,10 +317,14 @@ class MilvusGallery(GalleryBase):
     def _fused_templates(self, names: Sequence[str], expr: str) -> Dict[str, np.ndarray]:
         """{name: fused template} of the templates of `names` that pass the filter `expr`."""
         rows: List[Dict[str, Any]] = []
+        what = "read the candidates' templates"
         for start in range(0, len(names), NAMES_PER_FILTER):
             chunk = ", ".join(string_literal(n) for n in names[start:start + NAMES_PER_FILTER])
             where = f"name in [{chunk}]" + (f" and {expr}" if expr else "")
-            rows += self._rows_where(where, ["name", "embedding"], "read the candidates' templates")
+            page = list(self._call(what, self._client.query, self.where.collection, filter=where,
+                                   output_fields=["name", "embedding"], limit=MAX_QUERY_ROWS, **self._read_kwargs()))
+            # one request is the fast path; a page that may be cut at the server's limit is read again in full
+            rows += page if len(page) < MAX_QUERY_ROWS else self._rows_where(where, ["name", "embedding"], what)
         by_name: Dict[str, List[Any]] = defaultdict(list)
         for row in rows:
             by_name[str(row["name"])].append(row["embedding"])

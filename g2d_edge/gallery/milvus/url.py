@@ -35,6 +35,9 @@ class MilvusGalleryOptions:
         rows one by one; never for a `milvus://` server (a Milvus server seals segments itself and rate-limits
         flushes, and a Milvus Lite server flushes by itself at 128 MB and fails flushes that several clients send at
         once).
+    fused_cache_s: how long a fused template read for a "mean" search is reused, in seconds
+        (`g2d_edge.gallery.milvus.fused`): edits through this gallery object are seen at once, edits by other boxes
+        within this time (the candidates themselves are always searched fresh); 0 reads them for every search.
     """
 
     timeout_s: float = option(10.0, above=0.0, high=86400.0, unit="seconds")
@@ -44,6 +47,7 @@ class MilvusGalleryOptions:
     search_params: Mapping[str, Any] = field(default_factory=dict)
     token: Optional[str] = None
     flush_writes: Optional[bool] = None
+    fused_cache_s: float = option(10.0, low=0.0, high=3600.0, unit="seconds")
 
     def __post_init__(self) -> None:
         check_fields(self)

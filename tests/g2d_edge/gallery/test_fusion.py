@@ -82,3 +82,42 @@ def test_an_unknown_fusion_is_an_input_error_naming_the_choices(fusion):
     g.add("ann", np.eye(3, dtype=np.float32)[:1])
     with pytest.raises(InputError, match="fusion must be one of 'max', 'mean'"):
         g.search(np.eye(3, dtype=np.float32)[0], fusion=fusion)
+
+
+# ------------------------------------------------------------------------------------------------ Milvus's cache
+def test_the_fused_template_cache_reads_once_within_its_time_and_forgets_edited_names(monkeypatch):
+    from g2d_edge.gallery.milvus import fused
+
+    reads = []
+
+    def read(names):
+        reads.append(list(names))
+        return {n: np.full(2, float(len(reads)), np.float32) for n in names if n != "ghost"}
+
+    clock = [100.0]
+    monkeypatch.setattr(fused.time, "monotonic", lambda: clock[0])
+    cache = fused.FusedTemplateCache(ttl_s=10)
+    assert set(cache.get(["ann", "bob", "ghost"], "", read)) == {"ann", "bob"}
+    assert cache.get(["ann", "bob"], "", read)["ann"][0] == 1.0 and reads == [["ann", "bob", "ghost"]]
+    cache.get(["ann"], "masked == false", read)  # another filter is another fused template
+    cache.forget(["bob"])
+    cache.get(["ann", "bob"], "", read)
+    assert reads[-1] == ["bob"]
+    clock[0] += 10.5  # older than ttl_s: read again
+    cache.get(["ann"], "", read)
+    assert reads[-1] == ["ann"]
+    never = fused.FusedTemplateCache(ttl_s=0)
+    for _ in range(2):
+        never.get(["ann"], "", read)
+    assert reads[-2:] == [["ann"], ["ann"]]
+
+
+def test_the_fused_template_cache_stays_bounded(monkeypatch):
+    from g2d_edge.gallery.milvus import fused
+
+    monkeypatch.setattr(fused, "MAX_ENTRIES", 5)
+    cache = fused.FusedTemplateCache(ttl_s=60)
+    read = lambda names: {n: np.zeros(2, np.float32) for n in names}  # noqa: E731
+    for start in range(0, 12, 3):
+        cache.get([f"p{i}" for i in range(start, start + 3)], "", read)
+        assert len(cache._entries) <= 5

@@ -420,12 +420,14 @@ def test_the_open_set_threshold_is_measured_on_a_database_gallery_as_on_a_file(c
 
 def test_the_mean_search_of_a_collection_scores_as_the_file_gallery(collection_url):
     """Fused templates (renormalised means, clean ones only for a clean query) give the same identities and scores
-    from the database as from a file, for 40 people of 1-4 templates (fewer than FUSION_CANDIDATES: exact)."""
+    from the database as from a file, for FUSION_CANDIDATES people of 1-4 templates (all of them candidates)."""
+    from g2d_edge.gallery.milvus.gallery import FUSION_CANDIDATES
+
     rng = np.random.default_rng(17)
     file_gallery, db = Gallery(), MilvusGallery(collection_url)
     with db:
         db.bind("space-a", 8, "m")
-        for i in range(40):
+        for i in range(FUSION_CANDIDATES):
             k = int(rng.integers(1, 5))
             templates, tags = rng.standard_normal((k, 8)).astype(np.float32), [False] + [i % 3 == 0] * (k - 1)
             file_gallery.add(f"p{i}", templates, masked=tags)
@@ -440,3 +442,29 @@ def test_the_mean_search_of_a_collection_scores_as_the_file_gallery(collection_u
         assert found != db.search(queries, top_k=5, masked=masked)  # the best-template search differs
         with pytest.raises(InputError, match="fusion must be one of"):
             db.search(queries, fusion="best")
+
+
+def test_a_fused_search_sees_edits_of_this_handle_at_once_and_of_another_within_the_cache_time(collection_url):
+    """Candidates are searched fresh; fused templates are reused for `fused_cache_s`: an edit through the same
+    gallery object shows at once, one through another handle (another box) after the cache time, or at once with 0."""
+    mine = MilvusGallery(collection_url)
+    other = MilvusGallery(collection_url)
+    strict = MilvusGallery(collection_url, MilvusGalleryOptions(fused_cache_s=0))
+    with mine, other, strict:
+        mine.bind("space-a", 3, "m")
+        mine.add("ann", unit([1, 1, 0]))
+        q = np.array([1, 0, 0], np.float32)
+        assert mine.search(q, fusion="mean")[0][0].score == pytest.approx(0.7071, abs=1e-4)
+        assert strict.search(q, fusion="mean")[0][0].score == pytest.approx(0.7071, abs=1e-4)
+        mine.add("ann", unit([1, -1, 0]))  # the fused template is now [1, 0, 0]
+        assert mine.search(q, fusion="mean")[0][0].score == pytest.approx(1.0, abs=1e-4)
+        assert strict.search(q, fusion="mean")[0][0].score == pytest.approx(1.0, abs=1e-4)
+        other.search(q, fusion="mean")
+        other.remove("ann")
+        other.add("ann", unit([0, 1, 0]))
+        assert strict.search(q, fusion="mean")[0][0].score == pytest.approx(0.0, abs=1e-4)
+        assert mine.search(q, fusion="mean")[0][0].score == pytest.approx(1.0, abs=1e-4)  # kept for 10 s
+        mine._fused.ttl_s = 0.0  # as if the cache time had passed
+        assert mine.search(q, fusion="mean")[0][0].score == pytest.approx(0.0, abs=1e-4)
+        with pytest.raises(InputError, match="fused_cache_s"):
+            MilvusGalleryOptions(fused_cache_s=-1)
