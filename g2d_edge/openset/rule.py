@@ -24,6 +24,7 @@ margin and cohort normalisation of the score (neither better).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -65,6 +66,8 @@ class ThresholdDecision:
     method: for "open-set", how the threshold was found: "gallery cohort" (measured on this gallery with the
         calibration's stranger photos, `g2d_edge.openset.cohort`) or "size table" (the calibration's table by
         gallery size).
+    search: how a face's score against an identity is made, the threshold is compared with: "max" (the identity's
+        best template) or "mean" (its fused template; `g2d_edge.gallery.protocol.FUSIONS`).
     """
 
     threshold: float
@@ -75,9 +78,14 @@ class ThresholdDecision:
     kind: Optional[str] = None
     calibrated: bool = True
     method: str = ""
+    search: str = "max"
 
     def describe(self) -> str:
         """One line: the threshold and why."""
+        scored = "; identities scored by their fused templates" if self.search == "mean" else ""
+        return self._why() + scored
+
+    def _why(self) -> str:
         if self.source == "open-set":
             who = f" ({self.kind} faces)" if self.kind else ""
             extra = "" if self.calibrated else ", beyond the calibrated range"
@@ -92,7 +100,7 @@ class ThresholdDecision:
     def to_dict(self) -> Dict[str, object]:
         return {"threshold": round(self.threshold, 4), "source": self.source, "fpir": self.fpir,
                 "identities": self.identities, "templates": self.templates, "kind": self.kind,
-                "calibrated": self.calibrated, "method": self.method, "why": self.describe()}
+                "calibrated": self.calibrated, "method": self.method, "search": self.search, "why": self.describe()}
 
 
 class OpenSetRule:
@@ -253,5 +261,6 @@ class Thresholds:
                                     kind)
         cohort = self.cohort
         measure = None if cohort is None else (lambda k, counts: cohort.threshold(gallery, k, counts))
-        return decide_threshold(self.manual, gallery.threshold, self.rule, self.model_threshold,
-                                lambda: self.size(gallery, fresh=isinstance(gallery, Gallery)), kind, measure)
+        decision = decide_threshold(self.manual, gallery.threshold, self.rule, self.model_threshold,
+                                    lambda: self.size(gallery, fresh=isinstance(gallery, Gallery)), kind, measure)
+        return dataclasses.replace(decision, search=self.fusion)

@@ -225,6 +225,9 @@ def test_the_recognizer_names_by_the_search_its_calibration_was_made_for(calibra
             rec.gallery.add("bob", 0.8 * face + 0.6 * side)
             found = rec.identify(read(photo))[0]
             names[rec.thresholds.fusion] = (found.name, round(found.score, 3))
+            decision = rec.decision()
+            assert decision.search == decision.to_dict()["search"] == rec.thresholds.fusion
+            assert ("fused templates" in decision.describe()) == (decision.search == "mean")
     assert names == {"max": ("bob", 0.8), "mean": ("ann", 1.0)}
 
 
