@@ -9,9 +9,10 @@ through the same gallery object forgets its names at once, an edit made by anoth
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +43,16 @@ class FusedTemplateCache:
             if self.ttl_s > 0:
                 self._store(fresh, expr, now)
         return found
+
+    @contextlib.contextmanager
+    def editing(self, names: Sequence[str]) -> Iterator[None]:
+        """Around an edit of `names` through this gallery: their kept fused templates are dropped before and after
+        it (a search running meanwhile may have read the old ones), whether it succeeds or fails."""
+        self.forget(names)
+        try:
+            yield
+        finally:
+            self.forget(names)
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop every kept fused template of `names` (they were edited through this gallery)."""

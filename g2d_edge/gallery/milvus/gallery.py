@@ -203,8 +203,8 @@ class MilvusGallery(GalleryBase):
         `masked`: one bool for all of them or one per template; GalleryError for masked templates in a collection
         made before the tags (it says how to move the gallery to a new collection)."""
         name = check_identity_name(name)
-        self._fused.forget([name])
-        self._insert(self._checked_rows(name, embeddings, masked), f"enrol {quoted(name)}")
+        with self._fused.editing([name]):
+            self._insert(self._checked_rows(name, embeddings, masked), f"enrol {quoted(name)}")
         return len(self._rows_of(name, ["id"]))
 
     def add_many(self, identities: Mapping[str, np.ndarray],
@@ -212,11 +212,17 @@ class MilvusGallery(GalleryBase):
         """Add several identities ({name: tags} in `masked`, absent names clean), `INSERT_BATCH_ROWS` rows per
         insert request; each identity's templates travel in one request (all or nothing per identity). Returns how
         many templates were added."""
+        with self._fused.editing([lookup_name(n) for n in identities]):
+            added = self._insert_many(identities, masked or {})
+        self._flush_if_needed()
+        return added
+
+    def _insert_many(self, identities: Mapping[str, np.ndarray], masked: Mapping[str, Any]) -> int:
+        """The insert requests of `add_many`; the number of templates added."""
         batch: List[Dict[str, Any]] = []
         added = 0
-        self._fused.forget([lookup_name(n) for n in identities])
         for name, embeddings in identities.items():
-            rows = self._checked_rows(check_identity_name(name), embeddings, (masked or {}).get(name, False))
+            rows = self._checked_rows(check_identity_name(name), embeddings, masked.get(name, False))
             if batch and len(batch) + len(rows) > INSERT_BATCH_ROWS:
                 self._insert(batch, f"add {len(batch)} templates", flush=False)
                 batch = []
@@ -224,16 +230,15 @@ class MilvusGallery(GalleryBase):
             added += len(rows)
         if batch:
             self._insert(batch, f"add {len(batch)} templates", flush=False)
-        self._flush_if_needed()
         return added
 
     def remove(self, name: str) -> int:
         ids = [row["id"] for row in self._rows_of(name, ["id"])] if self._exists() else []
         if not ids:
             raise GalleryError(f"no identity named {quoted(name)} in the gallery {self.where.url}")
-        self._fused.forget([lookup_name(name)])
-        self._call(f"remove {quoted(name)}", self._client.delete, self.where.collection, ids=ids,
-                   timeout=self.options.timeout_s)
+        with self._fused.editing([lookup_name(name)]):
+            self._call(f"remove {quoted(name)}", self._client.delete, self.where.collection, ids=ids,
+                       timeout=self.options.timeout_s)
         self._flush_if_needed()
         return len(ids)
 
@@ -248,20 +253,23 @@ class MilvusGallery(GalleryBase):
         if new in self:
             raise GalleryError(f"cannot rename {old!r} to {new!r}: {new!r} is already enrolled "
                                "(remove it first, or enrol the photos under one name)")
-        self._fused.forget([old, new])
         for row in rows:
             row["name"] = new
             row["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
-        self._call(f"rename {quoted(old)}", self._client.upsert, self.where.collection, rows,
-                   timeout=self.options.timeout_s)
+        with self._fused.editing([old, new]):
+            self._call(f"rename {quoted(old)}", self._client.upsert, self.where.collection, rows,
+                       timeout=self.options.timeout_s)
         self._flush_if_needed()
 
     def clear(self) -> None:
         self._fused.clear()
         if not self._exists():
             return
-        self._call("clear the gallery", self._client.delete, self.where.collection, filter='id != ""',
-                   timeout=self.options.timeout_s)
+        try:
+            self._call("clear the gallery", self._client.delete, self.where.collection, filter='id != ""',
+                       timeout=self.options.timeout_s)
+        finally:
+            self._fused.clear()
         self._flush_if_needed()
 
     # ------------------------------------------------------------------ model binding and search

@@ -121,3 +121,16 @@ def test_the_fused_template_cache_stays_bounded(monkeypatch):
     for start in range(0, 12, 3):
         cache.get([f"p{i}" for i in range(start, start + 3)], "", read)
         assert len(cache._entries) <= 5
+
+
+def test_an_edit_drops_the_fused_templates_kept_before_and_after_it_even_when_it_fails():
+    from g2d_edge.gallery.milvus import fused
+
+    cache = fused.FusedTemplateCache(ttl_s=60)
+    read = lambda names: {n: np.zeros(2, np.float32) for n in names}  # noqa: E731
+    cache.get(["ann", "bob"], "", read)
+    with pytest.raises(RuntimeError):
+        with cache.editing(["ann"]):
+            cache.get(["ann"], "", read)  # a search running during the edit reads the old templates
+            raise RuntimeError("the server refused the edit")
+    assert set(k[0] for k in cache._entries) == {"bob"}
