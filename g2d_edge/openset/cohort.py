@@ -5,9 +5,9 @@ every template is as dangerous as the most dangerous impostors it was calibrated
 unlike the strangers, too lax for one of look-alikes. A calibration that carries a `StrangerCohort` (embeddings of
 photos of people enrolled nowhere; `g2d-train calibrate`, `g2d calibrate`) lets the SDK measure instead: every cohort
 photo is searched in the gallery exactly as a face from the camera is (`search`, top 1, as a clean or a masked face,
-with the calibration's `fusion`), and the share of cohort photos whose best score reaches t is the FPIR of *this* gallery at t. The threshold is where
-that share falls to the target FPIR. Each photo's best score is smoothed by a Gaussian kernel (Silverman's bandwidth)
-so that the threshold moves continuously as the gallery changes. It only rises as people are added (a photo's best
+with the calibration's `fusion`), and the share of cohort photos whose best score reaches t is the FPIR of *this*
+gallery at t. The threshold is where that share falls to the target FPIR. Each photo's best score is smoothed by a
+Gaussian kernel (Silverman's bandwidth) so that the threshold moves continuously as the gallery changes. It only rises as people are added (a photo's best
 score can only grow); with the "max" search it also only rises as templates are added, while with "mean" a template
 added to a person moves that person's fused template and so the threshold either way.
 
@@ -78,8 +78,9 @@ def resolves(photos: int, target_fpir: float) -> bool:
 
 class CohortThresholds:
     """Thresholds at `target_fpir` measured on a gallery with a `StrangerCohort`, per probe kind, cached until the
-    gallery changes; the cohort is searched with `fusion`, the search the faces are identified with. `threshold(gallery, kind, counts)` is None where the cohort does not resolve the target or the
-    gallery is empty (the size table answers then)."""
+    gallery changes; the cohort is searched with `fusion`, the search the faces are identified with.
+    `threshold(gallery, kind, counts)` is None where the cohort does not resolve the target or the gallery is empty
+    (the size table answers then)."""
 
     def __init__(self, cohort: StrangerCohort, target_fpir: float, mate_level: Optional[float] = None,
                  fusion: str = "max") -> None:

@@ -62,7 +62,8 @@ def test_fused_and_best_template_rank_differently_and_follow_changes():
     g.add("bob", unit([0.8, 0, 0.6]).astype(np.float32))
     q = np.array([1, 0, 0], np.float32)
     assert [m.name for m in g.search(q, top_k=2)[0]] == ["bob", "ann"]
-    assert g.search(q, top_k=2, fusion="mean")[0] == [Match("ann", pytest.approx(1.0)), Match("bob", pytest.approx(0.8))]
+    assert g.search(q, top_k=2, fusion="mean")[0] == [Match("ann", pytest.approx(1.0)),
+                                                      Match("bob", pytest.approx(0.8))]
     g.add("ann", np.array([[0, 0, -1], [0, 0, -1]], np.float32))
     assert g.search(q, fusion="mean")[0] == [Match("bob", pytest.approx(0.8))]
     assert g.search(q, top_k=2, fusion="mean")[0][1].score == pytest.approx(float(unit([2 ** 0.5, 0, -2])[0]))
