@@ -7,9 +7,10 @@ photos of people enrolled nowhere; `g2d-train calibrate`, `g2d calibrate`) lets 
 photo is searched in the gallery exactly as a face from the camera is (`search`, top 1, as a clean or a masked face,
 with the calibration's `fusion`), and the share of cohort photos whose best score reaches t is the FPIR of *this*
 gallery at t. The threshold is where that share falls to the target FPIR. Each photo's best score is smoothed by a
-Gaussian kernel (Silverman's bandwidth) so that the threshold moves continuously as the gallery changes. It only rises as people are added (a photo's best
-score can only grow); with the "max" search it also only rises as templates are added, while with "mean" a template
-added to a person moves that person's fused template and so the threshold either way.
+Gaussian kernel (Silverman's bandwidth) so that the threshold moves continuously as the gallery changes. It only rises
+as people are added (a photo's best score can only grow); with the "max" search it also only rises as templates are
+added, while with "mean" a template added to a person moves that person's fused template and so the threshold either
+way.
 
 **A cohort person enrolled after all is no stranger.** When at least half the clean photos of a cohort person find
 the same enrolled identity first, with a median score of at least `mate_level` (the size table's threshold at FPIR
