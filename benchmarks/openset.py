@@ -13,7 +13,8 @@ distractors (one template each) up to 10,
 gallery adds the mirror images (left-right flipped aligned crops) of 4,149 of them, near-duplicates of faces already
 there, so it is not as hard as 10,000 distinct people would be.
 **Probes**: every other photo of the enrolled people (mated) and every photo of the strangers (non-mated), each clean
-and masked; faces-pool faces are not probes (the pool holds a few faces of the same person, `train/calibrate.py`). A probe without a detected face is a miss (mated) and names no one (non-mated).
+and masked; faces-pool faces are not probes (the pool holds a few faces of the same person, `train/calibrate.py`). A
+probe without a detected face is a miss (mated) and names no one (non-mated).
 
 **Intervals**: the SDK default's FPIR, FNIR and FNIR gap to the best threshold get 95 % intervals over the test
 people (each person drawn again with all their probes, `people_intervals`): 20 people are a small sample of strangers.
@@ -54,6 +55,7 @@ from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.masks.flag import MaskFlag  # noqa: E402
 from g2d_edge.gallery.file import Gallery  # noqa: E402
+from g2d_edge.gallery.protocol import fused_templates  # noqa: E402
 from g2d_edge.openset import DEFAULT_TARGET_FPIR, CohortThresholds, OpenSetRule  # noqa: E402
 from g2d_edge.openset.rule import decide_threshold, mate_level  # noqa: E402
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, sidecar_path_for  # noqa: E402
@@ -67,9 +69,10 @@ MODELS_DIR = REPO / "g2d_edge" / "models"
 GALLERY_SIZES = (10, 100, 1000, 10000)
 TEMPLATES = (1, 3, 5)
 FPIRS = (0.01, 0.001)
-#: Decision rules compared at the best threshold: an identity's best template ("max", the SDK), one mean template
-#: ("mean"; also at the defaults of its own calibration), the margin between the best and the second-best identity ("margin"), and the best score normalised by
-#: the probe's scores against an impostor cohort, the calibration part's pool faces ("cohort", Z-norm on the probe).
+#: Decision rules compared at the best threshold: an identity's best template ("max") or its fused template ("mean"),
+#: both also at the SDK's defaults with a calibration made for them; the margin between the best and the second-best
+#: identity ("margin"), and the best score normalised by the probe's scores against an impostor cohort, the
+#: calibration part's pool faces ("cohort", Z-norm on the probe).
 FUSIONS = ("max", "mean", "margin", "cohort")
 DISTRACTOR_SEED = 5
 #: The SDK default's figures get 95 % intervals over the test people, drawn again this many times (seeded).
@@ -118,15 +121,11 @@ def distractor_rows(sets: Dict[str, od.FaceSet], count: int) -> np.ndarray:
 
 def identity_scores(probes: np.ndarray, gallery: List[np.ndarray], fusion: str) -> np.ndarray:
     """(P, N) score of each probe against each identity (rows of NaN probes are -inf)."""
-    if fusion == "mean":
-        means = np.stack([t.mean(axis=0) for t in gallery])
-        templates, owner = means / np.linalg.norm(means, axis=1, keepdims=True), np.arange(len(gallery))
-    else:
-        templates = np.concatenate(gallery)
-        owner = np.repeat(np.arange(len(gallery)), [len(t) for t in gallery])
-    q = np.nan_to_num(probes, nan=0.0)
-    sims = q @ templates.T
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(owner)) + 1])
+    templates = np.concatenate(gallery)
+    starts = np.cumsum([0] + [len(t) for t in gallery[:-1]])
+    if fusion == "mean":  # one fused template per identity, as the galleries make it
+        templates, starts = fused_templates(templates, starts), np.arange(len(gallery))
+    sims = np.nan_to_num(probes, nan=0.0) @ templates.T
     out = np.maximum.reduceat(sims, starts, axis=1)
     out[~np.isfinite(probes).all(axis=1)] = -np.inf
     return out
@@ -348,7 +347,8 @@ def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, size
                 thresholds = [sdk_thresholds(g, rule, "mean" if fusion == "mean" else "max") for g in galleries]
                 for kind in PROBE_KINDS:
                     trial = merge([run_fold(sets, flags, enrolled, strangers, size, k, kind, fusion, rule,
-                                            distractors, cohort, t) for (enrolled, strangers), t in zip(folds, thresholds)])
+                                            distractors, cohort, t)
+                                   for (enrolled, strangers), t in zip(folds, thresholds)])
                     cell = score(trial, old)
                     if fusion not in rules:  # calibrations are made for the two gallery fusions only
                         for key in ("sdk", "old_threshold", "size_table"):
@@ -361,7 +361,8 @@ def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, size
     return out
 
 
-def stranger_folds(test: Sequence[int], splits: int = SPLITS, seed: int = SPLIT_SEED) -> List[Tuple[List[int], List[int]]]:
+def stranger_folds(test: Sequence[int], splits: int = SPLITS,
+                   seed: int = SPLIT_SEED) -> List[Tuple[List[int], List[int]]]:
     """(enrolled, strangers) per fold: `splits` seeded random halvings of the test people, each used both ways."""
     rng = np.random.default_rng(seed)
     folds = []
@@ -388,8 +389,9 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
         results[label] = evaluate_model(sets, flags, rules, old, folds, sizes, curves[label], search)
         meta_models[label] = {"file": path.name, "calibration": where, "old_threshold": old, "search": search,
                               "calibration_source": {f: r.table.calibration.source for f, r in rules.items()},
-                              "size_table_threshold_at_1000": {f: {k: round(r.table.threshold(1000, k), 4) for k in PROBE_KINDS}
-                                                        for f, r in rules.items()}}
+                              "size_table_threshold_at_1000": {
+                                  f: {k: round(r.table.threshold(1000, k), 4) for k in PROBE_KINDS}
+                                  for f, r in rules.items()}}
         log.info("%s done", label)
     parts = od.pool_parts(pool_files)
     meta = {"machine": machine_info(gpu=False), "load_average_at_start": os.getloadavg()[0], "models": meta_models,
@@ -415,7 +417,8 @@ def report(out: Dict) -> str:
     lines = [f"Machine: {machine_line(meta['machine'])}; load average {meta['load_average_at_start']:.1f} at the start "
              "(2 cores shared with other jobs)",
              f"Test part: {meta['test_people']} held-out people ({meta['enrolled_per_fold']} enrolled, the others "
-             f"strangers, {meta['folds']} folds: random halvings, both ways), {d['distinct_faces']} distinct distractor faces (the 10,000 gallery: "
+             f"strangers, {meta['folds']} folds: random halvings, both ways), {d['distinct_faces']} distinct "
+             "distractor faces (the 10,000 gallery: "
              f"{max(0, 9990 - d['distinct_faces'])} mirror images added). Each cell: clean / masked probes.", ""]
     for label, per in out["results"].items():
         m = meta["models"][label]
