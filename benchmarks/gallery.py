@@ -51,6 +51,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from g2d_edge.files import atomic_write_text  # noqa: E402
 from g2d_edge.align import align_face  # noqa: E402
 from g2d_edge.gallery import Gallery  # noqa: E402
+from g2d_edge.gallery.protocol import FUSIONS  # noqa: E402
 from g2d_edge.io import list_people  # noqa: E402
 from g2d_edge.vectors import l2_normalise  # noqa: E402
 from g2d_edge.machine import machine_info, machine_line  # noqa: E402
@@ -84,7 +85,7 @@ class GallerySettings:
     engines: Sequence[str] = ("numpy", "faiss-flat", "faiss-ivf", "milvus-flat", "milvus-hnsw")
     seed: int = 0
     min_free_gb: float = 3.0
-    fusions: Sequence[str] = ("max", "mean")
+    fusions: Sequence[str] = FUSIONS
 
 
 @dataclass
@@ -481,7 +482,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="gallery sizes in identities (add 1000000 for the 1M row: minutes to build on 2 cores)")
     p.add_argument("--seconds", type=float, default=10.0, help="timed single-query searches per row, in seconds")
     p.add_argument("--engines", nargs="+", default=list(ENGINE_LABELS), choices=list(ENGINE_LABELS))
-    p.add_argument("--fusions", nargs="+", default=["max", "mean"], choices=["max", "mean"],
+    p.add_argument("--fusions", nargs="+", default=list(FUSIONS), choices=FUSIONS,
                    help="gallery searches measured on each engine: best template, fused template (the default model's)")
     p.add_argument("--hnsw-max", type=int, default=100_000, help="largest size with a Milvus HNSW row")
     p.add_argument("--nprobe", type=int, default=16, help="FAISS IVF lists searched per query")

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from g2d_edge.cli.support import run_command
 from g2d_edge.errors import G2DError
+from g2d_edge.gallery.protocol import FUSIONS
 
 log = logging.getLogger("train.cli")
 
@@ -118,7 +119,7 @@ def _add_calibrate(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the calibrated thresholds, write nothing")
     p.add_argument("--no-cohort", action="store_true", help="leave the stranger cohort out: the SDK then uses "
                    "the table by gallery size (g2d_edge.openset.cohort; chosen for g2d-edge-s, benchmarks/openset.py)")
-    p.add_argument("--fusion", choices=("max", "mean"), default="mean",
+    p.add_argument("--fusion", choices=FUSIONS, default="mean",
                    help="the gallery search the model's Recognizer will use and the calibration is made for: 'mean' "
                    "(an identity scores its fused template; g2d-edge-m) or 'max' (its best template; g2d-edge-s, "
                    "whose table missed the target with 'mean': benchmarks/openset.py)")

@@ -40,11 +40,11 @@ class Match(NamedTuple):
     score: float
 
 
-#: How `search(embeddings, masked=flags)` uses the template tags (see `GalleryBase.search`).
 #: How a search scores an identity: "max" (its best template's cosine) or "mean" (the cosine with its fused
 #: template, `fused_templates`).
 FUSIONS = ("max", "mean")
 
+#: How `search(embeddings, masked=flags)` uses the template tags (see `GalleryBase.search`).
 MASKED_SEARCH_RULE = ("a clean query is compared with each identity's clean templates only (its masked templates are "
                       "skipped); a masked query with all of them")
 
