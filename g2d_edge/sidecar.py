@@ -90,6 +90,7 @@ def _ascending(values: Any, low: float, high: float, whole: bool = False) -> boo
     ok = _is_int(1)[0] if whole else _is_real(low, high)[0]
     return all(ok(v) and low <= v <= high for v in values) and all(a < b for a, b in zip(values, values[1:]))
 
+
 @dataclass(frozen=True)
 class StrangerCohort:
     """Embeddings of stranger photos (people enrolled nowhere), per probe kind, stored with an open-set calibration

@@ -17,6 +17,6 @@ from .calibration import FPIR_GRID, TEMPLATE_GRID, build_calibration, fpir_curve
 from .recalibrate import FolderCalibration, calibrate_folder
 from .rule import DEFAULT_TARGET_FPIR, OpenSetRule, ThresholdDecision, Thresholds, check_fpir
 
-__all__ = ["CohortThresholds", "DEFAULT_TARGET_FPIR", "FPIR_GRID", "FolderCalibration", "OpenSetRule", "TEMPLATE_GRID", "ThresholdDecision",
-           "Thresholds", "build_calibration", "calibrate_folder", "check_fpir", "fpir_curves", "impostor_scores",
-           "threshold_from_best", "threshold_table"]
+__all__ = ["CohortThresholds", "DEFAULT_TARGET_FPIR", "FPIR_GRID", "FolderCalibration", "OpenSetRule", "TEMPLATE_GRID",
+           "ThresholdDecision", "Thresholds", "build_calibration", "calibrate_folder", "check_fpir", "fpir_curves",
+           "impostor_scores", "threshold_from_best", "threshold_table"]
