@@ -97,6 +97,7 @@ class MilvusGallery(GalleryBase):
         self.options = options or MilvusGalleryOptions()
         self.where = parse_gallery_url(url)
         self._lock = threading.RLock()
+        self._closed = False
         self._client = connect(self.where, self.options)
         self._fused = FusedTemplateCache(self.options.fused_cache_s)
         self._meta: Optional[CollectionMeta] = None
@@ -370,8 +371,10 @@ class MilvusGallery(GalleryBase):
                 self._call("flush", self._client.flush, self.where.collection, timeout=self.options.timeout_s)
 
     def close(self) -> None:
-        """Close the connection (a Milvus Lite database stays open in this process until it exits)."""
-        client, self._client = getattr(self, "_client", None), None
+        """Close the connection (a Milvus Lite database stays open in this process until it exits). A request made
+        afterwards, even by a thread that was already on its way, is a GalleryError."""
+        self._closed = True
+        client = getattr(self, "_client", None)  # kept, so that a request already under way fails by `_call`
         if client is not None:
             try:
                 client.close()
@@ -382,7 +385,7 @@ class MilvusGallery(GalleryBase):
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one pymilvus request; its failures become GalleryError (GalleryUnavailableError when the server
         cannot be reached)."""
-        if self._client is None:
+        if self._closed:
             raise GalleryError(f"gallery {self.where.url} was closed; open it again")
         try:
             return fn(*args, **kwargs)
