@@ -21,8 +21,8 @@ shows). A stranger's photos scatter over the gallery's identities; an enrolled p
 rule such a gallery's threshold would climb to 1 and nobody would be named.
 
 The measurement is used where the cohort resolves the target: at least `MIN_NAMED` cohort photos may be named at it
-(target FPIR x photos >= MIN_NAMED; the shipped cohorts hold 412 photos per kind, so down to a target of 0.5 %); below
-that, and for an empty gallery, the size table answers. It is re-measured whenever a file gallery changes
+(target FPIR x photos >= MIN_NAMED; g2d-edge-m's cohort holds about 1,700 photos per kind, so down to a target of
+0.12 %); below that, and for an empty gallery, the size table answers. It is re-measured whenever a file gallery changes
 (`Gallery.changes`); a database gallery is re-measured when its counts change and at least every `REFRESH_S` seconds.
 
 Measured in `benchmarks/openset.py` (README "Open-set identification") against the size table on the same galleries.
@@ -33,6 +33,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -77,6 +78,17 @@ def resolves(photos: int, target_fpir: float) -> bool:
     return photos * target_fpir >= MIN_NAMED
 
 
+@dataclass(frozen=True)
+class _Measurement:
+    """The thresholds measured on one gallery (`state`: per kind, and the cohort's searches) in the state `key`
+    (counts, change counter) at monotonic time `at`."""
+
+    gallery: Any
+    key: Any
+    at: float
+    state: Dict[Any, Any]
+
+
 class CohortThresholds:
     """Thresholds at `target_fpir` measured on a gallery with a `StrangerCohort`, per probe kind, cached until the
     gallery changes; the cohort is searched with `fusion`, the search the faces are identified with.
@@ -94,7 +106,8 @@ class CohortThresholds:
         self.photos = {k: int(v.shape[0]) for k, v in self.embeddings.items()}
         #: per kind, the cohort photos left out of the last measurement as photos of enrolled people
         self.left_out: Dict[str, int] = {k: 0 for k in PROBE_KINDS}
-        self._cached: Optional[Tuple[Any, Any, float, Dict[Any, Any]]] = None
+        self._cached: Optional[_Measurement] = None
+        self._refresher: Optional[threading.Thread] = None
         self._lock = threading.Lock()
 
     def usable(self, kind: str) -> bool:
@@ -102,7 +115,12 @@ class CohortThresholds:
         return resolves(self.photos[kind], self.target_fpir)
 
     def threshold(self, gallery: Any, kind: str, counts: Tuple[int, int]) -> Optional[float]:
-        """The measured threshold for a probe of `kind` against `gallery` holding `counts` (identities, templates)."""
+        """The measured threshold for a probe of `kind` against `gallery` holding `counts` (identities, templates).
+
+        The first measurement of a gallery is made here. A gallery without a change counter (a database) is
+        measured again when its counts change or `REFRESH_S` has passed, on a background thread, while the previous
+        measurement keeps answering: the cohort search of a database takes seconds (`benchmarks/openset_cohorts.py`),
+        which would otherwise stall the faces waiting for a name."""
         if not self.usable(kind) or counts[1] == 0:
             return None
         changes = getattr(gallery, "changes", None)
@@ -110,14 +128,49 @@ class CohortThresholds:
         now = time.monotonic()
         with self._lock:
             cached = self._cached
-            fresh = cached is not None and cached[0] is gallery and cached[1] == key \
-                and (changes is not None or now - cached[2] < REFRESH_S)
-            if not fresh:  # one gallery at a time (a Recognizer holds one), compared by identity, not by id()
-                cached = self._cached = (gallery, key, now, {})
-            state = cached[3]
-            if kind not in state:
+            same = cached is not None and cached.gallery is gallery  # one gallery at a time, by identity, not id()
+            fresh = same and cached.key == key and (changes is not None or now - cached.at < REFRESH_S)
+            if not fresh and same and changes is None and kind in cached.state:
+                self._refresh_in_background(gallery, key)
+                return cached.state[kind]
+            if not fresh:
+                cached = self._cached = _Measurement(gallery, key, now, {})
+            if kind not in cached.state:
+                cached.state[kind] = self._measure(gallery, kind, cached.state)
+            return cached.state[kind]
+
+    def wait_for_refresh(self, timeout_s: float) -> bool:
+        """Wait until no background measurement runs (at most `timeout_s` seconds); whether none runs now."""
+        thread = self._refresher
+        if thread is not None:
+            thread.join(timeout_s)
+        return self._refresher is None or not self._refresher.is_alive()
+
+    def _refresh_in_background(self, gallery: Any, key: Any) -> None:
+        """Start measuring `gallery` again for the kinds measured so far, unless a measurement runs (lock held)."""
+        if self._refresher is not None and self._refresher.is_alive():
+            return
+        assert self._cached is not None
+        kinds = [k for k in PROBE_KINDS if k in self._cached.state]
+        self._refresher = threading.Thread(target=self._refresh, args=(gallery, key, kinds), daemon=True,
+                                           name="g2d-cohort-refresh")
+        self._refresher.start()
+
+    def _refresh(self, gallery: Any, key: Any, kinds: List[str]) -> None:
+        state: Dict[Any, Any] = {}
+        try:
+            for kind in kinds:
                 state[kind] = self._measure(gallery, kind, state)
-            return state[kind]
+        except Exception as exc:  # a thread's error would be lost: report it and keep the last threshold
+            log.warning("open-set cohort: measuring the gallery again failed (%s: %s); its previous threshold stays "
+                        "in use and the measurement is tried again in %.0f s", type(exc).__name__, exc, REFRESH_S)
+            with self._lock:
+                if self._cached is not None and self._cached.gallery is gallery:
+                    self._cached = _Measurement(gallery, key, time.monotonic(), self._cached.state)
+            return
+        with self._lock:
+            if self._cached is not None and self._cached.gallery is gallery:
+                self._cached = _Measurement(gallery, key, time.monotonic(), state)
 
     def _top1(self, gallery: Any, kind: str, state: Dict[Any, Any]) -> Tuple[List[Optional[str]], np.ndarray]:
         """(best identity, its score; None / -inf: no match) of every cohort photo of `kind`, searched once per

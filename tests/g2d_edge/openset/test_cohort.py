@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from g2d_edge.errors import ModelError
+from g2d_edge.errors import GalleryError, ModelError
 from g2d_edge.gallery.file import Gallery
 from g2d_edge.openset import CohortThresholds, OpenSetRule, Thresholds, build_calibration, threshold_from_best
 from g2d_edge.sidecar import ModelSidecar, StrangerCohort
@@ -116,19 +119,80 @@ def test_the_size_table_answers_where_the_cohort_cannot(sidecar):
     assert one.method == "size table" and one.templates == 1
 
 
-def test_a_database_gallery_is_measured_again_when_its_counts_change(sidecar):
-    """A gallery without a change counter (a database) is keyed by its counts."""
-    class Counted(Gallery):
-        @property
-        def changes(self):
-            return None
+class Counted(Gallery):
+    """A gallery without a change counter, as a database gallery is; `hold` (when set) makes its searches wait
+    for `release`, and `fail` makes them raise."""
 
+    def __init__(self):
+        super().__init__()
+        self.hold, self.release, self.fail = False, threading.Event(), False
+
+    @property
+    def changes(self):
+        return None
+
+    def search(self, *args, **kwargs):
+        if self.fail:
+            raise GalleryError("the database went away")
+        if self.hold:
+            assert self.release.wait(10)
+        return super().search(*args, **kwargs)
+
+
+def test_a_database_gallery_is_measured_again_when_its_counts_change(sidecar):
+    """A gallery without a change counter (a database) is keyed by its counts; it is measured again on a
+    background thread, and the previous threshold answers until that measurement is done."""
     thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
     gallery = Counted()
     gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
     first = thresholds.threshold(gallery, "clean", (1, 2))
     gallery.add("b", strangers(seed=2)[:40])
+    gallery.hold = True
+    started = time.monotonic()
+    assert thresholds.threshold(gallery, "clean", (2, 42)) == first  # not waiting for the held search
+    assert time.monotonic() - started < 5 and not thresholds.wait_for_refresh(0.1)
+    gallery.release.set()
+    assert thresholds.wait_for_refresh(10)
     assert thresholds.threshold(gallery, "clean", (2, 42)) > first
+
+
+def test_a_database_gallery_is_measured_again_after_a_while(sidecar, monkeypatch):
+    """Another box may swap templates without changing the counts: after REFRESH_S the gallery is measured again
+    (in the background), once, however many faces ask meanwhile."""
+    from g2d_edge.openset import cohort as cohort_module
+
+    thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
+    gallery = Counted()
+    gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
+    first = thresholds.threshold(gallery, "clean", (1, 2))
+    gallery.remove("a")
+    gallery.add("a", strangers(seed=2)[:2])  # the same counts, templates like the cohort's photos
+    assert thresholds.threshold(gallery, "clean", (1, 2)) == first  # within REFRESH_S: the cached measurement
+    monkeypatch.setattr(cohort_module, "REFRESH_S", 0.0)
+    gallery.hold = True
+    assert [thresholds.threshold(gallery, "clean", (1, 2)) for _ in range(3)] == [first] * 3
+    refreshers = [t for t in threading.enumerate() if t.name == "g2d-cohort-refresh"]
+    assert len(refreshers) == 1
+    gallery.release.set()
+    assert thresholds.wait_for_refresh(10)
+    monkeypatch.setattr(cohort_module, "REFRESH_S", 60.0)
+    assert thresholds.threshold(gallery, "clean", (1, 2)) > first + 0.1
+
+
+def test_a_failed_measurement_in_the_background_is_reported_and_the_last_threshold_kept(sidecar, caplog):
+    thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
+    gallery = Counted()
+    gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
+    first = thresholds.threshold(gallery, "clean", (1, 2))
+    gallery.add("b", strangers(seed=2)[:40])
+    gallery.fail = True
+    with caplog.at_level(logging.WARNING, logger="g2d_edge.openset.cohort"):
+        assert thresholds.threshold(gallery, "clean", (2, 42)) == first
+        assert thresholds.wait_for_refresh(10)
+    assert "measuring the gallery again failed (GalleryError: the database went away)" in caplog.text
+    assert thresholds.threshold(gallery, "clean", (2, 42)) == first  # tried again after REFRESH_S, not per face
+    gallery.fail = False
+    assert thresholds.threshold(gallery, "clean", (2, 42)) == first
 
 
 def test_the_cohort_survives_the_sidecar_round_trip(sidecar, tmp_path):
