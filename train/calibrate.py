@@ -4,7 +4,9 @@ The calibration (`g2d_edge.sidecar.OpenSetCalibration`, built by `g2d_edge.opens
 on the *calibration part* of `train.openset_data` only: stranger probes are the photos of 20 of the 40 held-out
 CelebA people, each clean and with a synthetic mask; impostor templates are the other calibration people's photos and
 the 3,000 calibration faces of the pool, one template each (the heavier tail of the two counts,
-`calibration_probes`). The test part (the other 20 people, the other 5,844 pool faces) is left to
+`calibration_probes`). The stranger cohort the SDK measures each gallery with (`stranger_cohort`) holds the same
+probes and photos of the 179 training people, who are strangers to every gallery too: a cohort of 20 people is a
+small sample of strangers. The test part (the other 20 people, the other 5,844 pool faces) is left to
 `benchmarks/openset.py`.
 
     g2d-train calibrate --model g2d_edge/models/g2d-edge-m.onnx     # rewrites g2d-edge-m.json's open_set
@@ -25,6 +27,12 @@ from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration, Stra
 from train import openset_data as od
 
 log = logging.getLogger(__name__)
+
+#: Photos of each training person in the stranger cohort (179 people: about 1,400 photos per kind beside the
+#: calibration people's 412). Measured in benchmarks/openset_cohorts.py: the larger cohort's thresholds vary less
+#: from one group of strangers to the next than those of 20 people.
+COHORT_TRAINING_PHOTOS = 8
+COHORT_SEED = 23
 
 def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True, fusion: str = "max"
                        ) -> Tuple[Dict[str, List[np.ndarray]], int, Dict[str, int]]:
@@ -67,31 +75,51 @@ def calibration_rows(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
     return np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(getattr(people, kind)).all(axis=1))
 
 
-def calibration_embeddings(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
-    """The stranger probes' embeddings of `kind`: the cohort stored with the calibration."""
-    return getattr(sets["people"], kind)[calibration_rows(sets, kind)]
+def training_rows(sets: Dict[str, od.FaceSet], kind: str, per_person: int = COHORT_TRAINING_PHOTOS,
+                  seed: int = COHORT_SEED) -> np.ndarray:
+    """Rows of the training people's photos of `kind` with a face in the stranger cohort: at most `per_person` of
+    each person, drawn under `seed`, so that people with many photos do not outweigh the others."""
+    training = sets["training"]
+    usable = np.isfinite(getattr(training, kind)).all(axis=1)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for who in np.unique(training.labels):
+        own = np.flatnonzero((training.labels == who) & usable)
+        rows.append(own if len(own) <= per_person else np.sort(rng.choice(own, per_person, replace=False)))
+    return np.concatenate(rows) if rows else np.zeros(0, np.int64)
 
 
-def calibration_people(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
-    """The person (0 to the number of calibration people - 1) of each stranger probe of `kind`."""
-    labels = sets["people"].labels[calibration_rows(sets, kind)]
-    return np.unique(labels, return_inverse=True)[1]
+def stranger_cohort(sets: Dict[str, od.FaceSet]) -> StrangerCohort:
+    """The stranger cohort shipped with the calibration: the calibration people's photos (the stranger probes) and
+    `COHORT_TRAINING_PHOTOS` photos of each training person, clean and masked, each row labelled with its person
+    (calibration people first, then the training people) for the SDK's enrolled-after-all rule."""
+    people, training = sets["people"], sets["training"]
+    cal_count = len(od.halves(len(people.people))[0])
+    embeddings, groups = {}, {}
+    for kind in PROBE_KINDS:
+        own, extra = calibration_rows(sets, kind), training_rows(sets, kind)
+        cal_index = np.unique(people.labels[own], return_inverse=True)[1]
+        embeddings[kind] = np.concatenate([getattr(people, kind)[own], getattr(training, kind)[extra]])
+        groups[kind] = np.concatenate([cal_index, cal_count + training.labels[extra]])
+    return StrangerCohort.of(embeddings, cal_count + len(training.people), groups)
 
 
 def calibrate_sets(sets: Dict[str, od.FaceSet], embedding_space: str, same_domain: bool = True,
                    fusion: str = "max", with_cohort: bool = True) -> OpenSetCalibration:
     """The open-set calibration of one model's embeddings (calibration part only), for the gallery search `fusion`
     ("max": an identity scores its best template; "mean": its one mean template); `with_cohort`: with the stranger
-    probes' embeddings as its cohort (else the SDK uses the table by size)."""
+    probes' and training people's embeddings as its cohort (`stranger_cohort`; else the SDK uses the table by
+    size)."""
     scores, distractors, counts = calibration_probes(sets, same_domain, fusion)
     people = len(od.halves(len(sets["people"].people))[0])
-    cohort = StrangerCohort.of({k: calibration_embeddings(sets, k) for k in PROBE_KINDS}, people,
-                               {k: calibration_people(sets, k) for k in PROBE_KINDS}) if with_cohort else None
+    cohort = stranger_cohort(sets) if with_cohort else None
     source = (f"stranger probes: {counts['clean']} photos of {people} held-out CelebA people (calibration part), "
               f"clean, and {counts['masked']} of them with a synthetic mask; impostor templates: the other people's "
               f"{'mean templates of 1-5 photos' if fusion == 'mean' else 'photos'} and {distractors} faces-pool faces "
               "(the heavier tail of the two); SDK front end (default detector, shared aligner); train/calibrate.py; "
-              + ("cohort: the same stranger probes' embeddings" if with_cohort else "no cohort"))
+              + (f"cohort: the same stranger probes' embeddings and up to {COHORT_TRAINING_PHOTOS} photos of each of "
+                 f"the {len(sets['training'].people)} training people, clean and masked" if with_cohort
+                 else "no cohort"))
     return build_calibration(scores, distractors, embedding_space, source, fusion=fusion, cohort=cohort)
 
 

@@ -3,6 +3,8 @@
 - **Held-out people**: the CelebA people no model was trained on (`data.val_identities: 40, split_seed: 0`, the
   same `train.data.split_identities` hold-out as training and `benchmarks/accuracy.py`), every photo clean and with a
   synthetic mask drawn on the raw photo (Face Mesh, seed `MASK_SEED`, never used in training).
+- **Training people** (the stranger cohort's larger part, `train.calibrate`): the other 179 CelebA people, whom the
+  shipped models were trained on but who are enrolled in no gallery here, every photo clean and masked the same way.
 - **Distractors**: the unlabelled `faces-pool` (80 px web faces of mostly different people), upscaled 2x (bicubic)
   before detection as `../shared/README.md` advises; one template each (some faces got a synthetic mask too,
   `POOL_PROBES`, but pool faces are not used as stranger probes: see `train.calibrate`). The pool was the
@@ -79,8 +81,17 @@ class FaceSet:
 
 def held_out_people(root: Path = DEFAULT_PEOPLE) -> List[str]:
     """The 40 CelebA people held out of every shipped model, from the project's own split."""
+    return _shipped_split(root)[1]
+
+
+def training_people(root: Path = DEFAULT_PEOPLE) -> List[str]:
+    """The CelebA people every shipped model was trained on (the rest of the same split)."""
+    return _shipped_split(root)[0]
+
+
+def _shipped_split(root: Path) -> Tuple[List[str], List[str]]:
     names = sorted({ident for _, ident in list_images(root, True)})
-    return split_identities(names, VAL_IDENTITIES, SPLIT_SEED)[1]
+    return split_identities(names, VAL_IDENTITIES, SPLIT_SEED)
 
 
 def halves(count: int, calibration: Optional[int] = None, seed: int = HALF_SEED) -> Tuple[np.ndarray, np.ndarray]:
@@ -160,15 +171,18 @@ def pool_mask_rows(count: int) -> np.ndarray:
     return np.concatenate([cal[:POOL_PROBES[0]], test[:POOL_PROBES[1]]])
 
 
-def people_crops(root: Path = DEFAULT_PEOPLE, cache_dir: Path = CACHE_DIR) -> Tuple[Crops, np.ndarray, List[str],
-                                                                                      List[str]]:
-    """Crops of every photo of the held-out people: (crops, labels, people, files)."""
-    people = held_out_people(root)
-    items = [(p, ident) for p, ident in list_images(root, True) if ident in set(people)]
+def people_crops(root: Path = DEFAULT_PEOPLE, cache_dir: Path = CACHE_DIR, training: bool = False
+                 ) -> Tuple[Crops, np.ndarray, List[str], List[str]]:
+    """Crops of every photo of the held-out people (`training`: of the training people instead): (crops, labels,
+    people, files)."""
+    people = training_people(root) if training else held_out_people(root)
+    wanted = set(people)
+    items = [(p, ident) for p, ident in list_images(root, True) if ident in wanted]
     labels = np.array([people.index(ident) for _, ident in items], np.int64)
     files = [str(p.relative_to(root)) for p, _ in items]
-    crops = _cached_crops(cache_dir / "crops-people.npz",
-                          lambda: _crop_set([_read(p) for p, _ in items], np.arange(len(items)), 0))
+    name, seed_key = ("crops-training.npz", 2) if training else ("crops-people.npz", 0)
+    crops = _cached_crops(cache_dir / name,
+                          lambda: _crop_set([_read(p) for p, _ in items], np.arange(len(items)), seed_key))
     return crops, labels, people, files
 
 
@@ -202,15 +216,19 @@ def _embed_crops(embed: Callable[[np.ndarray], np.ndarray], crops: Crops, dim: i
 
 def embeddings(label: str, path: Optional[Path], embed: Callable[[np.ndarray], np.ndarray], dim: int,
                people_root: Path = DEFAULT_PEOPLE, pool_root: Path = DEFAULT_POOL,
-               cache_dir: Path = CACHE_DIR, mirrored: bool = False) -> Dict[str, FaceSet]:
-    """{"people": held-out people, "pool": faces-pool (and "mirror": the pool's crops mirrored left-right, when
-    asked)} embedded by one model (L2-normalised), cached in `cache_dir` under the model's label and file hash."""
+               cache_dir: Path = CACHE_DIR, mirrored: bool = False, training: bool = True) -> Dict[str, FaceSet]:
+    """{"people": held-out people, "pool": faces-pool, "training": the training people (when `training`), "mirror":
+    the pool's crops mirrored left-right (when `mirrored`)} embedded by one model (L2-normalised), cached in
+    `cache_dir` under the model's label and file hash."""
     key = _model_key(label, path)
     out: Dict[str, FaceSet] = {}
     p_crops, labels, people, files = people_crops(people_root, cache_dir)
     q_crops, pool_files = pool_crops(pool_root, cache_dir)
     sets = [("people", p_crops, labels, people, files),
             ("pool", q_crops, np.arange(len(pool_files)), pool_files, pool_files)]
+    if training:
+        t_crops, t_labels, t_people, t_files = people_crops(people_root, cache_dir, training=True)
+        sets.append(("training", t_crops, t_labels, t_people, t_files))
     if mirrored:  # the test distractors mirrored (clean only): more distractor templates for large galleries
         rows = np.zeros(len(pool_files), bool)
         rows[halves(len(pool_files), POOL_CALIBRATION)[1][POOL_PROBES[1]:]] = True
