@@ -4,7 +4,9 @@ in galleries of 10 to 10,000 identities, for g2d-edge-m, g2d-edge-s and OpenCV S
 **Data** (`train/openset_data.py`): the 40 CelebA people held out of training and the unlabelled faces-pool, every
 photo through the SDK's front end (default detector, shared aligner), clean and with a synthetic mask; split into a
 calibration part and a test part. Only the **test part** is used here; the calibration each model is judged with
-was built on the other part (`g2d-train calibrate`, the one in its sidecar; SFace's is built the same way here).
+was built on the other part (`g2d-train calibrate`, the one in its sidecar; SFace's is built the same way here); its
+stranger cohort also holds photos of the people the models were trained on (`train.calibrate.stranger_cohort`), none
+of whom is a test person.
 
 **Galleries** (test part): 10 of the 20 test people are enrolled with their first 1, 3 or 5 clean photos (the
 other 10 are strangers; then the roles swap), for 10 seeded random halvings (20 folds, `SPLITS`), plus faces-pool
