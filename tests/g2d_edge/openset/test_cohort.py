@@ -139,13 +139,18 @@ class Counted(Gallery):
         return super().search(*args, **kwargs)
 
 
-def test_a_database_gallery_is_measured_again_when_its_counts_change(sidecar):
-    """A gallery without a change counter (a database) is keyed by its counts; it is measured again on a
-    background thread, and the previous threshold answers until that measurement is done."""
+def measured_once(sidecar):
+    """(thresholds, a database-like gallery of one person with 2 templates, its first measured clean threshold)."""
     thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
     gallery = Counted()
     gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
-    first = thresholds.threshold(gallery, "clean", (1, 2))
+    return thresholds, gallery, thresholds.threshold(gallery, "clean", (1, 2))
+
+
+def test_a_database_gallery_is_measured_again_when_its_counts_change(sidecar):
+    """A gallery without a change counter (a database) is keyed by its counts; it is measured again on a
+    background thread, and the previous threshold answers until that measurement is done."""
+    thresholds, gallery, first = measured_once(sidecar)
     gallery.add("b", strangers(seed=2)[:40])
     gallery.hold = True
     started = time.monotonic()
@@ -161,10 +166,7 @@ def test_a_database_gallery_is_measured_again_after_a_while(sidecar, monkeypatch
     (in the background), once, however many faces ask meanwhile."""
     from g2d_edge.openset import cohort as cohort_module
 
-    thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
-    gallery = Counted()
-    gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
-    first = thresholds.threshold(gallery, "clean", (1, 2))
+    thresholds, gallery, first = measured_once(sidecar)
     gallery.remove("a")
     gallery.add("a", strangers(seed=2)[:2])  # the same counts, templates like the cohort's photos
     assert thresholds.threshold(gallery, "clean", (1, 2)) == first  # within REFRESH_S: the cached measurement
@@ -180,10 +182,7 @@ def test_a_database_gallery_is_measured_again_after_a_while(sidecar, monkeypatch
 
 
 def test_a_failed_measurement_in_the_background_is_reported_and_the_last_threshold_kept(sidecar, caplog):
-    thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
-    gallery = Counted()
-    gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
-    first = thresholds.threshold(gallery, "clean", (1, 2))
+    thresholds, gallery, first = measured_once(sidecar)
     gallery.add("b", strangers(seed=2)[:40])
     gallery.fail = True
     with caplog.at_level(logging.WARNING, logger="g2d_edge.openset.cohort"):
