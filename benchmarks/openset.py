@@ -73,9 +73,12 @@ TEMPLATES = (1, 3, 5)
 FPIRS = (0.01, 0.001)
 #: Decision rules compared at the best threshold: an identity's best template ("max") or its fused template ("mean"),
 #: both also at the SDK's defaults with a calibration made for them; the margin between the best and the second-best
-#: identity ("margin"), and the best score normalised by the probe's scores against an impostor cohort, the
-#: calibration part's pool faces ("cohort", Z-norm on the probe).
-FUSIONS = ("max", "mean", "margin", "cohort")
+#: identity ("margin"), the best score normalised by the probe's scores against an impostor cohort, the
+#: calibration part's pool faces ("cohort", Z-norm on the probe), and the average of an identity's fused-template and
+#: best-template scores ("mean+max", the "mean plus best" fusion).
+FUSIONS = ("max", "mean", "margin", "cohort", "mean+max")
+#: The thresholds of a rule no calibration is made for (only its best threshold is reported).
+UNDECIDED = {False: np.inf, True: np.inf}
 DISTRACTOR_SEED = 5
 #: The SDK default's figures get 95 % intervals over the test people, drawn again this many times (seeded).
 RESAMPLES = 1000
@@ -122,7 +125,10 @@ def distractor_rows(sets: Dict[str, od.FaceSet], count: int) -> np.ndarray:
 
 
 def identity_scores(probes: np.ndarray, gallery: List[np.ndarray], fusion: str) -> np.ndarray:
-    """(P, N) score of each probe against each identity (rows of NaN probes are -inf)."""
+    """(P, N) score of each probe against each identity (rows of NaN probes are -inf); `fusion` "max", "mean" or
+    "mean+max" (the average of the two)."""
+    if fusion == "mean+max":
+        return 0.5 * (identity_scores(probes, gallery, "mean") + identity_scores(probes, gallery, "max"))
     templates = np.concatenate(gallery)
     starts = np.cumsum([0] + [len(t) for t in gallery[:-1]])
     if fusion == "mean":  # one fused template per identity, as the galleries make it
@@ -196,7 +202,7 @@ def run_fold(sets, flags, enrolled: Sequence[int], strangers: Sequence[int], siz
     gallery, probe_rows, probe_owner = fold_gallery(people, enrolled, k, size, distractors)
     emb = getattr(people, kind)
     stranger_rows = np.flatnonzero(np.isin(people.labels, list(strangers)))
-    template_fusion = "mean" if fusion == "mean" else "max"
+    template_fusion = fusion if fusion in ("mean", "mean+max") else "max"
     mated = identity_scores(emb[probe_rows], gallery, template_fusion)
     strangers_scores = identity_scores(emb[stranger_rows], gallery, template_fusion)
     best = np.argmax(mated, axis=1)
@@ -346,7 +352,8 @@ def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, size
         for size in sizes:
             for k in TEMPLATES:
                 galleries = [fold_gallery(sets["people"], enrolled, k, size, distractors)[0] for enrolled, _ in folds]
-                thresholds = [sdk_thresholds(g, rule, "mean" if fusion == "mean" else "max") for g in galleries]
+                thresholds = [sdk_thresholds(g, rule, "mean" if fusion == "mean" else "max") if fusion in rules
+                              else (UNDECIDED, UNDECIDED) for g in galleries]
                 for kind in PROBE_KINDS:
                     trial = merge([run_fold(sets, flags, enrolled, strangers, size, k, kind, fusion, rule,
                                             distractors, cohort, t)
@@ -430,11 +437,12 @@ def report(out: Dict) -> str:
                   f"{m['old_threshold']:.3f})", "",
                   "| identities | templates | FNIR @ FPIR 1 % | FNIR @ FPIR 0.1 % | SDK default: FPIR "
                   "| SDK default: FNIR | size table alone: FPIR ; FNIR | old threshold: FPIR "
-                  f"| FNIR @ FPIR 1 %: {other} | margin | cohort norm "
-                  f"| {other}, SDK-style threshold: FPIR ; FNIR |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  f"| FNIR @ FPIR 1 %: {other} | margin | cohort norm | mean+max "
+                  f"| {other}, SDK-style threshold: FPIR ; FNIR |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for size, by_k in per[search].items():
             for k, cell in by_k.items():
-                others = " | ".join(_pair(per[f][size][k], "fnir_at_fpir_0.01") for f in (other, "margin", "cohort"))
+                others = " | ".join(_pair(per[f][size][k], "fnir_at_fpir_0.01")
+                                    for f in (other, "margin", "cohort", "mean+max"))
                 alt = per[other][size][k]
                 lines.append(f"| {int(size):,} | {k} | {_pair(cell, 'fnir_at_fpir_0.01')} | "
                              f"{_pair(cell, 'fnir_at_fpir_0.001')} | {_pair(cell, 'fpir', 'sdk')} | "

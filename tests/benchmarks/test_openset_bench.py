@@ -18,6 +18,8 @@ def test_identity_scores_max_and_mean_fusion(bench):
     assert best[0].tolist() == [1.0, -1.0] and np.isneginf(best[1]).all()
     mean = bench.identity_scores(probes, gallery, "mean")
     assert mean[0, 0] == pytest.approx(1 / np.sqrt(2)) and mean[0, 1] == pytest.approx(-1.0)
+    both = bench.identity_scores(probes, gallery, "mean+max")
+    assert both[0].tolist() == pytest.approx([(1 + 1 / np.sqrt(2)) / 2, -1.0]) and np.isneginf(both[1]).all()
 
 
 def test_scores_follow_the_frvt_definitions(bench):
