@@ -23,7 +23,8 @@ rule such a gallery's threshold would climb to 1 and nobody would be named.
 The measurement is used where the cohort resolves the target: at least `MIN_NAMED` cohort photos may be named at it
 (target FPIR x photos >= MIN_NAMED; g2d-edge-m's cohort holds about 1,700 photos per kind, so down to a target of
 0.12 %); below that, and for an empty gallery, the size table answers. It is re-measured whenever a file gallery changes
-(`Gallery.changes`); a database gallery is re-measured when its counts change and at least every `REFRESH_S` seconds.
+(`Gallery.changes`); a database gallery is re-measured when its counts change and at least every `REFRESH_S` seconds,
+on a background thread while its previous threshold keeps answering (`CohortThresholds.threshold`).
 
 Measured in `benchmarks/openset.py` (README "Open-set identification") against the size table on the same galleries.
 """
