@@ -338,6 +338,7 @@ class Recognizer:
             if self._closed:
                 return
             self._closed = True
+            self.thresholds.close()
             self.detector.close()
             if self._masked is not None:
                 self._masked.close()

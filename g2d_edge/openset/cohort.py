@@ -109,6 +109,7 @@ class CohortThresholds:
         self.left_out: Dict[str, int] = {k: 0 for k in PROBE_KINDS}
         self._cached: Optional[_Measurement] = None
         self._refresher: Optional[threading.Thread] = None
+        self._closing = False
         self._lock = threading.Lock()
 
     def usable(self, kind: str) -> bool:
@@ -147,9 +148,15 @@ class CohortThresholds:
             thread.join(timeout_s)
         return self._refresher is None or not self._refresher.is_alive()
 
+    def close(self) -> None:
+        """Say that the gallery is about to close (`Recognizer.close`): a background measurement it cuts short ends
+        quietly instead of warning; no new one starts."""
+        with self._lock:
+            self._closing = True
+
     def _refresh_in_background(self, gallery: Any, key: Any) -> None:
         """Start measuring `gallery` again for the kinds measured so far, unless a measurement runs (lock held)."""
-        if self._refresher is not None and self._refresher.is_alive():
+        if self._closing or (self._refresher is not None and self._refresher.is_alive()):
             return
         assert self._cached is not None
         kinds = [k for k in PROBE_KINDS if k in self._cached.state]
@@ -163,6 +170,9 @@ class CohortThresholds:
             for kind in kinds:
                 state[kind] = self._measure(gallery, kind, state)
         except Exception as exc:  # a thread's error would be lost: report it and keep the last threshold
+            if self._closing:
+                log.debug("open-set cohort: the gallery closed during a measurement (%s)", exc)
+                return
             log.warning("open-set cohort: measuring the gallery again failed (%s: %s); its previous threshold stays "
                         "in use and the measurement is tried again in %.0f s", type(exc).__name__, exc, REFRESH_S)
             with self._lock:

@@ -253,6 +253,11 @@ class Thresholds:
         self.model_threshold = float(sidecar.threshold)
         self.size = GallerySize()
 
+    def close(self) -> None:
+        """The gallery is about to close: a background measurement of it ends quietly (`CohortThresholds.close`)."""
+        if self.cohort is not None:
+            self.cohort.close()
+
     def decide(self, gallery: Any, kind: Optional[str] = None, one: bool = False) -> ThresholdDecision:
         """The decision for a face of `kind` ("clean", "masked"; None: the higher threshold of the two) against
         `gallery`; `one`: for one comparison (verify), i.e. a one-template gallery."""

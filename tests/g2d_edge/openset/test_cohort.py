@@ -132,10 +132,10 @@ class Counted(Gallery):
         return None
 
     def search(self, *args, **kwargs):
-        if self.fail:
-            raise GalleryError("the database went away")
         if self.hold:
             assert self.release.wait(10)
+        if self.fail:
+            raise GalleryError("the database went away")
         return super().search(*args, **kwargs)
 
 
@@ -290,3 +290,20 @@ def test_a_new_gallery_of_the_same_size_is_measured_afresh():
     near = Gallery()
     near.add("near", rows[:1])  # a look-alike of one cohort person: 10 of 400 photos score about 1
     assert thresholds.threshold(near, "clean", (1, 1)) > low + 0.3
+
+
+def test_a_measurement_cut_short_by_closing_ends_quietly(sidecar, caplog):
+    """`Recognizer.close` closes a gallery it opened: a background measurement then in flight fails, and that is no
+    news worth a warning; no new measurement starts afterwards."""
+    thresholds, gallery, first = measured_once(sidecar)
+    gallery.add("b", strangers(seed=2)[:40])
+    gallery.hold = True
+    assert thresholds.threshold(gallery, "clean", (2, 42)) == first
+    thresholds.close()
+    gallery.fail = True  # the gallery is closed under the running measurement
+    gallery.release.set()
+    with caplog.at_level(logging.WARNING, logger="g2d_edge.openset.cohort"):
+        assert thresholds.wait_for_refresh(10)
+    assert caplog.text == ""
+    assert thresholds.threshold(gallery, "clean", (2, 42)) == first
+    assert not [t for t in threading.enumerate() if t.name == "g2d-cohort-refresh"]
