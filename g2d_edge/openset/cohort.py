@@ -23,8 +23,9 @@ rule such a gallery's threshold would climb to 1 and nobody would be named.
 The measurement is used where the cohort resolves the target: at least `MIN_NAMED` cohort photos may be named at it
 (target FPIR x photos >= MIN_NAMED; g2d-edge-m's cohort holds about 1,700 photos per kind, so down to a target of
 0.12 %); below that, and for an empty gallery, the size table answers. It is re-measured whenever a file gallery changes
-(`Gallery.changes`); a database gallery is re-measured when its counts change and at least every `REFRESH_S` seconds,
-on a background thread while its previous threshold keeps answering (`CohortThresholds.threshold`).
+(`Gallery.changes`); a database gallery is measured on a background thread (the size table answers until its first
+measurement is done) and again when its counts change and at least every `REFRESH_S` seconds, while its last
+measurement keeps answering (`CohortThresholds.threshold`).
 
 Measured in `benchmarks/openset.py` (README "Open-set identification") against the size table on the same galleries.
 """
@@ -110,6 +111,7 @@ class CohortThresholds:
         self._cached: Optional[_Measurement] = None
         self._refresher: Optional[threading.Thread] = None
         self._closing = False
+        self._retry_at = -math.inf  # monotonic time before which a failed measurement is not tried again
         self._lock = threading.Lock()
 
     def usable(self, kind: str) -> bool:
@@ -117,12 +119,14 @@ class CohortThresholds:
         return resolves(self.photos[kind], self.target_fpir)
 
     def threshold(self, gallery: Any, kind: str, counts: Tuple[int, int]) -> Optional[float]:
-        """The measured threshold for a probe of `kind` against `gallery` holding `counts` (identities, templates).
+        """The measured threshold for a probe of `kind` against `gallery` holding `counts` (identities, templates);
+        None: the size table answers.
 
-        The first measurement of a gallery is made here. A gallery without a change counter (a database) is
-        measured again when its counts change or `REFRESH_S` has passed, on a background thread, while the previous
-        measurement keeps answering: the cohort search of a database takes seconds (`benchmarks/openset_cohorts.py`),
-        which would otherwise stall the faces waiting for a name."""
+        A file gallery (with a change counter) is measured here, after every change. A gallery without one (a
+        database) is measured on a background thread, because its cohort search takes seconds
+        (`benchmarks/openset_cohorts.py`) and would stall the faces waiting for a name: until its first measurement
+        is done the size table answers (stricter than a measurement, as a rule), and afterwards the last measurement
+        answers while the gallery is measured again (its counts changed, or `REFRESH_S` passed)."""
         if not self.usable(kind) or counts[1] == 0:
             return None
         changes = getattr(gallery, "changes", None)
@@ -132,9 +136,8 @@ class CohortThresholds:
             cached = self._cached
             same = cached is not None and cached.gallery is gallery  # one gallery at a time, by identity, not id()
             fresh = same and cached.key == key and (changes is not None or now - cached.at < REFRESH_S)
-            if not fresh and same and changes is None and kind in cached.state:
-                self._refresh_in_background(gallery, key)
-                return cached.state[kind]
+            if changes is None:
+                return self._database_threshold(gallery, kind, key, fresh, same)
             if not fresh:
                 cached = self._cached = _Measurement(gallery, key, now, {})
             if kind not in cached.state:
@@ -154,12 +157,24 @@ class CohortThresholds:
         with self._lock:
             self._closing = True
 
-    def _refresh_in_background(self, gallery: Any, key: Any) -> None:
-        """Start measuring `gallery` again for the kinds measured so far, unless a measurement runs (lock held)."""
-        if self._closing or (self._refresher is not None and self._refresher.is_alive()):
-            return
+    def _database_threshold(self, gallery: Any, kind: str, key: Any, fresh: bool, same: bool) -> Optional[float]:
+        """`threshold` for a gallery without a change counter (lock held): the last measurement, or None while the
+        first one runs; a measurement is started when none is fresh."""
+        if not same:
+            self._cached = _Measurement(gallery, None, -math.inf, {})
+            log.info("open-set cohort: measuring the gallery in the background; the size table answers until then")
         assert self._cached is not None
-        kinds = [k for k in PROBE_KINDS if k in self._cached.state]
+        state = self._cached.state
+        if not fresh or kind not in state:
+            self._refresh_in_background(gallery, key, sorted({kind} | {k for k in PROBE_KINDS if k in state}))
+        return state.get(kind)
+
+    def _refresh_in_background(self, gallery: Any, key: Any, kinds: List[str]) -> None:
+        """Start measuring `gallery` for `kinds`, unless a measurement runs, the gallery is closing or the last one
+        failed less than `REFRESH_S` ago (lock held)."""
+        running = self._refresher is not None and self._refresher.is_alive()
+        if self._closing or running or time.monotonic() < self._retry_at:
+            return
         self._refresher = threading.Thread(target=self._refresh, args=(gallery, key, kinds), daemon=True,
                                            name="g2d-cohort-refresh")
         self._refresher.start()
@@ -173,11 +188,11 @@ class CohortThresholds:
             if self._closing:
                 log.debug("open-set cohort: the gallery closed during a measurement (%s)", exc)
                 return
-            log.warning("open-set cohort: measuring the gallery again failed (%s: %s); its previous threshold stays "
-                        "in use and the measurement is tried again in %.0f s", type(exc).__name__, exc, REFRESH_S)
+            log.warning("open-set cohort: measuring the gallery failed (%s: %s); its last threshold (or the size "
+                        "table) stays in use and the measurement is tried again in %.0f s", type(exc).__name__, exc,
+                        REFRESH_S)
             with self._lock:
-                if self._cached is not None and self._cached.gallery is gallery:
-                    self._cached = _Measurement(gallery, key, time.monotonic(), self._cached.state)
+                self._retry_at = time.monotonic() + REFRESH_S
             return
         with self._lock:
             if self._cached is not None and self._cached.gallery is gallery:

@@ -413,6 +413,8 @@ def test_the_open_set_threshold_is_measured_on_a_database_gallery_as_on_a_file(c
         assert db.changes is None  # others may write to it: keyed by its counts
         counts = (len(db), db.num_templates)
         expected = cohort.threshold(file_gallery, "clean", counts)
+        assert cohort.threshold(db, "clean", counts) is None  # the size table answers while it is measured
+        assert cohort.wait_for_refresh(60)
         measured = cohort.threshold(db, "clean", counts)
         assert measured == pytest.approx(expected, abs=1e-4) and expected < 0.5
         db.add("dan", rows[:20])

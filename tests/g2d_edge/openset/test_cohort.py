@@ -144,7 +144,57 @@ def measured_once(sidecar):
     thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
     gallery = Counted()
     gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
-    return thresholds, gallery, thresholds.threshold(gallery, "clean", (1, 2))
+    thresholds.threshold(gallery, "clean", (1, 2))
+    assert thresholds.wait_for_refresh(10)
+    first = thresholds.threshold(gallery, "clean", (1, 2))
+    assert first is not None
+    return thresholds, gallery, first
+
+
+def test_a_database_gallery_is_first_measured_in_the_background_while_the_size_table_answers(sidecar):
+    """The first face against a database gallery does not wait seconds for the cohort search: the size table
+    answers (None here) until the measurement is done; each kind is measured once."""
+    thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
+    gallery = Counted()
+    gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
+    gallery.hold = True
+    started = time.monotonic()
+    assert thresholds.threshold(gallery, "clean", (1, 2)) is None
+    assert thresholds.threshold(gallery, "masked", (1, 2)) is None  # one measurement at a time
+    assert time.monotonic() - started < 5
+    gallery.release.set()
+    assert thresholds.wait_for_refresh(10)
+    clean = thresholds.threshold(gallery, "clean", (1, 2))
+    file_gallery = Gallery()
+    file_gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
+    assert clean == pytest.approx(CohortThresholds(sidecar.open_set.cohort, 0.01).threshold(file_gallery, "clean",
+                                                                                            (1, 2)))
+    assert thresholds.threshold(gallery, "masked", (1, 2)) is None  # now measured too
+    assert thresholds.wait_for_refresh(10) and thresholds.threshold(gallery, "masked", (1, 2)) is not None
+    assert thresholds.threshold(gallery, "clean", (1, 2)) == clean
+
+
+def test_a_first_measurement_that_fails_leaves_the_size_table_and_is_retried_later(sidecar, caplog, monkeypatch):
+    from g2d_edge.openset import cohort as cohort_module
+
+    def failed_once():
+        thresholds = CohortThresholds(sidecar.open_set.cohort, 0.01)
+        gallery = Counted()
+        gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
+        gallery.fail = True
+        assert thresholds.threshold(gallery, "clean", (1, 2)) is None and thresholds.wait_for_refresh(10)
+        gallery.fail = False
+        return thresholds, gallery
+
+    with caplog.at_level(logging.WARNING, logger="g2d_edge.openset.cohort"):
+        thresholds, gallery = failed_once()
+    assert caplog.text.count("measuring the gallery failed (GalleryError: the database went away)") == 1
+    for _ in range(3):  # not tried again within REFRESH_S, however many faces ask
+        assert thresholds.threshold(gallery, "clean", (1, 2)) is None and thresholds.wait_for_refresh(10)
+    monkeypatch.setattr(cohort_module, "REFRESH_S", 0.0)
+    thresholds, gallery = failed_once()
+    thresholds.threshold(gallery, "clean", (1, 2))
+    assert thresholds.wait_for_refresh(10) and thresholds.threshold(gallery, "clean", (1, 2)) is not None
 
 
 def test_a_database_gallery_is_measured_again_when_its_counts_change(sidecar):
@@ -188,7 +238,7 @@ def test_a_failed_measurement_in_the_background_is_reported_and_the_last_thresho
     with caplog.at_level(logging.WARNING, logger="g2d_edge.openset.cohort"):
         assert thresholds.threshold(gallery, "clean", (2, 42)) == first
         assert thresholds.wait_for_refresh(10)
-    assert "measuring the gallery again failed (GalleryError: the database went away)" in caplog.text
+    assert "measuring the gallery failed (GalleryError: the database went away)" in caplog.text
     assert thresholds.threshold(gallery, "clean", (2, 42)) == first  # tried again after REFRESH_S, not per face
     gallery.fail = False
     assert thresholds.threshold(gallery, "clean", (2, 42)) == first
