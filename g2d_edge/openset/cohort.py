@@ -233,15 +233,19 @@ class CohortThresholds:
 def enrolled_people(names: List[Optional[str]], best: np.ndarray, person: np.ndarray, level: float) -> np.ndarray:
     """The cohort people enrolled in the gallery after all: most of their photos find the same enrolled identity
     first, and those photos' median score reaches `level` (a score strangers almost never reach against one
-    template). A stranger's photos scatter over the gallery's identities; an enrolled person's find themselves."""
+    template). A stranger's photos scatter over the gallery's identities; an enrolled person's find themselves. Of
+    two identities found by as many photos, the one with the higher median score is taken (the same answer in every
+    process, whatever the order of a set of names)."""
     out = []
     for who in np.unique(person):
         rows = np.flatnonzero(person == who)
-        found = [names[r] for r in rows if names[r] is not None]
-        if not found:
+        by_name: Dict[str, List[int]] = {}
+        for r in rows:
+            if names[r] is not None:
+                by_name.setdefault(names[r], []).append(int(r))
+        if not by_name:
             continue
-        top = max(set(found), key=found.count)
-        same = [r for r in rows if names[r] == top]
+        same = max(by_name.values(), key=lambda found: (len(found), float(np.median(best[found]))))
         if 2 * len(same) >= len(rows) and float(np.median(best[same])) >= level:
             out.append(who)
     return np.array(out, dtype=np.int64)
