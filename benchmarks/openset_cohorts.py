@@ -124,7 +124,8 @@ def summary(cells: Dict) -> Dict:
 
 
 def measurement_seconds(gallery, cohort: StrangerCohort, level: float) -> float:
-    """Median seconds of one measurement of the gallery (clean and masked thresholds), each with a fresh cache."""
+    """Median seconds of one measurement of the gallery (clean and masked thresholds), each with a fresh cache; a
+    database gallery is measured in the background, so its measurement is waited for."""
     counts = (len(gallery), gallery.num_templates)
     times = []
     for _ in range(COST_REPEATS):
@@ -132,7 +133,11 @@ def measurement_seconds(gallery, cohort: StrangerCohort, level: float) -> float:
         start = time.perf_counter()
         for kind in PROBE_KINDS:
             thresholds.threshold(gallery, kind, counts)
+            if not thresholds.wait_for_refresh(3600):
+                raise RuntimeError("the cohort measurement did not end within an hour")
         times.append(time.perf_counter() - start)
+        if any(thresholds.usable(kind) and thresholds.threshold(gallery, kind, counts) is None for kind in PROBE_KINDS):
+            raise RuntimeError("the cohort did not measure the gallery (the size table answered)")
     return statistics.median(times)
 
 

@@ -165,22 +165,24 @@ class CohortThresholds:
             log.info("open-set cohort: measuring the gallery in the background; the size table answers until then")
         assert self._cached is not None
         state = self._cached.state
-        if not fresh or kind not in state:
-            self._refresh_in_background(gallery, key, sorted({kind} | {k for k in PROBE_KINDS if k in state}))
+        if not fresh:  # measure again every kind measured so far
+            self._refresh_in_background(gallery, key, sorted({kind} | {k for k in PROBE_KINDS if k in state}), {})
+        elif kind not in state:  # the same gallery state: add this kind to what is measured
+            self._refresh_in_background(gallery, key, [kind], dict(state))
         return state.get(kind)
 
-    def _refresh_in_background(self, gallery: Any, key: Any, kinds: List[str]) -> None:
-        """Start measuring `gallery` for `kinds`, unless a measurement runs, the gallery is closing or the last one
-        failed less than `REFRESH_S` ago (lock held)."""
+    def _refresh_in_background(self, gallery: Any, key: Any, kinds: List[str], base: Dict[Any, Any]) -> None:
+        """Start measuring `gallery` for `kinds` on top of `base` (what is known of this gallery state), unless a
+        measurement runs, the gallery is closing or the last one failed less than `REFRESH_S` ago (lock held)."""
         running = self._refresher is not None and self._refresher.is_alive()
         if self._closing or running or time.monotonic() < self._retry_at:
             return
-        self._refresher = threading.Thread(target=self._refresh, args=(gallery, key, kinds), daemon=True,
+        self._refresher = threading.Thread(target=self._refresh, args=(gallery, key, kinds, base), daemon=True,
                                            name="g2d-cohort-refresh")
         self._refresher.start()
 
-    def _refresh(self, gallery: Any, key: Any, kinds: List[str]) -> None:
-        state: Dict[Any, Any] = {}
+    def _refresh(self, gallery: Any, key: Any, kinds: List[str], base: Dict[Any, Any]) -> None:
+        state = dict(base)
         try:
             for kind in kinds:
                 state[kind] = self._measure(gallery, kind, state)
@@ -196,7 +198,8 @@ class CohortThresholds:
             return
         with self._lock:
             if self._cached is not None and self._cached.gallery is gallery:
-                self._cached = _Measurement(gallery, key, time.monotonic(), state)
+                at = self._cached.at if base else time.monotonic()  # a kind added: the measurement's age stays
+                self._cached = _Measurement(gallery, key, at, state)
 
     def _top1(self, gallery: Any, kind: str, state: Dict[Any, Any]) -> Tuple[List[Optional[str]], np.ndarray]:
         """(best identity, its score; None / -inf: no match) of every cohort photo of `kind`, searched once per

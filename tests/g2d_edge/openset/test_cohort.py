@@ -129,12 +129,14 @@ class Counted(Gallery):
     def __init__(self):
         super().__init__()
         self.hold, self.release, self.fail = False, threading.Event(), False
+        self.searches = 0
 
     @property
     def changes(self):
         return None
 
     def search(self, *args, **kwargs):
+        self.searches += 1
         if self.hold:
             assert self.release.wait(10)
         if self.fail:
@@ -172,9 +174,10 @@ def test_a_database_gallery_is_first_measured_in_the_background_while_the_size_t
     file_gallery.add("a", unit(np.random.default_rng(3).normal(size=(2, DIM))))
     assert clean == pytest.approx(CohortThresholds(sidecar.open_set.cohort, 0.01).threshold(file_gallery, "clean",
                                                                                             (1, 2)))
-    assert thresholds.threshold(gallery, "masked", (1, 2)) is None  # now measured too
+    assert gallery.searches == 1
+    assert thresholds.threshold(gallery, "masked", (1, 2)) is None  # now measured too, adding to the clean one
     assert thresholds.wait_for_refresh(10) and thresholds.threshold(gallery, "masked", (1, 2)) is not None
-    assert thresholds.threshold(gallery, "clean", (1, 2)) == clean
+    assert thresholds.threshold(gallery, "clean", (1, 2)) == clean and gallery.searches == 2
 
 
 def test_a_first_measurement_that_fails_leaves_the_size_table_and_is_retried_later(sidecar, caplog, monkeypatch):
