@@ -52,7 +52,7 @@ from g2d_edge.openset import DEFAULT_TARGET_FPIR, CohortThresholds, OpenSetRule 
 from g2d_edge.openset.rule import mate_level  # noqa: E402
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, StrangerCohort, sidecar_path_for  # noqa: E402
 from train import openset_data as od  # noqa: E402
-from train.calibrate import stranger_cohort, training_rows  # noqa: E402
+from train.calibrate import people_rows, stranger_cohort, training_rows  # noqa: E402
 
 log = logging.getLogger("benchmarks.openset_cohorts")
 
@@ -71,9 +71,9 @@ def people_cohort(sets: Dict[str, od.FaceSet], who: Sequence[int]) -> StrangerCo
     people = sets["people"]
     embeddings, groups = {}, {}
     for kind in PROBE_KINDS:
-        emb = getattr(people, kind)
-        rows = np.flatnonzero(np.isin(people.labels, who) & np.isfinite(emb).all(axis=1))
-        embeddings[kind], groups[kind] = emb[rows], np.unique(people.labels[rows], return_inverse=True)[1]
+        rows = people_rows(sets, kind, who)
+        embeddings[kind], groups[kind] = getattr(people, kind)[rows], np.unique(people.labels[rows],
+                                                                                return_inverse=True)[1]
     return StrangerCohort.of(embeddings, len(who), groups)
 
 

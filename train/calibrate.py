@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -70,9 +70,13 @@ def calibration_probes(sets: Dict[str, od.FaceSet], same_domain: bool = True, fu
 
 def calibration_rows(sets: Dict[str, od.FaceSet], kind: str) -> np.ndarray:
     """The rows of the calibration people's photos of `kind` ("clean", "masked") with a face: the stranger probes."""
+    return people_rows(sets, kind, od.halves(len(sets["people"].people))[0])
+
+
+def people_rows(sets: Dict[str, od.FaceSet], kind: str, who: Sequence[int]) -> np.ndarray:
+    """The rows of the photos of `kind` with a face of the held-out people `who` (labels)."""
     people = sets["people"]
-    cal_people = od.halves(len(people.people))[0]
-    return np.flatnonzero(np.isin(people.labels, cal_people) & np.isfinite(getattr(people, kind)).all(axis=1))
+    return np.flatnonzero(np.isin(people.labels, who) & np.isfinite(getattr(people, kind)).all(axis=1))
 
 
 def training_rows(sets: Dict[str, od.FaceSet], kind: str, per_person: int = COHORT_TRAINING_PHOTOS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,25 +45,25 @@ class FusedTemplateCache:
         return found
 
     @contextlib.contextmanager
-    def editing(self, names: Sequence[str]) -> Iterator[None]:
-        """Around an edit of `names` through this gallery: their kept fused templates are dropped before and after
-        it (a search running meanwhile may have read the old ones), whether it succeeds or fails."""
+    def editing(self, names: Optional[Sequence[str]]) -> Iterator[None]:
+        """Around an edit of `names` (None: of every identity) through this gallery: their kept fused templates are
+        dropped before and after it (a search running meanwhile may have read the old ones), whether it succeeds or
+        fails."""
         self.forget(names)
         try:
             yield
         finally:
             self.forget(names)
 
-    def forget(self, names: Sequence[str]) -> None:
-        """Drop every kept fused template of `names` (they were edited through this gallery)."""
-        gone = set(names)
+    def forget(self, names: Optional[Sequence[str]]) -> None:
+        """Drop every kept fused template of `names` (None: all of them; they were edited through this gallery)."""
         with self._lock:
+            if names is None:
+                self._entries.clear()
+                return
+            gone = set(names)
             for key in [k for k in self._entries if k[0] in gone]:
                 del self._entries[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
     def _store(self, fresh: Dict[str, np.ndarray], expr: str, now: float) -> None:
         with self._lock:

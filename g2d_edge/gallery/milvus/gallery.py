@@ -263,14 +263,11 @@ class MilvusGallery(GalleryBase):
         self._flush_if_needed()
 
     def clear(self) -> None:
-        self._fused.clear()
-        if not self._exists():
-            return
-        try:
+        with self._fused.editing(None):
+            if not self._exists():
+                return
             self._call("clear the gallery", self._client.delete, self.where.collection, filter='id != ""',
                        timeout=self.options.timeout_s)
-        finally:
-            self._fused.clear()
         self._flush_if_needed()
 
     # ------------------------------------------------------------------ model binding and search
