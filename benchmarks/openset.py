@@ -1,17 +1,17 @@
 """Open-set identification (the NIST FRVT 1:N way): strangers given a name (FPIR) and enrolled people missed (FNIR)
 in galleries of 10 to 10,000 identities, for g2d-edge-m, g2d-edge-s and OpenCV SFace in one run.
 
-**Data** (`train/openset_data.py`): the 40 CelebA people held out of training and the unlabelled faces-pool, every
+**Data** (`train/openset_data.py`): the 100 CelebA people held out of training and the unlabelled faces-pool, every
 photo through the SDK's front end (default detector, shared aligner), clean and with a synthetic mask; split into a
 calibration part and a test part. Only the **test part** is used here; the calibration each model is judged with
 was built on the other part (`g2d-train calibrate`, the one in its sidecar; SFace's is built the same way here); its
 stranger cohort also holds photos of the people the models were trained on (`train.calibrate.stranger_cohort`), none
 of whom is a test person.
 
-**Galleries** (test part): 10 of the 20 test people are enrolled with their first 1, 3 or 5 clean photos (the
-other 10 are strangers; then the roles swap), for 10 seeded random halvings (20 folds, `SPLITS`), plus faces-pool
-distractors (one template each) up to 10,
-100, 1,000 or 10,000 identities. The test part holds 5,844 distractor faces (5,841 with a face found); the 10,000
+**Galleries** (test part): 25 of the 50 test people are enrolled with their first 1, 3 or 5 clean photos (the
+other 25 are strangers; then the roles swap), for 10 seeded random halvings (20 folds, `SPLITS`), plus faces-pool
+distractors (one template each) up to 100, 1,000 or 10,000 identities; the 10-identity galleries enrol the first 10
+of the 25 (the other 15 are neither enrolled nor probes). The test part holds 5,844 distractor faces (5,841 with a face found); the 10,000
 gallery adds the mirror images (left-right flipped aligned crops) of 4,149 of them, near-duplicates of faces already
 there, so it is not as hard as 10,000 distinct people would be.
 **Probes**: every other photo of the enrolled people (mated) and every photo of the strangers (non-mated), each clean
@@ -19,7 +19,7 @@ and masked; faces-pool faces are not probes (the pool holds a few faces of the s
 probe without a detected face is a miss (mated) and names no one (non-mated).
 
 **Intervals**: the SDK default's FPIR, FNIR and FNIR gap to the best threshold get 95 % intervals over the test
-people (each person drawn again with all their probes, `people_intervals`): 20 people are a small sample of strangers.
+people (each person drawn again with all their probes, `people_intervals`): 50 people are a small sample of strangers.
 **Scores**: FNIR at FPIR 1 % and 0.1 % at the best threshold for that gallery found on the test data itself (what
 calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` decides for the
 gallery at the default target FPIR 1 % (measured on each fold's gallery, a real `Gallery`, with the calibration's
@@ -182,16 +182,17 @@ def sdk_thresholds(gallery: List[np.ndarray], rules: Rules, fusion: str) -> Tupl
 def fold_gallery(people: od.FaceSet, enrolled: Sequence[int], k: int, size: int, distractors: np.ndarray
                  ) -> Tuple[List[np.ndarray], List[int], List[int]]:
     """(templates per identity, mated probe rows, their identity slot): the first `k` usable clean photos of each
-    enrolled person, then distractors (one template each) up to `size` identities."""
+    enrolled person (the first `size` of them where the fold enrols more), then distractors (one template each) up to
+    `size` identities."""
     gallery, probe_rows, probe_owner = [], [], []
-    for slot, person in enumerate(enrolled):
+    for slot, person in enumerate(enrolled[:size]):
         rows = np.flatnonzero(people.labels == person)
         usable = [r for r in rows if np.isfinite(people.clean[r]).all()]
         gallery.append(people.clean[usable[:k]])
         rest = [r for r in rows if r not in set(usable[:k])]
         probe_rows += rest
         probe_owner += [slot] * len(rest)
-    gallery += [d[None] for d in distractors[:size - len(enrolled)]]
+    gallery += [d[None] for d in distractors[:max(0, size - len(enrolled))]]
     return gallery, probe_rows, probe_owner
 
 
@@ -422,13 +423,14 @@ def _pair(cell: Dict, key: str, sub: Optional[str] = None) -> str:
 
 def report(out: Dict) -> str:
     meta = out["meta"]
-    d = meta["distractors"]
+    d, largest = meta["distractors"], max(meta["gallery_sizes"])
     lines = [f"Machine: {machine_line(meta['machine'])}; load average {meta['load_average_at_start']:.1f} at the start "
              "(2 cores shared with other jobs)",
-             f"Test part: {meta['test_people']} held-out people ({meta['enrolled_per_fold']} enrolled, the others "
-             f"strangers, {meta['folds']} folds: random halvings, both ways), {d['distinct_faces']} distinct "
-             "distractor faces (the 10,000 gallery: "
-             f"{max(0, 9990 - d['distinct_faces'])} mirror images added). Each cell: clean / masked probes.", ""]
+             f"Test part: {meta['test_people']} held-out people ({meta['enrolled_per_fold']} enrolled, at most the "
+             f"gallery's size; the other half strangers, {meta['folds']} folds: random halvings, both ways), "
+             f"{d['distinct_faces']} distinct distractor faces (the {largest:,} gallery: "
+             f"{max(0, largest - meta['enrolled_per_fold'] - d['distinct_faces'])} mirror images added). "
+             "Each cell: clean / masked probes.", ""]
     for label, per in out["results"].items():
         m = meta["models"][label]
         search = m["search"]

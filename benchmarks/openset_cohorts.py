@@ -7,12 +7,12 @@ search, 1-5 templates, 10 to 10,000 identities, clean and masked probes, the mas
 threshold decided through the SDK itself (a real `Gallery`, `CohortThresholds` with the enrolled-after-all rule).
 
 Cohorts compared (each evaluated only on people it does not hold):
-- **calibration 20**: the 20 held-out calibration people's photos (the cohort shipped before this script);
-- **test 20**: the other 20 held-out people's photos (evaluated on the calibration people: the two groups swapped);
-- **training 179**: up to 8 photos of each of the 179 people the model was trained on (`train.calibrate`);
-- **calibration 20 + training 179**: the cohort `g2d-train calibrate` ships now (`train.calibrate.stranger_cohort`).
+- **calibration people**: the held-out calibration people's photos (the cohort shipped before this script);
+- **test people**: the other held-out people's photos (evaluated on the calibration people: the two groups swapped);
+- **training people**: up to 8 photos of each of the people the model was trained on (`train.calibrate`);
+- **calibration + training people**: the cohort `g2d-train calibrate` ships (`train.calibrate.stranger_cohort`).
 
-Each cohort is scored on a group of 20 held-out people it does not hold ("test": the benchmark's test part;
+Each cohort is scored on a group of held-out people it does not hold (50 of the 100 each) ("test": the benchmark's test part;
 "calibration": the other half), by the FPIR the SDK reaches (target 1 %) and its FNIR's gap to the best threshold
 found afterwards on the same probes.
 
@@ -58,10 +58,10 @@ log = logging.getLogger("benchmarks.openset_cohorts")
 
 MODEL = ob.MODELS_DIR / "g2d-edge-m.onnx"
 #: The cohorts scored on each group of held-out people (none holds a person of the group it is scored on).
-SCORED = {"test": ("calibration 20", "training 179", "calibration 20 + training 179"),
-          "calibration": ("test 20", "training 179")}
+SCORED = {"test": ("calibration people", "training people", "calibration + training people"),
+          "calibration": ("test people", "training people")}
 #: The cohorts whose measurement is timed: the one shipped now and the one shipped before.
-TIMED = ("calibration 20 + training 179", "calibration 20")
+TIMED = ("calibration + training people", "calibration people")
 COST_SIZES = (1000, 10000)
 COST_REPEATS = 3
 
@@ -87,8 +87,8 @@ def training_cohort(sets: Dict[str, od.FaceSet]) -> StrangerCohort:
 
 def cohorts(sets: Dict[str, od.FaceSet]) -> Dict[str, StrangerCohort]:
     calibration, test = od.halves(len(sets["people"].people))
-    return {"calibration 20": people_cohort(sets, calibration), "test 20": people_cohort(sets, test),
-            "training 179": training_cohort(sets), "calibration 20 + training 179": stranger_cohort(sets)}
+    return {"calibration people": people_cohort(sets, calibration), "test people": people_cohort(sets, test),
+            "training people": training_cohort(sets), "calibration + training people": stranger_cohort(sets)}
 
 
 def score_cohort(sets, flags, table: OpenSetRule, level: float, cohort: StrangerCohort,
@@ -182,14 +182,16 @@ def run(sizes: Sequence[int] = ob.GALLERY_SIZES, cost_sizes: Sequence[int] = COS
     cost = measurement_cost(sets, made, level, cost_sizes) if cost_sizes else {}
     meta = {"machine": machine_info(gpu=False), "load_average_at_start": os.getloadavg()[0], "model": MODEL.name,
             "search": "mean", "target_fpir": DEFAULT_TARGET_FPIR, "gallery_sizes": list(sizes),
-            "templates": list(ob.TEMPLATES), "folds_per_group": 2 * ob.SPLITS}
+            "templates": list(ob.TEMPLATES), "folds_per_group": 2 * ob.SPLITS,
+            "people_per_group": {g: len(who) for g, who in groups.items()}}
     return {"meta": meta, "results": results, "measurement_seconds": cost}
 
 
 def report(out: Dict) -> str:
     meta = out["meta"]
     lines = [f"Machine: {machine_line(meta['machine'])}; load average {meta['load_average_at_start']:.1f} at the start",
-             f"{meta['model']}, fused search, target FPIR {meta['target_fpir']:.0%}; each group: 20 held-out people, "
+             f"{meta['model']}, fused search, target FPIR {meta['target_fpir']:.0%}; held-out people per group: "
+             f"{meta['people_per_group']}, "
              f"{meta['folds_per_group']} folds; cells: {len(meta['gallery_sizes'])} sizes x "
              f"{len(meta['templates'])} template counts x clean / masked", "",
              "| scored on | cohort | photos (clean) | FPIR <= 1 % | FPIR <= 1.5 % | worst FPIR | gap <= 1 point "

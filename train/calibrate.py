@@ -1,13 +1,13 @@
 """`g2d-train calibrate`: the open-set calibration of a model, written into its sidecar.
 
 The calibration (`g2d_edge.sidecar.OpenSetCalibration`, built by `g2d_edge.openset.build_calibration`) is measured
-on the *calibration part* of `train.openset_data` only: stranger probes are the photos of 20 of the 40 held-out
+on the *calibration part* of `train.openset_data` only: stranger probes are the photos of 50 of the 100 held-out
 CelebA people, each clean and with a synthetic mask; impostor templates are the other calibration people's photos and
 the 3,000 calibration faces of the pool, one template each (the heavier tail of the two counts,
 `calibration_probes`). The stranger cohort the SDK measures each gallery with (`stranger_cohort`) holds the same
-probes and photos of the 179 training people, who are strangers to every gallery too: a cohort of 20 people is a
-small sample of strangers. The test part (the other 20 people, the other 5,844 pool faces) is left to
-`benchmarks/openset.py`.
+probes and photos of the 119 training people, who are strangers to every gallery too: groups of held-out people
+differ from each other as strangers (`benchmarks/openset_cohorts.py`). The test part (the other 50 people, the other
+5,844 pool faces) is left to `benchmarks/openset.py`.
 
     g2d-train calibrate --model g2d_edge/models/g2d-edge-m.onnx     # rewrites g2d-edge-m.json's open_set
     g2d-train calibrate --model runs/x.onnx --dry-run               # print the table, write nothing
@@ -28,9 +28,9 @@ from train import openset_data as od
 
 log = logging.getLogger(__name__)
 
-#: Photos of each training person in the stranger cohort (179 people: about 1,400 photos per kind beside the
-#: calibration people's 412). Measured in benchmarks/openset_cohorts.py: the larger cohort's thresholds vary less
-#: from one group of strangers to the next than those of 20 people.
+#: Photos of each training person in the stranger cohort (119 people: about 950 photos per kind beside the
+#: calibration people's). Measured in benchmarks/openset_cohorts.py: the training people's cohort misses the target
+#: on held-out strangers by less than a cohort of one group of held-out people does on another.
 COHORT_TRAINING_PHOTOS = 8
 COHORT_SEED = 23
 

@@ -1,9 +1,9 @@
 """The faces open-set calibration and `benchmarks/openset.py` are measured on, embedded through the SDK's front end.
 
-- **Held-out people**: the CelebA people no model was trained on (`data.val_identities: 40, split_seed: 0`, the
+- **Held-out people**: the CelebA people no model was trained on (`data.val_identities: 100, split_seed: 0`, the
   same `train.data.split_identities` hold-out as training and `benchmarks/accuracy.py`), every photo clean and with a
   synthetic mask drawn on the raw photo (Face Mesh, seed `MASK_SEED`, never used in training).
-- **Training people** (the stranger cohort's larger part, `train.calibrate`): the other 179 CelebA people, whom the
+- **Training people** (the stranger cohort's larger part, `train.calibrate`): the other 119 CelebA people, whom the
   shipped models were trained on but who are enrolled in no gallery here, every photo clean and masked the same way.
 - **Distractors**: the unlabelled `faces-pool` (80 px web faces of mostly different people), upscaled 2x (bicubic)
   before detection as `../shared/README.md` advises; one template each (some faces got a synthetic mask too,
@@ -11,10 +11,10 @@
   unlabelled distillation pool of the shipped models (no identities, but its faces were seen in training).
 
 Both are split once, by person and by file, into a **calibration part** and a **test part** (`halves`, seeded;
-people 20 + 20, pool `POOL_CALIBRATION` + the rest, so that the test part has enough faces for 10,000-identity
+people 50 + 50, pool `POOL_CALIBRATION` + the rest, so that the test part has enough faces for 10,000-identity
 galleries), so that a calibration built on one part is measured on the other. Each photo goes through the SDK's
-default detector (largest face) and the shared 112x112 aligner; embeddings of every model are cached under
-`runs/openset/` (git-ignored), keyed by model file, so a rerun only computes what is missing.
+default detector (largest face) and the shared 112x112 aligner; crops are cached under `runs/openset/` (git-ignored),
+keyed by the people they hold, and embeddings by model file too, so a rerun only computes what is missing.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ DEFAULT_PEOPLE = SHARED / "data" / "celeba-train"
 DEFAULT_POOL = SHARED / "data" / "faces-pool"
 CACHE_DIR = Path("runs") / "openset"
 #: The identity hold-out of every shipped model (train/configs: data.val_identities, data.split_seed).
-VAL_IDENTITIES, SPLIT_SEED = 40, 0
+VAL_IDENTITIES, SPLIT_SEED = 100, 0
 #: Seed of the synthetic masks drawn here (training and benchmarks/accuracy.py use others).
 MASK_SEED = 1_901_019
 #: Seed of the calibration / test halves.
@@ -80,7 +80,7 @@ class FaceSet:
 
 
 def held_out_people(root: Path = DEFAULT_PEOPLE) -> List[str]:
-    """The 40 CelebA people held out of every shipped model, from the project's own split."""
+    """The `VAL_IDENTITIES` CelebA people held out of every shipped model, from the project's own split."""
     return _shipped_split(root)[1]
 
 
@@ -180,8 +180,8 @@ def people_crops(root: Path = DEFAULT_PEOPLE, cache_dir: Path = CACHE_DIR, train
     items = [(p, ident) for p, ident in list_images(root, True) if ident in wanted]
     labels = np.array([people.index(ident) for _, ident in items], np.int64)
     files = [str(p.relative_to(root)) for p, _ in items]
-    name, seed_key = ("crops-training.npz", 2) if training else ("crops-people.npz", 0)
-    crops = _cached_crops(cache_dir / name,
+    name, seed_key = ("crops-training", 2) if training else ("crops-people", 0)
+    crops = _cached_crops(cache_dir / f"{name}-{_names_key(people)}.npz",
                           lambda: _crop_set([_read(p) for p, _ in items], np.arange(len(items)), seed_key))
     return crops, labels, people, files
 
@@ -192,6 +192,11 @@ def pool_crops(root: Path = DEFAULT_POOL, cache_dir: Path = CACHE_DIR) -> Tuple[
     crops = _cached_crops(cache_dir / "crops-pool.npz",
                           lambda: _crop_set([_read(p, POOL_UPSCALE) for p in paths], pool_mask_rows(len(paths)), 1))
     return crops, [p.name for p in paths]
+
+
+def _names_key(names: Sequence[str]) -> str:
+    """The cache key of a set of people: a crop cache made for other people (another hold-out) is not reused."""
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:12]
 
 
 def _model_key(label: str, path: Optional[Path]) -> str:
@@ -219,7 +224,7 @@ def embeddings(label: str, path: Optional[Path], embed: Callable[[np.ndarray], n
                cache_dir: Path = CACHE_DIR, mirrored: bool = False, training: bool = True) -> Dict[str, FaceSet]:
     """{"people": held-out people, "pool": faces-pool, "training": the training people (when `training`), "mirror":
     the pool's crops mirrored left-right (when `mirrored`)} embedded by one model (L2-normalised), cached in
-    `cache_dir` under the model's label and file hash."""
+    `cache_dir` under the model's label and file hash and the photo set's files."""
     key = _model_key(label, path)
     out: Dict[str, FaceSet] = {}
     p_crops, labels, people, files = people_crops(people_root, cache_dir)
@@ -235,7 +240,7 @@ def embeddings(label: str, path: Optional[Path], embed: Callable[[np.ndarray], n
         flip = Crops(q_crops.clean[:, :, ::-1], q_crops.masked, q_crops.ok_clean & rows, np.zeros_like(rows))
         sets.append(("mirror", flip, np.arange(len(pool_files)), pool_files, pool_files))
     for name, crops, lab, who, fls in sets:
-        file = cache_dir / f"emb-{name}-{key}.npz"
+        file = cache_dir / f"emb-{name}-{key}-{_names_key(fls)}.npz"
         if file.is_file():
             with np.load(file) as z:
                 clean, masked = z["clean"], z["masked"]

@@ -120,3 +120,14 @@ def test_people_intervals_resample_people_not_photos(bench):
     one_named = trial([0.8] * 10 + [0.1] * 30)
     low, high = bench.people_intervals(one_named, resamples=400)["fpir_ci95"]
     assert low == 0.0 and high >= 0.5
+
+
+def test_a_fold_enrols_no_more_people_than_the_gallery_holds(bench):
+    labels = np.repeat(np.arange(4), 3)
+    emb = np.eye(12, dtype=np.float32)
+    people = bench.od.FaceSet(emb, emb, labels, list("abcd"), [f"{i}.jpg" for i in range(12)])
+    distractors = np.full((5, 12), 0.1, np.float32)
+    gallery, rows, owner = bench.fold_gallery(people, [0, 1, 2], 1, 2, distractors)
+    assert len(gallery) == 2 and owner == [0, 0, 1, 1]  # the first two enrolled; the third neither enrolled nor probe
+    gallery, rows, owner = bench.fold_gallery(people, [0, 1, 2], 2, 6, distractors)
+    assert len(gallery) == 6 and [len(t) for t in gallery] == [2, 2, 2, 1, 1, 1] and rows == [2, 5, 8]

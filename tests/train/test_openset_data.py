@@ -1,0 +1,45 @@
+"""`train.openset_data`: the hold-out it splits is the shipped models', and its crop cache is kept per set of people
+(a cache made for another hold-out is never read back)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from train import openset_data as od
+from train.config import load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("model", ["g2d-edge-m", "g2d-edge-s"])
+def test_the_hold_out_is_the_shipped_models(model):
+    data = load_config(REPO / "train" / "configs" / f"{model}.yaml").data
+    assert (data.val_identities, data.split_seed) == (od.VAL_IDENTITIES, od.SPLIT_SEED)
+
+
+def test_the_crop_cache_is_kept_per_set_of_people(tmp_path, monkeypatch):
+    root = tmp_path / "people"
+    for person in ("a", "b", "c", "d"):
+        (root / person).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(root / person / f"{i}.jpg"), np.full((32, 32, 3), 100, np.uint8))
+    made = []
+
+    def crop_set(images, mask_rows, seed_key):
+        made.append(len(images))
+        n = len(images)
+        return od.Crops(np.zeros((n, 112, 112, 3), np.uint8), np.zeros((n, 112, 112, 3), np.uint8),
+                        np.ones(n, bool), np.ones(n, bool))
+
+    monkeypatch.setattr(od, "_crop_set", crop_set)
+    monkeypatch.setattr(od, "VAL_IDENTITIES", 1)
+    first = od.people_crops(root, tmp_path / "cache")
+    assert od.people_crops(root, tmp_path / "cache")[2] == first[2] and made == [2]  # read back
+    monkeypatch.setattr(od, "VAL_IDENTITIES", 2)
+    second = od.people_crops(root, tmp_path / "cache")
+    assert len(second[2]) == 2 and made == [2, 4]  # another hold-out: made again, not the first cache
+    od.people_crops(root, tmp_path / "cache", training=True)
+    assert made == [2, 4, 4] and len(list((tmp_path / "cache").glob("crops-*.npz"))) == 3
