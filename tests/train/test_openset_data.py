@@ -43,3 +43,13 @@ def test_the_crop_cache_is_kept_per_set_of_people(tmp_path, monkeypatch):
     assert len(second[2]) == 2 and made == [2, 4]  # another hold-out: made again, not the first cache
     od.people_crops(root, tmp_path / "cache", training=True)
     assert made == [2, 4, 4] and len(list((tmp_path / "cache").glob("crops-*.npz"))) == 3
+
+
+def test_the_excluded_pool_faces_are_in_no_part():
+    files = [f"{i}.jpg" for i in range(od.POOL_CALIBRATION + 2000)]
+    files[5], files[od.POOL_CALIBRATION + 100] = od.POOL_EXCLUDED[0], od.POOL_EXCLUDED[1]
+    parts = od.pool_parts(files)
+    for rows in parts.values():
+        assert not {files[r] for r in rows} & set(od.POOL_EXCLUDED)
+    assert len(parts["calibration"]) + len(parts["test"]) == len(files) - 2
+    assert set(parts["mirrored"]) <= set(parts["test"])
