@@ -11,9 +11,9 @@ of whom is a test person.
 **Galleries** (test part): 25 of the 50 test people are enrolled with their first 1, 3 or 5 clean photos (the
 other 25 are strangers; then the roles swap), for 10 seeded random halvings (20 folds, `SPLITS`), plus faces-pool
 distractors (one template each) up to 100, 1,000 or 10,000 identities; the 10-identity galleries enrol the first 10
-of the 25 (the other 15 are neither enrolled nor probes). The test part holds 5,844 distractor faces (5,841 with a face found); the 10,000
-gallery adds the mirror images (left-right flipped aligned crops) of 4,149 of them, near-duplicates of faces already
-there, so it is not as hard as 10,000 distinct people would be.
+of the 25 (the other 15 are neither enrolled nor probes). The test part holds 5,840 distractor faces (5,837 with a
+face found); the 10,000 gallery adds the mirror images (left-right flipped aligned crops) of 4,138 of them,
+near-duplicates of faces already there, so it is not as hard as 10,000 distinct people would be.
 **Probes**: every other photo of the enrolled people (mated) and every photo of the strangers (non-mated), each clean
 and masked; faces-pool faces are not probes (the pool holds a few faces of the same person, `train/calibrate.py`). A
 probe without a detected face is a miss (mated) and names no one (non-mated).

@@ -7,7 +7,7 @@ the 3,000 calibration faces of the pool, one template each (the heavier tail of 
 `calibration_probes`). The stranger cohort the SDK measures each gallery with (`stranger_cohort`) holds the same
 probes and photos of the 119 training people, who are strangers to every gallery too: groups of held-out people
 differ from each other as strangers (`benchmarks/openset_cohorts.py`). The test part (the other 50 people, the other
-5,844 pool faces) is left to `benchmarks/openset.py`.
+5,840 pool faces) is left to `benchmarks/openset.py`.
 
     g2d-train calibrate --model g2d_edge/models/g2d-edge-m.onnx     # rewrites g2d-edge-m.json's open_set
     g2d-train calibrate --model runs/x.onnx --dry-run               # print the table, write nothing
