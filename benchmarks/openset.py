@@ -383,12 +383,22 @@ def stranger_folds(test: Sequence[int], splits: int = SPLITS,
     return folds
 
 
+def refuse_trained_on(models: Sequence[Tuple[str, Path]], people: Sequence[str]) -> None:
+    """SystemExit when a g2d model was trained on any held-out person (calibration or test part)."""
+    for label, path in models:
+        seen = od.trained_on(ModelSidecar.load(sidecar_path_for(path)), people)
+        if seen:
+            raise SystemExit(f"{label} was trained on {len(seen)} of the {len(people)} held-out people; leave it out "
+                             "(--model for each model that holds them all out) or retrain it with their hold-out")
+
+
 def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequence[int] = GALLERY_SIZES) -> Dict:
     p_crops, _, people, _ = od.people_crops()
     q_crops, pool_files = od.pool_crops()
     flags = mask_flags(p_crops)
     test = [int(i) for i in od.halves(len(people))[1]]
     folds = stranger_folds(test)
+    refuse_trained_on(models, people)
     results, curves, meta_models = {}, {}, {}
     for label, path in model_list(models, sface):
         embed, dim = od.model_embedder(label, path)

@@ -25,6 +25,7 @@ from g2d_edge.openset import build_calibration, impostor_scores
 from g2d_edge.openset.calibration import mean_templates
 from g2d_edge.sidecar import PROBE_KINDS, ModelSidecar, OpenSetCalibration, StrangerCohort, sidecar_path_for
 from train import openset_data as od
+from train.data import DataError
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,12 @@ def calibrate_model(model: Path, write: bool = True, cohort: bool = True, fusion
     `fusion`: the gallery search the model's Recognizer will use (`g2d_edge.sidecar.OpenSetCalibration.fusion`)."""
     sidecar_file = sidecar_path_for(model)
     sidecar = ModelSidecar.load(sidecar_file)
+    people = od.held_out_people()
+    seen = od.trained_on(sidecar, people)
+    if seen:
+        raise DataError(f"{model} was trained on {len(seen)} of the {len(people)} held-out people the calibration "
+                        f"and its test use (e.g. {', '.join(seen[:3])}): its table would be too lax. Retrain it with "
+                        f"data.val_identities {od.VAL_IDENTITIES} and split_seed {od.SPLIT_SEED} (train/configs)")
     embed, dim = od.model_embedder(sidecar.name or model.stem, model)
     sets = od.embeddings(sidecar.name or model.stem, model, embed, dim)
     calibration = calibrate_sets(sets, sidecar.embedding_space, fusion=fusion, with_cohort=cohort)

@@ -31,6 +31,7 @@ from g2d_edge.align import align_face
 from g2d_edge.detectors.detect import DetectorOptions, FaceDetector
 from g2d_edge.masks.facemesh import create_face_mesh, mesh_landmarks
 from g2d_edge.masks import MaskOptions, MaskSynthesizer
+from g2d_edge.sidecar import ModelSidecar
 from train.data import split_identities
 from train.prepare import list_images
 
@@ -95,6 +96,14 @@ def training_people(root: Path = DEFAULT_PEOPLE) -> List[str]:
 def _shipped_split(root: Path) -> Tuple[List[str], List[str]]:
     names = sorted({ident for _, ident in list_images(root, True)})
     return split_identities(names, VAL_IDENTITIES, SPLIT_SEED)
+
+
+def trained_on(sidecar: ModelSidecar, people: Sequence[str]) -> List[str]:
+    """Those of `people` the model was trained on: not in its sidecar's held-out people (`val_identities`; a sidecar
+    that records none held out nobody). A model measured or calibrated on people it was trained on looks better than
+    it is."""
+    held_out = {str(i) for i in sidecar.data_summary.get("val_identities") or []}
+    return sorted(set(str(p) for p in people) - held_out)
 
 
 def halves(count: int, calibration: Optional[int] = None, seed: int = HALF_SEED) -> Tuple[np.ndarray, np.ndarray]:

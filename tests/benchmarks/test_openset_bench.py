@@ -131,3 +131,18 @@ def test_a_fold_enrols_no_more_people_than_the_gallery_holds(bench):
     assert len(gallery) == 2 and owner == [0, 0, 1, 1]  # the first two enrolled; the third neither enrolled nor probe
     gallery, rows, owner = bench.fold_gallery(people, [0, 1, 2], 2, 6, distractors)
     assert len(gallery) == 6 and [len(t) for t in gallery] == [2, 2, 2, 1, 1, 1] and rows == [2, 5, 8]
+
+
+def test_a_model_trained_on_held_out_people_is_refused(bench, tmp_path):
+    import dataclasses
+
+    from g2d_edge.sidecar import ModelSidecar
+    from g2d_edge.shipped import shipped_model_path
+
+    sidecar = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json"))
+    held = sidecar.data_summary["val_identities"]
+    dataclasses.replace(sidecar, data_summary={**sidecar.data_summary, "val_identities": held[:10]}).save(
+        tmp_path / "fewer.json")
+    bench.refuse_trained_on([("m", shipped_model_path("g2d-edge-m"))], held)  # holds them all out
+    with pytest.raises(SystemExit, match="fewer was trained on 10 of the 15 held-out people"):
+        bench.refuse_trained_on([("fewer", tmp_path / "fewer.onnx")], held[5:20])

@@ -53,3 +53,32 @@ def test_the_excluded_pool_faces_are_in_no_part():
         assert not {files[r] for r in rows} & set(od.POOL_EXCLUDED)
     assert len(parts["calibration"]) + len(parts["test"]) == len(files) - 2
     assert set(parts["mirrored"]) <= set(parts["test"])
+
+
+def test_trained_on_names_the_people_a_model_did_not_hold_out():
+    from g2d_edge.sidecar import ModelSidecar
+    from g2d_edge.shipped import shipped_model_path
+
+    sidecar = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json"))
+    held = sidecar.data_summary["val_identities"]
+    assert od.trained_on(sidecar, held) == []
+    assert od.trained_on(sidecar, [held[0], "not-held-out"]) == ["not-held-out"]
+    bare = sidecar.__class__(**{**sidecar.__dict__, "data_summary": {}})
+    assert od.trained_on(bare, held[:3]) == sorted(held[:3])  # no record: held out nobody
+
+
+def test_calibrating_a_model_trained_on_held_out_people_is_refused(tmp_path):
+    import dataclasses
+
+    from g2d_edge.sidecar import ModelSidecar
+    from g2d_edge.shipped import shipped_model_path
+    from train.calibrate import calibrate_model
+    from train.data import DataError
+
+    sidecar = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json"))
+    people = od.held_out_people()
+    fewer = dataclasses.replace(sidecar, data_summary={**sidecar.data_summary, "val_identities": people[:40]})
+    fewer.save(tmp_path / "fewer.json")
+    with pytest.raises(DataError, match=f"trained on 60 of the {len(people)} held-out people"):
+        calibrate_model(tmp_path / "fewer.onnx", write=False)
+    assert ModelSidecar.load(tmp_path / "fewer.json").open_set == sidecar.open_set  # nothing written
