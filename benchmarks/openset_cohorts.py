@@ -12,9 +12,9 @@ Cohorts compared (each evaluated only on people it does not hold):
 - **training people**: up to 8 photos of each of the people the model was trained on (`train.calibrate`);
 - **calibration + training people**: the cohort `g2d-train calibrate` ships (`train.calibrate.stranger_cohort`).
 
-Each cohort is scored on a group of held-out people it does not hold (50 of the 100 each) ("test": the benchmark's test part;
-"calibration": the other half), by the FPIR the SDK reaches (target 1 %) and its FNIR's gap to the best threshold
-found afterwards on the same probes.
+Each cohort is scored on a group of held-out people it does not hold, 50 of the 100 ("test": the benchmark's test
+part; "calibration": the other half), by the FPIR the SDK reaches (target 1 %) and its FNIR's gap to the best
+threshold found afterwards on the same probes.
 
 **Cost**: the SDK searches the whole cohort in the gallery (clean and masked photos) whenever the gallery changes;
 the time of one such measurement is taken for the shipped cohort and the previous one, on a file `Gallery` and on a
