@@ -184,15 +184,16 @@ def fold_gallery(people: od.FaceSet, enrolled: Sequence[int], k: int, size: int,
     """(templates per identity, mated probe rows, their identity slot): the first `k` usable clean photos of each
     enrolled person (the first `size` of them where the fold enrols more), then distractors (one template each) up to
     `size` identities."""
+    enrolled = enrolled[:size]
     gallery, probe_rows, probe_owner = [], [], []
-    for slot, person in enumerate(enrolled[:size]):
+    for slot, person in enumerate(enrolled):
         rows = np.flatnonzero(people.labels == person)
         usable = [r for r in rows if np.isfinite(people.clean[r]).all()]
         gallery.append(people.clean[usable[:k]])
         rest = [r for r in rows if r not in set(usable[:k])]
         probe_rows += rest
         probe_owner += [slot] * len(rest)
-    gallery += [d[None] for d in distractors[:max(0, size - len(enrolled))]]
+    gallery += [d[None] for d in distractors[:size - len(enrolled)]]
     return gallery, probe_rows, probe_owner
 
 
@@ -393,12 +394,12 @@ def refuse_trained_on(models: Sequence[Tuple[str, Path]], people: Sequence[str])
 
 
 def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequence[int] = GALLERY_SIZES) -> Dict:
+    refuse_trained_on(models, od.held_out_people())  # before any crop or embedding work
     p_crops, _, people, _ = od.people_crops()
     q_crops, pool_files = od.pool_crops()
     flags = mask_flags(p_crops)
     test = [int(i) for i in od.halves(len(people))[1]]
     folds = stranger_folds(test)
-    refuse_trained_on(models, people)
     results, curves, meta_models = {}, {}, {}
     for label, path in model_list(models, sface):
         embed, dim = od.model_embedder(label, path)
