@@ -20,6 +20,8 @@ probe without a detected face is a miss (mated) and names no one (non-mated).
 
 **Intervals**: the SDK default's FPIR, FNIR and FNIR gap to the best threshold get 95 % intervals over the test
 people (each person drawn again with all their probes, `people_intervals`): 50 people are a small sample of strangers.
+With several models, each after the first is compared with the first on the same draws of people (`paired`): the
+difference of their best-threshold FNIR at FPIR 1 % in each cell of their own searches, with its 95 % interval.
 **Scores**: FNIR at FPIR 1 % and 0.1 % at the best threshold for that gallery found on the test data itself (what
 calibration can at most reach), and at the **SDK's defaults**: the threshold `g2d_edge.openset` decides for the
 gallery at the default target FPIR 1 % (measured on each fold's gallery, a real `Gallery`, with the calibration's
@@ -273,11 +275,7 @@ def people_intervals(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resample
     """95 % intervals of the SDK default's FPIR, its FNIR, and its FNIR's gap to the best threshold's at `target`,
     over the test people drawn again with replacement (`resamples` times, seeded): one person's photos are not
     independent of each other, so a person, not a photo, is the unit drawn, with all their probes in every fold."""
-    people = np.unique(np.concatenate([trial.mated_person, trial.stranger_person]))
-    draws = np.random.default_rng(seed).integers(0, len(people), (resamples, len(people)))
-    weight = np.stack([np.bincount(d, minlength=len(people)) for d in draws]).astype(np.float64)
-    w_strangers = weight[:, np.searchsorted(people, trial.stranger_person)]
-    w_mated = weight[:, np.searchsorted(people, trial.mated_person)]
+    w_strangers, w_mated = _people_weights(trial, resamples, seed)
     named = trial.stranger_score >= trial.stranger_threshold
     missed = ~(trial.mated_right & (trial.mated_score >= trial.mated_threshold))
     fpir = (w_strangers * named).sum(axis=1) / w_strangers.sum(axis=1)
@@ -285,6 +283,40 @@ def people_intervals(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resample
     gap = fnir - _weighted_best_fnir(trial, w_strangers, w_mated, target)
     return {k: [round(float(v), 4) for v in np.percentile(x, [2.5, 97.5])]
             for k, x in (("fpir_ci95", fpir), ("fnir_ci95", fnir), ("gap_to_best_ci95", gap))}
+
+
+def _people_weights(trial: Trial, resamples: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(weights of the stranger probes, of the mated probes): per row, how often each test person was drawn."""
+    people = np.unique(np.concatenate([trial.mated_person, trial.stranger_person]))
+    draws = np.random.default_rng(seed).integers(0, len(people), (resamples, len(people)))
+    weight = np.stack([np.bincount(d, minlength=len(people)) for d in draws]).astype(np.float64)
+    return (weight[:, np.searchsorted(people, trial.stranger_person)],
+            weight[:, np.searchsorted(people, trial.mated_person)])
+
+
+def best_fnir_draws(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resamples: int = RESAMPLES,
+                    seed: int = RESAMPLE_SEED) -> Tuple[np.ndarray, np.ndarray]:
+    """(the test people, the best threshold's FNIR at `target` for each of `people_intervals`' draws of them): two
+    models scored on the same people get the same draws, so their differences pair up."""
+    people = np.unique(np.concatenate([trial.mated_person, trial.stranger_person]))
+    return people, _weighted_best_fnir(trial, *_people_weights(trial, resamples, seed), target)
+
+
+def paired(draws: Dict[str, Dict]) -> Dict:
+    """{model: {size: {templates: {kind: {"difference", "ci95"}}}}}: each model after the first against the first,
+    cell by cell (each in its own search): its best-threshold FNIR at FPIR 1 % minus the first's, with the 95 %
+    interval over the same draws of test people."""
+    base, *others = list(draws)
+    out: Dict = {}
+    for label in others:
+        for (size, k, kind), (point, people, values) in draws[label].items():
+            base_point, base_people, base_values = draws[base][(size, k, kind)]
+            if not np.array_equal(people, base_people):
+                raise SystemExit(f"{label} and {base} were scored on different test people; no paired comparison")
+            low, high = np.percentile(values - base_values, [2.5, 97.5])
+            out.setdefault(label, {}).setdefault(str(size), {}).setdefault(str(k), {})[kind] = {
+                "difference": round(point - base_point, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
+    return out
 
 
 def _weighted_best_fnir(trial: Trial, w_strangers: np.ndarray, w_mated: np.ndarray, target: float) -> np.ndarray:
@@ -344,8 +376,9 @@ def rules_for(label: str, path: Path, sets: Dict[str, od.FaceSet]) -> Tuple[Dict
 
 
 def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, sizes, curves: Dict,
-                   search: str) -> Dict:
-    """Every cell of one model, for every decision rule of `FUSIONS`; DET curves for its own `search`."""
+                   search: str, draws: Dict) -> Dict:
+    """Every cell of one model, for every decision rule of `FUSIONS`; DET curves and the best FNIR's draws of test
+    people (`best_fnir_draws`, into `draws`) for its own `search`."""
     distractors = distractor_rows(sets, max(sizes))
     cohort = cohort_stats(sets)
     out: Dict = {}
@@ -367,6 +400,7 @@ def evaluate_model(sets, flags, rules: Dict[str, Rules], old: float, folds, size
                     out.setdefault(fusion, {}).setdefault(str(size), {}).setdefault(str(k), {})[kind] = cell
                     if fusion == search:
                         cell["sdk"].update(people_intervals(trial))
+                        draws[(size, k, kind)] = (cell["fnir_at_fpir_0.01"], *best_fnir_draws(trial))
                     if fusion == search and k in (1, 5):
                         curves[(size, k, kind)] = det_curve(trial)
     return out
@@ -400,14 +434,14 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
     flags = mask_flags(p_crops)
     test = [int(i) for i in od.halves(len(people))[1]]
     folds = stranger_folds(test)
-    results, curves, meta_models = {}, {}, {}
+    results, curves, meta_models, draws = {}, {}, {}, {}
     for label, path in model_list(models, sface):
         embed, dim = od.model_embedder(label, path)
         sets = od.embeddings(label, path, embed, dim, mirrored=True)
         rules, old, where = rules_for(label, path, sets)
         search = sdk_search(label, path)
-        curves[label] = {}
-        results[label] = evaluate_model(sets, flags, rules, old, folds, sizes, curves[label], search)
+        curves[label], draws[label] = {}, {}
+        results[label] = evaluate_model(sets, flags, rules, old, folds, sizes, curves[label], search, draws[label])
         meta_models[label] = {"file": path.name, "calibration": where, "old_threshold": old, "search": search,
                               "calibration_source": {f: r.table.calibration.source for f, r in rules.items()},
                               "size_table_threshold_at_1000": {
@@ -423,7 +457,7 @@ def run(models: Sequence[Tuple[str, Path]], sface: Optional[Path], sizes: Sequen
                             "note": "faces-pool test part (one template each, distinct first, in a seeded order); "
                                     "past them, mirror images of the same faces (near-duplicates)"},
             "mask_seed": od.MASK_SEED}
-    return {"meta": meta, "results": results, "curves": curves}
+    return {"meta": meta, "results": results, "paired": paired(draws), "curves": curves}
 
 
 # ------------------------------------------------------------------------------------------------------ report
@@ -464,6 +498,15 @@ def report(out: Dict) -> str:
                              f"{_pair(cell, 'fpir', 'old_threshold')} | "
                              f"{others} | {_pair(alt, 'fpir', 'sdk')} ; {_pair(alt, 'fnir', 'sdk')} |")
         lines += ["", intervals_table(per[search]), ""]
+    base = next(iter(out["results"]))
+    for label, per_size in out["paired"].items():
+        lines += [f"### {label} minus {base}: best-threshold FNIR @ FPIR 1 %, paired over the same draws of test "
+                  "people", "", "| identities | templates | clean [95 % interval] | masked [95 % interval] |",
+                  "|---|---|---|---|"]
+        lines += [f"| {int(size):,} | {k} | " + " | ".join(f"{c['difference']:+.3f} [{c['ci95'][0]:+.3f}, "
+                                                         f"{c['ci95'][1]:+.3f}]" for c in cells.values()) + " |"
+                  for size, by_k in per_size.items() for k, cells in by_k.items()]
+        lines.append("")
     return "\n".join(lines)
 
 

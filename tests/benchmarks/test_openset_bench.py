@@ -146,3 +146,33 @@ def test_a_model_trained_on_held_out_people_is_refused(bench, tmp_path):
     bench.refuse_trained_on([("m", shipped_model_path("g2d-edge-m"))], held)  # holds them all out
     with pytest.raises(SystemExit, match="fewer was trained on 10 of the 15 held-out people"):
         bench.refuse_trained_on([("fewer", tmp_path / "fewer.onnx")], held[5:20])
+
+
+def test_paired_differences_share_the_draws_of_people(bench):
+    """A model against itself differs by exactly 0 in every draw; a model that misses one person's probes is worse in
+    the draws that hold that person and equal in the others (an interval from 0 up); models scored on other people
+    are refused."""
+    def trial(mated_score, people=np.arange(5)):
+        mated = np.asarray(mated_score, float)
+        strangers = np.tile(np.linspace(0.0, 0.45, 20), len(people))
+        return bench.Trial(mated_score=mated, mated_right=np.ones(mated.size, bool),
+                           mated_threshold=np.full(mated.size, 0.5), stranger_score=strangers,
+                           stranger_threshold=np.full(strangers.size, 0.5), mated_alt=np.zeros(mated.size),
+                           stranger_alt=np.zeros(strangers.size), mated_person=np.repeat(people, 2),
+                           stranger_person=np.repeat(people, 20))
+
+    good = trial([0.9] * 10)
+    worse = trial([0.9] * 8 + [0.2] * 2)  # the last person's two probes now fall under any usable threshold
+    cells = {}
+    for label, t in (("a", good), ("a again", good), ("b", worse)):
+        point = bench.score(t, 0.3)["fnir_at_fpir_0.01"]
+        cells[label] = {(10, 5, "masked"): (point, *bench.best_fnir_draws(t, resamples=200))}
+    out = bench.paired(cells)
+    assert out["a again"]["10"]["5"]["masked"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    worse_cell = out["b"]["10"]["5"]["masked"]
+    assert worse_cell["difference"] == pytest.approx(0.2)
+    assert worse_cell["ci95"][0] >= 0.0 and worse_cell["ci95"][1] >= 0.4
+    others = trial([0.9] * 10, people=np.arange(1, 6))
+    cells["c"] = {(10, 5, "masked"): (0.0, *bench.best_fnir_draws(others, resamples=200))}
+    with pytest.raises(SystemExit, match="different test people"):
+        bench.paired(cells)
