@@ -117,7 +117,6 @@ class Scene:
             crop = cv2.resize(person.crop, None, fx=scale, fy=scale,
                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             y = row * lane + int(rng.integers(0, max(1, lane - crop.shape[0])))
-            period = self.w + 2 * largest * (1 + 2 * CROP_MARGIN)
             lane_speed = speed * (self.w / 1920) * rng.uniform(3.0, 12.0)
             biggest = int(largest * (1 + 2 * CROP_MARGIN))  # every face is in view at first, spread along its lane
             start = crop.shape[1] + (slot + rng.uniform(0.0, 0.3)) * (self.w - biggest) / per_row

@@ -42,8 +42,8 @@ from g2d_edge.machine import machine_info, machine_line  # noqa: E402
 from g2d_edge.masks import MaskFlag  # noqa: E402
 from g2d_edge.backends.loader import SHIPPED_MODEL  # noqa: E402
 from g2d_edge.sidecar import ModelSidecar, sidecar_path_for  # noqa: E402
-from train.realmasks import DEFAULT_REAL, DEFAULT_REVIEW, DEFAULT_SPLIT, SAME_FACE_IOU, LargestFace  # noqa: E402,F401
-from train.realmasks import RealSplit, iou, largest_faces, load_split, read_part, split_reviewed  # noqa: E402,F401
+from train.realmasks import DEFAULT_REAL, DEFAULT_REVIEW, DEFAULT_SPLIT, LargestFace  # noqa: E402
+from train.realmasks import RealSplit, largest_faces, load_split, read_part, split_reviewed  # noqa: E402
 
 log = logging.getLogger("benchmarks.maskflag")
 

@@ -12,9 +12,8 @@ import pytest
 
 from g2d_edge.cli import main
 from g2d_edge.errors import InputError, ModelError
-from g2d_edge.openset import (OpenSetRule, build_calibration, check_fpir, fpir_curves, threshold_table,
-                              TEMPLATE_GRID)
-from g2d_edge.sidecar import ModelSidecar, OpenSetCalibration
+from g2d_edge.openset import OpenSetRule, build_calibration, check_fpir, fpir_curves, TEMPLATE_GRID
+from g2d_edge.sidecar import ModelSidecar
 
 
 def gaussian_probes(count=400, distractors=2000, seed=0, spread=0.03):
