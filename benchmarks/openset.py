@@ -275,7 +275,7 @@ def people_intervals(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resample
     """95 % intervals of the SDK default's FPIR, its FNIR, and its FNIR's gap to the best threshold's at `target`,
     over the test people drawn again with replacement (`resamples` times, seeded): one person's photos are not
     independent of each other, so a person, not a photo, is the unit drawn, with all their probes in every fold."""
-    w_strangers, w_mated = _people_weights(trial, resamples, seed)
+    _, w_strangers, w_mated = _people_weights(trial, resamples, seed)
     named = trial.stranger_score >= trial.stranger_threshold
     missed = ~(trial.mated_right & (trial.mated_score >= trial.mated_threshold))
     fpir = (w_strangers * named).sum(axis=1) / w_strangers.sum(axis=1)
@@ -285,12 +285,13 @@ def people_intervals(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resample
             for k, x in (("fpir_ci95", fpir), ("fnir_ci95", fnir), ("gap_to_best_ci95", gap))}
 
 
-def _people_weights(trial: Trial, resamples: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(weights of the stranger probes, of the mated probes): per row, how often each test person was drawn."""
+def _people_weights(trial: Trial, resamples: int, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the test people, weights of the stranger probes, of the mated probes): per row, how often each test person
+    was drawn."""
     people = np.unique(np.concatenate([trial.mated_person, trial.stranger_person]))
     draws = np.random.default_rng(seed).integers(0, len(people), (resamples, len(people)))
     weight = np.stack([np.bincount(d, minlength=len(people)) for d in draws]).astype(np.float64)
-    return (weight[:, np.searchsorted(people, trial.stranger_person)],
+    return (people, weight[:, np.searchsorted(people, trial.stranger_person)],
             weight[:, np.searchsorted(people, trial.mated_person)])
 
 
@@ -298,8 +299,8 @@ def best_fnir_draws(trial: Trial, target: float = DEFAULT_TARGET_FPIR, resamples
                     seed: int = RESAMPLE_SEED) -> Tuple[np.ndarray, np.ndarray]:
     """(the test people, the best threshold's FNIR at `target` for each of `people_intervals`' draws of them): two
     models scored on the same people get the same draws, so their differences pair up."""
-    people = np.unique(np.concatenate([trial.mated_person, trial.stranger_person]))
-    return people, _weighted_best_fnir(trial, *_people_weights(trial, resamples, seed), target)
+    people, w_strangers, w_mated = _people_weights(trial, resamples, seed)
+    return people, _weighted_best_fnir(trial, w_strangers, w_mated, target)
 
 
 def paired(draws: Dict[str, Dict]) -> Dict:

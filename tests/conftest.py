@@ -70,6 +70,24 @@ def tiny_onnx_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
+def m_sidecar_holding_out(tmp_path: Path):
+    """A factory: `make(people)` saves g2d-edge-m's sidecar with only `people` held out (`val_identities`) as
+    `tmp_path`/fewer.json and returns the model path beside it, fewer.onnx (the weights are not copied: for checks
+    that read the sidecar first)."""
+    import dataclasses
+
+    from g2d_edge.shipped import shipped_model_path
+    from g2d_edge.sidecar import ModelSidecar
+
+    def make(people) -> Path:
+        sidecar = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json"))
+        dataclasses.replace(sidecar, data_summary={**sidecar.data_summary, "val_identities": list(people)}).save(
+            tmp_path / "fewer.json")
+        return tmp_path / "fewer.onnx"
+    return make
+
+
+@pytest.fixture()
 def tiny_model_copy(tiny_onnx_model: Path, tmp_path: Path) -> Path:
     """A writable copy of the tiny model: `tmp_path`/tiny.onnx with its sidecar tiny.json."""
     dst = tmp_path / "tiny.onnx"

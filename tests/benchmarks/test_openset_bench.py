@@ -133,19 +133,15 @@ def test_a_fold_enrols_no_more_people_than_the_gallery_holds(bench):
     assert len(gallery) == 6 and [len(t) for t in gallery] == [2, 2, 2, 1, 1, 1] and rows == [2, 5, 8]
 
 
-def test_a_model_trained_on_held_out_people_is_refused(bench, tmp_path):
-    import dataclasses
-
+def test_a_model_trained_on_held_out_people_is_refused(bench, m_sidecar_holding_out):
     from g2d_edge.sidecar import ModelSidecar
     from g2d_edge.shipped import shipped_model_path
 
-    sidecar = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json"))
-    held = sidecar.data_summary["val_identities"]
-    dataclasses.replace(sidecar, data_summary={**sidecar.data_summary, "val_identities": held[:10]}).save(
-        tmp_path / "fewer.json")
+    held = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json")).data_summary["val_identities"]
+    fewer = m_sidecar_holding_out(held[:10])
     bench.refuse_trained_on([("m", shipped_model_path("g2d-edge-m"))], held)  # holds them all out
     with pytest.raises(SystemExit, match="fewer was trained on 10 of the 15 held-out people"):
-        bench.refuse_trained_on([("fewer", tmp_path / "fewer.onnx")], held[5:20])
+        bench.refuse_trained_on([("fewer", fewer)], held[5:20])
 
 
 def test_paired_differences_share_the_draws_of_people(bench):

@@ -2,6 +2,7 @@
 (a cache made for another hold-out is never read back)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -63,22 +64,18 @@ def test_trained_on_names_the_people_a_model_did_not_hold_out():
     held = sidecar.data_summary["val_identities"]
     assert od.trained_on(sidecar, held) == []
     assert od.trained_on(sidecar, [held[0], "not-held-out"]) == ["not-held-out"]
-    bare = sidecar.__class__(**{**sidecar.__dict__, "data_summary": {}})
+    bare = dataclasses.replace(sidecar, data_summary={})
     assert od.trained_on(bare, held[:3]) == sorted(held[:3])  # no record: held out nobody
 
 
-def test_calibrating_a_model_trained_on_held_out_people_is_refused(tmp_path):
-    import dataclasses
-
+def test_calibrating_a_model_trained_on_held_out_people_is_refused(m_sidecar_holding_out):
     from g2d_edge.sidecar import ModelSidecar
-    from g2d_edge.shipped import shipped_model_path
     from train.calibrate import calibrate_model
     from train.data import DataError
 
-    sidecar = ModelSidecar.load(shipped_model_path("g2d-edge-m").with_suffix(".json"))
     people = od.held_out_people()
-    fewer = dataclasses.replace(sidecar, data_summary={**sidecar.data_summary, "val_identities": people[:40]})
-    fewer.save(tmp_path / "fewer.json")
+    fewer = m_sidecar_holding_out(people[:40])
+    before = ModelSidecar.load(fewer.with_suffix(".json"))
     with pytest.raises(DataError, match=f"trained on 60 of the {len(people)} held-out people"):
-        calibrate_model(tmp_path / "fewer.onnx", write=False)
-    assert ModelSidecar.load(tmp_path / "fewer.json").open_set == sidecar.open_set  # nothing written
+        calibrate_model(fewer, write=False)
+    assert ModelSidecar.load(fewer.with_suffix(".json")).open_set == before.open_set  # nothing written
